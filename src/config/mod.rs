@@ -1,0 +1,467 @@
+//! Plugin configuration: JSON (see `raw`) parsed and validated into typed structures.
+//! Every error names the path of the offending value, e.g.
+//! `models["gpt"].provider: no provider named "opnai"`.
+
+mod raw;
+
+use raw::{RawAuth, RawConfig, RawModel, RawProvider, RawProviderKind};
+use std::collections::HashMap;
+use std::fmt;
+
+pub const DEFAULT_CLUSTER_HEADER: &str = "x-llm-gateway-cluster";
+pub const DEFAULT_MODEL_HEADER: &str = "x-llm-model";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// A credential read from the VM environment. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    OpenAi,
+    OpenAiCompatible,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::OpenAiCompatible => "openai-compatible",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamAuth {
+    None,
+    /// Header name (lowercase) and full header value.
+    Header {
+        name: String,
+        value: Secret,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub cluster: String,
+    pub authority: Option<String>,
+    pub base_path: String,
+    pub auth: UpstreamAuth,
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Index into `Config::providers`.
+    pub provider: usize,
+    pub model: String,
+    pub weight: u32,
+}
+
+/// A public model name and where its traffic goes.
+#[derive(Debug, Clone)]
+pub struct ModelRoute {
+    pub name: String,
+    pub targets: Vec<Target>,
+    pub total_weight: u64,
+}
+
+impl ModelRoute {
+    /// Picks a target by weight; `roll` is any random number.
+    pub fn pick(&self, roll: u64) -> Option<&Target> {
+        let mut point = roll % self.total_weight.max(1);
+        for target in &self.targets {
+            let weight = u64::from(target.weight);
+            if point < weight {
+                return Some(target);
+            }
+            point -= weight;
+        }
+        self.targets.last()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_request_body_bytes: usize,
+    pub max_response_body_bytes: usize,
+    pub max_sse_event_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_body_bytes: 8 << 20,
+            max_response_body_bytes: 8 << 20,
+            max_sse_event_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub providers: Vec<Provider>,
+    /// Public routes in name order; `lookup` resolves names and aliases.
+    pub routes: Vec<ModelRoute>,
+    names: HashMap<String, usize>,
+    pub cluster_header: String,
+    pub model_header: String,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Parses and validates the plugin configuration. `env` reads the VM's environment
+    /// variables (injected so native tests need no real environment).
+    pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let raw = parse_raw(json)?;
+        validate(raw, env)
+    }
+
+    /// Resolves a public model name or alias.
+    pub fn lookup(&self, model: &str) -> Option<&ModelRoute> {
+        self.names.get(model).and_then(|&i| self.routes.get(i))
+    }
+
+    pub fn provider(&self, index: usize) -> Option<&Provider> {
+        self.providers.get(index)
+    }
+}
+
+fn parse_raw(json: &[u8]) -> Result<RawConfig, ConfigError> {
+    if json.iter().all(u8::is_ascii_whitespace) {
+        return Err(err(
+            "",
+            "plugin configuration is empty; expected a JSON object",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        err(
+            render_path(e.path()),
+            strip_position(&e.inner().to_string()),
+        )
+    })?;
+    de.end()
+        .map_err(|e| err("", strip_position(&e.to_string())))?;
+    Ok(raw)
+}
+
+/// `providers.openai.auth` -> `providers["openai"].auth`: user-chosen names quoted, indexes bracketed.
+fn render_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for (depth, segment) in path.iter().enumerate() {
+        // The second segment under `providers` or `models` is a user-chosen name.
+        let is_name = depth == 1 && (out == "providers" || out == "models");
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } if is_name => out.push_str(&format!("[{key:?}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => out.push_str(".?"),
+        }
+    }
+    out
+}
+
+/// serde_json appends " at line 1 column 42"; the path already says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message.get(..i).unwrap_or(message).to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    if raw.providers.is_empty() {
+        return Err(err("providers", "at least one provider is required"));
+    }
+    let mut providers = Vec::with_capacity(raw.providers.len());
+    let mut provider_index = HashMap::new();
+    for (name, p) in raw.providers {
+        let path = format!("providers[{name:?}]");
+        let provider = validate_provider(&path, name.clone(), p, env)?;
+        provider_index.insert(name, providers.len());
+        providers.push(provider);
+    }
+
+    if raw.models.is_empty() {
+        return Err(err("models", "at least one model is required"));
+    }
+    let mut routes = Vec::with_capacity(raw.models.len());
+    let mut names = HashMap::new();
+    for (name, m) in &raw.models {
+        check_name(&format!("models[{name:?}]"), name)?;
+        names.insert(name.clone(), routes.len());
+        routes.push(validate_model(name, m, &provider_index)?);
+    }
+    // Aliases after all public names, so an alias can never shadow one.
+    for (name, m) in &raw.models {
+        for (i, alias) in m.aliases.iter().enumerate() {
+            let path = format!("models[{name:?}].aliases[{i}]");
+            check_name(&path, alias)?;
+            if let Some(&owner) = names.get(alias) {
+                let owner_name = routes
+                    .get(owner)
+                    .map(|r: &ModelRoute| r.name.as_str())
+                    .unwrap_or("");
+                return Err(err(
+                    path,
+                    format!("{alias:?} is already a name of model {owner_name:?}"),
+                ));
+            }
+            let index = names.get(name).copied().unwrap_or(0);
+            names.insert(alias.clone(), index);
+        }
+    }
+
+    let cluster_header = header_name("cluster_header", raw.cluster_header, DEFAULT_CLUSTER_HEADER)?;
+    let model_header = header_name("model_header", raw.model_header, DEFAULT_MODEL_HEADER)?;
+    let limits = validate_limits(raw.limits.unwrap_or_default())?;
+    Ok(Config {
+        providers,
+        routes,
+        names,
+        cluster_header,
+        model_header,
+        limits,
+    })
+}
+
+fn validate_provider(
+    path: &str,
+    name: String,
+    p: RawProvider,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Provider, ConfigError> {
+    check_name(path, &name)?;
+    if p.cluster.trim().is_empty() {
+        return Err(err(format!("{path}.cluster"), "must name an Envoy cluster"));
+    }
+    let base_path = p.base_path.unwrap_or_else(|| "/v1".to_string());
+    if !base_path.starts_with('/') || base_path.contains(['?', '#', ' ']) {
+        return Err(err(
+            format!("{path}.base_path"),
+            format!("{base_path:?} must be a path starting with '/', without query or spaces"),
+        ));
+    }
+    let base_path = base_path.trim_end_matches('/').to_string();
+    let auth = match p.auth {
+        RawAuth::None => UpstreamAuth::None,
+        RawAuth::Bearer { env: var } => UpstreamAuth::Header {
+            name: "authorization".to_string(),
+            value: Secret(format!(
+                "Bearer {}",
+                read_secret(&format!("{path}.auth.env"), &var, env)?
+            )),
+        },
+        RawAuth::Header {
+            name: header,
+            env: var,
+        } => {
+            let header = header_name(&format!("{path}.auth.name"), Some(header), "")?;
+            let value = Secret(read_secret(&format!("{path}.auth.env"), &var, env)?);
+            UpstreamAuth::Header {
+                name: header,
+                value,
+            }
+        }
+    };
+    Ok(Provider {
+        name,
+        kind: match p.kind {
+            RawProviderKind::Openai => ProviderKind::OpenAi,
+            RawProviderKind::OpenaiCompatible => ProviderKind::OpenAiCompatible,
+        },
+        cluster: p.cluster,
+        authority: p.authority,
+        base_path,
+        auth,
+    })
+}
+
+fn read_secret(
+    path: &str,
+    var: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    match env(var) {
+        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+        Some(_) => Err(err(path, format!("environment variable {var:?} is empty"))),
+        None => Err(err(
+            path,
+            format!(
+                "environment variable {var:?} is not set in the VM \
+                 (pass it with vm_config.environment_variables)"
+            ),
+        )),
+    }
+}
+
+fn validate_model(
+    name: &str,
+    m: &RawModel,
+    provider_index: &HashMap<String, usize>,
+) -> Result<ModelRoute, ConfigError> {
+    let path = format!("models[{name:?}]");
+    let resolve = |field_path: String, provider: &str| {
+        provider_index
+            .get(provider)
+            .copied()
+            .ok_or_else(|| err(field_path, format!("no provider named {provider:?}")))
+    };
+    let targets = match (&m.provider, &m.model, &m.targets) {
+        (Some(provider), Some(model), None) => {
+            check_upstream_model(&format!("{path}.model"), model)?;
+            vec![Target {
+                provider: resolve(format!("{path}.provider"), provider)?,
+                model: model.clone(),
+                weight: 1,
+            }]
+        }
+        (None, None, Some(targets)) => {
+            if targets.is_empty() {
+                return Err(err(
+                    format!("{path}.targets"),
+                    "at least one target is required",
+                ));
+            }
+            let mut out = Vec::with_capacity(targets.len());
+            for (i, t) in targets.iter().enumerate() {
+                let tpath = format!("{path}.targets[{i}]");
+                if t.weight == 0 {
+                    return Err(err(format!("{tpath}.weight"), "must be at least 1"));
+                }
+                check_upstream_model(&format!("{tpath}.model"), &t.model)?;
+                out.push(Target {
+                    provider: resolve(format!("{tpath}.provider"), &t.provider)?,
+                    model: t.model.clone(),
+                    weight: t.weight,
+                });
+            }
+            out
+        }
+        (_, _, Some(_)) => {
+            return Err(err(
+                path,
+                "use either \"provider\" and \"model\" or \"targets\", not both",
+            ));
+        }
+        (None, _, None) => return Err(err(path, "missing field `provider` (or `targets`)")),
+        (Some(_), None, None) => return Err(err(path, "missing field `model`")),
+    };
+    let total_weight = targets.iter().map(|t| u64::from(t.weight)).sum();
+    Ok(ModelRoute {
+        name: name.to_string(),
+        targets,
+        total_weight,
+    })
+}
+
+/// Names become metric labels and log fields: keep them printable and free of the
+/// characters the stats tag convention uses (`;`, `=`).
+fn check_name(path: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != ';' && c != '=' && c != '"');
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            path,
+            format!("{name:?} is not a valid name (1-128 printable ASCII characters, no ';', '=' or '\"')"),
+        ))
+    }
+}
+
+fn check_upstream_model(path: &str, model: &str) -> Result<(), ConfigError> {
+    if model.trim().is_empty() {
+        return Err(err(path, "must not be empty"));
+    }
+    check_name(path, model)
+}
+
+fn header_name(path: &str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
+    let name = value
+        .unwrap_or_else(|| default.to_string())
+        .to_ascii_lowercase();
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!#$%&'*+^`|~".contains(&b));
+    if ok {
+        Ok(name)
+    } else {
+        Err(err(
+            path,
+            format!("{name:?} is not a valid HTTP header name"),
+        ))
+    }
+}
+
+fn validate_limits(l: raw::RawLimits) -> Result<Limits, ConfigError> {
+    let d = Limits::default();
+    let pick = |field: &str, v: Option<usize>, default: usize| match v {
+        Some(0) => Err(err(format!("limits.{field}"), "must be greater than 0")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    Ok(Limits {
+        max_request_body_bytes: pick(
+            "max_request_body_bytes",
+            l.max_request_body_bytes,
+            d.max_request_body_bytes,
+        )?,
+        max_response_body_bytes: pick(
+            "max_response_body_bytes",
+            l.max_response_body_bytes,
+            d.max_response_body_bytes,
+        )?,
+        max_sse_event_bytes: pick(
+            "max_sse_event_bytes",
+            l.max_sse_event_bytes,
+            d.max_sse_event_bytes,
+        )?,
+    })
+}

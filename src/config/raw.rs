@@ -1,0 +1,86 @@
+//! The plugin configuration exactly as written in JSON (v1). Strict: unknown fields are errors.
+//! `super::validate` turns it into the typed `Config` the engine uses.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub providers: BTreeMap<String, RawProvider>,
+    pub models: BTreeMap<String, RawModel>,
+    /// Request header the Envoy route reads with `cluster_header`.
+    #[serde(default)]
+    pub cluster_header: Option<String>,
+    /// Request header a client may use to name the model instead of the body.
+    #[serde(default)]
+    pub model_header: Option<String>,
+    #[serde(default)]
+    pub limits: Option<RawLimits>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub kind: RawProviderKind,
+    /// Envoy cluster the request is routed to.
+    pub cluster: String,
+    /// Value for `:authority` upstream (e.g. `api.openai.com`); the client's is kept when absent.
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// Path prefix of the provider's OpenAI-style API, default `/v1`.
+    #[serde(default)]
+    pub base_path: Option<String>,
+    pub auth: RawAuth,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawProviderKind {
+    Openai,
+    OpenaiCompatible,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RawAuth {
+    /// `Authorization: Bearer <secret>`.
+    Bearer { env: String },
+    /// `<name>: <secret>` (e.g. `api-key` for Azure).
+    Header { name: String, env: String },
+    /// No credential upstream (local Ollama, vLLM).
+    None,
+}
+
+/// Either one target (`provider` + `model`) or a weighted split (`targets`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub targets: Option<Vec<RawTarget>>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub provider: String,
+    pub model: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    #[serde(default)]
+    pub max_request_body_bytes: Option<usize>,
+    #[serde(default)]
+    pub max_response_body_bytes: Option<usize>,
+    #[serde(default)]
+    pub max_sse_event_bytes: Option<usize>,
+}

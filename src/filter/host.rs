@@ -1,0 +1,245 @@
+//! The only file that calls the host. The SDK's `hostcalls` panic on any status they do
+//! not expect (and on non-UTF-8 header values); a panic kills the worker's VM. So these
+//! wrappers declare the proxy-wasm ABI imports themselves and turn every status into a
+//! `Result`.
+
+use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
+use std::ptr::null_mut;
+
+/// A host status other than Ok (the raw ABI code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostError(pub u32);
+
+const OK: u32 = 0;
+const NOT_FOUND: u32 = 1;
+
+type HostResult<T> = Result<T, HostError>;
+
+extern "C" {
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        size: usize,
+        buffer_data: *const u8,
+        buffer_size: usize,
+    ) -> u32;
+    #[allow(clippy::too_many_arguments)]
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+}
+
+fn check(status: u32) -> HostResult<()> {
+    if status == OK {
+        Ok(())
+    } else {
+        Err(HostError(status))
+    }
+}
+
+/// Takes ownership of bytes the host allocated through the SDK's `proxy_on_memory_allocate`.
+///
+/// # Safety
+/// `data`/`size` must come from a host call that just returned Ok.
+unsafe fn take_host_bytes(data: *mut u8, size: usize) -> Vec<u8> {
+    if data.is_null() {
+        Vec::new()
+    } else {
+        Vec::from_raw_parts(data, size, size)
+    }
+}
+
+/// A status of NotFound is `Ok(None)`.
+fn optional(status: u32, data: *mut u8, size: usize) -> HostResult<Option<Vec<u8>>> {
+    match status {
+        // SAFETY: the host returned Ok with this allocation.
+        OK => Ok(Some(unsafe { take_host_bytes(data, size) })),
+        NOT_FOUND => Ok(None),
+        other => Err(HostError(other)),
+    }
+}
+
+pub fn log(level: LogLevel, message: &str) {
+    // SAFETY: pointer and length of a live str.
+    let _ = unsafe { proxy_log(level as u32, message.as_ptr(), message.len()) };
+}
+
+/// Host wall clock in milliseconds since the epoch (0 if the host refuses).
+pub fn now_ms() -> u64 {
+    let mut nanos = 0u64;
+    // SAFETY: writes one u64 we own.
+    match unsafe { proxy_get_current_time_nanoseconds(&mut nanos) } {
+        OK => nanos / 1_000_000,
+        _ => 0,
+    }
+}
+
+pub fn now_nanos() -> u64 {
+    let mut nanos = 0u64;
+    // SAFETY: writes one u64 we own.
+    let _ = unsafe { proxy_get_current_time_nanoseconds(&mut nanos) };
+    nanos
+}
+
+pub fn header(map: MapType, name: &str) -> HostResult<Option<String>> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: key is a live str; the host writes an allocation we then own.
+    let status = unsafe {
+        proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size)
+    };
+    Ok(optional(status, data, size)?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+pub fn set_header(map: MapType, name: &str, value: &str) -> HostResult<()> {
+    // SAFETY: live strs.
+    check(unsafe {
+        proxy_replace_header_map_value(
+            map as u32,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
+}
+
+pub fn remove_header(map: MapType, name: &str) -> HostResult<()> {
+    // SAFETY: live str.
+    match unsafe { proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()) } {
+        OK | NOT_FOUND => Ok(()),
+        other => Err(HostError(other)),
+    }
+}
+
+pub fn buffer(kind: BufferType, start: usize, max: usize) -> HostResult<Vec<u8>> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: the host writes an allocation we then own.
+    let status = unsafe { proxy_get_buffer_bytes(kind as u32, start, max, &mut data, &mut size) };
+    Ok(optional(status, data, size)?.unwrap_or_default())
+}
+
+pub fn set_buffer(kind: BufferType, start: usize, size: usize, value: &[u8]) -> HostResult<()> {
+    // SAFETY: live slice.
+    check(unsafe { proxy_set_buffer_bytes(kind as u32, start, size, value.as_ptr(), value.len()) })
+}
+
+/// Header pairs in the ABI's map encoding: count, then lengths, then NUL-terminated strings.
+fn serialize_map(pairs: &[(String, String)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    for (k, v) in pairs {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+pub fn send_response(status: u16, headers: &[(String, String)], body: &[u8]) -> HostResult<()> {
+    let headers = serialize_map(headers);
+    let details = "llm_gateway";
+    // SAFETY: live buffers for the duration of the call.
+    check(unsafe {
+        proxy_send_local_response(
+            u32::from(status),
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            headers.as_ptr(),
+            headers.len(),
+            -1,
+        )
+    })
+}
+
+fn property_path(path: &[&str]) -> Vec<u8> {
+    path.join("\0").into_bytes()
+}
+
+pub fn property(path: &[&str]) -> HostResult<Option<Vec<u8>>> {
+    let path = property_path(path);
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: live path; the host writes an allocation we then own.
+    let status = unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
+    optional(status, data, size)
+}
+
+pub fn set_property(path: &[&str], value: &[u8]) -> HostResult<()> {
+    let path = property_path(path);
+    // SAFETY: live buffers.
+    check(unsafe { proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len()) })
+}
+
+pub fn define_metric(kind: MetricType, name: &str) -> HostResult<u32> {
+    let mut id = 0u32;
+    // SAFETY: live str; writes one u32 we own.
+    check(unsafe { proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+pub fn increment_metric(id: u32, offset: i64) -> HostResult<()> {
+    // SAFETY: plain values.
+    check(unsafe { proxy_increment_metric(id, offset) })
+}
+
+pub fn record_metric(id: u32, value: u64) -> HostResult<()> {
+    // SAFETY: plain values.
+    check(unsafe { proxy_record_metric(id, value) })
+}

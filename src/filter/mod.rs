@@ -1,0 +1,277 @@
+//! The proxy-wasm shell: moves headers and bytes between Envoy and the engine, applies
+//! what the engine decides, and records metrics and access-log fields. No decisions here.
+
+mod host;
+
+use crate::engine::{
+    BodyAction, Exchange, Gateway, HeaderOp, LocalReply, RequestAction, RequestHead,
+};
+use crate::metrics::{self, MetricKind};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+/// Per-VM cap on distinct metric names: labels are bounded by the config, this bounds
+/// even a config with thousands of models.
+const MAX_METRICS: usize = 20_000;
+
+/// Metric ids by full name, defined on first use; shared by the VM's streams.
+#[derive(Default)]
+struct Metrics {
+    ids: HashMap<String, u32>,
+    full_warned: bool,
+}
+
+impl Metrics {
+    fn record(&mut self, point: &metrics::Point) {
+        let id = match self.ids.get(&point.name) {
+            Some(&id) => id,
+            None if self.ids.len() >= MAX_METRICS => {
+                if !self.full_warned {
+                    self.full_warned = true;
+                    host::log(
+                        LogLevel::Warn,
+                        "llm-gateway: metric limit reached; new label combinations are dropped",
+                    );
+                }
+                return;
+            }
+            None => {
+                let kind = match point.kind {
+                    MetricKind::Counter => MetricType::Counter,
+                    MetricKind::Histogram => MetricType::Histogram,
+                };
+                let Ok(id) = host::define_metric(kind, &point.name) else {
+                    return;
+                };
+                self.ids.insert(point.name.clone(), id);
+                id
+            }
+        };
+        let _ = match point.kind {
+            MetricKind::Counter => {
+                host::increment_metric(id, i64::try_from(point.value).unwrap_or(i64::MAX))
+            }
+            MetricKind::Histogram => host::record_metric(id, point.value),
+        };
+    }
+}
+
+#[derive(Default)]
+struct Root {
+    gateway: Option<Rc<Gateway>>,
+    metrics: Rc<RefCell<Metrics>>,
+    rng: Rc<Cell<u64>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, size: usize) -> bool {
+        let json = host::buffer(BufferType::PluginConfiguration, 0, size).unwrap_or_default();
+        match Gateway::from_json(&json, &|name| std::env::var(name).ok()) {
+            Ok(gateway) => {
+                self.gateway = Some(Rc::new(gateway));
+                self.rng.set(host::now_nanos() | 1);
+                true
+            }
+            Err(error) => {
+                host::log(
+                    LogLevel::Critical,
+                    &format!("llm-gateway: invalid plugin configuration: {error}"),
+                );
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let gateway = self.gateway.clone()?;
+        Some(Box::new(Stream {
+            gateway,
+            metrics: self.metrics.clone(),
+            rng: self.rng.clone(),
+            exchange: None,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Stream {
+    gateway: Rc<Gateway>,
+    metrics: Rc<RefCell<Metrics>>,
+    rng: Rc<Cell<u64>>,
+    exchange: Option<Exchange>,
+}
+
+impl Stream {
+    /// xorshift64: weighted target choice needs spread, not secrecy.
+    fn roll(&self) -> u64 {
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        x
+    }
+
+    fn reply(&self, reply: &LocalReply) -> Action {
+        if let Err(e) = host::send_response(reply.status, &reply.headers, &reply.body) {
+            host::log(
+                LogLevel::Error,
+                &format!("llm-gateway: local reply failed: {e:?}"),
+            );
+        }
+        Action::Pause
+    }
+
+    fn metadata_string(&self, key: &str) -> Option<String> {
+        let bytes = host::property(&["metadata", "filter_metadata", "llm", key]).ok()??;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Ends the exchange once: metrics, and access-log fields while the host still takes them.
+    fn finish(&mut self) {
+        let Some(record) = self
+            .exchange
+            .as_mut()
+            .and_then(|e| e.finish(host::now_ms()))
+        else {
+            return;
+        };
+        for (key, value) in metrics::log_fields(&record) {
+            let _ = host::set_property(&[key], value.as_bytes());
+        }
+        let mut metrics = self.metrics.borrow_mut();
+        for point in metrics::points(&record) {
+            metrics.record(&point);
+        }
+    }
+}
+
+impl Context for Stream {}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let request_header = |name: &str| {
+            host::header(MapType::HttpRequestHeaders, name)
+                .ok()
+                .flatten()
+        };
+        let method = request_header(":method").unwrap_or_default();
+        let path = request_header(":path").unwrap_or_default();
+        let header_model = request_header(&self.gateway.config().model_header);
+        let body_model = self.metadata_string("model");
+        let head = RequestHead {
+            method: &method,
+            path: &path,
+            body_model: body_model.as_deref(),
+            body_invalid: self.metadata_string("body_error").is_some(),
+            header_model: header_model.as_deref(),
+        };
+        let (exchange, action) =
+            self.gateway
+                .on_request_headers(&head, self.roll(), host::now_ms());
+        for (key, value) in exchange.route_fields() {
+            if let Some(value) = value {
+                let _ = host::set_property(&[key], value.as_bytes());
+            }
+        }
+        self.exchange = Some(exchange);
+        match action {
+            RequestAction::Reply(reply) => self.reply(&reply),
+            RequestAction::Forward(ops) => {
+                for op in ops {
+                    let _ = match op {
+                        HeaderOp::Set(name, value) => {
+                            host::set_header(MapType::HttpRequestHeaders, &name, &value)
+                        }
+                        HeaderOp::Remove(name) => {
+                            host::remove_header(MapType::HttpRequestHeaders, &name)
+                        }
+                    };
+                }
+                Action::Continue
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let Some(exchange) = self.exchange.as_mut().filter(|e| e.is_routed()) else {
+            return Action::Continue;
+        };
+        if !end_of_stream {
+            // Buffer the whole body in the host; it arrives bounded.
+            if let Some(reply) = exchange.reject_oversized_body(size) {
+                return self.reply(&reply);
+            }
+            return Action::Pause;
+        }
+        let body = host::buffer(BufferType::HttpRequestBody, 0, size).unwrap_or_default();
+        match exchange.on_request_body(&body) {
+            BodyAction::Unchanged => Action::Continue,
+            BodyAction::Replace(new_body) => {
+                let _ = host::set_buffer(BufferType::HttpRequestBody, 0, size, &new_body);
+                Action::Continue
+            }
+            BodyAction::Reply(reply) => self.reply(&reply),
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        let Some(exchange) = self.exchange.as_mut() else {
+            return Action::Continue;
+        };
+        let response_header = |name: &str| {
+            host::header(MapType::HttpResponseHeaders, name)
+                .ok()
+                .flatten()
+        };
+        let status = response_header(":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let content_type = response_header("content-type");
+        if exchange.on_response_headers(status, content_type.as_deref()) {
+            let _ = host::remove_header(MapType::HttpResponseHeaders, "content-length");
+        }
+        if end_of_stream {
+            self.finish();
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let Some(exchange) = self.exchange.as_mut() else {
+            return Action::Continue;
+        };
+        let chunk = if size > 0 {
+            host::buffer(BufferType::HttpResponseBody, 0, size).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if let BodyAction::Replace(bytes) =
+            exchange.on_response_body(&chunk, end_of_stream, host::now_ms())
+        {
+            let _ = host::set_buffer(BufferType::HttpResponseBody, 0, size, &bytes);
+        }
+        if end_of_stream {
+            self.finish();
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        // The client may have gone away mid-stream: what was seen still counts.
+        self.finish();
+    }
+}

@@ -1,0 +1,11 @@
+//! llm-gateway: an LLM gateway as one proxy-wasm module.
+pub mod config;
+pub mod engine;
+pub mod json_scan;
+pub mod llm;
+pub mod metrics;
+pub mod stream;
+pub mod usage;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;

@@ -1,0 +1,2 @@
+//! Provider and client wire formats.
+pub mod openai;

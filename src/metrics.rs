@@ -1,0 +1,122 @@
+//! Metric names and labels (OpenTelemetry GenAI conventions), computed from a finished
+//! exchange. The shell only defines and records them.
+//!
+//! Names carry labels as `name;key=value;key=value`; the bootstrap's `stats_tags` turn
+//! them into Prometheus labels. Every label value comes from the configuration or a
+//! fixed set, so cardinality is bounded by the config, never by client input.
+
+use crate::engine::Record;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Histogram,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Point {
+    pub kind: MetricKind,
+    /// Full stat name with its labels.
+    pub name: String,
+    pub value: u64,
+}
+
+pub const REQUESTS: &str = "gen_ai_server_requests";
+pub const TOKEN_USAGE: &str = "gen_ai_client_token_usage";
+pub const REQUEST_DURATION: &str = "gen_ai_server_request_duration";
+pub const TIME_TO_FIRST_TOKEN: &str = "gen_ai_server_time_to_first_token";
+pub const TIME_PER_OUTPUT_TOKEN: &str = "gen_ai_server_time_per_output_token";
+
+/// Every label key the module emits: the bootstrap needs one `stats_tags` entry for each.
+pub const LABEL_KEYS: [&str; 7] = [
+    "gen_ai_operation_name",
+    "gen_ai_provider_name",
+    "gen_ai_request_model",
+    "gen_ai_target_model",
+    "gen_ai_token_type",
+    "http_status_code",
+    "usage_source",
+];
+
+/// Label value for a request that never resolved to a configured name.
+const NONE: &str = "none";
+
+/// The points one finished exchange produces.
+pub fn points(record: &Record) -> Vec<Point> {
+    let base = format!(
+        ";gen_ai_operation_name={};gen_ai_provider_name={};gen_ai_request_model={};gen_ai_target_model={}",
+        record.operation.map_or(NONE, |o| o.as_str()),
+        record.provider.as_deref().unwrap_or(NONE),
+        record.model.as_deref().unwrap_or(NONE),
+        record.target_model.as_deref().unwrap_or(NONE),
+    );
+    let status = format!(";http_status_code={}", status_label(record.status));
+    let mut out = vec![
+        Point {
+            kind: MetricKind::Counter,
+            name: format!("{REQUESTS}{base}{status}"),
+            value: 1,
+        },
+        Point {
+            kind: MetricKind::Histogram,
+            name: format!("{REQUEST_DURATION}{base}{status}"),
+            value: record.duration_ms,
+        },
+    ];
+    let source = record.usage.source.as_str();
+    for (token_type, count) in record.usage.by_type() {
+        out.push(Point {
+            kind: MetricKind::Histogram,
+            name: format!(
+                "{TOKEN_USAGE}{base};gen_ai_token_type={token_type};usage_source={source}"
+            ),
+            value: count,
+        });
+    }
+    if let Some(ttft) = record.time_to_first_token_ms {
+        out.push(Point {
+            kind: MetricKind::Histogram,
+            name: format!("{TIME_TO_FIRST_TOKEN}{base}"),
+            value: ttft,
+        });
+    }
+    if let Some(tpot) = record.time_per_output_token_ms {
+        out.push(Point {
+            kind: MetricKind::Histogram,
+            name: format!("{TIME_PER_OUTPUT_TOKEN}{base}"),
+            value: tpot,
+        });
+    }
+    out
+}
+
+/// HTTP status codes are a bounded set; 0 means the client left before any response.
+fn status_label(status: u16) -> String {
+    if (100..600).contains(&status) {
+        status.to_string()
+    } else {
+        "0".to_string()
+    }
+}
+
+/// Access-log fields (Envoy filter state `wasm.<key>`) for the end of the exchange.
+pub fn log_fields(record: &Record) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let u = &record.usage;
+    let counts = [
+        ("llm_input_tokens", u.input),
+        ("llm_output_tokens", u.output),
+        ("llm_total_tokens", u.total()),
+        ("llm_cached_tokens", u.cached_input),
+        ("llm_reasoning_tokens", u.reasoning),
+        ("llm_ttft_ms", record.time_to_first_token_ms),
+        ("llm_duration_ms", Some(record.duration_ms)),
+    ];
+    for (key, value) in counts {
+        if let Some(v) = value {
+            out.push((key, v.to_string()));
+        }
+    }
+    out.push(("llm_usage_source", u.source.as_str().to_string()));
+    out
+}

@@ -1,0 +1,2 @@
+//! Incremental stream decoders.
+pub mod sse;

@@ -1,0 +1,61 @@
+//! Token usage of one exchange. Unknown is not zero: every count is an `Option`.
+
+/// Where the counts came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UsageSource {
+    /// Nothing known (e.g. the request failed before the provider answered).
+    #[default]
+    None,
+    /// The provider's own accounting.
+    Reported,
+    /// Estimated by the gateway (the provider sent no usage, or the client left mid-stream).
+    Estimated,
+}
+
+impl UsageSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageSource::None => "none",
+            UsageSource::Reported => "reported",
+            UsageSource::Estimated => "estimated",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub input: Option<u64>,
+    pub output: Option<u64>,
+    /// Input tokens served from the provider's prompt cache (a subset of `input`).
+    pub cached_input: Option<u64>,
+    /// Output tokens spent on reasoning (a subset of `output`).
+    pub reasoning: Option<u64>,
+    pub source: UsageSource,
+}
+
+impl Usage {
+    pub fn total(&self) -> Option<u64> {
+        match (self.input, self.output) {
+            (None, None) => None,
+            (i, o) => Some(i.unwrap_or(0).saturating_add(o.unwrap_or(0))),
+        }
+    }
+
+    /// Counts by OpenTelemetry `gen_ai.token.type`, known counts only.
+    pub fn by_type(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        [
+            ("input", self.input),
+            ("output", self.output),
+            ("cached_input", self.cached_input),
+            ("reasoning", self.reasoning),
+        ]
+        .into_iter()
+        .filter_map(|(name, count)| count.map(|c| (name, c)))
+    }
+}
+
+/// Rough token estimate for text the provider did not account for: about four bytes of
+/// English per token for current BPE vocabularies. Never zero for non-empty text.
+pub fn estimate_tokens(text_bytes: usize) -> u64 {
+    (text_bytes as u64).div_ceil(4)
+}
