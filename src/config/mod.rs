@@ -197,7 +197,7 @@ fn render_path(path: &serde_path_to_error::Path) -> String {
                 }
                 out.push_str(key);
             }
-            Segment::Unknown => out.push_str(".?"),
+            Segment::Unknown => {}
         }
     }
     out

@@ -1,0 +1,197 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+//! Plugin configuration: parsing, validation, and the exact error messages operators see.
+
+use llm_gateway::config::{Config, ProviderKind, UpstreamAuth};
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "OPENAI_KEY" => Some("sk-real".to_string()),
+        "EMPTY" => Some("  ".to_string()),
+        _ => None,
+    }
+}
+
+fn parse(json: &str) -> Result<Config, String> {
+    Config::parse(json.as_bytes(), &env).map_err(|e| e.to_string())
+}
+
+fn error(json: &str) -> String {
+    match parse(json) {
+        Ok(_) => panic!("config unexpectedly accepted: {json}"),
+        Err(e) => e,
+    }
+}
+
+const PROVIDER: &str = r#""openai": {"kind": "openai", "cluster": "openai", "auth": {"type": "bearer", "env": "OPENAI_KEY"}}"#;
+
+fn with_models(models: &str) -> String {
+    format!(r#"{{"providers": {{{PROVIDER}}}, "models": {{{models}}}}}"#)
+}
+
+#[test]
+fn a_valid_config_is_typed() {
+    let config = parse(&with_models(
+        r#""gpt": {"provider": "openai", "model": "gpt-4o", "aliases": ["gpt-latest"]},
+           "canary": {"targets": [{"provider": "openai", "model": "a", "weight": 3}, {"provider": "openai", "model": "b", "weight": 1}]}"#,
+    ))
+    .unwrap();
+    let provider = &config.providers[0];
+    assert_eq!(provider.kind, ProviderKind::OpenAi);
+    assert_eq!(provider.base_path, "/v1");
+    match &provider.auth {
+        UpstreamAuth::Header { name, value } => {
+            assert_eq!(name, "authorization");
+            assert_eq!(value.expose(), "Bearer sk-real");
+        }
+        other => panic!("unexpected auth {other:?}"),
+    }
+    assert_eq!(config.lookup("gpt-latest").unwrap().name, "gpt");
+    assert_eq!(config.lookup("canary").unwrap().total_weight, 4);
+    assert!(config.lookup("nope").is_none());
+    assert_eq!(config.cluster_header, "x-llm-gateway-cluster");
+    assert_eq!(config.model_header, "x-llm-model");
+}
+
+#[test]
+fn secrets_never_print() {
+    let config = parse(&with_models(
+        r#""gpt": {"provider": "openai", "model": "gpt-4o"}"#,
+    ))
+    .unwrap();
+    assert!(!format!("{config:?}").contains("sk-real"));
+}
+
+#[test]
+fn weighted_pick_follows_weights() {
+    let config = parse(&with_models(
+        r#""canary": {"targets": [{"provider": "openai", "model": "a", "weight": 3}, {"provider": "openai", "model": "b", "weight": 1}]}"#,
+    ))
+    .unwrap();
+    let route = config.lookup("canary").unwrap();
+    let picks: Vec<&str> = (0..8)
+        .map(|roll| route.pick(roll).unwrap().model.as_str())
+        .collect();
+    assert_eq!(picks, ["a", "a", "a", "b", "a", "a", "a", "b"]);
+}
+
+#[test]
+fn errors_name_their_path() {
+    let cases: &[(&str, &str)] = &[
+        (
+            r#""gpt": {"provider": "opnai", "model": "gpt-4o"}"#,
+            r#"models["gpt"].provider: no provider named "opnai""#,
+        ),
+        (
+            r#""gpt": {"provider": "openai", "model": "gpt-4o", "temperature": 1}"#,
+            r#"models["gpt"].temperature: unknown field `temperature`, expected one of `provider`, `model`, `targets`, `aliases`"#,
+        ),
+        (
+            r#""gpt": {"targets": [{"provider": "openai", "model": "a", "weight": 0}]}"#,
+            r#"models["gpt"].targets[0].weight: must be at least 1"#,
+        ),
+        (
+            r#""gpt": {"targets": [{"provider": "x", "model": "a", "weight": 1}]}"#,
+            r#"models["gpt"].targets[0].provider: no provider named "x""#,
+        ),
+        (
+            r#""gpt": {"targets": []}"#,
+            r#"models["gpt"].targets: at least one target is required"#,
+        ),
+        (
+            r#""gpt": {"provider": "openai"}"#,
+            r#"models["gpt"]: missing field `model`"#,
+        ),
+        (
+            r#""gpt": {"provider": "openai", "model": "a", "targets": []}"#,
+            r#"models["gpt"]: use either "provider" and "model" or "targets", not both"#,
+        ),
+        (
+            r#""gpt": {"provider": "openai", "model": "a"}, "other": {"provider": "openai", "model": "b", "aliases": ["gpt"]}"#,
+            r#"models["other"].aliases[0]: "gpt" is already a name of model "gpt""#,
+        ),
+        (
+            r#""a;b": {"provider": "openai", "model": "a"}"#,
+            r#"models["a;b"]: "a;b" is not a valid name (1-128 printable ASCII characters, no ';', '=' or '"')"#,
+        ),
+        (r#""#, "models: at least one model is required"),
+    ];
+    for (models, expected) in cases {
+        assert_eq!(
+            &error(&with_models(models)),
+            expected,
+            "for models {models}"
+        );
+    }
+}
+
+#[test]
+fn provider_errors_name_their_path() {
+    let model = r#""models": {"m": {"provider": "p", "model": "x"}}"#;
+    let cases: &[(&str, &str)] = &[
+        (
+            r#""p": {"kind": "opneai", "cluster": "c", "auth": {"type": "none"}}"#,
+            r#"providers["p"].kind: unknown variant `opneai`, expected `openai` or `openai-compatible`"#,
+        ),
+        (
+            r#""p": {"kind": "openai", "cluster": "c", "auth": {"type": "bearer", "env": "MISSING"}}"#,
+            r#"providers["p"].auth.env: environment variable "MISSING" is not set in the VM (pass it with vm_config.environment_variables)"#,
+        ),
+        (
+            r#""p": {"kind": "openai", "cluster": "c", "auth": {"type": "bearer", "env": "EMPTY"}}"#,
+            r#"providers["p"].auth.env: environment variable "EMPTY" is empty"#,
+        ),
+        (
+            r#""p": {"kind": "openai", "cluster": "c", "auth": {"type": "bearer", "key": "sk-inline"}}"#,
+            r#"providers["p"].auth: unknown field `key`, expected `env`"#,
+        ),
+        (
+            r#""p": {"kind": "openai", "cluster": "", "auth": {"type": "none"}}"#,
+            r#"providers["p"].cluster: must name an Envoy cluster"#,
+        ),
+        (
+            r#""p": {"kind": "openai", "cluster": "c", "base_path": "v1", "auth": {"type": "none"}}"#,
+            r#"providers["p"].base_path: "v1" must be a path starting with '/', without query or spaces"#,
+        ),
+        (
+            r#""p": {"kind": "openai", "cluster": "c", "auth": {"type": "header", "name": "bad header", "env": "OPENAI_KEY"}}"#,
+            r#"providers["p"].auth.name: "bad header" is not a valid HTTP header name"#,
+        ),
+        (
+            r#""p": {"kind": "openai", "auth": {"type": "none"}}"#,
+            r#"providers["p"]: missing field `cluster`"#,
+        ),
+    ];
+    for (provider, expected) in cases {
+        let json = format!(r#"{{"providers": {{{provider}}}, {model}}}"#);
+        assert_eq!(&error(&json), expected, "for provider {provider}");
+    }
+}
+
+#[test]
+fn top_level_errors() {
+    assert_eq!(
+        error(""),
+        "plugin configuration is empty; expected a JSON object"
+    );
+    assert_eq!(error("{"), "EOF while parsing an object");
+    assert_eq!(
+        error(r#"{"providers": {}, "models": {}}"#),
+        "providers: at least one provider is required"
+    );
+    assert_eq!(
+        error(&format!(r#"{{"providers": {{{PROVIDER}}}, "models": {{}}, "extra": 1}}"#)),
+        "extra: unknown field `extra`, expected one of `providers`, `models`, `cluster_header`, `model_header`, `limits`"
+    );
+    assert_eq!(
+        error(&format!(
+            r#"{{"providers": {{{PROVIDER}}}, "models": {{"m": {{"provider": "openai", "model": "x"}}}}, "limits": {{"max_sse_event_bytes": 0}}}}"#
+        )),
+        "limits.max_sse_event_bytes: must be greater than 0"
+    );
+    assert_eq!(
+        error(&format!(
+            r#"{{"providers": {{{PROVIDER}}}, "models": {{"m": {{"provider": "openai", "model": "x"}}}}}} trailing"#
+        )),
+        "trailing characters"
+    );
+}
