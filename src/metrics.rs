@@ -23,6 +23,8 @@ pub struct Point {
 
 pub const REQUESTS: &str = "gen_ai_server_requests";
 pub const TOKEN_USAGE: &str = "gen_ai_client_token_usage";
+/// Exact token totals: Envoy's histogram sums are approximations (log-linear buckets).
+pub const TOKEN_COUNT: &str = "gen_ai_client_token_count";
 pub const REQUEST_DURATION: &str = "gen_ai_server_request_duration";
 pub const TIME_TO_FIRST_TOKEN: &str = "gen_ai_server_time_to_first_token";
 pub const TIME_PER_OUTPUT_TOKEN: &str = "gen_ai_server_time_per_output_token";
@@ -52,11 +54,7 @@ pub fn points(record: &Record) -> Vec<Point> {
     );
     let status = format!(";http_status_code={}", status_label(record.status));
     let mut out = vec![
-        Point {
-            kind: MetricKind::Counter,
-            name: format!("{REQUESTS}{base}{status}"),
-            value: 1,
-        },
+        Point { kind: MetricKind::Counter, name: format!("{REQUESTS}{base}{status}"), value: 1 },
         Point {
             kind: MetricKind::Histogram,
             name: format!("{REQUEST_DURATION}{base}{status}"),
@@ -65,27 +63,15 @@ pub fn points(record: &Record) -> Vec<Point> {
     ];
     let source = record.usage.source.as_str();
     for (token_type, count) in record.usage.by_type() {
-        out.push(Point {
-            kind: MetricKind::Histogram,
-            name: format!(
-                "{TOKEN_USAGE}{base};gen_ai_token_type={token_type};usage_source={source}"
-            ),
-            value: count,
-        });
+        let labels = format!("{base};gen_ai_token_type={token_type};usage_source={source}");
+        out.push(Point { kind: MetricKind::Histogram, name: format!("{TOKEN_USAGE}{labels}"), value: count });
+        out.push(Point { kind: MetricKind::Counter, name: format!("{TOKEN_COUNT}{labels}"), value: count });
     }
     if let Some(ttft) = record.time_to_first_token_ms {
-        out.push(Point {
-            kind: MetricKind::Histogram,
-            name: format!("{TIME_TO_FIRST_TOKEN}{base}"),
-            value: ttft,
-        });
+        out.push(Point { kind: MetricKind::Histogram, name: format!("{TIME_TO_FIRST_TOKEN}{base}"), value: ttft });
     }
     if let Some(tpot) = record.time_per_output_token_ms {
-        out.push(Point {
-            kind: MetricKind::Histogram,
-            name: format!("{TIME_PER_OUTPUT_TOKEN}{base}"),
-            value: tpot,
-        });
+        out.push(Point { kind: MetricKind::Histogram, name: format!("{TIME_PER_OUTPUT_TOKEN}{base}"), value: tpot });
     }
     out
 }

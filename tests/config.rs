@@ -22,7 +22,8 @@ fn error(json: &str) -> String {
     }
 }
 
-const PROVIDER: &str = r#""openai": {"kind": "openai", "cluster": "openai", "auth": {"type": "bearer", "env": "OPENAI_KEY"}}"#;
+const PROVIDER: &str =
+    r#""openai": {"kind": "openai", "cluster": "openai", "auth": {"type": "bearer", "env": "OPENAI_KEY"}}"#;
 
 fn with_models(models: &str) -> String {
     format!(r#"{{"providers": {{{PROVIDER}}}, "models": {{{models}}}}}"#)
@@ -54,10 +55,7 @@ fn a_valid_config_is_typed() {
 
 #[test]
 fn secrets_never_print() {
-    let config = parse(&with_models(
-        r#""gpt": {"provider": "openai", "model": "gpt-4o"}"#,
-    ))
-    .unwrap();
+    let config = parse(&with_models(r#""gpt": {"provider": "openai", "model": "gpt-4o"}"#)).unwrap();
     assert!(!format!("{config:?}").contains("sk-real"));
 }
 
@@ -68,19 +66,14 @@ fn weighted_pick_follows_weights() {
     ))
     .unwrap();
     let route = config.lookup("canary").unwrap();
-    let picks: Vec<&str> = (0..8)
-        .map(|roll| route.pick(roll).unwrap().model.as_str())
-        .collect();
+    let picks: Vec<&str> = (0..8).map(|roll| route.pick(roll).unwrap().model.as_str()).collect();
     assert_eq!(picks, ["a", "a", "a", "b", "a", "a", "a", "b"]);
 }
 
 #[test]
 fn errors_name_their_path() {
     let cases: &[(&str, &str)] = &[
-        (
-            r#""gpt": {"provider": "opnai", "model": "gpt-4o"}"#,
-            r#"models["gpt"].provider: no provider named "opnai""#,
-        ),
+        (r#""gpt": {"provider": "opnai", "model": "gpt-4o"}"#, r#"models["gpt"].provider: no provider named "opnai""#),
         (
             r#""gpt": {"provider": "openai", "model": "gpt-4o", "temperature": 1}"#,
             r#"models["gpt"].temperature: unknown field `temperature`, expected one of `provider`, `model`, `targets`, `aliases`"#,
@@ -93,14 +86,8 @@ fn errors_name_their_path() {
             r#""gpt": {"targets": [{"provider": "x", "model": "a", "weight": 1}]}"#,
             r#"models["gpt"].targets[0].provider: no provider named "x""#,
         ),
-        (
-            r#""gpt": {"targets": []}"#,
-            r#"models["gpt"].targets: at least one target is required"#,
-        ),
-        (
-            r#""gpt": {"provider": "openai"}"#,
-            r#"models["gpt"]: missing field `model`"#,
-        ),
+        (r#""gpt": {"targets": []}"#, r#"models["gpt"].targets: at least one target is required"#),
+        (r#""gpt": {"provider": "openai"}"#, r#"models["gpt"]: missing field `model`"#),
         (
             r#""gpt": {"provider": "openai", "model": "a", "targets": []}"#,
             r#"models["gpt"]: use either "provider" and "model" or "targets", not both"#,
@@ -116,11 +103,7 @@ fn errors_name_their_path() {
         (r#""#, "models: at least one model is required"),
     ];
     for (models, expected) in cases {
-        assert_eq!(
-            &error(&with_models(models)),
-            expected,
-            "for models {models}"
-        );
+        assert_eq!(&error(&with_models(models)), expected, "for models {models}");
     }
 }
 
@@ -156,10 +139,7 @@ fn provider_errors_name_their_path() {
             r#""p": {"kind": "openai", "cluster": "c", "auth": {"type": "header", "name": "bad header", "env": "OPENAI_KEY"}}"#,
             r#"providers["p"].auth.name: "bad header" is not a valid HTTP header name"#,
         ),
-        (
-            r#""p": {"kind": "openai", "auth": {"type": "none"}}"#,
-            r#"providers["p"]: missing field `cluster`"#,
-        ),
+        (r#""p": {"kind": "openai", "auth": {"type": "none"}}"#, r#"providers["p"]: missing field `cluster`"#),
     ];
     for (provider, expected) in cases {
         let json = format!(r#"{{"providers": {{{provider}}}, {model}}}"#);
@@ -169,15 +149,9 @@ fn provider_errors_name_their_path() {
 
 #[test]
 fn top_level_errors() {
-    assert_eq!(
-        error(""),
-        "plugin configuration is empty; expected a JSON object"
-    );
+    assert_eq!(error(""), "plugin configuration is empty; expected a JSON object");
     assert_eq!(error("{"), "EOF while parsing an object");
-    assert_eq!(
-        error(r#"{"providers": {}, "models": {}}"#),
-        "providers: at least one provider is required"
-    );
+    assert_eq!(error(r#"{"providers": {}, "models": {}}"#), "providers: at least one provider is required");
     assert_eq!(
         error(&format!(r#"{{"providers": {{{PROVIDER}}}, "models": {{}}, "extra": 1}}"#)),
         "extra: unknown field `extra`, expected one of `providers`, `models`, `cluster_header`, `model_header`, `limits`"

@@ -26,18 +26,15 @@ fn gateway() -> Gateway {
 }
 
 fn head<'a>(path: &'a str, body_model: Option<&'a str>) -> RequestHead<'a> {
-    RequestHead {
-        method: "POST",
-        path,
-        body_model,
-        ..RequestHead::default()
-    }
+    RequestHead { method: "POST", path, body_model, ..RequestHead::default() }
 }
 
 fn forward(gw: &Gateway, head: &RequestHead<'_>, roll: u64) -> (Exchange, Vec<HeaderOp>) {
     match gw.on_request_headers(head, roll, 1_000) {
         (exchange, RequestAction::Forward(ops)) => (exchange, ops),
-        (_, RequestAction::Reply(reply)) => panic!("unexpected reply {} {}", reply.status, String::from_utf8_lossy(&reply.body)),
+        (_, RequestAction::Reply(reply)) => {
+            panic!("unexpected reply {} {}", reply.status, String::from_utf8_lossy(&reply.body))
+        }
     }
 }
 
@@ -188,7 +185,10 @@ fn existing_stream_options_are_kept() {
     let body = body_of(exchange.on_request_body(
         br#"{"model":"gpt","stream":true,"stream_options":{"include_usage":false,"x":1},"messages":[]}"#,
     ));
-    assert_eq!(body, r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true,"x":1},"messages":[]}"#);
+    assert_eq!(
+        body,
+        r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true,"x":1},"messages":[]}"#
+    );
 }
 
 #[test]
@@ -211,7 +211,8 @@ fn every_split_point_gives_the_same_stream_and_usage() {
 fn an_abandoned_stream_is_estimated_from_what_was_seen() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
-    exchange.on_request_body(br#"{"model":"gpt","stream":true,"messages":[{"role":"user","content":"0123456789abcdef"}]}"#);
+    exchange
+        .on_request_body(br#"{"model":"gpt","stream":true,"messages":[{"role":"user","content":"0123456789abcdef"}]}"#);
     exchange.on_response_headers(200, Some("text/event-stream"));
     // Only the first three chunks arrive (the third one cut mid-line), then the client leaves.
     let cut = STREAM.windows(6).position(|w| w == b" w\xc3\xb6rl").unwrap();
@@ -237,7 +238,8 @@ fn json_response_usage_and_metrics() {
     assert_eq!((record.usage.input, record.usage.output), (Some(1117), Some(46)));
     let points = metrics::points(&record);
     let names: Vec<&str> = points.iter().map(|p| p.name.as_str()).collect();
-    let labels = "gen_ai_operation_name=chat;gen_ai_provider_name=oa;gen_ai_request_model=gpt;gen_ai_target_model=gpt-4o-mini";
+    let labels =
+        "gen_ai_operation_name=chat;gen_ai_provider_name=oa;gen_ai_request_model=gpt;gen_ai_target_model=gpt-4o-mini";
     assert!(names.contains(&format!("gen_ai_server_requests;{labels};http_status_code=200").as_str()), "{names:?}");
     let input = points
         .iter()

@@ -1,11 +1,6 @@
 //! Tests for the incremental SSE decoder (`llm_gateway::stream::sse`).
 // Tests may index, unwrap and panic freely.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::stream::sse::{encode_event, SseDecoder, SseError, SseEvent};
 use proptest::prelude::*;
@@ -21,11 +16,7 @@ fn decode_chunks<'a>(limit: usize, chunks: impl IntoIterator<Item = &'a [u8]>) -
     let mut out = Vec::new();
     for chunk in chunks {
         let res = dec.feed(chunk, &mut out);
-        assert!(
-            dec.held_bytes() <= limit,
-            "held {} > {limit}",
-            dec.held_bytes()
-        );
+        assert!(dec.held_bytes() <= limit, "held {} > {limit}", dec.held_bytes());
         if let Err(e) = res {
             return (out, Some(e));
         }
@@ -47,36 +38,20 @@ fn decode_every_split(limit: usize, input: &[u8]) -> Outcome {
     let whole = decode_chunks(limit, [input]);
     for i in 0..=input.len() {
         let (a, b) = input.split_at(i);
-        assert_eq!(
-            decode_chunks(limit, [a, b]),
-            whole,
-            "split at {i} of {input:?}"
-        );
+        assert_eq!(decode_chunks(limit, [a, b]), whole, "split at {i} of {input:?}");
     }
     if input.len() <= 80 {
         for i in 0..=input.len() {
             for j in i..=input.len() {
                 let chunks = [&input[..i], &input[i..j], &input[j..]];
-                assert_eq!(
-                    decode_chunks(limit, chunks),
-                    whole,
-                    "split at {i},{j} of {input:?}"
-                );
+                assert_eq!(decode_chunks(limit, chunks), whole, "split at {i},{j} of {input:?}");
             }
         }
     }
-    assert_eq!(
-        decode_chunks(limit, input.chunks(1)),
-        whole,
-        "1-byte chunks of {input:?}"
-    );
+    assert_eq!(decode_chunks(limit, input.chunks(1)), whole, "1-byte chunks of {input:?}");
     // Empty chunks in between must change nothing (and not lose a pending CR).
     let with_empties = input.chunks(1).flat_map(|c| [&b""[..], c, &b""[..]]);
-    assert_eq!(
-        decode_chunks(limit, with_empties),
-        whole,
-        "with empty chunks"
-    );
+    assert_eq!(decode_chunks(limit, with_empties), whole, "with empty chunks");
     whole
 }
 
@@ -84,27 +59,15 @@ fn decode_every_split(limit: usize, input: &[u8]) -> Outcome {
 fn check(input: &[u8], expected: &[SseEvent]) {
     let (events, err) = decode_every_split(LIMIT, input);
     assert_eq!(err, None);
-    assert_eq!(
-        events,
-        expected,
-        "input {:?}",
-        String::from_utf8_lossy(input)
-    );
+    assert_eq!(events, expected, "input {:?}", String::from_utf8_lossy(input));
 }
 
 fn data(d: &str) -> SseEvent {
-    SseEvent {
-        data: d.to_owned(),
-        ..SseEvent::default()
-    }
+    SseEvent { data: d.to_owned(), ..SseEvent::default() }
 }
 
 fn typed(event: &str, d: &str) -> SseEvent {
-    SseEvent {
-        event: Some(event.to_owned()),
-        data: d.to_owned(),
-        ..SseEvent::default()
-    }
+    SseEvent { event: Some(event.to_owned()), data: d.to_owned(), ..SseEvent::default() }
 }
 
 const OPENAI_STREAM: &str = concat!(
@@ -153,41 +116,17 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>, Vec<SseEvent>)> {
     id_retry.id = Some("42".into());
     id_retry.retry = Some(3000);
     vec![
-        (
-            "lf",
-            b"data: a\n\ndata: b\n\n".to_vec(),
-            vec![data("a"), data("b")],
-        ),
-        (
-            "cr",
-            b"data: a\r\rdata: b\r\r".to_vec(),
-            vec![data("a"), data("b")],
-        ),
-        (
-            "crlf",
-            b"data: a\r\n\r\ndata: b\r\n\r\n".to_vec(),
-            vec![data("a"), data("b")],
-        ),
-        (
-            "mixed endings",
-            b"data: a\r\ndata: b\rdata: c\n\r\n".to_vec(),
-            vec![data("a\nb\nc")],
-        ),
-        (
-            "comments",
-            b": keep-alive\n:\ndata: a\n: in the middle\ndata: b\n\n".to_vec(),
-            vec![data("a\nb")],
-        ),
+        ("lf", b"data: a\n\ndata: b\n\n".to_vec(), vec![data("a"), data("b")]),
+        ("cr", b"data: a\r\rdata: b\r\r".to_vec(), vec![data("a"), data("b")]),
+        ("crlf", b"data: a\r\n\r\ndata: b\r\n\r\n".to_vec(), vec![data("a"), data("b")]),
+        ("mixed endings", b"data: a\r\ndata: b\rdata: c\n\r\n".to_vec(), vec![data("a\nb\nc")]),
+        ("comments", b": keep-alive\n:\ndata: a\n: in the middle\ndata: b\n\n".to_vec(), vec![data("a\nb")]),
         (
             "multi-line data",
             b"data: line1\ndata: line2\ndata:\ndata: line4\n\n".to_vec(),
             vec![data("line1\nline2\n\nline4")],
         ),
-        (
-            "event id retry",
-            b"event: update\nid: 42\nretry: 3000\ndata: x\n\n".to_vec(),
-            vec![id_retry],
-        ),
+        ("event id retry", b"event: update\nid: 42\nretry: 3000\ndata: x\n\n".to_vec(), vec![id_retry]),
         (
             "field without colon",
             b"data\n\ndata\ndata\n\nevent\ndata: y\n\n".to_vec(),
@@ -198,31 +137,15 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>, Vec<SseEvent>)> {
             b"data:  two\ndata:nospace\ndata:\tx\nevent:   e\n\n".to_vec(),
             vec![typed("  e", " two\nnospace\n\tx")],
         ),
-        (
-            "empty data",
-            b"data:\n\ndata: \n\n".to_vec(),
-            vec![data(""), data("")],
-        ),
+        ("empty data", b"data:\n\ndata: \n\n".to_vec(), vec![data(""), data("")]),
         (
             "no data not dispatched",
             b"event: e\n\nid: 7\n\nretry: 5\n\n: c\n\n\n\ndata: z\n\n".to_vec(),
             vec![data("z")],
         ),
-        (
-            "done sentinel",
-            b"data: [DONE]\n\n".to_vec(),
-            vec![data("[DONE]")],
-        ),
-        (
-            "utf8",
-            "data: é€😀\n\ndata: ü\n\n".as_bytes().to_vec(),
-            vec![data("é€😀"), data("ü")],
-        ),
-        (
-            "unknown fields",
-            b"foo: bar\ndata: a\nDATA: b\ndata : c\n\n".to_vec(),
-            vec![data("a")],
-        ),
+        ("done sentinel", b"data: [DONE]\n\n".to_vec(), vec![data("[DONE]")]),
+        ("utf8", "data: é€😀\n\ndata: ü\n\n".as_bytes().to_vec(), vec![data("é€😀"), data("ü")]),
+        ("unknown fields", b"foo: bar\ndata: a\nDATA: b\ndata : c\n\n".to_vec(), vec![data("a")]),
         (
             "openai",
             OPENAI_STREAM.as_bytes().to_vec(),
@@ -240,10 +163,7 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>, Vec<SseEvent>)> {
                 .filter(|s| !s.is_empty())
                 .map(|s| {
                     let (ev, d) = s.split_once('\n').unwrap();
-                    typed(
-                        ev.strip_prefix("event: ").unwrap(),
-                        d.strip_prefix("data: ").unwrap(),
-                    )
+                    typed(ev.strip_prefix("event: ").unwrap(), d.strip_prefix("data: ").unwrap())
                 })
                 .collect(),
         ),
@@ -269,10 +189,7 @@ fn realistic_fixtures_shape() {
         assert_eq!(v["object"], "chat.completion.chunk");
     }
     let anthropic = decode(ANTHROPIC_STREAM.as_bytes());
-    let types: Vec<_> = anthropic
-        .iter()
-        .map(|e| e.event.as_deref().unwrap())
-        .collect();
+    let types: Vec<_> = anthropic.iter().map(|e| e.event.as_deref().unwrap()).collect();
     assert_eq!(
         types,
         [
@@ -348,10 +265,7 @@ fn bom_is_dropped_only_at_stream_start() {
     // Later in the stream it is part of the field name: unknown field.
     check(b"data: a\n\n\xEF\xBB\xBFdata: b\n\n", &[data("a")]);
     // Only one BOM is dropped.
-    check(
-        b"\xEF\xBB\xBF\xEF\xBB\xBFdata: b\n\ndata: c\n\n",
-        &[data("c")],
-    );
+    check(b"\xEF\xBB\xBF\xEF\xBB\xBFdata: b\n\ndata: c\n\n", &[data("c")]);
     // In a value it is kept.
     check("data: \u{FEFF}x\n\n".as_bytes(), &[data("\u{FEFF}x")]);
 }
@@ -361,42 +275,23 @@ fn event_fields() {
     // Empty event type is the default type.
     check(b"event:\ndata: a\n\n", &[data("a")]);
     // Last event type wins; event type is reset after dispatch.
-    check(
-        b"event: a\nevent: b\ndata: x\n\ndata: y\n\n",
-        &[typed("b", "x"), data("y")],
-    );
+    check(b"event: a\nevent: b\ndata: x\n\ndata: y\n\n", &[typed("b", "x"), data("y")]);
     // Event type is reset even by a blank line that dispatches nothing.
     check(b"event: a\n\ndata: y\n\n", &[data("y")]);
     // id: empty value is kept (it resets the last event id), NUL makes it ignored.
-    let with_id = |id: &str, d: &str| SseEvent {
-        id: Some(id.into()),
-        ..data(d)
-    };
+    let with_id = |id: &str, d: &str| SseEvent { id: Some(id.into()), ..data(d) };
     check(b"id:\ndata: a\n\n", &[with_id("", "a")]);
     check(b"id: 1\nid: 2\ndata: a\n\n", &[with_id("2", "a")]);
     check(b"id: 1\nid: x\0y\ndata: a\n\n", &[with_id("1", "a")]);
     check(b"id: x\0y\ndata: a\n\n", &[data("a")]);
     // id is reported only on the event where it was set.
-    check(
-        b"id: 1\ndata: a\n\ndata: b\n\n",
-        &[with_id("1", "a"), data("b")],
-    );
+    check(b"id: 1\ndata: a\n\ndata: b\n\n", &[with_id("1", "a"), data("b")]);
     // retry: digits only.
-    let with_retry = |r: u64| SseEvent {
-        retry: Some(r),
-        ..data("a")
-    };
+    let with_retry = |r: u64| SseEvent { retry: Some(r), ..data("a") };
     check(b"retry: 1000\ndata: a\n\n", &[with_retry(1000)]);
     check(b"retry: 0\ndata: a\n\n", &[with_retry(0)]);
     check(b"retry: 10\nretry: 1x\ndata: a\n\n", &[with_retry(10)]);
-    for bad in [
-        "retry: -1",
-        "retry: 1.5",
-        "retry:",
-        "retry: +3",
-        "retry:  5",
-        "retry: 99999999999999999999999",
-    ] {
+    for bad in ["retry: -1", "retry: 1.5", "retry:", "retry: +3", "retry:  5", "retry: 99999999999999999999999"] {
         check(format!("{bad}\ndata: a\n\n").as_bytes(), &[data("a")]);
     }
 }
@@ -420,8 +315,7 @@ fn finish_delivers_unterminated_event() {
 fn finish_resets_for_reuse() {
     let mut dec = SseDecoder::new(LIMIT);
     let mut out = Vec::new();
-    dec.feed(b"\xEF\xBB\xBFevent: e\ndata: a", &mut out)
-        .unwrap();
+    dec.feed(b"\xEF\xBB\xBFevent: e\ndata: a", &mut out).unwrap();
     dec.finish(&mut out).unwrap();
     assert_eq!(dec.held_bytes(), 0);
     // New stream: BOM dropped again, no leftover event type.
@@ -448,10 +342,7 @@ fn held_bytes_tracks_partial_line_and_pending_fields() {
 fn bound_is_enforced() {
     let err = SseError::EventTooLarge { limit: 16 };
     assert_eq!(err.to_string(), "SSE event exceeds 16 bytes");
-    assert_eq!(
-        SseError::EventTooLarge { limit: 1048576 }.to_string(),
-        "SSE event exceeds 1048576 bytes"
-    );
+    assert_eq!(SseError::EventTooLarge { limit: 1048576 }.to_string(), "SSE event exceeds 1048576 bytes");
 
     // One line exactly at the limit is fine, one byte more is not.
     let ok = b"data: 0123456789\n\n"; // 16-byte line
@@ -461,10 +352,7 @@ fn bound_is_enforced() {
 
     // Accumulated data lines count; earlier events are still delivered.
     let input = b"data: a\n\ndata: 0123\ndata: 4567\ndata: 89ab\n\ndata: z\n\n";
-    assert_eq!(
-        decode_every_split(16, input),
-        (vec![data("a")], Some(err.clone()))
-    );
+    assert_eq!(decode_every_split(16, input), (vec![data("a")], Some(err.clone())));
 
     // A long partial line fails as soon as it is held, without a newline.
     let mut dec = SseDecoder::new(16);
@@ -482,17 +370,11 @@ fn bound_is_enforced() {
     // A huge comment line is also bounded (it would be held while partial).
     let mut comment = vec![b':'; 100];
     comment.extend_from_slice(b"\ndata: x\n\n");
-    assert_eq!(
-        decode_every_split(16, &comment),
-        (vec![], Some(err.clone()))
-    );
+    assert_eq!(decode_every_split(16, &comment), (vec![], Some(err.clone())));
 
     // Limit 0: only blank lines are acceptable.
     assert_eq!(decode_chunks(0, [&b"\n\r\n\r"[..]]), (vec![], None));
-    assert_eq!(
-        decode_chunks(0, [&b"\nx"[..]]),
-        (vec![], Some(SseError::EventTooLarge { limit: 0 }))
-    );
+    assert_eq!(decode_chunks(0, [&b"\nx"[..]]), (vec![], Some(SseError::EventTooLarge { limit: 0 })));
 
     // A large event under a large limit.
     let big = format!("data: {}\n\n", "y".repeat(100_000));
@@ -500,10 +382,7 @@ fn bound_is_enforced() {
     assert_eq!(err, None);
     assert_eq!(events[0].data.len(), 100_000);
     let (events, err) = decode_chunks(50_000, big.as_bytes().chunks(1000));
-    assert_eq!(
-        (events, err),
-        (vec![], Some(SseError::EventTooLarge { limit: 50_000 }))
-    );
+    assert_eq!((events, err), (vec![], Some(SseError::EventTooLarge { limit: 50_000 })));
 }
 
 #[test]
@@ -512,18 +391,10 @@ fn encode_wire_form() {
     encode_event(&data("[DONE]"), &mut out);
     assert_eq!(out, b"data: [DONE]\n\n");
 
-    let ev = SseEvent {
-        event: Some("delta".into()),
-        data: "a\n\nb".into(),
-        id: Some("7".into()),
-        retry: Some(100),
-    };
+    let ev = SseEvent { event: Some("delta".into()), data: "a\n\nb".into(), id: Some("7".into()), retry: Some(100) };
     out.clear();
     encode_event(&ev, &mut out);
-    assert_eq!(
-        out,
-        b"event: delta\nid: 7\nretry: 100\ndata: a\ndata:\ndata: b\n\n"
-    );
+    assert_eq!(out, b"event: delta\nid: 7\nretry: 100\ndata: a\ndata:\ndata: b\n\n");
 
     out.clear();
     encode_event(&data(""), &mut out);
@@ -582,11 +453,7 @@ fn line_string(allow_nul: bool) -> impl Strategy<Value = String> {
         ],
         0..12,
     )
-    .prop_map(move |cs| {
-        cs.into_iter()
-            .filter(|c| !matches!(c, '\r' | '\n') && (allow_nul || *c != '\0'))
-            .collect()
-    })
+    .prop_map(move |cs| cs.into_iter().filter(|c| !matches!(c, '\r' | '\n') && (allow_nul || *c != '\0')).collect())
 }
 
 fn arb_event() -> impl Strategy<Value = SseEvent> {
@@ -596,12 +463,7 @@ fn arb_event() -> impl Strategy<Value = SseEvent> {
         proptest::option::of(line_string(false)),
         proptest::option::of(any::<u64>()),
     )
-        .prop_map(|(event, lines, id, retry)| SseEvent {
-            event,
-            data: lines.join("\n"),
-            id,
-            retry,
-        })
+        .prop_map(|(event, lines, id, retry)| SseEvent { event, data: lines.join("\n"), id, retry })
 }
 
 /// Split `input` at the given cut points (taken modulo its length).

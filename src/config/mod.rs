@@ -28,10 +28,7 @@ impl fmt::Display for ConfigError {
 }
 
 fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        path: path.into(),
-        message: message.into(),
-    }
+    ConfigError { path: path.into(), message: message.into() }
 }
 
 /// A credential read from the VM environment. Never printed.
@@ -125,11 +122,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_request_body_bytes: 8 << 20,
-            max_response_body_bytes: 8 << 20,
-            max_sse_event_bytes: 1 << 20,
-        }
+        Limits { max_request_body_bytes: 8 << 20, max_response_body_bytes: 8 << 20, max_sse_event_bytes: 1 << 20 }
     }
 }
 
@@ -164,20 +157,12 @@ impl Config {
 
 fn parse_raw(json: &[u8]) -> Result<RawConfig, ConfigError> {
     if json.iter().all(u8::is_ascii_whitespace) {
-        return Err(err(
-            "",
-            "plugin configuration is empty; expected a JSON object",
-        ));
+        return Err(err("", "plugin configuration is empty; expected a JSON object"));
     }
     let mut de = serde_json::Deserializer::from_slice(json);
-    let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        err(
-            render_path(e.path()),
-            strip_position(&e.inner().to_string()),
-        )
-    })?;
-    de.end()
-        .map_err(|e| err("", strip_position(&e.to_string())))?;
+    let raw: RawConfig = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| err(render_path(e.path()), strip_position(&e.inner().to_string())))?;
+    de.end().map_err(|e| err("", strip_position(&e.to_string())))?;
     Ok(raw)
 }
 
@@ -240,14 +225,8 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             let path = format!("models[{name:?}].aliases[{i}]");
             check_name(&path, alias)?;
             if let Some(&owner) = names.get(alias) {
-                let owner_name = routes
-                    .get(owner)
-                    .map(|r: &ModelRoute| r.name.as_str())
-                    .unwrap_or("");
-                return Err(err(
-                    path,
-                    format!("{alias:?} is already a name of model {owner_name:?}"),
-                ));
+                let owner_name = routes.get(owner).map(|r: &ModelRoute| r.name.as_str()).unwrap_or("");
+                return Err(err(path, format!("{alias:?} is already a name of model {owner_name:?}")));
             }
             let index = names.get(name).copied().unwrap_or(0);
             names.insert(alias.clone(), index);
@@ -257,14 +236,7 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     let cluster_header = header_name("cluster_header", raw.cluster_header, DEFAULT_CLUSTER_HEADER)?;
     let model_header = header_name("model_header", raw.model_header, DEFAULT_MODEL_HEADER)?;
     let limits = validate_limits(raw.limits.unwrap_or_default())?;
-    Ok(Config {
-        providers,
-        routes,
-        names,
-        cluster_header,
-        model_header,
-        limits,
-    })
+    Ok(Config { providers, routes, names, cluster_header, model_header, limits })
 }
 
 fn validate_provider(
@@ -289,21 +261,12 @@ fn validate_provider(
         RawAuth::None => UpstreamAuth::None,
         RawAuth::Bearer { env: var } => UpstreamAuth::Header {
             name: "authorization".to_string(),
-            value: Secret(format!(
-                "Bearer {}",
-                read_secret(&format!("{path}.auth.env"), &var, env)?
-            )),
+            value: Secret(format!("Bearer {}", read_secret(&format!("{path}.auth.env"), &var, env)?)),
         },
-        RawAuth::Header {
-            name: header,
-            env: var,
-        } => {
+        RawAuth::Header { name: header, env: var } => {
             let header = header_name(&format!("{path}.auth.name"), Some(header), "")?;
             let value = Secret(read_secret(&format!("{path}.auth.env"), &var, env)?);
-            UpstreamAuth::Header {
-                name: header,
-                value,
-            }
+            UpstreamAuth::Header { name: header, value }
         }
     };
     Ok(Provider {
@@ -319,11 +282,7 @@ fn validate_provider(
     })
 }
 
-fn read_secret(
-    path: &str,
-    var: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, ConfigError> {
+fn read_secret(path: &str, var: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
     match env(var) {
         Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
         Some(_) => Err(err(path, format!("environment variable {var:?} is empty"))),
@@ -344,26 +303,16 @@ fn validate_model(
 ) -> Result<ModelRoute, ConfigError> {
     let path = format!("models[{name:?}]");
     let resolve = |field_path: String, provider: &str| {
-        provider_index
-            .get(provider)
-            .copied()
-            .ok_or_else(|| err(field_path, format!("no provider named {provider:?}")))
+        provider_index.get(provider).copied().ok_or_else(|| err(field_path, format!("no provider named {provider:?}")))
     };
     let targets = match (&m.provider, &m.model, &m.targets) {
         (Some(provider), Some(model), None) => {
             check_upstream_model(&format!("{path}.model"), model)?;
-            vec![Target {
-                provider: resolve(format!("{path}.provider"), provider)?,
-                model: model.clone(),
-                weight: 1,
-            }]
+            vec![Target { provider: resolve(format!("{path}.provider"), provider)?, model: model.clone(), weight: 1 }]
         }
         (None, None, Some(targets)) => {
             if targets.is_empty() {
-                return Err(err(
-                    format!("{path}.targets"),
-                    "at least one target is required",
-                ));
+                return Err(err(format!("{path}.targets"), "at least one target is required"));
             }
             let mut out = Vec::with_capacity(targets.len());
             for (i, t) in targets.iter().enumerate() {
@@ -381,20 +330,13 @@ fn validate_model(
             out
         }
         (_, _, Some(_)) => {
-            return Err(err(
-                path,
-                "use either \"provider\" and \"model\" or \"targets\", not both",
-            ));
+            return Err(err(path, "use either \"provider\" and \"model\" or \"targets\", not both"));
         }
         (None, _, None) => return Err(err(path, "missing field `provider` (or `targets`)")),
         (Some(_), None, None) => return Err(err(path, "missing field `model`")),
     };
     let total_weight = targets.iter().map(|t| u64::from(t.weight)).sum();
-    Ok(ModelRoute {
-        name: name.to_string(),
-        targets,
-        total_weight,
-    })
+    Ok(ModelRoute { name: name.to_string(), targets, total_weight })
 }
 
 /// Names become metric labels and log fields: keep them printable and free of the
@@ -402,16 +344,11 @@ fn validate_model(
 fn check_name(path: &str, name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_graphic() && c != ';' && c != '=' && c != '"');
+        && name.chars().all(|c| c.is_ascii_graphic() && c != ';' && c != '=' && c != '"');
     if ok {
         Ok(())
     } else {
-        Err(err(
-            path,
-            format!("{name:?} is not a valid name (1-128 printable ASCII characters, no ';', '=' or '\"')"),
-        ))
+        Err(err(path, format!("{name:?} is not a valid name (1-128 printable ASCII characters, no ';', '=' or '\"')")))
     }
 }
 
@@ -423,20 +360,12 @@ fn check_upstream_model(path: &str, model: &str) -> Result<(), ConfigError> {
 }
 
 fn header_name(path: &str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
-    let name = value
-        .unwrap_or_else(|| default.to_string())
-        .to_ascii_lowercase();
-    let ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.!#$%&'*+^`|~".contains(&b));
+    let name = value.unwrap_or_else(|| default.to_string()).to_ascii_lowercase();
+    let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!#$%&'*+^`|~".contains(&b));
     if ok {
         Ok(name)
     } else {
-        Err(err(
-            path,
-            format!("{name:?} is not a valid HTTP header name"),
-        ))
+        Err(err(path, format!("{name:?} is not a valid HTTP header name")))
     }
 }
 
@@ -448,20 +377,8 @@ fn validate_limits(l: raw::RawLimits) -> Result<Limits, ConfigError> {
         None => Ok(default),
     };
     Ok(Limits {
-        max_request_body_bytes: pick(
-            "max_request_body_bytes",
-            l.max_request_body_bytes,
-            d.max_request_body_bytes,
-        )?,
-        max_response_body_bytes: pick(
-            "max_response_body_bytes",
-            l.max_response_body_bytes,
-            d.max_response_body_bytes,
-        )?,
-        max_sse_event_bytes: pick(
-            "max_sse_event_bytes",
-            l.max_sse_event_bytes,
-            d.max_sse_event_bytes,
-        )?,
+        max_request_body_bytes: pick("max_request_body_bytes", l.max_request_body_bytes, d.max_request_body_bytes)?,
+        max_response_body_bytes: pick("max_response_body_bytes", l.max_response_body_bytes, d.max_response_body_bytes)?,
+        max_sse_event_bytes: pick("max_sse_event_bytes", l.max_sse_event_bytes, d.max_sse_event_bytes)?,
     })
 }

@@ -154,27 +154,15 @@ impl Exchange {
         let members = match json_scan::top_level_members(body) {
             Ok(members) => members,
             Err(e) => {
-                return BodyAction::Reply(self.reject(&GatewayError::InvalidJson {
-                    detail: e.to_string(),
-                }));
+                return BodyAction::Reply(self.reject(&GatewayError::InvalidJson { detail: e.to_string() }));
             }
         };
-        let value =
-            |key: &str| json_scan::find(&members, key).and_then(|m| body.get(m.value.clone()));
-        let prompt_field = if self.operation == Some(Operation::Embeddings) {
-            "input"
-        } else {
-            "messages"
-        };
+        let value = |key: &str| json_scan::find(&members, key).and_then(|m| body.get(m.value.clone()));
+        let prompt_field = if self.operation == Some(Operation::Embeddings) { "input" } else { "messages" };
         self.input_estimate = estimate_tokens(value(prompt_field).map_or(0, <[u8]>::len));
         self.stream = value("stream") == Some(b"true");
 
-        let mut edits = vec![json_scan::set_member(
-            body,
-            &members,
-            "model",
-            &json_scan::json_string(&target_model),
-        )];
+        let mut edits = vec![json_scan::set_member(body, &members, "model", &json_scan::json_string(&target_model))];
         if self.stream {
             let (wants, edit) = stream_options_edit(body, &members, value("stream_options"));
             self.client_wants_usage = wants;
@@ -199,21 +187,13 @@ impl Exchange {
                 broken: false,
             }))
         } else {
-            ResponseBody::Json {
-                copy: Vec::new(),
-                overflowed: false,
-            }
+            ResponseBody::Json { copy: Vec::new(), overflowed: false }
         };
         matches!(&self.body, ResponseBody::Sse(s) if s.rewrite)
     }
 
     /// One response body chunk, as it arrives.
-    pub fn on_response_body(
-        &mut self,
-        chunk: &[u8],
-        end_of_stream: bool,
-        now_ms: u64,
-    ) -> BodyAction {
+    pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool, now_ms: u64) -> BodyAction {
         let max_response = self.limits.max_response_body_bytes;
         match &mut self.body {
             ResponseBody::Pending | ResponseBody::Opaque => BodyAction::Unchanged,
@@ -233,12 +213,10 @@ impl Exchange {
                 }
                 BodyAction::Unchanged
             }
-            ResponseBody::Sse(state) => {
-                match sse_chunk(state, &mut self.meter, chunk, end_of_stream, now_ms) {
-                    Some(bytes) => BodyAction::Replace(bytes),
-                    None => BodyAction::Unchanged,
-                }
-            }
+            ResponseBody::Sse(state) => match sse_chunk(state, &mut self.meter, chunk, end_of_stream, now_ms) {
+                Some(bytes) => BodyAction::Replace(bytes),
+                None => BodyAction::Unchanged,
+            },
         }
     }
 
@@ -271,13 +249,9 @@ impl Exchange {
             };
         }
         let duration_ms = now_ms.saturating_sub(self.started_ms);
-        let time_to_first_token_ms = meter
-            .first_token_ms
-            .map(|t| t.saturating_sub(self.started_ms));
+        let time_to_first_token_ms = meter.first_token_ms.map(|t| t.saturating_sub(self.started_ms));
         let time_per_output_token_ms = match (meter.first_token_ms, usage.output) {
-            (Some(first), Some(out)) if self.stream && out > 1 => {
-                Some(now_ms.saturating_sub(first) / (out - 1))
-            }
+            (Some(first), Some(out)) if self.stream && out > 1 => Some(now_ms.saturating_sub(first) / (out - 1)),
             _ => None,
         };
         Some(Record {
@@ -291,11 +265,7 @@ impl Exchange {
             stream: self.stream,
             usage,
             duration_ms,
-            time_to_first_token_ms: if self.stream {
-                time_to_first_token_ms
-            } else {
-                None
-            },
+            time_to_first_token_ms: if self.stream { time_to_first_token_ms } else { None },
             time_per_output_token_ms,
         })
     }
@@ -303,11 +273,7 @@ impl Exchange {
 
 /// For a streaming request: whether the client itself asked for usage, and the edit that
 /// makes the provider report it.
-fn stream_options_edit(
-    body: &[u8],
-    members: &[json_scan::Member],
-    current: Option<&[u8]>,
-) -> (bool, Option<Edit>) {
+fn stream_options_edit(body: &[u8], members: &[json_scan::Member], current: Option<&[u8]>) -> (bool, Option<Edit>) {
     let parsed = current.map(serde_json::from_slice::<serde_json::Value>);
     let mut options = match parsed {
         Some(Ok(serde_json::Value::Object(map))) => map,
@@ -320,15 +286,7 @@ fn stream_options_edit(
     }
     options.insert("include_usage".to_string(), serde_json::Value::Bool(true));
     let raw = serde_json::Value::Object(options).to_string();
-    (
-        false,
-        Some(json_scan::set_member(
-            body,
-            members,
-            "stream_options",
-            raw.as_bytes(),
-        )),
-    )
+    (false, Some(json_scan::set_member(body, members, "stream_options", raw.as_bytes())))
 }
 
 fn sse_chunk(
@@ -361,16 +319,8 @@ fn sse_chunk(
         state.broken = true;
         let out = out.get_or_insert_with(Vec::new);
         let message = format!("llm-gateway: {error}; stream ended");
-        let data =
-            String::from_utf8_lossy(&openai::error_body(&message, "server_error", None, None))
-                .into_owned();
-        encode_event(
-            &SseEvent {
-                data,
-                ..SseEvent::default()
-            },
-            out,
-        );
+        let data = String::from_utf8_lossy(&openai::error_body(&message, "server_error", None, None)).into_owned();
+        encode_event(&SseEvent { data, ..SseEvent::default() }, out);
     }
     out
 }
@@ -404,12 +354,8 @@ fn observe_event(event: &SseEvent, meter: &mut Meter, now_ms: u64, rewrite: bool
     }
     match json_scan::find(&members, "usage") {
         Some(m) if data.get(m.value.clone()) == Some(b"null") => {
-            let patched =
-                json_scan::apply_edits(data, &[json_scan::remove_member(data, &members, m)]);
-            Keep::As(SseEvent {
-                data: String::from_utf8_lossy(&patched).into_owned(),
-                ..event.clone()
-            })
+            let patched = json_scan::apply_edits(data, &[json_scan::remove_member(data, &members, m)]);
+            Keep::As(SseEvent { data: String::from_utf8_lossy(&patched).into_owned(), ..event.clone() })
         }
         _ => Keep::Same,
     }

@@ -18,8 +18,7 @@ pub enum HeaderOp {
 }
 
 /// Client credentials removed from every request: the provider gets only ours.
-const CLIENT_CREDENTIAL_HEADERS: [&str; 4] =
-    ["authorization", "x-api-key", "api-key", "x-goog-api-key"];
+const CLIENT_CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", "api-key", "x-goog-api-key"];
 
 /// Which API the client is calling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,10 +77,7 @@ impl Gateway {
         Gateway { config }
     }
 
-    pub fn from_json(
-        json: &[u8],
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_json(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Config::parse(json, env).map(Gateway::new)
     }
 
@@ -91,12 +87,7 @@ impl Gateway {
 
     /// Starts an exchange. `roll` is a random number for weighted targets; `now_ms` the
     /// host clock.
-    pub fn on_request_headers(
-        &self,
-        head: &RequestHead<'_>,
-        roll: u64,
-        now_ms: u64,
-    ) -> (Exchange, RequestAction) {
+    pub fn on_request_headers(&self, head: &RequestHead<'_>, roll: u64, now_ms: u64) -> (Exchange, RequestAction) {
         let mut exchange = Exchange::new(now_ms, self.config.limits);
         let action = match self.route(head, roll, &mut exchange) {
             Ok(ops) => RequestAction::Forward(ops),
@@ -105,12 +96,7 @@ impl Gateway {
         (exchange, action)
     }
 
-    fn route(
-        &self,
-        head: &RequestHead<'_>,
-        roll: u64,
-        exchange: &mut Exchange,
-    ) -> Result<Vec<HeaderOp>, GatewayError> {
+    fn route(&self, head: &RequestHead<'_>, roll: u64, exchange: &mut Exchange) -> Result<Vec<HeaderOp>, GatewayError> {
         let (path, query) = match head.path.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (head.path, None),
@@ -118,39 +104,24 @@ impl Gateway {
         let operation = match (head.method, path) {
             ("POST", "/v1/chat/completions") => Operation::Chat,
             ("POST", "/v1/embeddings") => Operation::Embeddings,
-            _ => {
-                return Err(GatewayError::UnknownEndpoint {
-                    method: head.method.to_string(),
-                    path: path.to_string(),
-                })
-            }
+            _ => return Err(GatewayError::UnknownEndpoint { method: head.method.to_string(), path: path.to_string() }),
         };
         exchange.operation = Some(operation);
         let requested = match (head.body_model, head.header_model) {
             (Some(model), _) | (None, Some(model)) => model,
             (None, None) if head.body_invalid => {
-                return Err(GatewayError::InvalidJson {
-                    detail: "the body is not valid JSON".to_string(),
-                })
+                return Err(GatewayError::InvalidJson { detail: "the body is not valid JSON".to_string() })
             }
             (None, None) => return Err(GatewayError::MissingModel),
         };
         exchange.requested_model = Some(requested.to_string());
-        let route = self
+        let route =
+            self.config.lookup(requested).ok_or_else(|| GatewayError::UnknownModel { model: requested.to_string() })?;
+        let target = route.pick(roll).ok_or_else(|| GatewayError::UnknownModel { model: requested.to_string() })?;
+        let provider = self
             .config
-            .lookup(requested)
-            .ok_or_else(|| GatewayError::UnknownModel {
-                model: requested.to_string(),
-            })?;
-        let target = route.pick(roll).ok_or_else(|| GatewayError::UnknownModel {
-            model: requested.to_string(),
-        })?;
-        let provider =
-            self.config
-                .provider(target.provider)
-                .ok_or_else(|| GatewayError::UnknownModel {
-                    model: requested.to_string(),
-                })?;
+            .provider(target.provider)
+            .ok_or_else(|| GatewayError::UnknownModel { model: requested.to_string() })?;
         exchange.set_route(&route.name, &provider.name, &target.model);
 
         let mut upstream_path = format!("{}{}", provider.base_path, operation.upstream_suffix());
@@ -165,11 +136,7 @@ impl Gateway {
             // The body is patched, so its length changes.
             HeaderOp::Remove("content-length".to_string()),
         ];
-        ops.extend(
-            CLIENT_CREDENTIAL_HEADERS
-                .iter()
-                .map(|h| HeaderOp::Remove(h.to_string())),
-        );
+        ops.extend(CLIENT_CREDENTIAL_HEADERS.iter().map(|h| HeaderOp::Remove(h.to_string())));
         if let UpstreamAuth::Header { name, value } = &provider.auth {
             ops.push(HeaderOp::Set(name.clone(), value.expose().to_string()));
         }

@@ -38,12 +38,9 @@ impl GatewayError {
                 None,
                 Some("unknown_url"),
             ),
-            GatewayError::MissingModel => openai::error_body(
-                "you must provide a model parameter",
-                "invalid_request_error",
-                Some("model"),
-                None,
-            ),
+            GatewayError::MissingModel => {
+                openai::error_body("you must provide a model parameter", "invalid_request_error", Some("model"), None)
+            }
             GatewayError::InvalidJson { detail } => openai::error_body(
                 &format!("We could not parse the JSON body of your request: {detail}"),
                 "invalid_request_error",
@@ -68,9 +65,5 @@ impl GatewayError {
 }
 
 pub fn json_reply(status: u16, body: Vec<u8>) -> LocalReply {
-    LocalReply {
-        status,
-        headers: vec![("content-type".to_string(), "application/json".to_string())],
-        body,
-    }
+    LocalReply { status, headers: vec![("content-type".to_string(), "application/json".to_string())], body }
 }

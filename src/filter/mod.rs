@@ -3,9 +3,7 @@
 
 mod host;
 
-use crate::engine::{
-    BodyAction, Exchange, Gateway, HeaderOp, LocalReply, RequestAction, RequestHead,
-};
+use crate::engine::{BodyAction, Exchange, Gateway, HeaderOp, LocalReply, RequestAction, RequestHead};
 use crate::metrics::{self, MetricKind};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
@@ -36,10 +34,7 @@ impl Metrics {
             None if self.ids.len() >= MAX_METRICS => {
                 if !self.full_warned {
                     self.full_warned = true;
-                    host::log(
-                        LogLevel::Warn,
-                        "llm-gateway: metric limit reached; new label combinations are dropped",
-                    );
+                    host::log(LogLevel::Warn, "llm-gateway: metric limit reached; new label combinations are dropped");
                 }
                 return;
             }
@@ -56,9 +51,7 @@ impl Metrics {
             }
         };
         let _ = match point.kind {
-            MetricKind::Counter => {
-                host::increment_metric(id, i64::try_from(point.value).unwrap_or(i64::MAX))
-            }
+            MetricKind::Counter => host::increment_metric(id, i64::try_from(point.value).unwrap_or(i64::MAX)),
             MetricKind::Histogram => host::record_metric(id, point.value),
         };
     }
@@ -83,10 +76,7 @@ impl RootContext for Root {
                 true
             }
             Err(error) => {
-                host::log(
-                    LogLevel::Critical,
-                    &format!("llm-gateway: invalid plugin configuration: {error}"),
-                );
+                host::log(LogLevel::Critical, &format!("llm-gateway: invalid plugin configuration: {error}"));
                 false
             }
         }
@@ -94,12 +84,7 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let gateway = self.gateway.clone()?;
-        Some(Box::new(Stream {
-            gateway,
-            metrics: self.metrics.clone(),
-            rng: self.rng.clone(),
-            exchange: None,
-        }))
+        Some(Box::new(Stream { gateway, metrics: self.metrics.clone(), rng: self.rng.clone(), exchange: None }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -127,10 +112,7 @@ impl Stream {
 
     fn reply(&self, reply: &LocalReply) -> Action {
         if let Err(e) = host::send_response(reply.status, &reply.headers, &reply.body) {
-            host::log(
-                LogLevel::Error,
-                &format!("llm-gateway: local reply failed: {e:?}"),
-            );
+            host::log(LogLevel::Error, &format!("llm-gateway: local reply failed: {e:?}"));
         }
         Action::Pause
     }
@@ -142,11 +124,7 @@ impl Stream {
 
     /// Ends the exchange once: metrics, and access-log fields while the host still takes them.
     fn finish(&mut self) {
-        let Some(record) = self
-            .exchange
-            .as_mut()
-            .and_then(|e| e.finish(host::now_ms()))
-        else {
+        let Some(record) = self.exchange.as_mut().and_then(|e| e.finish(host::now_ms())) else {
             return;
         };
         for (key, value) in metrics::log_fields(&record) {
@@ -163,11 +141,7 @@ impl Context for Stream {}
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let request_header = |name: &str| {
-            host::header(MapType::HttpRequestHeaders, name)
-                .ok()
-                .flatten()
-        };
+        let request_header = |name: &str| host::header(MapType::HttpRequestHeaders, name).ok().flatten();
         let method = request_header(":method").unwrap_or_default();
         let path = request_header(":path").unwrap_or_default();
         let header_model = request_header(&self.gateway.config().model_header);
@@ -179,9 +153,7 @@ impl HttpContext for Stream {
             body_invalid: self.metadata_string("body_error").is_some(),
             header_model: header_model.as_deref(),
         };
-        let (exchange, action) =
-            self.gateway
-                .on_request_headers(&head, self.roll(), host::now_ms());
+        let (exchange, action) = self.gateway.on_request_headers(&head, self.roll(), host::now_ms());
         for (key, value) in exchange.route_fields() {
             if let Some(value) = value {
                 let _ = host::set_property(&[key], value.as_bytes());
@@ -193,12 +165,8 @@ impl HttpContext for Stream {
             RequestAction::Forward(ops) => {
                 for op in ops {
                     let _ = match op {
-                        HeaderOp::Set(name, value) => {
-                            host::set_header(MapType::HttpRequestHeaders, &name, &value)
-                        }
-                        HeaderOp::Remove(name) => {
-                            host::remove_header(MapType::HttpRequestHeaders, &name)
-                        }
+                        HeaderOp::Set(name, value) => host::set_header(MapType::HttpRequestHeaders, &name, &value),
+                        HeaderOp::Remove(name) => host::remove_header(MapType::HttpRequestHeaders, &name),
                     };
                 }
                 Action::Continue
@@ -232,14 +200,8 @@ impl HttpContext for Stream {
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
         };
-        let response_header = |name: &str| {
-            host::header(MapType::HttpResponseHeaders, name)
-                .ok()
-                .flatten()
-        };
-        let status = response_header(":status")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let response_header = |name: &str| host::header(MapType::HttpResponseHeaders, name).ok().flatten();
+        let status = response_header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let content_type = response_header("content-type");
         if exchange.on_response_headers(status, content_type.as_deref()) {
             let _ = host::remove_header(MapType::HttpResponseHeaders, "content-length");
@@ -254,14 +216,9 @@ impl HttpContext for Stream {
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
         };
-        let chunk = if size > 0 {
-            host::buffer(BufferType::HttpResponseBody, 0, size).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        if let BodyAction::Replace(bytes) =
-            exchange.on_response_body(&chunk, end_of_stream, host::now_ms())
-        {
+        let chunk =
+            if size > 0 { host::buffer(BufferType::HttpResponseBody, 0, size).unwrap_or_default() } else { Vec::new() };
+        if let BodyAction::Replace(bytes) = exchange.on_response_body(&chunk, end_of_stream, host::now_ms()) {
             let _ = host::set_buffer(BufferType::HttpResponseBody, 0, size, &bytes);
         }
         if end_of_stream {

@@ -39,9 +39,7 @@ pub fn parse_usage_object(raw: &[u8]) -> Option<Usage> {
         input: wire.prompt_tokens,
         output: wire.completion_tokens,
         cached_input: wire.prompt_tokens_details.and_then(|d| d.cached_tokens),
-        reasoning: wire
-            .completion_tokens_details
-            .and_then(|d| d.reasoning_tokens),
+        reasoning: wire.completion_tokens_details.and_then(|d| d.reasoning_tokens),
         source: UsageSource::Reported,
     })
 }
@@ -115,11 +113,7 @@ pub fn inspect_chunk(data: &[u8], members: &[Member]) -> ChunkInfo {
         .and_then(parse_usage_object);
     let choices_empty = json_scan::find(members, "choices")
         .and_then(|m| data.get(m.value.clone()))
-        .is_some_and(|raw| {
-            raw.iter()
-                .filter(|b| !b.is_ascii_whitespace())
-                .eq(b"[]".iter())
-        });
+        .is_some_and(|raw| raw.iter().filter(|b| !b.is_ascii_whitespace()).eq(b"[]".iter()));
     let generated_bytes = serde_json::from_slice::<WireChunk>(data).map_or(0, |chunk| {
         chunk
             .choices
@@ -137,11 +131,7 @@ pub fn inspect_chunk(data: &[u8], members: &[Member]) -> ChunkInfo {
             })
             .sum()
     });
-    ChunkInfo {
-        usage_only: usage.is_some() && choices_empty,
-        usage,
-        generated_bytes,
-    }
+    ChunkInfo { usage_only: usage.is_some() && choices_empty, usage, generated_bytes }
 }
 
 /// An error body in OpenAI's shape: `{"error":{"message","type","param","code"}}`.

@@ -155,11 +155,7 @@ impl SseDecoder {
     /// The decoder is then reset and can decode a new stream. If the decoder
     /// had failed, returns that error (and still resets).
     pub fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), SseError> {
-        let result = if self.failed {
-            Err(self.error())
-        } else {
-            self.finish_inner(out)
-        };
+        let result = if self.failed { Err(self.error()) } else { self.finish_inner(out) };
         *self = SseDecoder::new(self.max_event_bytes);
         result
     }
@@ -184,9 +180,7 @@ impl SseDecoder {
     }
 
     fn error(&self) -> SseError {
-        SseError::EventTooLarge {
-            limit: self.max_event_bytes,
-        }
+        SseError::EventTooLarge { limit: self.max_event_bytes }
     }
 
     /// Discard pending state and enter the failed state.
@@ -219,11 +213,8 @@ impl SseDecoder {
     }
 
     fn process_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
-        let line = if mem::replace(&mut self.at_stream_start, false) {
-            line.strip_prefix(BOM).unwrap_or(line)
-        } else {
-            line
-        };
+        let line =
+            if mem::replace(&mut self.at_stream_start, false) { line.strip_prefix(BOM).unwrap_or(line) } else { line };
         if line.is_empty() {
             self.dispatch(out);
             return;
@@ -278,12 +269,7 @@ impl SseDecoder {
             self.data.clear();
             data
         };
-        out.push(SseEvent {
-            event: (!event.is_empty()).then_some(event),
-            data,
-            id,
-            retry,
-        });
+        out.push(SseEvent { event: (!event.is_empty()).then_some(event), data, id, retry });
     }
 }
 

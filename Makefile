@@ -1,0 +1,46 @@
+# Entry points. The scripts in scripts/ do the work; see each for details.
+SHELL := bash
+PY := .venv/bin/python
+
+.PHONY: help bootstrap build demo up down test fmt
+
+help:
+	@echo "make build   build the release .wasm and print its size"
+	@echo "make demo    bootstrap, build, (re)start the demo stack, run the tour; leaves it running"
+	@echo "make up      bootstrap, build, start the demo stack (if not running)"
+	@echo "make down    stop the demo stack"
+	@echo "make test    everything CI runs: fmt, clippy (native and wasm32), cargo test, build, integration"
+	@echo "make fmt     cargo fmt"
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+build:
+	@bash scripts/build.sh
+
+demo:
+	@bash scripts/bootstrap.sh
+	@bash scripts/build.sh
+	@bash scripts/down.sh
+	@bash scripts/up.sh
+	$(PY) integration/tour.py
+
+up:
+	@bash scripts/bootstrap.sh
+	@bash scripts/build.sh
+	@bash scripts/up.sh
+
+down:
+	@bash scripts/down.sh
+
+test:
+	@bash scripts/bootstrap.sh
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
+	cargo test
+	@bash scripts/build.sh
+	$(PY) -m pytest -q integration
+
+fmt:
+	cargo fmt
