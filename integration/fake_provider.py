@@ -78,6 +78,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+import fake_dialects  # noqa: E402
+
 VALID_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 SYSTEM_FINGERPRINT = "fp_fake"
 
@@ -355,6 +358,34 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             return None
 
+    # -- helpers for fake_dialects endpoints
+
+    def int_header(self, name: str) -> int | None:
+        return self._int_header(name)
+
+    def send_json(self, status: int, obj, extra: dict | None = None):
+        self._send_json(status, obj, extra)
+
+    def send_bytes(self, status: int, body: bytes, content_type: str, extra: dict | None = None):
+        self._send(status, body, content_type, extra)
+
+    def start_stream(self, content_type: str, status: int = 200):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+
+    def write_chunk(self, data: bytes):
+        if data:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+    def end_stream(self):
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
     # -- dispatch
 
     def do_GET(self):  # noqa: N802
@@ -380,6 +411,9 @@ class Handler(BaseHTTPRequestHandler):
             if path.startswith("/__fake/"):
                 return self._control(path)
             self._record(path, query, raw)
+            dialect_endpoint = fake_dialects.route(self.command, path)
+            if dialect_endpoint is not None:
+                return dialect_endpoint(self, path, query, raw)
             endpoint = None
             if self.command == "POST" and path.endswith("/chat/completions"):
                 endpoint = self._chat

@@ -24,10 +24,16 @@ impl UsageSource {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
+    /// All input tokens, cached and cache-written ones included (OpenAI's convention;
+    /// Anthropic decoders add its separate cache counts in).
     pub input: Option<u64>,
+    /// All output tokens, reasoning included (Gemini decoders add `thoughtsTokenCount`).
     pub output: Option<u64>,
     /// Input tokens served from the provider's prompt cache (a subset of `input`).
     pub cached_input: Option<u64>,
+    /// Input tokens written to the provider's prompt cache (a subset of `input`;
+    /// Anthropic `cache_creation_input_tokens`).
+    pub cache_write: Option<u64>,
     /// Output tokens spent on reasoning (a subset of `output`).
     pub reasoning: Option<u64>,
     pub source: UsageSource,
@@ -47,6 +53,7 @@ impl Usage {
             ("input", self.input),
             ("output", self.output),
             ("cached_input", self.cached_input),
+            ("cache_write", self.cache_write),
             ("reasoning", self.reasoning),
         ]
         .into_iter()

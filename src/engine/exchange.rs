@@ -244,6 +244,7 @@ impl Exchange {
                 input: Some(self.input_estimate),
                 output: Some(estimate_tokens(meter.generated_bytes)),
                 cached_input: None,
+                cache_write: None,
                 reasoning: None,
                 source: UsageSource::Estimated,
             };

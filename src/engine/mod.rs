@@ -110,7 +110,9 @@ impl Gateway {
         let requested = match (head.body_model, head.header_model) {
             (Some(model), _) | (None, Some(model)) => model,
             (None, None) if head.body_invalid => {
-                return Err(GatewayError::InvalidJson { detail: "the body is not valid JSON".to_string() })
+                return Err(GatewayError::InvalidJson {
+                    detail: "the body is not a JSON object sent with Content-Type: application/json".to_string(),
+                })
             }
             (None, None) => return Err(GatewayError::MissingModel),
         };

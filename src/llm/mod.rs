@@ -1,2 +1,3 @@
 //! Provider and client wire formats.
+pub mod ir;
 pub mod openai;

@@ -39,6 +39,7 @@ pub fn parse_usage_object(raw: &[u8]) -> Option<Usage> {
         input: wire.prompt_tokens,
         output: wire.completion_tokens,
         cached_input: wire.prompt_tokens_details.and_then(|d| d.cached_tokens),
+        cache_write: None,
         reasoning: wire.completion_tokens_details.and_then(|d| d.reasoning_tokens),
         source: UsageSource::Reported,
     })
