@@ -71,6 +71,34 @@ fn weighted_pick_follows_weights() {
 }
 
 #[test]
+fn native_api_key_headers_per_kind() {
+    let cases = [
+        ("openai", "authorization", "Bearer sk-real"),
+        ("groq", "authorization", "Bearer sk-real"),
+        ("anthropic", "x-api-key", "sk-real"),
+        ("gemini", "x-goog-api-key", "sk-real"),
+    ];
+    for (kind, header, value) in cases {
+        let json = format!(
+            r#"{{"providers": {{"p": {{"kind": "{kind}", "cluster": "c", "auth": {{"type": "api-key", "env": "OPENAI_KEY"}}}}}},
+                "models": {{"m": {{"provider": "p", "model": "x"}}}}}}"#
+        );
+        let config = parse(&json).unwrap();
+        match &config.providers[0].auth {
+            UpstreamAuth::Header { name, value: v } => {
+                assert_eq!((name.as_str(), v.expose()), (header, value), "{kind}")
+            }
+            other => panic!("unexpected auth {other:?}"),
+        }
+    }
+    let json = r#"{"providers": {"p": {"kind": "anthropic", "cluster": "c", "auth": {"type": "api-key", "env": "OPENAI_KEY"}}},
+                   "models": {"m": {"provider": "p", "model": "x"}}}"#;
+    let config = parse(json).unwrap();
+    assert_eq!(config.providers[0].static_headers, [("anthropic-version".to_string(), "2023-06-01".to_string())]);
+    assert_eq!(config.providers[0].base_path, "/v1");
+}
+
+#[test]
 fn errors_name_their_path() {
     let cases: &[(&str, &str)] = &[
         (r#""gpt": {"provider": "opnai", "model": "gpt-4o"}"#, r#"models["gpt"].provider: no provider named "opnai""#),
@@ -113,7 +141,7 @@ fn provider_errors_name_their_path() {
     let cases: &[(&str, &str)] = &[
         (
             r#""p": {"kind": "opneai", "cluster": "c", "auth": {"type": "none"}}"#,
-            r#"providers["p"].kind: unknown variant `opneai`, expected `openai` or `openai-compatible`"#,
+            r#"providers["p"].kind: unknown provider kind "opneai"; expected one of: openai, openai-compatible, azure-openai, anthropic, gemini, bedrock, mistral, groq, deepseek, together, fireworks, openrouter, xai, ollama, vllm"#,
         ),
         (
             r#""p": {"kind": "openai", "cluster": "c", "auth": {"type": "bearer", "env": "MISSING"}}"#,
@@ -140,6 +168,22 @@ fn provider_errors_name_their_path() {
             r#"providers["p"].auth.name: "bad header" is not a valid HTTP header name"#,
         ),
         (r#""p": {"kind": "openai", "auth": {"type": "none"}}"#, r#"providers["p"]: missing field `cluster`"#),
+        (
+            r#""p": {"kind": "azure-openai", "cluster": "c", "auth": {"type": "api-key", "env": "OPENAI_KEY"}}"#,
+            r#"providers["p"].api_version: is required for provider kind "azure-openai""#,
+        ),
+        (
+            r#""p": {"kind": "openai", "cluster": "c", "region": "us-east-1", "auth": {"type": "none"}}"#,
+            r#"providers["p"].region: does not apply to provider kind "openai""#,
+        ),
+        (
+            r#""p": {"kind": "bedrock", "cluster": "c", "region": "us-east-1", "auth": {"type": "api-key", "env": "OPENAI_KEY"}}"#,
+            r#"providers["p"].auth.type: provider kind "bedrock" has no API keys; use "aws-sigv4""#,
+        ),
+        (
+            r#""p": {"kind": "anthropic", "cluster": "c", "auth": {"type": "aws-sigv4", "access_key_env": "OPENAI_KEY", "secret_key_env": "OPENAI_KEY"}}"#,
+            r#"providers["p"].auth.type: "aws-sigv4" only applies to provider kind "bedrock""#,
+        ),
     ];
     for (provider, expected) in cases {
         let json = format!(r#"{{"providers": {{{provider}}}, {model}}}"#);

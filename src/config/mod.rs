@@ -2,9 +2,11 @@
 //! Every error names the path of the offending value, e.g.
 //! `models["gpt"].provider: no provider named "opnai"`.
 
+mod provider;
 mod raw;
 
-use raw::{RawAuth, RawConfig, RawModel, RawProvider, RawProviderKind};
+pub use provider::{ProviderKind, KINDS};
+use raw::{RawAuth, RawConfig, RawModel, RawProvider};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -47,21 +49,6 @@ impl fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    OpenAi,
-    OpenAiCompatible,
-}
-
-impl ProviderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::OpenAi => "openai",
-            ProviderKind::OpenAiCompatible => "openai-compatible",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamAuth {
     None,
@@ -69,6 +56,12 @@ pub enum UpstreamAuth {
     Header {
         name: String,
         value: Secret,
+    },
+    /// AWS SigV4 credentials.
+    SigV4 {
+        access_key: Secret,
+        secret_key: Secret,
+        session_token: Option<Secret>,
     },
 }
 
@@ -80,6 +73,12 @@ pub struct Provider {
     pub authority: Option<String>,
     pub base_path: String,
     pub auth: UpstreamAuth,
+    /// Azure `api-version`.
+    pub api_version: Option<String>,
+    /// AWS region (Bedrock).
+    pub region: Option<String>,
+    /// Static headers the provider requires (e.g. `anthropic-version`).
+    pub static_headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -246,39 +245,92 @@ fn validate_provider(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Provider, ConfigError> {
     check_name(path, &name)?;
+    let kind = ProviderKind::parse(&p.kind).ok_or_else(|| {
+        let names: Vec<&str> = KINDS.iter().map(|(n, _)| *n).collect();
+        err(
+            format!("{path}.kind"),
+            format!("unknown provider kind {:?}; expected one of: {}", p.kind, names.join(", ")),
+        )
+    })?;
     if p.cluster.trim().is_empty() {
         return Err(err(format!("{path}.cluster"), "must name an Envoy cluster"));
     }
-    let base_path = p.base_path.unwrap_or_else(|| "/v1".to_string());
-    if !base_path.starts_with('/') || base_path.contains(['?', '#', ' ']) {
+    let base_path = p.base_path.unwrap_or_else(|| kind.default_base_path().to_string());
+    if !(base_path.is_empty() || base_path.starts_with('/')) || base_path.contains(['?', '#', ' ']) {
         return Err(err(
             format!("{path}.base_path"),
             format!("{base_path:?} must be a path starting with '/', without query or spaces"),
         ));
     }
     let base_path = base_path.trim_end_matches('/').to_string();
+    let env_path = format!("{path}.auth.env");
     let auth = match p.auth {
         RawAuth::None => UpstreamAuth::None,
         RawAuth::Bearer { env: var } => UpstreamAuth::Header {
             name: "authorization".to_string(),
-            value: Secret(format!("Bearer {}", read_secret(&format!("{path}.auth.env"), &var, env)?)),
+            value: Secret(format!("Bearer {}", read_secret(&env_path, &var, env)?)),
         },
         RawAuth::Header { name: header, env: var } => {
             let header = header_name(&format!("{path}.auth.name"), Some(header), "")?;
-            let value = Secret(read_secret(&format!("{path}.auth.env"), &var, env)?);
-            UpstreamAuth::Header { name: header, value }
+            UpstreamAuth::Header { name: header, value: Secret(read_secret(&env_path, &var, env)?) }
         }
+        RawAuth::ApiKey { env: var } => {
+            let (header, prefix) = kind.api_key_header().ok_or_else(|| {
+                err(
+                    format!("{path}.auth.type"),
+                    format!("provider kind {:?} has no API keys; use \"aws-sigv4\"", p.kind),
+                )
+            })?;
+            let value = Secret(format!("{prefix}{}", read_secret(&env_path, &var, env)?));
+            UpstreamAuth::Header { name: header.to_string(), value }
+        }
+        RawAuth::AwsSigv4 { access_key_env, secret_key_env, session_token_env } => UpstreamAuth::SigV4 {
+            access_key: Secret(read_secret(&format!("{path}.auth.access_key_env"), &access_key_env, env)?),
+            secret_key: Secret(read_secret(&format!("{path}.auth.secret_key_env"), &secret_key_env, env)?),
+            session_token: match session_token_env {
+                Some(var) => Some(Secret(read_secret(&format!("{path}.auth.session_token_env"), &var, env)?)),
+                None => None,
+            },
+        },
+    };
+    let required = |field: &str, value: &Option<String>, wanted: bool| match (value, wanted) {
+        (None, true) => Err(err(format!("{path}.{field}"), format!("is required for provider kind {:?}", p.kind))),
+        (Some(_), false) => {
+            Err(err(format!("{path}.{field}"), format!("does not apply to provider kind {:?}", p.kind)))
+        }
+        _ => Ok(()),
+    };
+    required("api_version", &p.api_version, kind == ProviderKind::AzureOpenAi)?;
+    required("region", &p.region, kind == ProviderKind::Bedrock)?;
+    if kind != ProviderKind::Anthropic {
+        required("anthropic_version", &p.anthropic_version, false)?;
+    }
+    match (&auth, kind) {
+        (UpstreamAuth::SigV4 { .. }, ProviderKind::Bedrock) | (UpstreamAuth::None, _) => {}
+        (UpstreamAuth::SigV4 { .. }, _) => {
+            return Err(err(format!("{path}.auth.type"), "\"aws-sigv4\" only applies to provider kind \"bedrock\""));
+        }
+        (_, ProviderKind::Bedrock) => {
+            return Err(err(format!("{path}.auth.type"), "provider kind \"bedrock\" needs \"aws-sigv4\""));
+        }
+        _ => {}
+    }
+    let static_headers = match kind {
+        ProviderKind::Anthropic => {
+            vec![("anthropic-version".to_string(), p.anthropic_version.unwrap_or_else(|| "2023-06-01".to_string()))]
+        }
+        _ => Vec::new(),
     };
     Ok(Provider {
         name,
-        kind: match p.kind {
-            RawProviderKind::Openai => ProviderKind::OpenAi,
-            RawProviderKind::OpenaiCompatible => ProviderKind::OpenAiCompatible,
-        },
+        kind,
         cluster: p.cluster,
         authority: p.authority,
         base_path,
         auth,
+        api_version: p.api_version,
+        region: p.region,
+        static_headers,
     })
 }
 

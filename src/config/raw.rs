@@ -22,23 +22,26 @@ pub struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
-    pub kind: RawProviderKind,
+    /// One of `provider::KINDS`.
+    pub kind: String,
     /// Envoy cluster the request is routed to.
     pub cluster: String,
     /// Value for `:authority` upstream (e.g. `api.openai.com`); the client's is kept when absent.
     #[serde(default)]
     pub authority: Option<String>,
-    /// Path prefix of the provider's OpenAI-style API, default `/v1`.
+    /// Path prefix of the provider's API; each kind has a default.
     #[serde(default)]
     pub base_path: Option<String>,
     pub auth: RawAuth,
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum RawProviderKind {
-    Openai,
-    OpenaiCompatible,
+    /// Azure OpenAI `api-version` query parameter (required for `azure-openai`).
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// AWS region (required for `bedrock`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `anthropic-version` header for `anthropic` (default `2023-06-01`).
+    #[serde(default)]
+    pub anthropic_version: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,6 +51,16 @@ pub enum RawAuth {
     Bearer { env: String },
     /// `<name>: <secret>` (e.g. `api-key` for Azure).
     Header { name: String, env: String },
+    /// The provider's own API-key header: `Authorization: Bearer` for the OpenAI family,
+    /// `api-key` for Azure, `x-api-key` for Anthropic, `x-goog-api-key` for Gemini.
+    ApiKey { env: String },
+    /// AWS Signature Version 4 (Bedrock), with credentials from the VM environment.
+    AwsSigv4 {
+        access_key_env: String,
+        secret_key_env: String,
+        #[serde(default)]
+        session_token_env: Option<String>,
+    },
     /// No credential upstream (local Ollama, vLLM).
     None,
 }
