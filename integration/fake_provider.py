@@ -61,6 +61,13 @@ Test controls (request headers; they pass through Envoy):
   x-fake-chunk-delay-ms: N   sleep N ms between stream chunks
   x-fake-status: S           answer with status S and an OpenAI error body
   x-fake-words: N            reply with N words "w1 ... wN" instead of the echo
+  x-fake-tool-call: NAME     answer with a call to tool NAME (which must be among the request's
+                             tools), arguments {"query": <last user text>}, finish_reason
+                             "tool_calls"; streamed as argument fragments of 8 characters;
+                             completion_tokens = words of the arguments JSON
+
+Azure OpenAI paths (/openai/deployments/{name}/chat/completions?api-version=...) take the key
+in the `api-key` header and the model from the deployment name.
 """
 
 from __future__ import annotations
@@ -424,8 +431,14 @@ class Handler(BaseHTTPRequestHandler):
             status = self._int_header("x-fake-status")
             if status is not None and 100 <= status <= 599:
                 raise error_for_status(status)
-            self._authenticate()
-            endpoint(parse_json_object(raw))
+            body = parse_json_object(raw)
+            azure_deployment = self._azure_deployment(path, query)
+            if azure_deployment is not None:
+                # Azure takes the model from the deployment in the path.
+                body.setdefault("model", azure_deployment)
+            else:
+                self._authenticate()
+            endpoint(body)
         except ApiError as err:
             self._send_error(err)
         except (BrokenPipeError, ConnectionResetError):
@@ -444,6 +457,18 @@ class Handler(BaseHTTPRequestHandler):
             return self._send_json(200, {"cleared": True})
         raise ApiError(404, f"Invalid URL ({self.command} {path})")
 
+    def _azure_deployment(self, path: str, query: str) -> str | None:
+        """Azure OpenAI: /openai/deployments/{name}/...?api-version=..., key in `api-key`."""
+        match = re.match(r"^/openai/deployments/([^/]+)/", path)
+        if match is None:
+            return None
+        if not self.headers.get("api-key", "").strip():
+            raise ApiError(401, "Access denied due to missing subscription key. Make sure to include "
+                           "subscription key when making requests to an API.", code="401")
+        if "api-version=" not in query:
+            raise ApiError(404, "Resource not found", code="404")
+        return match.group(1)
+
     def _authenticate(self):
         auth = self.headers.get("Authorization", "")
         scheme, _, key = auth.partition(" ")
@@ -461,9 +486,14 @@ class Handler(BaseHTTPRequestHandler):
         if fake_words is not None:
             fake_words = max(fake_words, 0)
         reply = reply_for(messages, fake_words)
+        tool_call = self._tool_call(body, messages)
+        if tool_call is not None:
+            reply = tool_call["function"]["arguments"]
         usage = usage_for(messages, reply)
         cid = _next_id("chatcmpl")
         created = int(time.time())
+        if tool_call is not None:
+            return self._chat_tool_call(body, cid, created, tool_call, usage)
         if body.get("stream") is True:
             opts = body.get("stream_options") or {}
             include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
@@ -484,6 +514,59 @@ class Handler(BaseHTTPRequestHandler):
             "service_tier": "default",
             "system_fingerprint": SYSTEM_FINGERPRINT,
         })
+
+    def _tool_call(self, body: dict, messages: list[dict]) -> dict | None:
+        """`x-fake-tool-call: NAME`: answer with a call to that tool instead of text."""
+        name = self.headers.get("x-fake-tool-call")
+        if not name:
+            return None
+        tools = body.get("tools") or []
+        names = [t.get("function", {}).get("name") for t in tools if isinstance(t, dict)]
+        if name not in names:
+            raise ApiError(400, f"x-fake-tool-call names {name!r}, which is not among the request's tools")
+        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        arguments = json.dumps({"query": message_text(last_user)})
+        return {"id": f"call_fake_{_next_id('x').split('-')[-1]}", "type": "function",
+                "function": {"name": name, "arguments": arguments}}
+
+    def _chat_tool_call(self, body, cid, created, tool_call, usage):
+        model = body["model"]
+        if body.get("stream") is not True:
+            return self._send_json(200, {
+                "id": cid, "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": None,
+                                                     "tool_calls": [tool_call], "refusal": None,
+                                                     "annotations": []},
+                             "logprobs": None, "finish_reason": "tool_calls"}],
+                "usage": usage, "service_tier": "default", "system_fingerprint": SYSTEM_FINGERPRINT,
+            })
+        opts = body.get("stream_options") or {}
+        include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
+
+        def chunk(delta, finish=None, with_usage=None):
+            obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                   "service_tier": "default", "system_fingerprint": SYSTEM_FINGERPRINT,
+                   "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+            if include_usage:
+                obj["usage"] = with_usage
+            return obj
+
+        arguments = tool_call["function"]["arguments"]
+        pieces = [arguments[i:i + 8] for i in range(0, len(arguments), 8)]
+        head = {"index": 0, "id": tool_call["id"], "type": "function",
+                "function": {"name": tool_call["function"]["name"], "arguments": ""}}
+        events = [chunk({"role": "assistant", "content": None, "tool_calls": [head], "refusal": None})]
+        events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}) for p in pieces]
+        events.append(chunk({}, "tool_calls"))
+        if include_usage:
+            final = chunk({}, None, usage)
+            final["choices"] = []
+            events.append(final)
+        self.start_stream("text/event-stream; charset=utf-8")
+        for e in events:
+            self.write_chunk(f"data: {json.dumps(e, separators=(',', ':'))}\n\n".encode())
+        self.write_chunk(b"data: [DONE]\n\n")
+        self.end_stream()
 
     def _chat_stream(self, cid, created, model, reply, usage, include_usage):
         delay = max(self._int_header("x-fake-chunk-delay-ms") or 0, 0) / 1000.0

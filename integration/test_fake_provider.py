@@ -306,3 +306,34 @@ def test_official_openai_sdk(fake, fake_requests):
     assert fake_requests()[0]["headers"]["authorization"] == "Bearer sk-sdk"
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="m", messages=[])
+
+
+TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+
+
+def test_tool_call_json_and_stream(fake):
+    sdk = openai.OpenAI(base_url=f"{fake.base_url}/v1", api_key="sk-x", max_retries=0)
+    headers = {"x-fake-tool-call": "lookup"}
+    messages = [{"role": "user", "content": "find cats"}]
+    reply = sdk.chat.completions.create(model="m", messages=messages, tools=TOOLS, extra_headers=headers)
+    call = reply.choices[0].message.tool_calls[0]
+    assert reply.choices[0].finish_reason == "tool_calls"
+    assert (call.function.name, json.loads(call.function.arguments)) == ("lookup", {"query": "find cats"})
+    chunks = list(sdk.chat.completions.create(model="m", messages=messages, tools=TOOLS, stream=True,
+                                              stream_options={"include_usage": True}, extra_headers=headers))
+    args = "".join(c.choices[0].delta.tool_calls[0].function.arguments or ""
+                   for c in chunks if c.choices and c.choices[0].delta.tool_calls)
+    assert json.loads(args) == {"query": "find cats"}
+    assert chunks[-1].usage.completion_tokens == len(call.function.arguments.split())
+    with pytest.raises(openai.BadRequestError):
+        sdk.chat.completions.create(model="m", messages=messages, extra_headers=headers)
+
+
+def test_azure_deployment_paths(fake):
+    url = f"{fake.base_url}/openai/deployments/my-dep/chat/completions"
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    assert httpx.post(url, params={"api-version": "2024-10-21"}, json=body).status_code == 401
+    assert httpx.post(url, json=body, headers={"api-key": "k"}).status_code == 404
+    r = httpx.post(url, params={"api-version": "2024-10-21"}, json=body, headers={"api-key": "k"})
+    assert r.status_code == 200
+    assert r.json()["model"] == "my-dep"
