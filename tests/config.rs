@@ -75,12 +75,14 @@ fn native_api_key_headers_per_kind() {
     let cases = [
         ("openai", "authorization", "Bearer sk-real"),
         ("groq", "authorization", "Bearer sk-real"),
+        ("bedrock", "authorization", "Bearer sk-real"),
         ("anthropic", "x-api-key", "sk-real"),
         ("gemini", "x-goog-api-key", "sk-real"),
     ];
     for (kind, header, value) in cases {
+        let region = if kind == "bedrock" { r#""region": "us-east-1","# } else { "" };
         let json = format!(
-            r#"{{"providers": {{"p": {{"kind": "{kind}", "cluster": "c", "auth": {{"type": "api-key", "env": "OPENAI_KEY"}}}}}},
+            r#"{{"providers": {{"p": {{"kind": "{kind}", "cluster": "c", {region} "auth": {{"type": "api-key", "env": "OPENAI_KEY"}}}}}},
                 "models": {{"m": {{"provider": "p", "model": "x"}}}}}}"#
         );
         let config = parse(&json).unwrap();
@@ -175,10 +177,6 @@ fn provider_errors_name_their_path() {
         (
             r#""p": {"kind": "openai", "cluster": "c", "region": "us-east-1", "auth": {"type": "none"}}"#,
             r#"providers["p"].region: does not apply to provider kind "openai""#,
-        ),
-        (
-            r#""p": {"kind": "bedrock", "cluster": "c", "region": "us-east-1", "auth": {"type": "api-key", "env": "OPENAI_KEY"}}"#,
-            r#"providers["p"].auth.type: provider kind "bedrock" has no API keys; use "aws-sigv4""#,
         ),
         (
             r#""p": {"kind": "anthropic", "cluster": "c", "auth": {"type": "aws-sigv4", "access_key_env": "OPENAI_KEY", "secret_key_env": "OPENAI_KEY"}}"#,

@@ -81,7 +81,7 @@ fn model_from_header_is_inserted_into_the_body() {
     h.header_model = Some("gpt");
     let (mut exchange, ops) = forward(&gw, &h, 0);
     assert!(ops.contains(&HeaderOp::Remove("x-llm-model".to_string())));
-    let body = body_of(exchange.on_request_body(br#"{"messages":[{"role":"user","content":"hi"}]}"#));
+    let body = body_of(exchange.on_request_body(br#"{"messages":[{"role":"user","content":"hi"}]}"#, 0));
     assert_eq!(body, r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#);
 }
 
@@ -116,7 +116,7 @@ fn body_is_patched_not_reserialized() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
     let original = "{ \"model\" : \"gpt\",\n  \"messages\": [{\"role\":\"user\",\"content\":\"h\\u00e9\"}], \"temperature\": 1.50 }";
-    let body = body_of(exchange.on_request_body(original.as_bytes()));
+    let body = body_of(exchange.on_request_body(original.as_bytes(), 0));
     assert_eq!(body, original.replace("\"gpt\"", "\"gpt-4o-mini\""));
 }
 
@@ -124,7 +124,7 @@ fn body_is_patched_not_reserialized() {
 fn invalid_and_oversized_bodies_are_refused() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
-    let BodyAction::Reply(reply) = exchange.on_request_body(br#"{"model":"gpt","messages":[}"#) else { panic!() };
+    let BodyAction::Reply(reply) = exchange.on_request_body(br#"{"model":"gpt","messages":[}"#, 0) else { panic!() };
     assert_eq!(reply.status, 400);
     assert!(String::from_utf8_lossy(&reply.body).contains("invalid JSON at byte 27"));
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
@@ -136,7 +136,7 @@ fn invalid_and_oversized_bodies_are_refused() {
 fn run_stream(request_body: &str, chunks: &[&[u8]]) -> (Vec<u8>, Record) {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
-    let patched = body_of(exchange.on_request_body(request_body.as_bytes()));
+    let patched = body_of(exchange.on_request_body(request_body.as_bytes(), 0));
     let patched: serde_json::Value = serde_json::from_str(&patched).unwrap();
     assert_eq!(patched["stream_options"]["include_usage"], true);
     exchange.on_response_headers(200, Some("text/event-stream; charset=utf-8"));
@@ -184,6 +184,7 @@ fn existing_stream_options_are_kept() {
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
     let body = body_of(exchange.on_request_body(
         br#"{"model":"gpt","stream":true,"stream_options":{"include_usage":false,"x":1},"messages":[]}"#,
+        0,
     ));
     assert_eq!(
         body,
@@ -211,8 +212,10 @@ fn every_split_point_gives_the_same_stream_and_usage() {
 fn an_abandoned_stream_is_estimated_from_what_was_seen() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
-    exchange
-        .on_request_body(br#"{"model":"gpt","stream":true,"messages":[{"role":"user","content":"0123456789abcdef"}]}"#);
+    exchange.on_request_body(
+        br#"{"model":"gpt","stream":true,"messages":[{"role":"user","content":"0123456789abcdef"}]}"#,
+        0,
+    );
     exchange.on_response_headers(200, Some("text/event-stream"));
     // Only the first three chunks arrive (the third one cut mid-line), then the client leaves.
     let cut = STREAM.windows(6).position(|w| w == b" w\xc3\xb6rl").unwrap();
@@ -229,8 +232,8 @@ fn an_abandoned_stream_is_estimated_from_what_was_seen() {
 fn json_response_usage_and_metrics() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
-    exchange.on_request_body(br#"{"model":"gpt","messages":[]}"#);
-    assert!(!exchange.on_response_headers(200, Some("application/json")));
+    exchange.on_request_body(br#"{"model":"gpt","messages":[]}"#, 0);
+    assert!(exchange.on_response_headers(200, Some("application/json")).is_empty());
     let (a, b) = COMPLETION.split_at(100);
     assert_eq!(exchange.on_response_body(a, false, 1_001), BodyAction::Unchanged);
     assert_eq!(exchange.on_response_body(b, true, 1_002), BodyAction::Unchanged);
@@ -256,7 +259,7 @@ fn json_response_usage_and_metrics() {
 fn provider_errors_pass_through_uncounted() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
-    exchange.on_request_body(br#"{"model":"gpt","messages":[]}"#);
+    exchange.on_request_body(br#"{"model":"gpt","messages":[]}"#, 0);
     exchange.on_response_headers(503, Some("text/html"));
     assert_eq!(exchange.on_response_body(b"<html>bad gateway</html>", true, 1_001), BodyAction::Unchanged);
     let record = exchange.finish(1_002).unwrap();

@@ -149,6 +149,14 @@ impl Config {
         self.names.get(model).and_then(|&i| self.routes.get(i))
     }
 
+    /// Alternative names of the routes.
+    pub fn aliases(&self) -> impl Iterator<Item = &str> {
+        self.names
+            .iter()
+            .filter(|(name, &i)| self.routes.get(i).is_some_and(|r| &r.name != *name))
+            .map(|(n, _)| n.as_str())
+    }
+
     pub fn provider(&self, index: usize) -> Option<&Provider> {
         self.providers.get(index)
     }
@@ -305,15 +313,8 @@ fn validate_provider(
     if kind != ProviderKind::Anthropic {
         required("anthropic_version", &p.anthropic_version, false)?;
     }
-    match (&auth, kind) {
-        (UpstreamAuth::SigV4 { .. }, ProviderKind::Bedrock) | (UpstreamAuth::None, _) => {}
-        (UpstreamAuth::SigV4 { .. }, _) => {
-            return Err(err(format!("{path}.auth.type"), "\"aws-sigv4\" only applies to provider kind \"bedrock\""));
-        }
-        (_, ProviderKind::Bedrock) => {
-            return Err(err(format!("{path}.auth.type"), "provider kind \"bedrock\" needs \"aws-sigv4\""));
-        }
-        _ => {}
+    if matches!(auth, UpstreamAuth::SigV4 { .. }) && kind != ProviderKind::Bedrock {
+        return Err(err(format!("{path}.auth.type"), "\"aws-sigv4\" only applies to provider kind \"bedrock\""));
     }
     let static_headers = match kind {
         ProviderKind::Anthropic => {

@@ -77,11 +77,12 @@ impl ProviderKind {
 
     /// The header carrying an API key in this provider's own convention, and the value prefix.
     pub fn api_key_header(self) -> Option<(&'static str, &'static str)> {
+        // An Option so a future kind without API keys is a config error, not a guess.
         match self {
             ProviderKind::AzureOpenAi => Some(("api-key", "")),
             ProviderKind::Anthropic => Some(("x-api-key", "")),
             ProviderKind::Gemini => Some(("x-goog-api-key", "")),
-            ProviderKind::Bedrock => None,
+            // Bedrock API keys (AWS_BEARER_TOKEN_BEDROCK) are bearer tokens.
             _ => Some(("authorization", "Bearer ")),
         }
     }

@@ -1,11 +1,15 @@
-//! One request's life: body patch, response decoding, usage, and the final record.
+//! One request's life: body patch or translation, response reading, and the final record.
 
+use super::meter::Meter;
 use super::reply::{GatewayError, LocalReply};
-use super::Operation;
-use crate::config::Limits;
-use crate::json_scan::{self, Edit};
-use crate::llm::openai;
-use crate::stream::sse::{encode_event, SseDecoder, SseEvent};
+use super::response::{Buffered, Observed, OpenAiSse, ResponseBody, Translated};
+use super::upstream::SigningPlan;
+use super::{HeaderOp, Operation};
+use crate::config::{Limits, Provider};
+use crate::json_scan::{self, Edit, Member};
+use crate::llm::dialect::{self, StreamDecoder, StreamEncoder};
+use crate::llm::ir::{ClientDialect, ProviderDialect};
+use crate::stream::sse::SseDecoder;
 use crate::usage::{estimate_tokens, Usage, UsageSource};
 
 /// What to do with a body the shell handed over.
@@ -37,26 +41,17 @@ pub struct Record {
     pub time_per_output_token_ms: Option<u64>,
 }
 
-#[derive(Debug)]
-enum ResponseBody {
-    /// No response headers yet.
-    Pending,
-    /// A JSON body, copied (bounded) to read its usage at the end.
-    Json { copy: Vec<u8>, overflowed: bool },
-    /// A server-sent event stream, decoded as it passes.
-    Sse(Box<SseState>),
-    /// An error status or an unknown body: passed through, not inspected.
-    Opaque,
-}
-
-#[derive(Debug)]
-struct SseState {
-    decoder: SseDecoder,
-    /// Re-encode events (dropping what the gateway added) rather than pass bytes through.
-    rewrite: bool,
-    events: Vec<SseEvent>,
-    /// The decoder hit its bound: the rest of the stream is dropped.
-    broken: bool,
+/// The provider a routed exchange talks to.
+#[derive(Debug, Clone)]
+struct Route {
+    model: String,
+    provider: String,
+    dialect: ProviderDialect,
+    target_model: String,
+    /// The upstream path was chosen for a streaming (true) or single response.
+    planned_stream: bool,
+    /// A SigV4 signature to compute once the body is known.
+    signing: Option<Box<SigningPlan>>,
 }
 
 #[derive(Debug)]
@@ -64,10 +59,9 @@ pub struct Exchange {
     limits: Limits,
     started_ms: u64,
     pub(super) operation: Option<Operation>,
+    pub(super) client: ClientDialect,
     pub(super) requested_model: Option<String>,
-    model: Option<String>,
-    provider: Option<String>,
-    target_model: Option<String>,
+    route: Option<Route>,
     stream: bool,
     client_wants_usage: bool,
     /// Estimated prompt tokens, for when the provider reports none.
@@ -75,17 +69,10 @@ pub struct Exchange {
     status: Option<u16>,
     body: ResponseBody,
     meter: Meter,
+    /// The gateway answered itself; the reply passes through the response callbacks untouched.
+    replied: bool,
+    deferred_headers: Vec<(String, String)>,
     finished: bool,
-}
-
-/// What the response has shown so far.
-#[derive(Debug, Default)]
-struct Meter {
-    /// The provider's own report, once seen.
-    usage: Usage,
-    /// Generated text seen (for an estimate when no report comes).
-    generated_bytes: usize,
-    first_token_ms: Option<u64>,
 }
 
 impl Exchange {
@@ -94,45 +81,69 @@ impl Exchange {
             limits,
             started_ms: now_ms,
             operation: None,
+            client: ClientDialect::OpenAi,
             requested_model: None,
-            model: None,
-            provider: None,
-            target_model: None,
+            route: None,
             stream: false,
             client_wants_usage: false,
             input_estimate: 0,
             status: None,
             body: ResponseBody::Pending,
             meter: Meter::default(),
+            replied: false,
+            deferred_headers: Vec::new(),
             finished: false,
         }
     }
 
-    pub(super) fn set_route(&mut self, model: &str, provider: &str, target_model: &str) {
-        self.model = Some(model.to_string());
-        self.provider = Some(provider.to_string());
-        self.target_model = Some(target_model.to_string());
+    pub(super) fn set_route(
+        &mut self,
+        model: &str,
+        provider: &Provider,
+        target_model: &str,
+        planned_stream: bool,
+        signing: Option<SigningPlan>,
+    ) {
+        self.route = Some(Route {
+            model: model.to_string(),
+            provider: provider.name.clone(),
+            dialect: provider.kind.dialect(),
+            target_model: target_model.to_string(),
+            planned_stream,
+            signing: signing.map(Box::new),
+        });
     }
 
-    /// Records a local rejection and builds its reply.
+    /// Headers decided after the body (a SigV4 signature), for the shell to hand to the
+    /// module's header-applying instance through filter state.
+    pub fn deferred_headers(&self) -> &[(String, String)] {
+        &self.deferred_headers
+    }
+
+    /// Records a local rejection and builds its reply in the client's dialect.
     pub(super) fn reject(&mut self, error: &GatewayError) -> LocalReply {
-        let reply = error.to_reply();
+        self.answer(error.to_reply(self.client))
+    }
+
+    /// Records that the gateway answers this request itself.
+    pub(super) fn answer(&mut self, reply: LocalReply) -> LocalReply {
         self.status = Some(reply.status);
+        self.replied = true;
         self.body = ResponseBody::Opaque;
         reply
     }
 
     /// The route was chosen (the request goes upstream): the shell buffers the body.
     pub fn is_routed(&self) -> bool {
-        self.target_model.is_some() && self.status.is_none()
+        self.route.is_some() && !self.replied
     }
 
     /// Names for the access log, known from the request headers on.
     pub fn route_fields(&self) -> [(&'static str, Option<&str>); 3] {
         [
             ("llm_model", self.requested_model.as_deref()),
-            ("llm_provider", self.provider.as_deref()),
-            ("llm_target_model", self.target_model.as_deref()),
+            ("llm_provider", self.route.as_ref().map(|r| r.provider.as_str())),
+            ("llm_target_model", self.route.as_ref().map(|r| r.target_model.as_str())),
         ]
     }
 
@@ -142,81 +153,156 @@ impl Exchange {
         (size > limit).then(|| self.reject(&GatewayError::BodyTooLarge { limit }))
     }
 
-    /// The whole request body (the shell buffers it): patch `model` and, for streams,
-    /// `stream_options.include_usage`; nothing else is touched.
-    pub fn on_request_body(&mut self, body: &[u8]) -> BodyAction {
+    fn translates(&self) -> bool {
+        let client_dialect = match self.client {
+            ClientDialect::OpenAi => ProviderDialect::OpenAi,
+            ClientDialect::Anthropic => ProviderDialect::Anthropic,
+        };
+        self.route.as_ref().is_some_and(|r| r.dialect != client_dialect)
+    }
+
+    /// The whole request body (the shell buffers it). Same dialect: patch `model` (and
+    /// OpenAI's `stream_options`) in place. Otherwise: translate through the IR.
+    pub fn on_request_body(&mut self, body: &[u8], now_ms: u64) -> BodyAction {
         if let Some(reply) = self.reject_oversized_body(body.len()) {
             return BodyAction::Reply(reply);
         }
-        let Some(target_model) = self.target_model.clone() else {
+        let Some(route) = self.route.clone() else {
             return BodyAction::Unchanged;
         };
-        let members = match json_scan::top_level_members(body) {
-            Ok(members) => members,
-            Err(e) => {
-                return BodyAction::Reply(self.reject(&GatewayError::InvalidJson { detail: e.to_string() }));
+        let result =
+            if self.translates() { self.translate_request(&route, body) } else { self.patch_request(&route, body) };
+        match result {
+            Ok(new_body) => {
+                if let Some(plan) = &route.signing {
+                    self.deferred_headers = plan.sign(&new_body, now_ms / 1000);
+                }
+                BodyAction::Replace(new_body)
             }
-        };
+            Err(error) => BodyAction::Reply(self.reject(&error)),
+        }
+    }
+
+    fn patch_request(&mut self, route: &Route, body: &[u8]) -> Result<Vec<u8>, GatewayError> {
+        let members =
+            json_scan::top_level_members(body).map_err(|e| GatewayError::InvalidJson { detail: e.to_string() })?;
         let value = |key: &str| json_scan::find(&members, key).and_then(|m| body.get(m.value.clone()));
-        let prompt_field = if self.operation == Some(Operation::Embeddings) { "input" } else { "messages" };
+        let prompt_field = match self.operation {
+            Some(Operation::Embeddings | Operation::Responses) => "input",
+            _ => "messages",
+        };
         self.input_estimate = estimate_tokens(value(prompt_field).map_or(0, <[u8]>::len));
         self.stream = value("stream") == Some(b"true");
-
-        let mut edits = vec![json_scan::set_member(body, &members, "model", &json_scan::json_string(&target_model))];
-        if self.stream {
+        self.client_wants_usage = self.client == ClientDialect::Anthropic;
+        let mut edits =
+            vec![json_scan::set_member(body, &members, "model", &json_scan::json_string(&route.target_model))];
+        if self.stream && self.client == ClientDialect::OpenAi && self.operation == Some(Operation::Chat) {
             let (wants, edit) = stream_options_edit(body, &members, value("stream_options"));
             self.client_wants_usage = wants;
             edits.extend(edit);
         }
-        BodyAction::Replace(json_scan::apply_edits(body, &edits))
+        Ok(json_scan::apply_edits(body, &edits))
     }
 
-    /// Response headers: choose how to read the body. Returns whether `content-length`
-    /// must be removed (the body will change size).
-    pub fn on_response_headers(&mut self, status: u16, content_type: Option<&str>) -> bool {
+    fn translate_request(&mut self, route: &Route, body: &[u8]) -> Result<Vec<u8>, GatewayError> {
+        let mut request = dialect::decode_request(self.client, body).map_err(GatewayError::Translate)?;
+        request.model = route.target_model.clone();
+        self.stream = request.stream;
+        self.client_wants_usage = request.stream_usage;
+        self.input_estimate = estimate_tokens(body.len());
+        let path_depends_on_stream = matches!(route.dialect, ProviderDialect::Gemini | ProviderDialect::Bedrock);
+        if path_depends_on_stream && request.stream != route.planned_stream {
+            return Err(GatewayError::StreamNotRoutable);
+        }
+        let encoded = dialect::encode_request(route.dialect, &request).map_err(GatewayError::Translate)?;
+        Ok(encoded)
+    }
+
+    /// Response headers: choose how to read the body; returns response-header changes.
+    pub fn on_response_headers(&mut self, status: u16, content_type: Option<&str>) -> Vec<HeaderOp> {
+        if self.replied {
+            return Vec::new();
+        }
         self.status = Some(status);
-        let is_sse = content_type.is_some_and(|c| c.trim_start().starts_with("text/event-stream"));
-        self.body = if !(200..300).contains(&status) {
-            ResponseBody::Opaque
-        } else if is_sse && self.operation == Some(Operation::Chat) {
-            let rewrite = self.stream && !self.client_wants_usage;
-            ResponseBody::Sse(Box::new(SseState {
-                decoder: SseDecoder::new(self.limits.max_sse_event_bytes),
-                rewrite,
-                events: Vec::new(),
-                broken: false,
-            }))
-        } else {
-            ResponseBody::Json { copy: Vec::new(), overflowed: false }
+        let Some(route) = self.route.clone() else {
+            self.body = ResponseBody::Opaque;
+            return Vec::new();
         };
-        matches!(&self.body, ResponseBody::Sse(s) if s.rewrite)
+        let content_type = content_type.unwrap_or_default().trim_start();
+        let is_stream = content_type.starts_with("text/event-stream")
+            || content_type.starts_with("application/vnd.amazon.eventstream");
+        let ok = (200..300).contains(&status);
+        let responses_api = self.operation == Some(Operation::Responses);
+        let json = |translate, error_status| {
+            ResponseBody::Json(Box::new(Buffered {
+                copy: Vec::new(),
+                overflowed: false,
+                translate,
+                error_status,
+                provider: route.dialect,
+                responses_api,
+            }))
+        };
+        let set_type = |value: &str| {
+            vec![
+                HeaderOp::Remove("content-length".to_string()),
+                HeaderOp::Set("content-type".to_string(), value.to_string()),
+            ]
+        };
+        if self.translates() {
+            let pair = Some((self.client, route.dialect));
+            if ok && is_stream {
+                let created = self.started_ms / 1000;
+                self.body = ResponseBody::Translated(Box::new(Translated {
+                    decoder: StreamDecoder::new(route.dialect),
+                    encoder: StreamEncoder::new(self.client, self.client_wants_usage, created),
+                    events: Vec::new(),
+                }));
+                return set_type("text/event-stream");
+            }
+            self.body = json(pair, (!ok).then_some(status));
+            return set_type("application/json");
+        }
+        if !ok {
+            self.body = ResponseBody::Opaque;
+            return Vec::new();
+        }
+        match (is_stream, self.client) {
+            (true, ClientDialect::OpenAi) => {
+                let rewrite = self.stream && !self.client_wants_usage && self.operation == Some(Operation::Chat);
+                self.body = ResponseBody::OpenAiSse(Box::new(OpenAiSse {
+                    decoder: SseDecoder::new(self.limits.max_sse_event_bytes),
+                    rewrite,
+                    broken: false,
+                    events: Vec::new(),
+                    responses_api,
+                }));
+                if rewrite {
+                    return vec![HeaderOp::Remove("content-length".to_string())];
+                }
+            }
+            (true, ClientDialect::Anthropic) => {
+                self.body = ResponseBody::Observed(Box::new(Observed {
+                    decoder: StreamDecoder::new(route.dialect),
+                    events: Vec::new(),
+                }));
+            }
+            (false, _) => self.body = json(None, None),
+        }
+        Vec::new()
     }
 
     /// One response body chunk, as it arrives.
     pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool, now_ms: u64) -> BodyAction {
-        let max_response = self.limits.max_response_body_bytes;
-        match &mut self.body {
-            ResponseBody::Pending | ResponseBody::Opaque => BodyAction::Unchanged,
-            ResponseBody::Json { copy, overflowed } => {
-                if !*overflowed {
-                    if copy.len() + chunk.len() > max_response {
-                        *overflowed = true;
-                        *copy = Vec::new();
-                    } else {
-                        copy.extend_from_slice(chunk);
-                    }
-                }
-                if end_of_stream && !*overflowed {
-                    if let Some(usage) = openai::response_usage(copy) {
-                        self.meter.usage = usage;
-                    }
-                }
-                BodyAction::Unchanged
-            }
-            ResponseBody::Sse(state) => match sse_chunk(state, &mut self.meter, chunk, end_of_stream, now_ms) {
-                Some(bytes) => BodyAction::Replace(bytes),
-                None => BodyAction::Unchanged,
-            },
+        let max = self.limits.max_response_body_bytes;
+        let rewrite = self.body.chunk(&mut self.meter, chunk, end_of_stream, now_ms, max);
+        if end_of_stream {
+            // Read to the end: nothing is left for `finish` to account for.
+            self.body = ResponseBody::Opaque;
+        }
+        match rewrite {
+            Some(bytes) => BodyAction::Replace(bytes),
+            None => BodyAction::Unchanged,
         }
     }
 
@@ -227,17 +313,10 @@ impl Exchange {
             return None;
         }
         self.finished = true;
-        if let ResponseBody::Sse(state) = &mut self.body {
-            // A stream cut short: events already complete still count.
-            let mut events = std::mem::take(&mut state.events);
-            let _ = state.decoder.finish(&mut events);
-            for event in &events {
-                observe_event(event, &mut self.meter, now_ms, false);
-            }
-        }
+        self.body.abandon(&mut self.meter, now_ms);
         let meter = &self.meter;
         let mut usage = meter.usage;
-        let answered = self.status.is_some_and(|s| (200..300).contains(&s));
+        let answered = self.status.is_some_and(|s| (200..300).contains(&s)) && self.route.is_some();
         if answered && usage.source != UsageSource::Reported {
             // The provider's count is missing (stream cut, or none sent): estimate.
             usage = Usage {
@@ -250,23 +329,25 @@ impl Exchange {
             };
         }
         let duration_ms = now_ms.saturating_sub(self.started_ms);
-        let time_to_first_token_ms = meter.first_token_ms.map(|t| t.saturating_sub(self.started_ms));
+        let time_to_first_token_ms =
+            meter.first_token_ms.filter(|_| self.stream).map(|t| t.saturating_sub(self.started_ms));
         let time_per_output_token_ms = match (meter.first_token_ms, usage.output) {
             (Some(first), Some(out)) if self.stream && out > 1 => Some(now_ms.saturating_sub(first) / (out - 1)),
             _ => None,
         };
+        let route = self.route.as_ref();
         Some(Record {
             operation: self.operation,
-            model: self.model.clone(),
+            model: route.map(|r| r.model.clone()),
             requested_model: self.requested_model.clone(),
-            provider: self.provider.clone(),
-            target_model: self.target_model.clone(),
+            provider: route.map(|r| r.provider.clone()),
+            target_model: route.map(|r| r.target_model.clone()),
             // No response at all: the client went away (Envoy logs 0 too).
             status: self.status.unwrap_or(0),
             stream: self.stream,
             usage,
             duration_ms,
-            time_to_first_token_ms: if self.stream { time_to_first_token_ms } else { None },
+            time_to_first_token_ms,
             time_per_output_token_ms,
         })
     }
@@ -274,7 +355,7 @@ impl Exchange {
 
 /// For a streaming request: whether the client itself asked for usage, and the edit that
 /// makes the provider report it.
-fn stream_options_edit(body: &[u8], members: &[json_scan::Member], current: Option<&[u8]>) -> (bool, Option<Edit>) {
+fn stream_options_edit(body: &[u8], members: &[Member], current: Option<&[u8]>) -> (bool, Option<Edit>) {
     let parsed = current.map(serde_json::from_slice::<serde_json::Value>);
     let mut options = match parsed {
         Some(Ok(serde_json::Value::Object(map))) => map,
@@ -288,76 +369,4 @@ fn stream_options_edit(body: &[u8], members: &[json_scan::Member], current: Opti
     options.insert("include_usage".to_string(), serde_json::Value::Bool(true));
     let raw = serde_json::Value::Object(options).to_string();
     (false, Some(json_scan::set_member(body, members, "stream_options", raw.as_bytes())))
-}
-
-fn sse_chunk(
-    state: &mut SseState,
-    meter: &mut Meter,
-    chunk: &[u8],
-    end_of_stream: bool,
-    now_ms: u64,
-) -> Option<Vec<u8>> {
-    if state.broken {
-        return Some(Vec::new());
-    }
-    let mut failed = state.decoder.feed(chunk, &mut state.events).err();
-    if end_of_stream && failed.is_none() {
-        failed = state.decoder.finish(&mut state.events).err();
-    }
-    let mut out = state.rewrite.then(Vec::new);
-    for event in state.events.drain(..) {
-        let keep = observe_event(&event, meter, now_ms, state.rewrite);
-        if let Some(out) = out.as_mut() {
-            match keep {
-                Keep::Drop => {}
-                Keep::As(patched) => encode_event(&patched, out),
-                Keep::Same => encode_event(&event, out),
-            }
-        }
-    }
-    if let Some(error) = failed {
-        // An event beyond the bound cannot be forwarded intact: end the stream cleanly.
-        state.broken = true;
-        let out = out.get_or_insert_with(Vec::new);
-        let message = format!("llm-gateway: {error}; stream ended");
-        let data = String::from_utf8_lossy(&openai::error_body(&message, "server_error", None, None)).into_owned();
-        encode_event(&SseEvent { data, ..SseEvent::default() }, out);
-    }
-    out
-}
-
-enum Keep {
-    Same,
-    As(SseEvent),
-    Drop,
-}
-
-/// Reads usage and timing off one event. When `rewrite`, also says what to forward: the
-/// usage-only chunk the gateway asked for is dropped, and `"usage":null` removed.
-fn observe_event(event: &SseEvent, meter: &mut Meter, now_ms: u64, rewrite: bool) -> Keep {
-    let data = event.data.as_bytes();
-    let Ok(members) = json_scan::top_level_members(data) else {
-        return Keep::Same; // `[DONE]`, or something we leave alone.
-    };
-    let info = openai::inspect_chunk(data, &members);
-    if let Some(reported) = info.usage {
-        meter.usage = reported;
-    }
-    if info.generated_bytes > 0 {
-        meter.generated_bytes += info.generated_bytes;
-        meter.first_token_ms.get_or_insert(now_ms);
-    }
-    if !rewrite {
-        return Keep::Same;
-    }
-    if info.usage_only {
-        return Keep::Drop;
-    }
-    match json_scan::find(&members, "usage") {
-        Some(m) if data.get(m.value.clone()) == Some(b"null") => {
-            let patched = json_scan::apply_edits(data, &[json_scan::remove_member(data, &members, m)]);
-            Keep::As(SseEvent { data: String::from_utf8_lossy(&patched).into_owned(), ..event.clone() })
-        }
-        _ => Keep::Same,
-    }
 }

@@ -2,15 +2,19 @@
 //! returned as data for the proxy-wasm shell to apply.
 
 mod exchange;
+mod meter;
 mod reply;
+mod response;
+mod upstream;
 
 pub use exchange::{BodyAction, Exchange, Record};
 pub use reply::{GatewayError, LocalReply};
 
-use crate::config::{Config, ConfigError, UpstreamAuth};
+use crate::config::{Config, ConfigError};
+use crate::llm::ir::{ClientDialect, ProviderDialect};
 
-/// A header change, applied by the shell in the request-headers callback (the only place
-/// the host allows it).
+/// A header change. Request-header changes are applied in the request-headers callback
+/// (the only place the host allows it); response-header changes in the response-headers one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderOp {
     Set(String, String),
@@ -23,8 +27,11 @@ const CLIENT_CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", "api
 /// Which API the client is calling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
+    /// OpenAI Chat Completions or Anthropic Messages (see the client dialect).
     Chat,
     Embeddings,
+    /// OpenAI Responses API (passed through to OpenAI-dialect providers).
+    Responses,
 }
 
 impl Operation {
@@ -33,14 +40,19 @@ impl Operation {
         match self {
             Operation::Chat => "chat",
             Operation::Embeddings => "embeddings",
+            Operation::Responses => "responses",
         }
     }
+}
 
-    fn upstream_suffix(self) -> &'static str {
-        match self {
-            Operation::Chat => "/chat/completions",
-            Operation::Embeddings => "/embeddings",
-        }
+/// The endpoints the gateway serves: method and path -> operation and client dialect.
+fn endpoint(method: &str, path: &str) -> Option<(Operation, ClientDialect)> {
+    match (method, path) {
+        ("POST", "/v1/chat/completions") => Some((Operation::Chat, ClientDialect::OpenAi)),
+        ("POST", "/v1/messages") => Some((Operation::Chat, ClientDialect::Anthropic)),
+        ("POST", "/v1/embeddings") => Some((Operation::Embeddings, ClientDialect::OpenAi)),
+        ("POST", "/v1/responses") => Some((Operation::Responses, ClientDialect::OpenAi)),
+        _ => None,
     }
 }
 
@@ -51,7 +63,9 @@ pub struct RequestHead<'a> {
     pub path: &'a str,
     /// `model` from the body, extracted by Envoy's json_to_metadata filter.
     pub body_model: Option<&'a str>,
-    /// json_to_metadata found a body that is not JSON.
+    /// `stream` from the body (json_to_metadata writes `true` as "1").
+    pub body_stream: bool,
+    /// json_to_metadata could not parse the body as a JSON object.
     pub body_invalid: bool,
     /// The model header (`Config::model_header`), for clients that name the model there.
     pub header_model: Option<&'a str>,
@@ -89,11 +103,28 @@ impl Gateway {
     /// host clock.
     pub fn on_request_headers(&self, head: &RequestHead<'_>, roll: u64, now_ms: u64) -> (Exchange, RequestAction) {
         let mut exchange = Exchange::new(now_ms, self.config.limits);
-        let action = match self.route(head, roll, &mut exchange) {
-            Ok(ops) => RequestAction::Forward(ops),
-            Err(error) => RequestAction::Reply(exchange.reject(&error)),
+        let action = if (head.method, head.path) == ("GET", "/v1/models") {
+            let reply = LocalReply { status: 200, headers: reply::json_headers(), body: self.model_list(now_ms) };
+            RequestAction::Reply(exchange.answer(reply))
+        } else {
+            match self.route(head, roll, &mut exchange) {
+                Ok(ops) => RequestAction::Forward(ops),
+                Err(error) => RequestAction::Reply(exchange.reject(&error)),
+            }
         };
         (exchange, action)
+    }
+
+    /// `GET /v1/models`: the public names (aliases included) in OpenAI's list shape.
+    fn model_list(&self, now_ms: u64) -> Vec<u8> {
+        let mut names: Vec<&str> = self.config.routes.iter().map(|r| r.name.as_str()).collect();
+        names.extend(self.config.aliases());
+        names.sort_unstable();
+        let data: Vec<serde_json::Value> = names
+            .iter()
+            .map(|id| serde_json::json!({"id": id, "object": "model", "created": now_ms / 1000, "owned_by": "llm-gateway"}))
+            .collect();
+        serde_json::json!({"object": "list", "data": data}).to_string().into_bytes()
     }
 
     fn route(&self, head: &RequestHead<'_>, roll: u64, exchange: &mut Exchange) -> Result<Vec<HeaderOp>, GatewayError> {
@@ -101,12 +132,11 @@ impl Gateway {
             Some((p, q)) => (p, Some(q)),
             None => (head.path, None),
         };
-        let operation = match (head.method, path) {
-            ("POST", "/v1/chat/completions") => Operation::Chat,
-            ("POST", "/v1/embeddings") => Operation::Embeddings,
-            _ => return Err(GatewayError::UnknownEndpoint { method: head.method.to_string(), path: path.to_string() }),
+        let Some((operation, client)) = endpoint(head.method, path) else {
+            return Err(GatewayError::UnknownEndpoint { method: head.method.to_string(), path: path.to_string() });
         };
         exchange.operation = Some(operation);
+        exchange.client = client;
         let requested = match (head.body_model, head.header_model) {
             (Some(model), _) | (None, Some(model)) => model,
             (None, None) if head.body_invalid => {
@@ -117,34 +147,34 @@ impl Gateway {
             (None, None) => return Err(GatewayError::MissingModel),
         };
         exchange.requested_model = Some(requested.to_string());
-        let route =
-            self.config.lookup(requested).ok_or_else(|| GatewayError::UnknownModel { model: requested.to_string() })?;
-        let target = route.pick(roll).ok_or_else(|| GatewayError::UnknownModel { model: requested.to_string() })?;
-        let provider = self
-            .config
-            .provider(target.provider)
-            .ok_or_else(|| GatewayError::UnknownModel { model: requested.to_string() })?;
-        exchange.set_route(&route.name, &provider.name, &target.model);
-
-        let mut upstream_path = format!("{}{}", provider.base_path, operation.upstream_suffix());
-        if let Some(query) = query {
-            upstream_path.push('?');
-            upstream_path.push_str(query);
+        let unknown = || GatewayError::UnknownModel { model: requested.to_string() };
+        let route = self.config.lookup(requested).ok_or_else(unknown)?;
+        let target = route.pick(roll).ok_or_else(unknown)?;
+        let provider = self.config.provider(target.provider).ok_or_else(unknown)?;
+        let dialect = provider.kind.dialect();
+        if operation != Operation::Chat && dialect != ProviderDialect::OpenAi {
+            return Err(GatewayError::UnsupportedOperation {
+                operation: operation.as_str(),
+                provider: provider.name.clone(),
+            });
         }
+        let upstream_path = upstream::path(provider, operation, &target.model, head.body_stream, query);
+        let (provider_headers, signing) = upstream::headers(provider, &upstream_path);
+        exchange.set_route(&route.name, provider, &target.model, head.body_stream, signing);
+
         let mut ops = vec![
             HeaderOp::Set(self.config.cluster_header.clone(), provider.cluster.clone()),
-            HeaderOp::Set(":path".to_string(), upstream_path),
             HeaderOp::Remove(self.config.model_header.clone()),
-            // The body is patched, so its length changes.
+            // The body is patched or translated, so its length changes.
             HeaderOp::Remove("content-length".to_string()),
         ];
         ops.extend(CLIENT_CREDENTIAL_HEADERS.iter().map(|h| HeaderOp::Remove(h.to_string())));
-        if let UpstreamAuth::Header { name, value } = &provider.auth {
-            ops.push(HeaderOp::Set(name.clone(), value.expose().to_string()));
+        if client == ClientDialect::Anthropic && dialect != ProviderDialect::Anthropic {
+            ops.push(HeaderOp::Remove("anthropic-version".to_string()));
+            ops.push(HeaderOp::Remove("anthropic-beta".to_string()));
         }
-        if let Some(authority) = &provider.authority {
-            ops.push(HeaderOp::Set(":authority".to_string(), authority.clone()));
-        }
+        ops.extend(provider_headers);
+        ops.push(HeaderOp::Set(":path".to_string(), upstream_path));
         Ok(ops)
     }
 }

@@ -1,5 +1,6 @@
 //! Gateway errors and the local replies that carry them, in the client's dialect.
 
+use crate::llm::ir::{ClientDialect, TranslateError};
 use crate::llm::openai;
 
 /// An answer the gateway gives itself, without contacting a provider.
@@ -13,57 +14,108 @@ pub struct LocalReply {
 /// Everything the gateway itself can refuse a request for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayError {
-    UnknownEndpoint { method: String, path: String },
+    UnknownEndpoint {
+        method: String,
+        path: String,
+    },
     MissingModel,
-    InvalidJson { detail: String },
-    UnknownModel { model: String },
-    BodyTooLarge { limit: usize },
+    InvalidJson {
+        detail: String,
+    },
+    UnknownModel {
+        model: String,
+    },
+    BodyTooLarge {
+        limit: usize,
+    },
+    /// Embeddings or Responses API for a provider that only has its own chat API.
+    UnsupportedOperation {
+        operation: &'static str,
+        provider: String,
+    },
+    /// The request cannot be translated to the provider's dialect.
+    Translate(TranslateError),
+    /// The `stream` flag was not known when the upstream path was chosen.
+    StreamNotRoutable,
 }
 
 impl GatewayError {
     pub fn status(&self) -> u16 {
         match self {
             GatewayError::UnknownEndpoint { .. } | GatewayError::UnknownModel { .. } => 404,
-            GatewayError::MissingModel | GatewayError::InvalidJson { .. } => 400,
             GatewayError::BodyTooLarge { .. } => 413,
+            _ => 400,
         }
     }
 
-    /// The error in OpenAI's shape; messages follow OpenAI's own wording where one exists.
-    pub fn to_reply(&self) -> LocalReply {
-        let body = match self {
-            GatewayError::UnknownEndpoint { method, path } => openai::error_body(
-                &format!("Invalid URL ({method} {path})"),
-                "invalid_request_error",
-                None,
-                Some("unknown_url"),
-            ),
-            GatewayError::MissingModel => {
-                openai::error_body("you must provide a model parameter", "invalid_request_error", Some("model"), None)
+    /// (message, param, code): messages follow OpenAI's own wording where one exists.
+    fn parts(&self) -> (String, Option<&str>, Option<&'static str>) {
+        match self {
+            GatewayError::UnknownEndpoint { method, path } => {
+                (format!("Invalid URL ({method} {path})"), None, Some("unknown_url"))
             }
-            GatewayError::InvalidJson { detail } => openai::error_body(
-                &format!("We could not parse the JSON body of your request: {detail}"),
-                "invalid_request_error",
-                None,
-                None,
-            ),
-            GatewayError::UnknownModel { model } => openai::error_body(
-                &format!("The model `{model}` does not exist or you do not have access to it."),
-                "invalid_request_error",
+            GatewayError::MissingModel => ("you must provide a model parameter".to_string(), Some("model"), None),
+            GatewayError::InvalidJson { detail } => {
+                (format!("We could not parse the JSON body of your request: {detail}"), None, None)
+            }
+            GatewayError::UnknownModel { model } => (
+                format!("The model `{model}` does not exist or you do not have access to it."),
                 Some("model"),
                 Some("model_not_found"),
             ),
-            GatewayError::BodyTooLarge { limit } => openai::error_body(
-                &format!("Request body exceeds the gateway's limit of {limit} bytes"),
-                "invalid_request_error",
-                None,
-                Some("request_too_large"),
+            GatewayError::BodyTooLarge { limit } => {
+                (format!("Request body exceeds the gateway's limit of {limit} bytes"), None, Some("request_too_large"))
+            }
+            GatewayError::UnsupportedOperation { operation, provider } => (
+                format!("provider {provider:?} does not serve the {operation} API; route this model to an OpenAI-compatible provider"),
+                Some("model"),
+                Some("unsupported_operation"),
             ),
+            GatewayError::Translate(TranslateError::Invalid { field, message }) => {
+                (format!("{field}: {message}"), Some(field.as_str()), None)
+            }
+            GatewayError::Translate(TranslateError::Unsupported { field, provider, detail }) => (
+                format!("{field} is not supported by provider {provider}: {detail}"),
+                Some(field.as_str()),
+                Some("unsupported_parameter"),
+            ),
+            GatewayError::StreamNotRoutable => (
+                "the `stream` flag was not available when the request was routed; add the json_to_metadata rule \
+                 for `stream` to the Envoy config"
+                    .to_string(),
+                Some("stream"),
+                None,
+            ),
+        }
+    }
+
+    /// The error in the client's dialect.
+    pub fn to_reply(&self, client: ClientDialect) -> LocalReply {
+        let status = self.status();
+        let (message, param, code) = self.parts();
+        let body = match client {
+            ClientDialect::OpenAi => openai::error_body(&message, "invalid_request_error", param, code),
+            ClientDialect::Anthropic => anthropic_error_body(status, &message),
         };
-        json_reply(self.status(), body)
+        LocalReply { status, headers: json_headers(), body }
     }
 }
 
-pub fn json_reply(status: u16, body: Vec<u8>) -> LocalReply {
-    LocalReply { status, headers: vec![("content-type".to_string(), "application/json".to_string())], body }
+pub(super) fn json_headers() -> Vec<(String, String)> {
+    vec![("content-type".to_string(), "application/json".to_string())]
+}
+
+/// `{"type":"error","error":{"type":...,"message":...}}` with Anthropic's type per status.
+pub fn anthropic_error_body(status: u16, message: &str) -> Vec<u8> {
+    let kind = match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    };
+    serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}).to_string().into_bytes()
 }

@@ -1,6 +1,7 @@
 //! The proxy-wasm shell: moves headers and bytes between Envoy and the engine, applies
 //! what the engine decides, and records metrics and access-log fields. No decisions here.
 
+mod deferred;
 mod host;
 
 use crate::engine::{BodyAction, Exchange, Gateway, HeaderOp, LocalReply, RequestAction, RequestHead};
@@ -57,8 +58,17 @@ impl Metrics {
     }
 }
 
+/// Filter state carrying headers decided in the body callback (a SigV4 signature) to the
+/// module's second, header-applying instance placed after Envoy's buffer filter.
+const DEFERRED_HEADERS: &str = "llm_deferred_headers";
+
+/// The plugin configuration of that second instance.
+const APPLIER_CONFIG: &str = r#"{"role": "apply-deferred-headers"}"#;
+
 #[derive(Default)]
 struct Root {
+    /// This instance only applies deferred headers.
+    applier: bool,
     gateway: Option<Rc<Gateway>>,
     metrics: Rc<RefCell<Metrics>>,
     rng: Rc<Cell<u64>>,
@@ -69,6 +79,10 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
         let json = host::buffer(BufferType::PluginConfiguration, 0, size).unwrap_or_default();
+        if deferred::is_applier_config(&json, APPLIER_CONFIG) {
+            self.applier = true;
+            return true;
+        }
         match Gateway::from_json(&json, &|name| std::env::var(name).ok()) {
             Ok(gateway) => {
                 self.gateway = Some(Rc::new(gateway));
@@ -83,6 +97,9 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        if self.applier {
+            return Some(Box::new(Applier));
+        }
         let gateway = self.gateway.clone()?;
         Some(Box::new(Stream { gateway, metrics: self.metrics.clone(), rng: self.rng.clone(), exchange: None }))
     }
@@ -139,6 +156,29 @@ impl Stream {
 
 impl Context for Stream {}
 
+/// The header-applying instance: sets what the gateway instance decided after the body.
+struct Applier;
+
+impl Context for Applier {}
+
+impl HttpContext for Applier {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if let Ok(Some(encoded)) = host::property(&[DEFERRED_HEADERS]) {
+            for (name, value) in deferred::decode(&encoded) {
+                apply(MapType::HttpRequestHeaders, HeaderOp::Set(name, value));
+            }
+        }
+        Action::Continue
+    }
+}
+
+fn apply(map: MapType, op: HeaderOp) {
+    let _ = match op {
+        HeaderOp::Set(name, value) => host::set_header(map, &name, &value),
+        HeaderOp::Remove(name) => host::remove_header(map, &name),
+    };
+}
+
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let request_header = |name: &str| host::header(MapType::HttpRequestHeaders, name).ok().flatten();
@@ -150,6 +190,7 @@ impl HttpContext for Stream {
             method: &method,
             path: &path,
             body_model: body_model.as_deref(),
+            body_stream: self.metadata_string("stream").as_deref() == Some("1"),
             body_invalid: self.metadata_string("body_error").is_some(),
             header_model: header_model.as_deref(),
         };
@@ -164,10 +205,7 @@ impl HttpContext for Stream {
             RequestAction::Reply(reply) => self.reply(&reply),
             RequestAction::Forward(ops) => {
                 for op in ops {
-                    let _ = match op {
-                        HeaderOp::Set(name, value) => host::set_header(MapType::HttpRequestHeaders, &name, &value),
-                        HeaderOp::Remove(name) => host::remove_header(MapType::HttpRequestHeaders, &name),
-                    };
+                    apply(MapType::HttpRequestHeaders, op);
                 }
                 Action::Continue
             }
@@ -186,7 +224,12 @@ impl HttpContext for Stream {
             return Action::Pause;
         }
         let body = host::buffer(BufferType::HttpRequestBody, 0, size).unwrap_or_default();
-        match exchange.on_request_body(&body) {
+        let action = exchange.on_request_body(&body, host::now_ms());
+        let deferred = exchange.deferred_headers();
+        if !deferred.is_empty() {
+            let _ = host::set_property(&[DEFERRED_HEADERS], &deferred::encode(deferred));
+        }
+        match action {
             BodyAction::Unchanged => Action::Continue,
             BodyAction::Replace(new_body) => {
                 let _ = host::set_buffer(BufferType::HttpRequestBody, 0, size, &new_body);
@@ -203,8 +246,8 @@ impl HttpContext for Stream {
         let response_header = |name: &str| host::header(MapType::HttpResponseHeaders, name).ok().flatten();
         let status = response_header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let content_type = response_header("content-type");
-        if exchange.on_response_headers(status, content_type.as_deref()) {
-            let _ = host::remove_header(MapType::HttpResponseHeaders, "content-length");
+        for op in exchange.on_response_headers(status, content_type.as_deref()) {
+            apply(MapType::HttpResponseHeaders, op);
         }
         if end_of_stream {
             self.finish();

@@ -1,3 +1,9 @@
 //! Provider and client wire formats.
+pub mod anthropic;
+pub mod bedrock;
+pub mod dialect;
+pub mod gemini;
 pub mod ir;
 pub mod openai;
+pub mod openai_chat;
+pub mod openai_responses;

@@ -1,2 +1,3 @@
 //! Incremental stream decoders.
+pub mod eventstream;
 pub mod sse;

@@ -1,0 +1,421 @@
+//! Configuration owned by the auth module: the `consumers` and `auth` sections.
+//!
+//! ```json
+//! {
+//!   "consumers": {
+//!     "demo":  {"api_keys": ["<sha256 hex of sk-demo>"], "plan": "tour"},
+//!     "alice": {"api_keys": ["<sha256 hex of sk-demo-alice>"], "plan": "small",
+//!               "models": ["gpt-4o-mini"],
+//!               "limits": [{"name": "tpm", "window": "minute", "tokens": 2000}]},
+//!     "bob":   {"plan": "paid"}
+//!   },
+//!   "auth": {
+//!     "jwt": {
+//!       "issuers": ["https://idp.example.com"],
+//!       "audiences": ["llm-gateway"],
+//!       "leeway_secs": 30,
+//!       "consumer_claim": "sub",
+//!       "plan_claim": "plan",
+//!       "keys": [
+//!         {"kid": "rsa-1", "algorithm": "RS256", "public_key_pem": "-----BEGIN PUBLIC KEY-----\n..."},
+//!         {"kid": "hs-1", "algorithm": "HS256", "secret_env": "JWT_HS256_SECRET"}
+//!       ],
+//!       "jwks": {"keys": [{"kty": "EC", "kid": "ec-1", "alg": "ES256", "crv": "P-256", "x": "...", "y": "..."}]}
+//!     },
+//!     "trusted": {"metadata": ["envoy.filters.http.jwt_authn", "payload", "sub"]},
+//!     "allow_unlisted_consumers": false
+//!   }
+//! }
+//! ```
+//!
+//! - `api_keys`: SHA-256 digests of the keys, 64 lowercase hex digits
+//!   (`printf %s "$KEY" | sha256sum`). Keys themselves never appear in the config.
+//! - `plan`: a plan from `plans`; `models`: public model names the consumer may use;
+//!   `limits`: the consumer's own limits (same shape as a plan's; a limit with the name of a
+//!   plan limit replaces it).
+//! - `jwt.keys`: each pins its `algorithm` (HS256/384/512, RS256/384/512, PS256/384/512,
+//!   ES256/384, EdDSA); asymmetric keys inline as PEM, HMAC secrets only by environment
+//!   variable name (at least 32/48/64 bytes for HS256/384/512). `jwt.jwks`: an inline JWKS
+//!   document; every key needs `alg`. `leeway_secs` is required (0 to 300). A token's
+//!   `iss` must be in `issuers` and its `aud` must contain one of `audiences` when those
+//!   are given. The consumer comes from `consumer_claim` (default `sub`), the plan from
+//!   `plan_claim` if set.
+//! - `trusted`: where the shell reads an identity an earlier filter verified: `header` or
+//!   `metadata` (a property path under `metadata.filter_metadata`), and optionally
+//!   `plan_header` / `plan_metadata`.
+//! - `allow_unlisted_consumers`: accept JWT and trusted identities not listed in
+//!   `consumers` (they get the token's or the default plan). Default false.
+
+use super::api_key::{parse_digest, KeyIndex};
+use super::jwt::{JwtVerifier, VerifyKey};
+use super::{valid_consumer_name, Authenticator};
+use crate::config::ConfigError;
+use crate::quota::config::{validate_limits, RawLimit};
+use crate::quota::{Limit, Plans};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError { path: path.into(), message: message.into() }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsumer {
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    #[serde(default)]
+    pub plan: Option<String>,
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    #[serde(default)]
+    pub limits: Vec<RawLimit>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    #[serde(default)]
+    pub jwt: Option<RawJwt>,
+    #[serde(default)]
+    pub trusted: Option<RawTrusted>,
+    #[serde(default)]
+    pub allow_unlisted_consumers: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    #[serde(default)]
+    pub issuers: Vec<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    pub leeway_secs: u64,
+    #[serde(default)]
+    pub consumer_claim: Option<String>,
+    #[serde(default)]
+    pub plan_claim: Option<String>,
+    #[serde(default)]
+    pub keys: Vec<RawJwtKey>,
+    /// An inline JWKS document (`{"keys": [...]}`).
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwtKey {
+    #[serde(default)]
+    pub kid: Option<String>,
+    pub algorithm: String,
+    #[serde(default)]
+    pub public_key_pem: Option<String>,
+    #[serde(default)]
+    pub secret_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrusted {
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<Vec<String>>,
+    #[serde(default)]
+    pub plan_header: Option<String>,
+    #[serde(default)]
+    pub plan_metadata: Option<Vec<String>>,
+}
+
+/// Where the shell reads a trusted value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustedSource {
+    /// A request header (lowercase name).
+    Header(String),
+    /// A property path under `metadata.filter_metadata` (namespace, then keys).
+    Metadata(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedConfig {
+    pub consumer: TrustedSource,
+    pub plan: Option<TrustedSource>,
+}
+
+/// A configured consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerEntry {
+    pub name: String,
+    pub plan: Option<String>,
+    pub models: Option<Vec<String>>,
+    pub limits: Vec<Limit>,
+}
+
+/// The `consumers` section, validated, with the API-key index.
+#[derive(Debug, Clone, Default)]
+pub struct Consumers {
+    entries: Vec<ConsumerEntry>,
+    by_name: HashMap<String, usize>,
+    keys: KeyIndex,
+}
+
+impl Consumers {
+    pub fn get(&self, name: &str) -> Option<&ConsumerEntry> {
+        self.by_name.get(name).and_then(|&i| self.entries.get(i))
+    }
+
+    pub fn entry(&self, index: u32) -> Option<&ConsumerEntry> {
+        self.entries.get(index as usize)
+    }
+
+    pub fn keys(&self) -> &KeyIndex {
+        &self.keys
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ConsumerEntry> {
+        self.entries.iter()
+    }
+
+    /// Each consumer's own limits, for `quota::Policy::new`.
+    pub fn overrides(&self) -> Vec<(String, Vec<Limit>)> {
+        self.entries.iter().filter(|e| !e.limits.is_empty()).map(|e| (e.name.clone(), e.limits.clone())).collect()
+    }
+}
+
+fn check_models(path: &str, models: &Option<Vec<String>>) -> Result<(), ConfigError> {
+    match models {
+        Some(list) if list.is_empty() => Err(err(path, "must name at least one model (omit it to allow every model)")),
+        Some(list) => match list.iter().position(|m| m.trim().is_empty()) {
+            Some(i) => Err(err(format!("{path}[{i}]"), "must not be empty")),
+            None => Ok(()),
+        },
+        None => Ok(()),
+    }
+}
+
+/// Validates the `consumers` section (at `path`) against the plans.
+pub fn validate_consumers(
+    path: &str,
+    raw: &BTreeMap<String, RawConsumer>,
+    plans: &Plans,
+) -> Result<Consumers, ConfigError> {
+    let mut consumers = Consumers::default();
+    for (name, c) in raw {
+        let cpath = format!("{path}[{name:?}]");
+        if !valid_consumer_name(name) {
+            return Err(err(
+                cpath,
+                format!(
+                    "{name:?} is not a valid consumer name (1-128 printable ASCII characters, no ';', '=' or '\"')"
+                ),
+            ));
+        }
+        if let Some(plan) = &c.plan {
+            if !plans.contains(plan) {
+                return Err(err(format!("{cpath}.plan"), format!("no plan named {plan:?}")));
+            }
+        }
+        check_models(&format!("{cpath}.models"), &c.models)?;
+        let index = u32::try_from(consumers.entries.len()).map_err(|_| err(path, "too many consumers"))?;
+        for (i, hex) in c.api_keys.iter().enumerate() {
+            let kpath = format!("{cpath}.api_keys[{i}]");
+            let digest = parse_digest(hex).map_err(|e| err(&kpath, e))?;
+            if consumers.keys.contains(&digest) {
+                return Err(err(kpath, "this key digest is already configured (for this or another consumer)"));
+            }
+            consumers.keys.push(digest, index);
+        }
+        let limits = validate_limits(&format!("{cpath}.limits"), &c.limits)?;
+        consumers.by_name.insert(name.clone(), consumers.entries.len());
+        consumers.entries.push(ConsumerEntry {
+            name: name.clone(),
+            plan: c.plan.clone(),
+            models: c.models.clone(),
+            limits,
+        });
+    }
+    Ok(consumers)
+}
+
+/// Validates the `auth` section (at `path`) and builds the [`Authenticator`]. JWT decoding
+/// keys are parsed here, once. `env` reads the VM's environment (HMAC secrets).
+pub fn validate_auth(
+    path: &str,
+    raw: Option<&RawAuth>,
+    consumers: Consumers,
+    plans: &Plans,
+    default_plan: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Authenticator, ConfigError> {
+    let default = RawAuth::default();
+    let raw = raw.unwrap_or(&default);
+    let jwt = raw.jwt.as_ref().map(|j| validate_jwt(&format!("{path}.jwt"), j, env)).transpose()?;
+    let trusted = raw.trusted.as_ref().map(|t| validate_trusted(&format!("{path}.trusted"), t)).transpose()?;
+    let plan_models = plans.iter().map(|p| (p.name.clone(), p.models.clone())).collect();
+    Ok(Authenticator::new(
+        consumers,
+        jwt,
+        trusted,
+        raw.allow_unlisted_consumers,
+        default_plan.map(str::to_string),
+        plan_models,
+    ))
+}
+
+fn validate_jwt(path: &str, raw: &RawJwt, env: &dyn Fn(&str) -> Option<String>) -> Result<JwtVerifier, ConfigError> {
+    if raw.leeway_secs > 300 {
+        return Err(err(format!("{path}.leeway_secs"), "must be at most 300 seconds"));
+    }
+    let claim = |field: &str, value: &Option<String>, default: Option<&str>| -> Result<Option<String>, ConfigError> {
+        match value.as_deref().or(default) {
+            Some(c) if c.trim().is_empty() => Err(err(format!("{path}.{field}"), "must not be empty")),
+            other => Ok(other.map(str::to_string)),
+        }
+    };
+    let consumer_claim = claim("consumer_claim", &raw.consumer_claim, Some("sub"))?.unwrap_or_default();
+    let plan_claim = claim("plan_claim", &raw.plan_claim, None)?;
+
+    let mut keys = Vec::new();
+    for (i, k) in raw.keys.iter().enumerate() {
+        keys.push(validate_key(&format!("{path}.keys[{i}]"), k, env)?);
+    }
+    if let Some(jwks) = &raw.jwks {
+        keys.extend(validate_jwks(&format!("{path}.jwks"), jwks)?);
+    }
+    if keys.is_empty() {
+        return Err(err(path, "at least one key is required (`keys` or `jwks`)"));
+    }
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(kid) = key.kid() {
+            if keys.iter().skip(i + 1).any(|other| other.kid() == Some(kid)) {
+                return Err(err(path, format!("two keys have the kid {kid:?}")));
+            }
+        }
+    }
+    Ok(JwtVerifier {
+        keys,
+        issuers: raw.issuers.clone(),
+        audiences: raw.audiences.clone(),
+        leeway_secs: raw.leeway_secs,
+        consumer_claim,
+        plan_claim,
+    })
+}
+
+fn parse_algorithm(path: &str, name: &str) -> Result<Algorithm, ConfigError> {
+    if name.eq_ignore_ascii_case("none") {
+        return Err(err(path, "\"none\" is not a signing algorithm"));
+    }
+    Algorithm::from_str(name).map_err(|_| {
+        err(path, format!("{name:?} is not one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA"))
+    })
+}
+
+fn validate_key(path: &str, raw: &RawJwtKey, env: &dyn Fn(&str) -> Option<String>) -> Result<VerifyKey, ConfigError> {
+    let algorithm = parse_algorithm(&format!("{path}.algorithm"), &raw.algorithm)?;
+    if let Some(kid) = &raw.kid {
+        if kid.is_empty() {
+            return Err(err(format!("{path}.kid"), "must not be empty"));
+        }
+    }
+    let key = match (algorithm.family(), &raw.public_key_pem, &raw.secret_env) {
+        (AlgorithmFamily::Hmac, None, Some(var)) => {
+            let secret = env(var).ok_or_else(|| {
+                err(
+                    format!("{path}.secret_env"),
+                    format!("environment variable {var:?} is not set in the VM (pass it with vm_config.environment_variables)"),
+                )
+            })?;
+            let min = match algorithm {
+                Algorithm::HS384 => 48,
+                Algorithm::HS512 => 64,
+                _ => 32,
+            };
+            if secret.len() < min {
+                return Err(err(
+                    format!("{path}.secret_env"),
+                    format!("the secret in {var:?} is shorter than {min} bytes, the minimum for {algorithm:?}"),
+                ));
+            }
+            DecodingKey::from_secret(secret.as_bytes())
+        }
+        (AlgorithmFamily::Hmac, _, _) => {
+            return Err(err(
+                path,
+                "HMAC keys are read from the environment: give `secret_env` (and no `public_key_pem`)",
+            ))
+        }
+        (family, Some(pem), None) => {
+            let parsed = match family {
+                AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(pem.as_bytes()),
+                AlgorithmFamily::Ec => DecodingKey::from_ec_pem(pem.as_bytes()),
+                _ => DecodingKey::from_ed_pem(pem.as_bytes()),
+            };
+            parsed.map_err(|e| {
+                err(format!("{path}.public_key_pem"), format!("not a {family:?} public key in PEM: {e}"))
+            })?
+        }
+        (_, _, _) => return Err(err(path, "asymmetric keys need `public_key_pem` (and no `secret_env`)")),
+    };
+    VerifyKey::new(raw.kid.clone(), algorithm, key).map_err(|e| err(path, e))
+}
+
+fn validate_jwks(path: &str, raw: &serde_json::Value) -> Result<Vec<VerifyKey>, ConfigError> {
+    let set: JwkSet = serde_json::from_value(raw.clone())
+        .map_err(|e| err(path, format!("not a JWKS document ({{\"keys\": [...]}}): {e}")))?;
+    if set.keys.is_empty() {
+        return Err(err(format!("{path}.keys"), "must hold at least one key"));
+    }
+    let mut keys = Vec::with_capacity(set.keys.len());
+    for (i, jwk) in set.keys.iter().enumerate() {
+        let kpath = format!("{path}.keys[{i}]");
+        let alg =
+            jwk.common.key_algorithm.ok_or_else(|| err(&kpath, "needs `alg`: the algorithm is pinned per key"))?;
+        let algorithm = Algorithm::try_from(alg)
+            .map_err(|_| err(format!("{kpath}.alg"), format!("{alg} is not a signing algorithm")))?;
+        if algorithm.family() == AlgorithmFamily::Hmac {
+            return Err(err(&kpath, "symmetric (oct) keys are not accepted inline; use `keys` with `secret_env`"));
+        }
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| err(&kpath, format!("unusable key: {e}")))?;
+        keys.push(VerifyKey::new(jwk.common.key_id.clone(), algorithm, key).map_err(|e| err(&kpath, e))?);
+    }
+    Ok(keys)
+}
+
+fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
+    let name = name.to_ascii_lowercase();
+    let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!#$%&'*+^`|~".contains(&b));
+    if ok {
+        Ok(name)
+    } else {
+        Err(err(path, format!("{name:?} is not a valid HTTP header name")))
+    }
+}
+
+fn source(
+    path: &str,
+    header: &Option<String>,
+    metadata: &Option<Vec<String>>,
+    fields: (&str, &str),
+) -> Result<Option<TrustedSource>, ConfigError> {
+    match (header, metadata) {
+        (Some(h), None) => Ok(Some(TrustedSource::Header(header_name(&format!("{path}.{}", fields.0), h)?))),
+        (None, Some(m)) if m.len() < 2 || m.iter().any(|s| s.is_empty()) => Err(err(
+            format!("{path}.{}", fields.1),
+            "must be a filter metadata namespace followed by at least one key, none empty",
+        )),
+        (None, Some(m)) => Ok(Some(TrustedSource::Metadata(m.clone()))),
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(err(path, format!("use either `{}` or `{}`, not both", fields.0, fields.1))),
+    }
+}
+
+fn validate_trusted(path: &str, raw: &RawTrusted) -> Result<TrustedConfig, ConfigError> {
+    let consumer = source(path, &raw.header, &raw.metadata, ("header", "metadata"))?
+        .ok_or_else(|| err(path, "name where the consumer is read: `header` or `metadata`"))?;
+    let plan = source(path, &raw.plan_header, &raw.plan_metadata, ("plan_header", "plan_metadata"))?;
+    Ok(TrustedConfig { consumer, plan })
+}

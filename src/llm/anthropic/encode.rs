@@ -1,0 +1,219 @@
+//! Requests to the provider: [`encode_request`] (IR -> the body sent to api.anthropic.com).
+
+use super::decode::{invalid, role_name, R};
+use super::wire::{empty_object, Block, ImageSource as WireImage, OutMessage, OutMetadata, OutRequest, OutSystem};
+use super::wire::{OutTool, ToolResultContent};
+use super::{effort_budget, DEFAULT_MAX_TOKENS, PROVIDER};
+use crate::llm::ir::{
+    ChatRequest, ImageSource, Message, Part, Reasoning, ResponseFormat, ToolCall, ToolChoice, TranslateError,
+};
+use serde_json::{json, Value};
+
+fn unsupported(field: impl Into<String>, detail: impl Into<String>) -> TranslateError {
+    TranslateError::Unsupported { field: field.into(), provider: PROVIDER, detail: detail.into() }
+}
+
+/// Encodes an IR request as an Anthropic Messages body for api.anthropic.com.
+///
+/// Notes: consecutive same-role IR messages are merged into one turn (the API merges them
+/// anyway) and, in user turns, `tool_result` blocks are moved first (the API requires it);
+/// `Thinking` parts without a signature (produced by another provider) are dropped, as
+/// Anthropic accepts only its own signed thinking; a `data:` image URL is sent as a base64
+/// source.
+pub fn encode_request(req: &ChatRequest) -> R<Vec<u8>> {
+    if req.seed.is_some() {
+        return Err(unsupported("seed", "Anthropic has no sampling seed"));
+    }
+    if req.frequency_penalty.is_some() {
+        return Err(unsupported("frequency_penalty", "Anthropic has no frequency penalty"));
+    }
+    if req.presence_penalty.is_some() {
+        return Err(unsupported("presence_penalty", "Anthropic has no presence penalty"));
+    }
+    if req.n.is_some_and(|n| n > 1) {
+        return Err(unsupported("n", "Anthropic returns exactly one choice"));
+    }
+    let output_config = match &req.response_format {
+        None | Some(ResponseFormat::Text) => None,
+        Some(ResponseFormat::JsonObject) => {
+            return Err(unsupported(
+                "response_format",
+                "json_object needs a schema on Anthropic; use response_format json_schema",
+            ))
+        }
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            Some(json!({"format": {"type": "json_schema", "schema": schema}}))
+        }
+    };
+    let (thinking, budget) = encode_reasoning(req.reasoning.as_ref())?;
+    let max_tokens = req.max_tokens.unwrap_or(match budget {
+        Some(b) => b.saturating_add(DEFAULT_MAX_TOKENS),
+        None => DEFAULT_MAX_TOKENS,
+    });
+    let out = OutRequest {
+        model: req.model.clone(),
+        max_tokens,
+        messages: encode_messages(&req.messages)?,
+        system: encode_system(&req.system)?,
+        metadata: req.user.as_ref().map(|u| OutMetadata { user_id: u.clone() }),
+        stop_sequences: req.stop.clone(),
+        stream: req.stream,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        top_k: req.top_k,
+        tools: req
+            .tools
+            .iter()
+            .map(|t| OutTool {
+                name: t.name.clone(),
+                description: t.description.clone(),
+                input_schema: if t.parameters.is_object() { t.parameters.clone() } else { json!({"type": "object"}) },
+            })
+            .collect(),
+        tool_choice: encode_tool_choice(req),
+        thinking,
+        output_config,
+    };
+    serde_json::to_vec(&out).map_err(|e| invalid("body", format!("cannot serialize request: {e}")))
+}
+
+fn encode_reasoning(r: Option<&Reasoning>) -> R<(Option<Value>, Option<u64>)> {
+    let budget = match r {
+        None => return Ok((None, None)),
+        Some(Reasoning::Disabled) | Some(Reasoning::BudgetTokens(0)) => None,
+        Some(Reasoning::BudgetTokens(b)) => Some(*b),
+        Some(Reasoning::Effort(e)) => effort_budget(e).ok_or_else(|| {
+            unsupported("reasoning_effort", format!("no thinking budget is defined for effort `{e}`"))
+        })?,
+    };
+    Ok(match budget {
+        Some(b) => (Some(json!({"type": "enabled", "budget_tokens": b})), Some(b)),
+        None => (Some(json!({"type": "disabled"})), None),
+    })
+}
+
+fn encode_tool_choice(req: &ChatRequest) -> Option<Value> {
+    let no_parallel = req.parallel_tool_calls == Some(false);
+    let mut v = match (&req.tool_choice, req.tools.is_empty()) {
+        // The API rejects tool_choice without tools; auto/none are the defaults then.
+        (Some(ToolChoice::Auto | ToolChoice::None), true) | (None, true) => return None,
+        (None, false) if !no_parallel => return None,
+        (None | Some(ToolChoice::Auto), _) => json!({"type": "auto"}),
+        (Some(ToolChoice::None), _) => return Some(json!({"type": "none"})),
+        (Some(ToolChoice::Required), _) => json!({"type": "any"}),
+        (Some(ToolChoice::Tool(name)), _) => json!({"type": "tool", "name": name}),
+    };
+    if no_parallel {
+        if let Some(o) = v.as_object_mut() {
+            o.insert("disable_parallel_tool_use".into(), Value::Bool(true));
+        }
+    }
+    Some(v)
+}
+
+fn encode_system(system: &[Part]) -> R<Option<OutSystem>> {
+    let mut texts = Vec::with_capacity(system.len());
+    for p in system {
+        match p {
+            Part::Text(t) if t.is_empty() => {}
+            Part::Text(t) => texts.push(t.clone()),
+            _ => return Err(unsupported("system", "system instructions can only hold text")),
+        }
+    }
+    Ok(match texts.len() {
+        0 => None,
+        1 => texts.pop().map(OutSystem::Text),
+        _ => Some(OutSystem::Blocks(texts.into_iter().map(|text| Block::Text { text }).collect())),
+    })
+}
+
+fn encode_messages(messages: &[Message]) -> R<Vec<OutMessage>> {
+    let mut out: Vec<OutMessage> = Vec::with_capacity(messages.len());
+    for (i, m) in messages.iter().enumerate() {
+        let mut blocks = Vec::with_capacity(m.content.len());
+        for (j, p) in m.content.iter().enumerate() {
+            if let Some(b) = encode_part(p, &format!("messages.{i}.content.{j}"))? {
+                blocks.push(b);
+            }
+        }
+        if blocks.is_empty() {
+            continue;
+        }
+        let role = role_name(m.role);
+        match out.last_mut() {
+            Some(last) if last.role == role => last.content.extend(blocks),
+            _ => out.push(OutMessage { role, content: blocks }),
+        }
+    }
+    for m in out.iter_mut().filter(|m| m.role == "user") {
+        // Stable: tool results first, in order, then everything else in order.
+        m.content.sort_by_key(|b| !matches!(b, Block::ToolResult { .. }));
+    }
+    Ok(out)
+}
+
+fn encode_part(p: &Part, path: &str) -> R<Option<Block>> {
+    Ok(Some(match p {
+        Part::Text(t) if t.is_empty() => return Ok(None),
+        Part::Text(t) => Block::Text { text: t.clone() },
+        Part::Image(src) => Block::Image { source: encode_image(src) },
+        Part::ToolCall(c) => Block::ToolUse { id: c.id.clone(), name: c.name.clone(), input: parse_args(c, path)? },
+        Part::ToolResult(r) => {
+            let mut blocks = Vec::with_capacity(r.content.len());
+            for (k, part) in r.content.iter().enumerate() {
+                match part {
+                    Part::Text(_) | Part::Image(_) => {
+                        blocks.extend(encode_part(part, &format!("{path}.content.{k}"))?);
+                    }
+                    _ => {
+                        return Err(unsupported(
+                            format!("{path}.content.{k}"),
+                            "tool results can only hold text and images",
+                        ))
+                    }
+                }
+            }
+            let content = match blocks.as_slice() {
+                [] => None,
+                [Block::Text { text }] => Some(ToolResultContent::Text(text.clone())),
+                _ => Some(ToolResultContent::Blocks(blocks)),
+            };
+            Block::ToolResult { tool_use_id: r.call_id.clone(), content, is_error: r.is_error }
+        }
+        Part::Thinking { text, signature: Some(sig) } => {
+            Block::Thinking { thinking: text.clone(), signature: sig.clone() }
+        }
+        Part::Thinking { signature: None, .. } => return Ok(None),
+        Part::RedactedThinking { data } => Block::RedactedThinking { data: data.clone() },
+    }))
+}
+
+fn parse_args(c: &ToolCall, path: &str) -> R<Value> {
+    if c.arguments.trim().is_empty() {
+        return Ok(empty_object());
+    }
+    match serde_json::from_str::<Value>(&c.arguments) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err(invalid(format!("{path}.arguments"), "tool call arguments must be a JSON object")),
+    }
+}
+
+fn encode_image(src: &ImageSource) -> WireImage {
+    match src {
+        ImageSource::Base64 { media_type, data } => {
+            WireImage::Base64 { media_type: media_type.clone(), data: data.clone() }
+        }
+        ImageSource::Url(url) => match parse_data_url(url) {
+            Some((media_type, data)) => WireImage::Base64 { media_type, data },
+            None => WireImage::Url { url: url.clone() },
+        },
+    }
+}
+
+/// `data:image/png;base64,AAAA` -> ("image/png", "AAAA").
+fn parse_data_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media_type = meta.strip_suffix(";base64")?;
+    Some((media_type.to_string(), data.to_string()))
+}

@@ -1,0 +1,335 @@
+//! IR -> Converse request body (the same body serves `Converse` and `ConverseStream`; the
+//! model id and the stream choice live in the path, see [`super::upstream_path`]).
+//!
+//! Mapping:
+//! - `system` text parts -> `system: [{text}]` (other part kinds -> Unsupported).
+//! - messages -> `messages: [{role, content}]`. Consecutive messages of the same role are
+//!   merged into one (Converse rejects two user turns in a row; the IR produces them when an
+//!   OpenAI `tool` message is followed by a `user` message). Empty text parts are dropped
+//!   (Converse rejects blank text blocks) and so are messages left without content.
+//! - `Text` -> `{text}`; `Image(Base64)` -> `{image:{format, source:{bytes}}}` for
+//!   png/jpeg/gif/webp; `ToolCall` -> `{toolUse:{toolUseId, name, input}}` (arguments parsed
+//!   as JSON, empty = `{}`); `ToolResult` -> `{toolResult:{toolUseId, content:[{text}|{image}],
+//!   status}}`; `Thinking` -> `{reasoningContent:{reasoningText:{text, signature}}}`;
+//!   `RedactedThinking` -> `{reasoningContent:{redactedContent}}`.
+//! - `max_tokens`, `temperature`, `top_p`, `stop` -> `inferenceConfig` (`maxTokens`,
+//!   `temperature`, `topP`, `stopSequences`).
+//! - `top_k` -> `additionalModelRequestFields`: `{"inferenceConfig":{"topK"}}` for Amazon Nova
+//!   models, `{"top_k"}` otherwise (Anthropic, Mistral, ...).
+//! - `tools` -> `toolConfig.tools[].toolSpec{name, description, inputSchema:{json}}`;
+//!   `tool_choice` Auto/Required/Tool -> `{auto:{}}`/`{any:{}}`/`{tool:{name}}`. Converse has
+//!   no "none": `ToolChoice::None` sends no `toolConfig` at all (the model cannot call what it
+//!   is not offered), which Converse only allows when the history holds no tool blocks;
+//!   otherwise -> Unsupported.
+//! - `reasoning`: `BudgetTokens(n)` -> `additionalModelRequestFields.thinking =
+//!   {"type":"enabled","budget_tokens":n}` for Anthropic Claude models (else Unsupported);
+//!   `Effort(e)` -> `outputConfig.effort` (`minimal` becomes `low`, `none` sends nothing);
+//!   `Disabled` -> nothing.
+//! - `response_format` JsonSchema -> `outputConfig.textFormat = {type:"json_schema",
+//!   structure:{jsonSchema:{schema: <schema as a JSON string>, name}}}`; Text -> nothing.
+//! - With stop sequences on a Claude model, `additionalModelResponseFieldPaths:
+//!   ["/stop_sequence"]` asks Bedrock to return which sequence matched.
+//!
+//! Unsupported (400 naming the field): `n` > 1, `response_format` json_object,
+//! `seed`, `frequency_penalty`, `presence_penalty`, `parallel_tool_calls: false`, image URLs
+//! (Converse takes bytes or S3 locations only), image media types other than the four above,
+//! non-text system parts, nested tool calls/results inside a tool result.
+//! Ignored as harmless metadata: `user`, `stream_usage` (Bedrock always reports usage),
+//! tool-call `signature` (a Gemini-only field).
+
+use super::PROVIDER;
+use crate::llm::ir::{ChatRequest, ImageSource, Part, Reasoning, ResponseFormat, Role, ToolChoice, TranslateError};
+use serde_json::{json, Map, Value};
+
+fn unsupported(field: &str, detail: impl Into<String>) -> TranslateError {
+    TranslateError::Unsupported { field: field.to_owned(), provider: PROVIDER, detail: detail.into() }
+}
+
+/// Whether the model id (or inference-profile id / ARN) names an Anthropic Claude model.
+pub(crate) fn is_claude(model: &str) -> bool {
+    let m = model.to_ascii_lowercase();
+    m.contains("anthropic.") || m.contains("claude")
+}
+
+fn is_nova(model: &str) -> bool {
+    model.to_ascii_lowercase().contains("amazon.nova")
+}
+
+/// Converse image `format` of a media type.
+fn image_format(media_type: &str) -> Option<&'static str> {
+    match media_type.trim().to_ascii_lowercase().as_str() {
+        "image/png" => Some("png"),
+        "image/jpeg" | "image/jpg" => Some("jpeg"),
+        "image/gif" => Some("gif"),
+        "image/webp" => Some("webp"),
+        _ => None,
+    }
+}
+
+fn image_block(src: &ImageSource, field: &str) -> Result<Value, TranslateError> {
+    match src {
+        ImageSource::Url(_) => Err(unsupported(
+            field,
+            "Bedrock Converse takes image bytes (base64) or S3 locations, not URLs; send the image as a data URL / base64",
+        )),
+        ImageSource::Base64 { media_type, data } => {
+            let format = image_format(media_type).ok_or_else(|| {
+                unsupported(field, format!("image media type {media_type:?} (Converse accepts png, jpeg, gif, webp)"))
+            })?;
+            Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
+        }
+    }
+}
+
+fn tool_input(arguments: &str, field: &str) -> Result<Value, TranslateError> {
+    if arguments.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_str(arguments).map_err(|e| TranslateError::Invalid {
+        field: field.to_owned(),
+        message: format!("tool call arguments are not valid JSON: {e}"),
+    })
+}
+
+fn content_block(part: &Part, field: &str) -> Result<Option<Value>, TranslateError> {
+    Ok(Some(match part {
+        Part::Text(t) if t.is_empty() => return Ok(None),
+        Part::Text(t) => json!({"text": t}),
+        Part::Image(src) => image_block(src, field)?,
+        Part::ToolCall(call) => json!({"toolUse": {
+            "toolUseId": call.id,
+            "name": call.name,
+            "input": tool_input(&call.arguments, &format!("{field}.arguments"))?,
+        }}),
+        Part::ToolResult(result) => {
+            let mut content = Vec::with_capacity(result.content.len());
+            for (k, p) in result.content.iter().enumerate() {
+                let f = format!("{field}.content[{k}]");
+                match p {
+                    Part::Text(t) => content.push(json!({"text": t})),
+                    Part::Image(src) => content.push(image_block(src, &f)?),
+                    _ => return Err(unsupported(&f, "a tool result may only hold text and images")),
+                }
+            }
+            json!({"toolResult": {
+                "toolUseId": result.call_id,
+                "content": content,
+                "status": if result.is_error { "error" } else { "success" },
+            }})
+        }
+        Part::Thinking { text, signature } => {
+            let mut rt = Map::new();
+            rt.insert("text".into(), json!(text));
+            if let Some(sig) = signature {
+                rt.insert("signature".into(), json!(sig));
+            }
+            json!({"reasoningContent": {"reasoningText": rt}})
+        }
+        Part::RedactedThinking { data } => json!({"reasoningContent": {"redactedContent": data}}),
+    }))
+}
+
+fn has_tool_blocks(req: &ChatRequest) -> bool {
+    req.messages.iter().flat_map(|m| &m.content).any(|p| matches!(p, Part::ToolCall(_) | Part::ToolResult(_)))
+}
+
+fn messages(req: &ChatRequest) -> Result<Vec<Value>, TranslateError> {
+    let mut out: Vec<(Role, Vec<Value>)> = Vec::with_capacity(req.messages.len());
+    for (i, m) in req.messages.iter().enumerate() {
+        let mut blocks = Vec::with_capacity(m.content.len());
+        for (j, p) in m.content.iter().enumerate() {
+            if let Some(b) = content_block(p, &format!("messages[{i}].content[{j}]"))? {
+                blocks.push(b);
+            }
+        }
+        if blocks.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some((role, content)) if *role == m.role => content.extend(blocks),
+            _ => out.push((m.role, blocks)),
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(role, content)| {
+            let role = match role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            json!({"role": role, "content": content})
+        })
+        .collect())
+}
+
+fn system(req: &ChatRequest) -> Result<Vec<Value>, TranslateError> {
+    let mut out = Vec::with_capacity(req.system.len());
+    for (i, p) in req.system.iter().enumerate() {
+        match p {
+            Part::Text(t) if t.is_empty() => {}
+            Part::Text(t) => out.push(json!({"text": t})),
+            _ => return Err(unsupported(&format!("system[{i}]"), "Converse system prompts hold text only")),
+        }
+    }
+    Ok(out)
+}
+
+fn tool_config(req: &ChatRequest) -> Result<Option<Value>, TranslateError> {
+    if matches!(req.tool_choice, Some(ToolChoice::None)) {
+        if has_tool_blocks(req) {
+            return Err(unsupported(
+                "tool_choice",
+                "Converse has no \"none\" tool choice, and tools cannot be withheld from a conversation that already holds tool calls",
+            ));
+        }
+        return Ok(None);
+    }
+    if req.tools.is_empty() {
+        return match &req.tool_choice {
+            Some(ToolChoice::Required) | Some(ToolChoice::Tool(_)) => Err(TranslateError::Invalid {
+                field: "tool_choice".into(),
+                message: "a tool choice that forces a tool call needs tools".into(),
+            }),
+            _ => Ok(None),
+        };
+    }
+    let tools: Vec<Value> = req
+        .tools
+        .iter()
+        .map(|t| {
+            let schema =
+                if t.parameters.is_null() { json!({"type": "object", "properties": {}}) } else { t.parameters.clone() };
+            let mut spec = Map::new();
+            spec.insert("name".into(), json!(t.name));
+            if let Some(d) = t.description.as_deref().filter(|d| !d.is_empty()) {
+                spec.insert("description".into(), json!(d));
+            }
+            spec.insert("inputSchema".into(), json!({"json": schema}));
+            json!({"toolSpec": spec})
+        })
+        .collect();
+    let mut config = Map::new();
+    config.insert("tools".into(), Value::Array(tools));
+    match &req.tool_choice {
+        None => {}
+        Some(ToolChoice::Auto) => {
+            config.insert("toolChoice".into(), json!({"auto": {}}));
+        }
+        Some(ToolChoice::Required) => {
+            config.insert("toolChoice".into(), json!({"any": {}}));
+        }
+        Some(ToolChoice::Tool(name)) => {
+            config.insert("toolChoice".into(), json!({"tool": {"name": name}}));
+        }
+        Some(ToolChoice::None) => {}
+    }
+    Ok(Some(Value::Object(config)))
+}
+
+fn reject_unsupported(req: &ChatRequest) -> Result<(), TranslateError> {
+    if req.n.is_some_and(|n| n > 1) {
+        return Err(unsupported("n", "Bedrock Converse returns a single choice"));
+    }
+    if req.seed.is_some() {
+        return Err(unsupported("seed", "Converse has no seed parameter"));
+    }
+    if req.frequency_penalty.is_some() {
+        return Err(unsupported("frequency_penalty", "Converse has no frequency penalty"));
+    }
+    if req.presence_penalty.is_some() {
+        return Err(unsupported("presence_penalty", "Converse has no presence penalty"));
+    }
+    if req.parallel_tool_calls == Some(false) {
+        return Err(unsupported("parallel_tool_calls", "Converse cannot disable parallel tool calls"));
+    }
+    if matches!(req.response_format, Some(ResponseFormat::JsonObject)) {
+        return Err(unsupported(
+            "response_format",
+            "Converse has no plain JSON mode; use a json_schema response format",
+        ));
+    }
+    Ok(())
+}
+
+/// Encodes the Converse / ConverseStream request body.
+pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, TranslateError> {
+    reject_unsupported(req)?;
+    let mut body = Map::new();
+    body.insert("messages".into(), Value::Array(messages(req)?));
+    let system = system(req)?;
+    if !system.is_empty() {
+        body.insert("system".into(), Value::Array(system));
+    }
+
+    let mut inference = Map::new();
+    if let Some(v) = req.max_tokens {
+        inference.insert("maxTokens".into(), json!(v));
+    }
+    if let Some(v) = req.temperature {
+        inference.insert("temperature".into(), json!(v));
+    }
+    if let Some(v) = req.top_p {
+        inference.insert("topP".into(), json!(v));
+    }
+    if !req.stop.is_empty() {
+        inference.insert("stopSequences".into(), json!(req.stop));
+    }
+    if !inference.is_empty() {
+        body.insert("inferenceConfig".into(), Value::Object(inference));
+    }
+
+    if let Some(tc) = tool_config(req)? {
+        body.insert("toolConfig".into(), tc);
+    }
+
+    let mut additional = Map::new();
+    if let Some(k) = req.top_k {
+        if is_nova(&req.model) {
+            additional.insert("inferenceConfig".into(), json!({"topK": k}));
+        } else {
+            additional.insert("top_k".into(), json!(k));
+        }
+    }
+    let mut output_config = Map::new();
+    match &req.reasoning {
+        None | Some(Reasoning::Disabled) => {}
+        Some(Reasoning::BudgetTokens(n)) => {
+            if !is_claude(&req.model) {
+                return Err(unsupported(
+                    "reasoning",
+                    "a thinking token budget is only translated for Anthropic Claude models on Bedrock",
+                ));
+            }
+            additional.insert("thinking".into(), json!({"type": "enabled", "budget_tokens": n}));
+        }
+        Some(Reasoning::Effort(e)) if e == "none" => {}
+        Some(Reasoning::Effort(e)) => {
+            let effort = if e == "minimal" { "low" } else { e.as_str() };
+            output_config.insert("effort".into(), json!(effort));
+        }
+    }
+    if let Some(ResponseFormat::JsonSchema { name, schema, .. }) = &req.response_format {
+        let mut js = Map::new();
+        js.insert("schema".into(), json!(schema.to_string()));
+        if !name.is_empty() {
+            js.insert("name".into(), json!(name));
+        }
+        output_config.insert(
+            "textFormat".into(),
+            json!({"type": "json_schema", "structure": {"jsonSchema": Value::Object(js)}}),
+        );
+    }
+    if !additional.is_empty() {
+        body.insert("additionalModelRequestFields".into(), Value::Object(additional));
+    }
+    if !req.stop.is_empty() && is_claude(&req.model) {
+        body.insert("additionalModelResponseFieldPaths".into(), json!(["/stop_sequence"]));
+    }
+    if !output_config.is_empty() {
+        body.insert("outputConfig".into(), Value::Object(output_config));
+    }
+    serde_json::to_vec(&Value::Object(body)).map_err(|e| TranslateError::Invalid {
+        field: "request".into(),
+        message: format!("cannot serialize the Bedrock request: {e}"),
+    })
+}

@@ -1,0 +1,181 @@
+//! ConverseStream (`application/vnd.amazon.eventstream`) -> IR stream events.
+//!
+//! Every event-stream message carries `:message-type` (`event`, `exception` or `error`) and,
+//! for events, `:event-type`; the payload is the event's JSON (Bedrock pads it with a `p`
+//! field, ignored). Order: `messageStart`, per content block `contentBlockStart` (tool use
+//! only) / `contentBlockDelta`s / `contentBlockStop`, then `messageStop` (stop reason) and
+//! last `metadata` (usage, metrics): the terminal event.
+//!
+//! - `messageStart` emits nothing: Bedrock sends neither an id nor the model, so client
+//!   encoders synthesize their ids as when no `Start` came.
+//! - Tool calls are numbered from 0 in order of `contentBlockStart`; deltas find their call by
+//!   `contentBlockIndex`.
+//! - `messageStop` -> `Stop`; `metadata` -> `Usage` (Bedrock's counts are final totals, see
+//!   `TokenUsage::to_ir`) then `Done`.
+//! - `exception` messages (`throttlingException`, `validationException`,
+//!   `modelStreamErrorException`, `internalServerException`, `serviceUnavailableException`)
+//!   and protocol `error` messages -> `Error`, after which the stream is over.
+//! - A stream that ends after `messageStop` but without `metadata` still ends with `Done`
+//!   (the answer is complete; usage stays unknown). One that ends before, or inside a frame,
+//!   ends with `Error(502, "provider stream ended early")`. A framing/CRC error is an `Error`.
+//! - Not translated: `redactedContent` reasoning deltas (the IR has no stream event for
+//!   redacted thinking), citation and image deltas.
+
+use super::response::{exception_kind, stop_reason, stop_sequence};
+use super::wire::{ContentBlockDeltaEvent, ContentBlockStartEvent, ErrorBody, MessageStopEvent, MetadataEvent};
+use crate::llm::ir::{ErrorKind, ProviderError, StreamEvent};
+use crate::stream::eventstream::{EventStreamDecoder, Message};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+/// Largest event-stream message accepted (Bedrock events are small; AWS's limit is 16 MiB).
+const MAX_FRAME: usize = 4 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// `messageStop` seen, `metadata` not yet.
+    Stopped,
+    /// `Done` or `Error` emitted: nothing more.
+    Over,
+}
+
+/// Incremental ConverseStream decoder (see the module docs).
+#[derive(Debug)]
+pub struct StreamDecoder {
+    frames: EventStreamDecoder,
+    messages: Vec<Message>,
+    /// contentBlockIndex -> IR tool-call index.
+    tools: HashMap<u64, u32>,
+    next_tool: u32,
+    state: State,
+}
+
+impl Default for StreamDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn ended_early(message: String) -> StreamEvent {
+    StreamEvent::Error(ProviderError { kind: ErrorKind::Server, status: 502, message })
+}
+
+fn payload<T: DeserializeOwned + Default>(msg: &Message) -> T {
+    serde_json::from_slice(&msg.payload).unwrap_or_default()
+}
+
+impl StreamDecoder {
+    pub fn new() -> Self {
+        StreamDecoder {
+            frames: EventStreamDecoder::new(MAX_FRAME),
+            messages: Vec::new(),
+            tools: HashMap::new(),
+            next_tool: 0,
+            state: State::Open,
+        }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) {
+        if self.state == State::Over {
+            return;
+        }
+        let result = self.frames.feed(chunk, &mut self.messages);
+        let messages = std::mem::take(&mut self.messages);
+        for msg in &messages {
+            if self.state == State::Over {
+                break;
+            }
+            self.on_message(msg, out);
+        }
+        if let Err(e) = result {
+            if self.state != State::Over {
+                self.state = State::Over;
+                out.push(ended_early(format!("invalid event stream from provider: {e}")));
+            }
+        }
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
+        match self.state {
+            State::Over => {}
+            State::Stopped if self.frames.finish().is_ok() => out.push(StreamEvent::Done),
+            _ => out.push(ended_early("provider stream ended early".into())),
+        }
+        self.state = State::Over;
+    }
+
+    fn on_message(&mut self, msg: &Message, out: &mut Vec<StreamEvent>) {
+        match msg.header_str(":message-type").unwrap_or("event") {
+            "event" => self.on_event(msg, out),
+            "exception" => {
+                let name = msg.header_str(":exception-type").unwrap_or("exception");
+                let (kind, status) = exception_kind(name).unwrap_or((ErrorKind::Server, 502));
+                let body: ErrorBody = payload(msg);
+                let text = body.text().filter(|t| !t.trim().is_empty()).unwrap_or("no message");
+                out.push(StreamEvent::Error(ProviderError { kind, status, message: format!("{name}: {text}") }));
+                self.state = State::Over;
+            }
+            _ => {
+                let code = msg.header_str(":error-code").unwrap_or("error");
+                let text = msg.header_str(":error-message").unwrap_or("no message");
+                out.push(ended_early(format!("provider stream error {code}: {text}")));
+                self.state = State::Over;
+            }
+        }
+    }
+
+    fn on_event(&mut self, msg: &Message, out: &mut Vec<StreamEvent>) {
+        match msg.header_str(":event-type").unwrap_or("") {
+            "contentBlockStart" => {
+                let ev: ContentBlockStartEvent = payload(msg);
+                if let Some(tu) = ev.start.and_then(|s| s.tool_use) {
+                    let index = self.next_tool;
+                    self.next_tool = self.next_tool.saturating_add(1);
+                    self.tools.insert(ev.content_block_index.unwrap_or(u64::MAX), index);
+                    out.push(StreamEvent::ToolCallStart { index, id: tu.tool_use_id, name: tu.name });
+                }
+            }
+            "contentBlockDelta" => {
+                let ev: ContentBlockDeltaEvent = payload(msg);
+                let Some(delta) = ev.delta else { return };
+                if let Some(text) = delta.text.filter(|t| !t.is_empty()) {
+                    out.push(StreamEvent::TextDelta { text });
+                }
+                if let Some(tu) = delta.tool_use {
+                    let block = ev.content_block_index.unwrap_or(u64::MAX);
+                    if let (Some(&index), false) = (self.tools.get(&block), tu.input.is_empty()) {
+                        out.push(StreamEvent::ToolCallDelta { index, arguments: tu.input });
+                    }
+                }
+                if let Some(rc) = delta.reasoning_content {
+                    if let Some(text) = rc.text.filter(|t| !t.is_empty()) {
+                        out.push(StreamEvent::ThinkingDelta { text });
+                    }
+                    if let Some(signature) = rc.signature.filter(|s| !s.is_empty()) {
+                        out.push(StreamEvent::ThinkingSignature { signature });
+                    }
+                }
+            }
+            "messageStop" => {
+                let ev: MessageStopEvent = payload(msg);
+                let reason = ev.stop_reason.as_deref().map_or(crate::llm::ir::StopReason::Other, stop_reason);
+                out.push(StreamEvent::Stop {
+                    reason,
+                    stop_sequence: stop_sequence(ev.additional_model_response_fields.as_ref()),
+                });
+                self.state = State::Stopped;
+            }
+            "metadata" => {
+                let ev: MetadataEvent = payload(msg);
+                if let Some(u) = ev.usage {
+                    out.push(StreamEvent::Usage(u.to_ir()));
+                }
+                out.push(StreamEvent::Done);
+                self.state = State::Over;
+            }
+            // messageStart, contentBlockStop and anything new: nothing to translate.
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Provider side: IR -> an OpenAI Chat Completions request body.
+
+use crate::llm::ir::{
+    ChatRequest, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, ToolChoice, ToolResult, TranslateError,
+};
+use serde_json::{json, Map, Value};
+
+const PROVIDER: &str = "openai";
+
+/// Knobs for OpenAI-compatible servers that lag behind OpenAI's current API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// Send the limit as `max_tokens` (deprecated by OpenAI, and refused by its reasoning
+    /// models) instead of `max_completion_tokens`; for servers that only know the old name.
+    pub legacy_max_tokens: bool,
+}
+
+fn unsupported(field: impl Into<String>, detail: impl Into<String>) -> TranslateError {
+    TranslateError::Unsupported { field: field.into(), provider: PROVIDER, detail: detail.into() }
+}
+
+/// Encodes with [`EncodeOptions::default`] (OpenAI itself).
+pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, TranslateError> {
+    encode_request_with(req, EncodeOptions::default())
+}
+
+/// Encodes an IR request for OpenAI Chat Completions.
+///
+/// - System parts become one leading `system` message (a string for one part, text parts
+///   for several).
+/// - `ToolResult` parts become `role: tool` messages, placed before the rest of their IR
+///   message (OpenAI wants them right after the assistant's `tool_calls`). Images in a tool
+///   result cannot go in a tool message (text only): they move to a `user` message that
+///   follows the tool messages. `is_error` has no OpenAI field and is not sent (the result
+///   text carries the error).
+/// - Assistant `Thinking`/`RedactedThinking` parts are omitted: OpenAI's API has no field for
+///   earlier reasoning text (the accepted convention; OpenAI-compatible servers such as
+///   DeepSeek ask clients not to send `reasoning_content` back either).
+/// - Streaming always asks for `stream_options.include_usage` (the gateway needs usage).
+/// - `Reasoning::BudgetTokens(n)` maps to `reasoning_effort`: n <= 2048 low, <= 8192 medium,
+///   more high; `BudgetTokens(0)` and `Disabled` send nothing (the model's default).
+///
+/// Unsupported: `top_k`, `n` > 1 (the IR response holds one choice), more than 4 stop
+/// sequences, images in system or assistant content.
+pub fn encode_request_with(req: &ChatRequest, opts: EncodeOptions) -> Result<Vec<u8>, TranslateError> {
+    if req.top_k.is_some() {
+        return Err(unsupported("top_k", "OpenAI Chat Completions has no top_k sampling parameter"));
+    }
+    if req.n.is_some_and(|n| n > 1) {
+        return Err(unsupported("n", "only one choice can be translated"));
+    }
+    if req.stop.len() > 4 {
+        return Err(unsupported("stop", "OpenAI accepts at most 4 stop sequences"));
+    }
+    let mut body = Map::new();
+    body.insert("model".into(), json!(req.model));
+    body.insert("messages".into(), Value::Array(messages(req)?));
+    if let Some(max) = req.max_tokens {
+        let key = if opts.legacy_max_tokens { "max_tokens" } else { "max_completion_tokens" };
+        body.insert(key.into(), json!(max));
+    }
+    let mut put = |key: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            body.insert(key.into(), v);
+        }
+    };
+    put("temperature", req.temperature.map(|v| json!(v)));
+    put("top_p", req.top_p.map(|v| json!(v)));
+    put("stop", (!req.stop.is_empty()).then(|| json!(req.stop)));
+    put("seed", req.seed.map(|v| json!(v)));
+    put("frequency_penalty", req.frequency_penalty.map(|v| json!(v)));
+    put("presence_penalty", req.presence_penalty.map(|v| json!(v)));
+    put("n", req.n.map(|v| json!(v)));
+    put("user", req.user.as_ref().map(|v| json!(v)));
+    put("reasoning_effort", reasoning_effort(req.reasoning.as_ref()).map(|v| json!(v)));
+    put("tools", (!req.tools.is_empty()).then(|| tools(req)));
+    put("tool_choice", req.tool_choice.as_ref().map(tool_choice));
+    put("parallel_tool_calls", req.parallel_tool_calls.map(|v| json!(v)));
+    put("response_format", req.response_format.as_ref().map(response_format));
+    if req.stream {
+        put("stream", Some(json!(true)));
+        put("stream_options", Some(json!({"include_usage": true})));
+    }
+    serde_json::to_vec(&Value::Object(body)).map_err(|e| unsupported("body", e.to_string()))
+}
+
+fn reasoning_effort(r: Option<&Reasoning>) -> Option<String> {
+    match r? {
+        Reasoning::Effort(e) => Some(e.clone()),
+        Reasoning::BudgetTokens(0) | Reasoning::Disabled => None,
+        Reasoning::BudgetTokens(n) if *n <= 2048 => Some("low".into()),
+        Reasoning::BudgetTokens(n) if *n <= 8192 => Some("medium".into()),
+        Reasoning::BudgetTokens(_) => Some("high".into()),
+    }
+}
+
+fn tools(req: &ChatRequest) -> Value {
+    Value::Array(
+        req.tools
+            .iter()
+            .map(|t| {
+                let mut f = Map::new();
+                f.insert("name".into(), json!(t.name));
+                if let Some(d) = &t.description {
+                    f.insert("description".into(), json!(d));
+                }
+                let params = if t.parameters.is_null() {
+                    json!({"type": "object", "properties": {}})
+                } else {
+                    t.parameters.clone()
+                };
+                f.insert("parameters".into(), params);
+                json!({"type": "function", "function": Value::Object(f)})
+            })
+            .collect(),
+    )
+}
+
+fn tool_choice(c: &ToolChoice) -> Value {
+    match c {
+        ToolChoice::Auto => json!("auto"),
+        ToolChoice::None => json!("none"),
+        ToolChoice::Required => json!("required"),
+        ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
+    }
+}
+
+fn response_format(f: &ResponseFormat) -> Value {
+    match f {
+        ResponseFormat::Text => json!({"type": "text"}),
+        ResponseFormat::JsonObject => json!({"type": "json_object"}),
+        ResponseFormat::JsonSchema { name, schema, strict } => {
+            let mut js = Map::new();
+            js.insert("name".into(), json!(name));
+            js.insert("schema".into(), schema.clone());
+            if let Some(s) = strict {
+                js.insert("strict".into(), json!(s));
+            }
+            json!({"type": "json_schema", "json_schema": Value::Object(js)})
+        }
+    }
+}
+
+fn image_part(img: &ImageSource) -> Value {
+    let url = match img {
+        ImageSource::Url(u) => u.clone(),
+        ImageSource::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
+    };
+    json!({"type": "image_url", "image_url": {"url": url}})
+}
+
+/// A string for one text part, an array of text parts otherwise.
+fn text_content(texts: Vec<&str>) -> Value {
+    match texts.as_slice() {
+        [one] => json!(one),
+        _ => Value::Array(texts.into_iter().map(|t| json!({"type": "text", "text": t})).collect()),
+    }
+}
+
+fn messages(req: &ChatRequest) -> Result<Vec<Value>, TranslateError> {
+    let mut out = Vec::with_capacity(req.messages.len() + 1);
+    if !req.system.is_empty() {
+        let mut texts = Vec::with_capacity(req.system.len());
+        for (i, p) in req.system.iter().enumerate() {
+            match p {
+                Part::Text(t) => texts.push(t.as_str()),
+                _ => return Err(unsupported(format!("system[{i}]"), "OpenAI system messages accept text only")),
+            }
+        }
+        out.push(json!({"role": "system", "content": text_content(texts)}));
+    }
+    for (i, m) in req.messages.iter().enumerate() {
+        match m.role {
+            Role::User => user_message(m, i, &mut out)?,
+            Role::Assistant => out.push(assistant_message(m, i)?),
+        }
+    }
+    Ok(out)
+}
+
+fn user_message(m: &Message, i: usize, out: &mut Vec<Value>) -> Result<(), TranslateError> {
+    let mut parts = Vec::new();
+    let mut moved_images = Vec::new();
+    for (j, p) in m.content.iter().enumerate() {
+        match p {
+            Part::Text(t) => parts.push(json!({"type": "text", "text": t})),
+            Part::Image(img) => parts.push(image_part(img)),
+            Part::ToolResult(r) => out.push(tool_message(r, &mut moved_images)),
+            Part::ToolCall(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } => {
+                return Err(unsupported(
+                    format!("messages[{i}].content[{j}]"),
+                    "a user message can hold only text, images and tool results",
+                ))
+            }
+        }
+    }
+    moved_images.append(&mut parts);
+    let parts = moved_images;
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let content = match parts.as_slice() {
+        [one] if one.get("type").and_then(Value::as_str) == Some("text") => {
+            one.get("text").cloned().unwrap_or_default()
+        }
+        _ => Value::Array(parts),
+    };
+    out.push(json!({"role": "user", "content": content}));
+    Ok(())
+}
+
+fn tool_message(r: &ToolResult, moved_images: &mut Vec<Value>) -> Value {
+    let mut texts = Vec::new();
+    for p in &r.content {
+        match p {
+            Part::Text(t) => texts.push(t.as_str()),
+            Part::Image(img) => moved_images.push(image_part(img)),
+            _ => {}
+        }
+    }
+    let content = if texts.is_empty() { json!("") } else { text_content(texts) };
+    json!({"role": "tool", "tool_call_id": r.call_id, "content": content})
+}
+
+fn assistant_message(m: &Message, i: usize) -> Result<Value, TranslateError> {
+    let mut texts = Vec::new();
+    let mut calls = Vec::new();
+    for (j, p) in m.content.iter().enumerate() {
+        match p {
+            Part::Text(t) => texts.push(t.as_str()),
+            Part::ToolCall(c) => calls.push(json!({
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            })),
+            Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
+            Part::Image(_) | Part::ToolResult(_) => {
+                return Err(unsupported(
+                    format!("messages[{i}].content[{j}]"),
+                    "OpenAI assistant messages accept text and tool calls only",
+                ))
+            }
+        }
+    }
+    let mut msg = Map::new();
+    msg.insert("role".into(), json!("assistant"));
+    let content = if texts.is_empty() {
+        if calls.is_empty() {
+            json!("")
+        } else {
+            Value::Null
+        }
+    } else {
+        text_content(texts)
+    };
+    msg.insert("content".into(), content);
+    if !calls.is_empty() {
+        msg.insert("tool_calls".into(), Value::Array(calls));
+    }
+    Ok(Value::Object(msg))
+}

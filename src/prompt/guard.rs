@@ -1,0 +1,428 @@
+//! Guards: deny/allow rules, size limits and masking over the prompt text of an IR request.
+//!
+//! What the guards see ("covered text"), in every content shape both dialects decode to:
+//! - IR `system` text parts (OpenAI system/developer messages, Anthropic `system` string or blocks);
+//! - text parts of every user and assistant message (string content or arrays of parts);
+//! - text parts inside tool results (OpenAI `role: tool` messages, Anthropic `tool_result`);
+//! - tool call arguments: the *string values* of the arguments JSON (decoded, so `\u0070` escapes
+//!   cannot hide a keyword; the raw text when it is not valid JSON).
+//!
+//! Not covered: images, thinking blocks (model output whose signature must stay intact) and
+//! tool definitions. Rules match within one text, not across two parts.
+//!
+//! All rules are compiled once, at configure time: deny rules and allow rules into one
+//! `regex::RegexSet` each. The `regex` crate matches in time linear in the text (no
+//! backtracking), so no prompt can make a guard slow.
+
+use super::error::GuardViolation;
+use crate::config::ConfigError;
+use crate::llm::ir::{ChatRequest, Part};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// Built-in masks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// E-mail addresses.
+    Email,
+    /// 13-19 digit card numbers (contiguous, or grouped 4-4-4-4 / 4-6-5 with spaces or dashes)
+    /// that pass the Luhn check, so order numbers and phone numbers stay.
+    CreditCard,
+    /// Common API key shapes: OpenAI/Anthropic `sk-...`, AWS `AKIA...`, GitHub `ghp_`/`gho_`/
+    /// `ghu_`/`ghs_`/`ghr_`/`github_pat_`, Slack `xox?-`, Google `AIza...`.
+    ApiKey,
+}
+
+impl Builtin {
+    fn pattern(self) -> &'static str {
+        match self {
+            Builtin::Email => r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}",
+            Builtin::CreditCard => {
+                r"(?-u:\b)(?:[0-9]{4}[ \-][0-9]{4}[ \-][0-9]{4}[ \-][0-9]{4}|[0-9]{4}[ \-][0-9]{6}[ \-][0-9]{5}|[0-9]{13,19})(?-u:\b)"
+            }
+            Builtin::ApiKey => {
+                r"(?-u:\b)(?:sk-[A-Za-z0-9_\-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abprs]-[A-Za-z0-9\-]{10,}|AIza[0-9A-Za-z_\-]{35})"
+            }
+        }
+    }
+
+    fn placeholder(self) -> &'static str {
+        match self {
+            Builtin::Email => "[EMAIL]",
+            Builtin::CreditCard => "[CREDIT_CARD]",
+            Builtin::ApiKey => "[API_KEY]",
+        }
+    }
+}
+
+/// A deny or allow rule before compilation (from config validation).
+#[derive(Debug, Clone)]
+pub(crate) struct RuleSpec {
+    pub name: String,
+    pub pattern: String,
+    pub case_insensitive: bool,
+    /// Config path of the rule and the field that holds its pattern (`regex` or `keywords`),
+    /// for compile errors.
+    pub path: String,
+    pub field: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum MaskSource {
+    Pattern(String),
+    Builtin(Builtin),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct MaskSpec {
+    pub name: String,
+    pub source: MaskSource,
+    pub placeholder: Option<String>,
+    pub case_insensitive: bool,
+    pub path: String,
+}
+
+#[derive(Debug, Clone)]
+struct RuleSet {
+    set: RegexSet,
+    /// Rule names, aligned with the set's patterns (config order).
+    names: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Mask {
+    name: String,
+    regex: Regex,
+    placeholder: String,
+    luhn: bool,
+}
+
+/// Compiled guards; `Guards::default()` checks and masks nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Guards {
+    deny: Option<RuleSet>,
+    allow: Option<RuleSet>,
+    max_prompt_bytes: Option<usize>,
+    max_messages: Option<usize>,
+    masks: Vec<Mask>,
+}
+
+/// How many spans one mask replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskCount {
+    pub mask: String,
+    pub count: usize,
+}
+
+/// Compiled-size bound per pattern (the regex crate's default is 10 MiB).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// The regex for a keyword list: any keyword, as a whole word. A keyword edge that is a word
+/// character must border a non-word character or the text's start/end (`\W` rather than `\b`,
+/// which keeps the pattern in the fast DFA engines for non-ASCII text). Errors carry the index
+/// of the offending keyword, if one is at fault.
+pub(crate) fn keywords_pattern(keywords: &[String]) -> Result<String, (Option<usize>, String)> {
+    if keywords.is_empty() {
+        return Err((None, "at least one keyword is required".to_string()));
+    }
+    let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut alternatives = Vec::with_capacity(keywords.len());
+    for (i, keyword) in keywords.iter().enumerate() {
+        if keyword.trim().is_empty() {
+            return Err((Some(i), "must not be empty".to_string()));
+        }
+        let left = if is_word(keyword.chars().next()) { r"(?:^|\W)" } else { "" };
+        let right = if is_word(keyword.chars().next_back()) { r"(?:\W|$)" } else { "" };
+        alternatives.push(format!("{left}{}{right}", regex::escape(keyword)));
+    }
+    Ok(format!("(?:{})", alternatives.join("|")))
+}
+
+fn regex_error(path: &str, e: &regex::Error) -> ConfigError {
+    let message = match e {
+        regex::Error::Syntax(s) => {
+            let detail = s.lines().rev().find_map(|l| l.strip_prefix("error: ")).unwrap_or(s.as_str());
+            format!("invalid regex: {detail}")
+        }
+        regex::Error::CompiledTooBig(limit) => {
+            format!("the regex is too large once compiled (limit {limit} bytes); simplify it")
+        }
+        other => format!("invalid regex: {other}"),
+    };
+    ConfigError { path: path.to_string(), message }
+}
+
+fn compile_set(rules: Vec<RuleSpec>) -> Result<Option<RuleSet>, ConfigError> {
+    if rules.is_empty() {
+        return Ok(None);
+    }
+    let mut patterns = Vec::with_capacity(rules.len());
+    let mut names = Vec::with_capacity(rules.len());
+    for rule in rules {
+        let pattern = if rule.case_insensitive { format!("(?i){}", rule.pattern) } else { rule.pattern };
+        // Compiled alone first so an error names the rule's path.
+        RegexBuilder::new(&pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| regex_error(&format!("{}.{}", rule.path, rule.field), &e))?;
+        patterns.push(pattern);
+        names.push(rule.name);
+    }
+    let set = RegexSetBuilder::new(&patterns)
+        .size_limit(REGEX_SIZE_LIMIT.saturating_mul(patterns.len()))
+        .build()
+        .map_err(|e| regex_error("guards", &e))?;
+    Ok(Some(RuleSet { set, names }))
+}
+
+impl Guards {
+    pub(crate) fn compile(
+        deny: Vec<RuleSpec>,
+        allow: Vec<RuleSpec>,
+        max_prompt_bytes: Option<usize>,
+        max_messages: Option<usize>,
+        masks: Vec<MaskSpec>,
+    ) -> Result<Guards, ConfigError> {
+        let deny = compile_set(deny)?;
+        let allow = compile_set(allow)?;
+        let mut compiled = Vec::with_capacity(masks.len());
+        for m in masks {
+            let (pattern, default_placeholder, luhn) = match &m.source {
+                MaskSource::Pattern(p) => (p.as_str(), "[REDACTED]", false),
+                MaskSource::Builtin(b) => (b.pattern(), b.placeholder(), *b == Builtin::CreditCard),
+            };
+            let regex = RegexBuilder::new(pattern)
+                .case_insensitive(m.case_insensitive)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .map_err(|e| regex_error(&format!("{}.pattern", m.path), &e))?;
+            let placeholder = m.placeholder.unwrap_or_else(|| default_placeholder.to_string());
+            compiled.push(Mask { name: m.name, regex, placeholder, luhn });
+        }
+        Ok(Guards { deny, allow, max_prompt_bytes, max_messages, masks: compiled })
+    }
+
+    /// Nothing to check and nothing to mask.
+    pub fn is_empty(&self) -> bool {
+        self.deny.is_none()
+            && self.allow.is_none()
+            && self.max_prompt_bytes.is_none()
+            && self.max_messages.is_none()
+            && self.masks.is_empty()
+    }
+
+    pub fn has_masks(&self) -> bool {
+        !self.masks.is_empty()
+    }
+
+    /// Checks the request's covered text plus `extra` texts (e.g. template variable values).
+    /// In order: `max_messages` (IR turns, system excluded), `max_prompt_bytes` (bytes of all
+    /// covered text), deny rules (the first violated rule in config order is reported), then
+    /// allow rules (some covered text must match one; reported as rule `allow`).
+    pub fn check(&self, req: &ChatRequest, extra: &[&str]) -> Result<(), GuardViolation> {
+        let violation = |rule: &str| GuardViolation { rule: rule.to_string() };
+        if self.max_messages.is_some_and(|max| req.messages.len() > max) {
+            return Err(violation("max_messages"));
+        }
+        if self.deny.is_none() && self.allow.is_none() && self.max_prompt_bytes.is_none() {
+            return Ok(());
+        }
+        let mut texts: Vec<Cow<'_, str>> = extra.iter().map(|t| Cow::Borrowed(*t)).collect();
+        collect_texts(req, &mut texts);
+        if let Some(max) = self.max_prompt_bytes {
+            let total = texts.iter().fold(0usize, |acc, t| acc.saturating_add(t.len()));
+            if total > max {
+                return Err(violation("max_prompt_bytes"));
+            }
+        }
+        if let Some(deny) = &self.deny {
+            let first =
+                texts.iter().filter(|t| deny.set.is_match(t)).filter_map(|t| deny.set.matches(t).iter().next()).min();
+            if let Some(name) = first.and_then(|i| deny.names.get(i)) {
+                return Err(violation(name));
+            }
+        }
+        if let Some(allow) = &self.allow {
+            if !texts.iter().any(|t| allow.set.is_match(t)) {
+                return Err(violation("allow"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces every masked span in the request's covered text with its placeholder.
+    /// Returns the non-zero counts per mask, in config order.
+    pub fn mask(&self, req: &mut ChatRequest) -> Vec<MaskCount> {
+        let mut counts = self.mask_counts();
+        self.mask_into(req, &mut counts);
+        self.report(counts)
+    }
+
+    /// [`Guards::mask`], adding to `counts` (see [`Guards::mask_counts`]).
+    pub fn mask_into(&self, req: &mut ChatRequest, counts: &mut [usize]) {
+        if self.masks.is_empty() {
+            return;
+        }
+        for part in req.system.iter_mut() {
+            self.mask_part(part, counts);
+        }
+        for message in req.messages.iter_mut() {
+            for part in message.content.iter_mut() {
+                self.mask_part(part, counts);
+            }
+        }
+    }
+
+    /// Masks one text in place; adds to `counts` (aligned with the masks; see [`Guards::mask_counts`]).
+    pub fn mask_text(&self, text: &mut String, counts: &mut [usize]) {
+        if let Some(masked) = self.mask_str(text, counts) {
+            *text = masked;
+        }
+    }
+
+    /// A zeroed counter vector for [`Guards::mask_text`].
+    pub fn mask_counts(&self) -> Vec<usize> {
+        vec![0; self.masks.len()]
+    }
+
+    /// Turns counters into the non-zero per-mask report.
+    pub fn report(&self, counts: Vec<usize>) -> Vec<MaskCount> {
+        self.masks
+            .iter()
+            .zip(counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(m, count)| MaskCount { mask: m.name.clone(), count })
+            .collect()
+    }
+
+    fn mask_part(&self, part: &mut Part, counts: &mut [usize]) {
+        match part {
+            Part::Text(text) => self.mask_text(text, counts),
+            Part::ToolCall(call) => self.mask_arguments(&mut call.arguments, counts),
+            Part::ToolResult(result) => {
+                for inner in result.content.iter_mut() {
+                    self.mask_part(inner, counts);
+                }
+            }
+            Part::Image(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
+        }
+    }
+
+    /// Masks the string values of a JSON arguments text and re-serializes it when something
+    /// changed (so the arguments stay valid JSON whatever the pattern); masks the raw text
+    /// when it is not JSON.
+    fn mask_arguments(&self, arguments: &mut String, counts: &mut [usize]) {
+        match serde_json::from_str::<Value>(arguments) {
+            Ok(mut value) => {
+                let before: usize = counts.iter().sum();
+                self.mask_value(&mut value, counts);
+                if counts.iter().sum::<usize>() != before {
+                    if let Ok(text) = serde_json::to_string(&value) {
+                        *arguments = text;
+                    }
+                }
+            }
+            Err(_) => self.mask_text(arguments, counts),
+        }
+    }
+
+    fn mask_value(&self, value: &mut Value, counts: &mut [usize]) {
+        match value {
+            Value::String(s) => self.mask_text(s, counts),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.mask_value(v, counts)),
+            Value::Object(map) => map.values_mut().for_each(|v| self.mask_value(v, counts)),
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+
+    /// Applies every mask in config order; `None` when nothing changed.
+    fn mask_str(&self, text: &str, counts: &mut [usize]) -> Option<String> {
+        let mut current: Cow<'_, str> = Cow::Borrowed(text);
+        for (i, mask) in self.masks.iter().enumerate() {
+            if !mask.regex.is_match(&current) {
+                continue;
+            }
+            let mut replaced = 0usize;
+            let out = mask.regex.replace_all(&current, |caps: &regex::Captures<'_>| {
+                let span = caps.get(0).map_or("", |m| m.as_str());
+                if mask.luhn && !luhn_valid(span) {
+                    span.to_string()
+                } else {
+                    replaced += 1;
+                    mask.placeholder.clone()
+                }
+            });
+            if replaced > 0 {
+                let owned = out.into_owned();
+                current = Cow::Owned(owned);
+                if let Some(c) = counts.get_mut(i) {
+                    *c = c.saturating_add(replaced);
+                }
+            }
+        }
+        match current {
+            Cow::Owned(s) => Some(s),
+            Cow::Borrowed(_) => None,
+        }
+    }
+}
+
+/// The Luhn checksum over the digits of `span` (separators ignored), 13-19 digits.
+pub fn luhn_valid(span: &str) -> bool {
+    let digits: Vec<u32> = span.chars().filter_map(|c| c.to_digit(10)).collect();
+    if !(13..=19).contains(&digits.len()) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let doubled = d * 2;
+                if doubled > 9 {
+                    doubled - 9
+                } else {
+                    doubled
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// Collects the covered text of a request (see the module docs).
+pub(crate) fn collect_texts<'a>(req: &'a ChatRequest, out: &mut Vec<Cow<'a, str>>) {
+    for part in &req.system {
+        collect_part(part, out);
+    }
+    for message in &req.messages {
+        for part in &message.content {
+            collect_part(part, out);
+        }
+    }
+}
+
+fn collect_part<'a>(part: &'a Part, out: &mut Vec<Cow<'a, str>>) {
+    match part {
+        Part::Text(text) => out.push(Cow::Borrowed(text)),
+        Part::ToolCall(call) => match serde_json::from_str::<Value>(&call.arguments) {
+            Ok(value) => collect_strings(value, out),
+            Err(_) => out.push(Cow::Borrowed(&call.arguments)),
+        },
+        Part::ToolResult(result) => result.content.iter().for_each(|p| collect_part(p, out)),
+        Part::Image(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
+    }
+}
+
+fn collect_strings(value: Value, out: &mut Vec<Cow<'_, str>>) {
+    match value {
+        Value::String(s) => out.push(Cow::Owned(s)),
+        Value::Array(items) => items.into_iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(map) => map.into_iter().for_each(|(_, v)| collect_strings(v, out)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}

@@ -1,0 +1,305 @@
+//! Configuration owned by the quota module: `plans`, `prices` and `quota` sections, and the
+//! `limits` list that plans and consumers share. Raw serde types are strict
+//! (`deny_unknown_fields`); `validate_*` functions take the path of the section and return
+//! errors naming the offending value, e.g. `plans["free"].limits[1].usd: "1.2.3" is not ...`.
+//!
+//! ```json
+//! {
+//!   "plans": {
+//!     "free": {
+//!       "models": ["gpt-4o-mini"],
+//!       "limits": [
+//!         {"name": "tpm", "window": "minute", "tokens": 10000},
+//!         {"name": "rpm", "window": "minute", "requests": 20},
+//!         {"name": "monthly-usd", "window": "month", "usd": "5.00"},
+//!         {"name": "big-models", "window": "day", "input_tokens": 100000, "models": ["gpt-4o"]}
+//!       ]
+//!     }
+//!   },
+//!   "prices": {
+//!     "my-finetune": {"input": "3.00", "output": "12.00", "cached_input": "1.50"},
+//!     "gpt-4o": {"input": 2.5, "output": 10}
+//!   },
+//!   "quota": {
+//!     "default_plan": "free",
+//!     "clamp_max_tokens": true,
+//!     "default_max_output_tokens": 4096,
+//!     "min_output_tokens": 16,
+//!     "estimator": "fast"
+//!   }
+//! }
+//! ```
+//!
+//! A limit names exactly one of `tokens` (input + output), `input_tokens`, `output_tokens`,
+//! `requests` or `usd` (a decimal string or number, at most 6 decimals). `name` defaults to
+//! `<metric>-<window>` (e.g. `tokens-minute`) and must be unique among a plan's limits; a
+//! consumer's limit with the same name replaces the plan's. `models` restricts a limit (and
+//! a plan) to public model names. `prices` entries are USD per million tokens and replace the
+//! built-in entry of the same model id (see `money::RawPrice` for the fields).
+
+use super::budget::{Limit, Metric, ReserveOptions};
+use super::money::{Decimal, PriceTable, RawPrice};
+use super::window::Window;
+use crate::config::ConfigError;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError { path: path.into(), message: message.into() }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimit {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub window: Window,
+    #[serde(default)]
+    pub tokens: Option<u64>,
+    #[serde(default)]
+    pub input_tokens: Option<u64>,
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+    #[serde(default)]
+    pub requests: Option<u64>,
+    #[serde(default)]
+    pub usd: Option<Decimal>,
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlan {
+    #[serde(default)]
+    pub limits: Vec<RawLimit>,
+    /// Public model names the plan may use; absent: all.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Estimator {
+    /// Character-class estimate (`estimate::estimate_tokens`).
+    #[default]
+    Fast,
+    /// One token per byte of prompt (`estimate::upper_bound_tokens`): budgets then hold
+    /// exactly, at the price of admitting fewer requests near the limit.
+    UpperBound,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuota {
+    /// Plan of consumers that name none.
+    #[serde(default)]
+    pub default_plan: Option<String>,
+    /// Lower a request's max tokens to what its budgets can pay for (default true).
+    #[serde(default)]
+    pub clamp_max_tokens: Option<bool>,
+    /// Output reserved for requests without max tokens (default 4096).
+    #[serde(default)]
+    pub default_max_output_tokens: Option<u64>,
+    /// Refuse rather than clamp below this many output tokens (default 16).
+    #[serde(default)]
+    pub min_output_tokens: Option<u64>,
+    #[serde(default)]
+    pub estimator: Option<Estimator>,
+}
+
+/// A validated plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub name: String,
+    pub limits: Vec<Limit>,
+    pub models: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plans {
+    plans: BTreeMap<String, Plan>,
+}
+
+impl Plans {
+    pub fn get(&self, name: &str) -> Option<&Plan> {
+        self.plans.get(name)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.plans.contains_key(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Plan> {
+        self.plans.values()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.plans.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaSettings {
+    pub default_plan: Option<String>,
+    pub reserve: ReserveOptions,
+    pub estimator: Estimator,
+}
+
+impl Default for QuotaSettings {
+    fn default() -> Self {
+        QuotaSettings {
+            default_plan: None,
+            reserve: ReserveOptions { min_output_tokens: 16, ..ReserveOptions::default() },
+            estimator: Estimator::Fast,
+        }
+    }
+}
+
+/// Names of plans, limits and consumers become store keys and metric labels.
+pub fn check_limit_name(path: &str, name: &str) -> Result<(), ConfigError> {
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(err(path, format!("{name:?} is not a valid limit name (1-64 characters: letters, digits, '-', '_', '.')")))
+    }
+}
+
+fn check_models(path: &str, models: &Option<Vec<String>>) -> Result<Option<Vec<String>>, ConfigError> {
+    match models {
+        None => Ok(None),
+        Some(list) if list.is_empty() => Err(err(path, "must name at least one model (omit it to allow every model)")),
+        Some(list) => {
+            for (i, m) in list.iter().enumerate() {
+                if m.trim().is_empty() {
+                    return Err(err(format!("{path}[{i}]"), "must not be empty"));
+                }
+            }
+            Ok(Some(list.clone()))
+        }
+    }
+}
+
+fn validate_limit(path: &str, raw: &RawLimit) -> Result<Limit, ConfigError> {
+    let mut chosen: Vec<(Metric, u64)> = Vec::new();
+    for (metric, value) in [
+        (Metric::TotalTokens, raw.tokens),
+        (Metric::InputTokens, raw.input_tokens),
+        (Metric::OutputTokens, raw.output_tokens),
+        (Metric::Requests, raw.requests),
+    ] {
+        if let Some(v) = value {
+            chosen.push((metric, v));
+        }
+    }
+    if let Some(usd) = &raw.usd {
+        let micros = usd.to_micros().map_err(|e| err(format!("{path}.usd"), e))?;
+        chosen.push((Metric::MicroUsd, micros));
+    }
+    let (metric, amount) = match chosen.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(err(
+                path,
+                "a limit needs one of `tokens`, `input_tokens`, `output_tokens`, `requests` or `usd`",
+            ))
+        }
+        _ => return Err(err(
+            path,
+            "a limit counts one thing: give only one of `tokens`, `input_tokens`, `output_tokens`, `requests`, `usd`",
+        )),
+    };
+    let name = match &raw.name {
+        Some(name) => {
+            check_limit_name(&format!("{path}.name"), name)?;
+            name.clone()
+        }
+        None => format!("{}-{}", metric.as_str().replace('_', "-"), raw.window.as_str()),
+    };
+    let models = check_models(&format!("{path}.models"), &raw.models)?;
+    Ok(Limit { name, metric, amount, window: raw.window, models })
+}
+
+/// Validates a list of limits at `path` (e.g. `plans["free"].limits`): names unique.
+pub fn validate_limits(path: &str, raw: &[RawLimit]) -> Result<Vec<Limit>, ConfigError> {
+    let mut limits: Vec<Limit> = Vec::with_capacity(raw.len());
+    for (i, r) in raw.iter().enumerate() {
+        let item = format!("{path}[{i}]");
+        let limit = validate_limit(&item, r)?;
+        if limits.iter().any(|l| l.name == limit.name) {
+            let field = if r.name.is_some() { format!("{item}.name") } else { item };
+            return Err(err(field, format!("another limit is already named {:?}; give this one a `name`", limit.name)));
+        }
+        limits.push(limit);
+    }
+    Ok(limits)
+}
+
+/// Validates the `plans` section.
+pub fn validate_plans(path: &str, raw: &BTreeMap<String, RawPlan>) -> Result<Plans, ConfigError> {
+    let mut plans = BTreeMap::new();
+    for (name, p) in raw {
+        let plan_path = format!("{path}[{name:?}]");
+        check_limit_name(&plan_path, name)?;
+        let limits = validate_limits(&format!("{plan_path}.limits"), &p.limits)?;
+        let models = check_models(&format!("{plan_path}.models"), &p.models)?;
+        plans.insert(name.clone(), Plan { name: name.clone(), limits, models });
+    }
+    Ok(Plans { plans })
+}
+
+/// The built-in price table with the `prices` section on top.
+pub fn validate_prices(path: &str, raw: Option<&BTreeMap<String, RawPrice>>) -> Result<PriceTable, ConfigError> {
+    let mut table = PriceTable::builtin().map_err(|e| err(path, e))?;
+    for (model, entry) in raw.into_iter().flatten() {
+        let entry_path = format!("{path}[{model:?}]");
+        if model.trim().is_empty() {
+            return Err(err(entry_path, "model name must not be empty"));
+        }
+        let price = entry.validate().map_err(|(field, e)| err(format!("{entry_path}.{field}"), e))?;
+        table.insert(model.clone(), price);
+    }
+    Ok(table)
+}
+
+/// Validates the `quota` section against the plans.
+pub fn validate_quota(path: &str, raw: Option<&RawQuota>, plans: &Plans) -> Result<QuotaSettings, ConfigError> {
+    let defaults = QuotaSettings::default();
+    let Some(raw) = raw else {
+        return Ok(defaults);
+    };
+    if let Some(plan) = &raw.default_plan {
+        if !plans.contains(plan) {
+            return Err(err(format!("{path}.default_plan"), format!("no plan named {plan:?}")));
+        }
+    }
+    let positive = |field: &str, v: Option<u64>, default: u64| match v {
+        Some(0) => Err(err(format!("{path}.{field}"), "must be greater than 0")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    let default_max_output_tokens = positive(
+        "default_max_output_tokens",
+        raw.default_max_output_tokens,
+        defaults.reserve.default_max_output_tokens,
+    )?;
+    let min_output_tokens = positive("min_output_tokens", raw.min_output_tokens, defaults.reserve.min_output_tokens)?;
+    if min_output_tokens > default_max_output_tokens {
+        return Err(err(
+            format!("{path}.min_output_tokens"),
+            format!("{min_output_tokens} is more than default_max_output_tokens ({default_max_output_tokens})"),
+        ));
+    }
+    Ok(QuotaSettings {
+        default_plan: raw.default_plan.clone(),
+        reserve: ReserveOptions {
+            clamp: raw.clamp_max_tokens.unwrap_or(defaults.reserve.clamp),
+            default_max_output_tokens,
+            min_output_tokens,
+            max_attempts: defaults.reserve.max_attempts,
+        },
+        estimator: raw.estimator.unwrap_or_default(),
+    })
+}

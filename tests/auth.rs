@@ -1,0 +1,524 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+//! Consumer identity: API keys, JWT (with the attack matrix), trusted identities, 401/403.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use llm_gateway::auth::api_key::{bearer_token, digest, parse_digest, presented, KeyIndex};
+use llm_gateway::auth::config::{validate_auth, validate_consumers, RawAuth, RawConsumer};
+use llm_gateway::auth::jwt::{JwtError, MAX_TOKEN_BYTES};
+use llm_gateway::auth::{AuthError, AuthOutcome, Authenticator, Consumer, Credentials, KeyHeader, Method};
+use llm_gateway::quota::config::{validate_plans, RawPlan};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+const NOW: u64 = 1_795_734_600;
+const HS_SECRET: &str = "an-hs256-test-secret-of-at-least-32-bytes";
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/fixtures/jwt/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "JWT_HS256" => Some(HS_SECRET.to_string()),
+        "SHORT" => Some("too-short".to_string()),
+        _ => None,
+    }
+}
+
+const PLANS: &str = r#"{"small": {"models": ["gpt-4o-mini", "gpt-4o"]}, "paid": {}, "tour": {}}"#;
+
+fn build(consumers: Value, auth: Value) -> Result<Authenticator, String> {
+    let plans: BTreeMap<String, RawPlan> = serde_json::from_str(PLANS).unwrap();
+    let plans = validate_plans("plans", &plans).unwrap();
+    let consumers: BTreeMap<String, RawConsumer> = serde_json::from_value(consumers).map_err(|e| e.to_string())?;
+    let consumers = validate_consumers("consumers", &consumers, &plans).map_err(|e| e.to_string())?;
+    let auth: Option<RawAuth> = serde_json::from_value(auth).map_err(|e| e.to_string())?;
+    validate_auth("auth", auth.as_ref(), consumers, &plans, Some("tour"), &env).map_err(|e| e.to_string())
+}
+
+fn gateway() -> Authenticator {
+    build(
+        json!({
+            "demo": {"api_keys": [hex(&digest("sk-demo"))]},
+            "alice": {"api_keys": [hex(&digest("sk-demo-alice"))], "plan": "small", "models": ["gpt-4o-mini"]},
+            "bob": {"plan": "paid"},
+            "carol": {}
+        }),
+        json!({"jwt": {
+            "issuers": ["https://idp.example.com"],
+            "audiences": ["llm-gateway"],
+            "leeway_secs": 30,
+            "plan_claim": "plan",
+            "keys": [
+                {"kid": "rsa-pem", "algorithm": "RS256", "public_key_pem": fixture("rsa_public.pem")},
+                {"kid": "ps-pem", "algorithm": "PS256", "public_key_pem": fixture("rsa_public.pem")},
+                {"kid": "es384", "algorithm": "ES384", "public_key_pem": fixture("ec384_public.pem")},
+                {"kid": "ed", "algorithm": "EdDSA", "public_key_pem": fixture("ed25519_public.pem")},
+                {"kid": "hs", "algorithm": "HS256", "secret_env": "JWT_HS256"}
+            ],
+            "jwks": serde_json::from_str::<Value>(&fixture("jwks.json")).unwrap()
+        }}),
+    )
+    .unwrap()
+}
+
+fn claims(sub: &str) -> Value {
+    json!({"sub": sub, "iss": "https://idp.example.com", "aud": "llm-gateway", "exp": NOW + 600, "nbf": NOW - 10})
+}
+
+fn sign(alg: Algorithm, kid: Option<&str>, claims: &Value) -> String {
+    let key = match alg {
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => EncodingKey::from_rsa_pem(fixture("rsa_private.pem").as_bytes()).unwrap(),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(fixture("ec256_private.pem").as_bytes()).unwrap(),
+        Algorithm::ES384 => EncodingKey::from_ec_pem(fixture("ec384_private.pem").as_bytes()).unwrap(),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(fixture("ed25519_private.pem").as_bytes()).unwrap(),
+        _ => EncodingKey::from_secret(HS_SECRET.as_bytes()),
+    };
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_string);
+    encode(&header, claims, &key).unwrap()
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn auth(gw: &Authenticator, authorization: &str) -> AuthOutcome {
+    let creds = Credentials { authorization: Some(authorization), ..Credentials::default() };
+    gw.authenticate(&creds, KeyHeader::Authorization, NOW)
+}
+
+fn jwt_error(gw: &Authenticator, token: &str) -> JwtError {
+    match auth(gw, &bearer(token)) {
+        AuthOutcome::Invalid(AuthError::Jwt(e)) => {
+            let message = AuthError::Jwt(e.clone()).to_string();
+            if token.len() > 8 {
+                assert!(!message.contains(token), "message leaks the token: {message}");
+            }
+            e
+        }
+        other => panic!("expected a JWT error, got {other:?}"),
+    }
+}
+
+fn consumer(outcome: AuthOutcome) -> Consumer {
+    match outcome {
+        AuthOutcome::Consumer(c) => c,
+        other => panic!("expected a consumer, got {other:?}"),
+    }
+}
+
+fn segment(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+// ---------------------------------------------------------------- API keys
+
+#[test]
+fn api_keys_are_matched_by_digest_from_either_header() {
+    let gw = gateway();
+    let c = consumer(auth(&gw, "Bearer sk-demo-alice"));
+    assert_eq!((c.name.as_str(), c.plan.as_deref(), c.method), ("alice", Some("small"), Method::ApiKey));
+    let c = consumer(auth(&gw, "bearer   sk-demo "));
+    assert_eq!((c.name.as_str(), c.plan.as_deref()), ("demo", Some("tour")), "default plan");
+
+    // Anthropic clients send x-api-key; OpenAI clients Authorization. The dialect's header wins.
+    let both =
+        Credentials { authorization: Some("Bearer sk-demo"), x_api_key: Some("sk-demo-alice"), ..Default::default() };
+    assert_eq!(consumer(gw.authenticate(&both, KeyHeader::XApiKey, NOW)).name, "alice");
+    assert_eq!(consumer(gw.authenticate(&both, KeyHeader::Authorization, NOW)).name, "demo");
+    let only_x = Credentials { x_api_key: Some("sk-demo"), ..Default::default() };
+    assert_eq!(consumer(gw.authenticate(&only_x, KeyHeader::Authorization, NOW)).name, "demo");
+}
+
+#[test]
+fn missing_and_unknown_keys_are_401_without_the_key_in_the_message() {
+    let gw = gateway();
+    let none = gw.authenticate(&Credentials::default(), KeyHeader::Authorization, NOW);
+    assert_eq!(none, AuthOutcome::Missing);
+    assert_eq!(none.status(), Some(401));
+    assert_eq!(auth(&gw, "Basic c2stZGVtbw=="), AuthOutcome::Missing, "only bearer credentials count");
+    let wrong = auth(&gw, "Bearer sk-not-a-key-1234");
+    assert_eq!(wrong, AuthOutcome::Invalid(AuthError::UnknownApiKey));
+    assert_eq!(wrong.status(), Some(401));
+    let message = wrong.message().unwrap();
+    assert_eq!(message, "Incorrect API key provided.");
+    assert!(!message.contains("sk-not"));
+    assert_eq!(auth(&gw, &format!("Bearer {}", "k".repeat(5000))), AuthOutcome::Invalid(AuthError::UnknownApiKey));
+}
+
+#[test]
+fn key_helpers() {
+    assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+    assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
+    assert_eq!(bearer_token("Bearer "), None);
+    assert_eq!(bearer_token("Token abc"), None);
+    assert_eq!(presented(None, Some("  "), KeyHeader::XApiKey), None);
+    let d = digest("sk-demo");
+    assert_eq!(parse_digest(&hex(&d)), Ok(d));
+    assert!(parse_digest(&hex(&d).to_uppercase()).is_err());
+    assert!(parse_digest("abc").is_err());
+    let mut index = KeyIndex::default();
+    index.push(digest("a"), 7);
+    index.push(digest("b"), 9);
+    assert_eq!(index.find("b"), Some(9));
+    assert_eq!(index.find("a"), Some(7));
+    assert_eq!(index.find("c"), None);
+}
+
+#[test]
+fn consumer_config_errors_name_their_path() {
+    let cases = [
+        (json!({"x": {"api_keys": ["abc"]}}), json!(null),
+         "consumers[\"x\"].api_keys[0]: must be the SHA-256 of the key as 64 lowercase hex digits (e.g. `printf %s \"$KEY\" | sha256sum`), got 3 characters"),
+        (json!({"x": {"api_keys": [hex(&digest("k"))]}, "y": {"api_keys": [hex(&digest("k"))]}}), json!(null),
+         "consumers[\"y\"].api_keys[0]: this key digest is already configured (for this or another consumer)"),
+        (json!({"x": {"plan": "gold"}}), json!(null), "consumers[\"x\"].plan: no plan named \"gold\""),
+        (json!({"a;b": {}}), json!(null),
+         "consumers[\"a;b\"]: \"a;b\" is not a valid consumer name (1-128 printable ASCII characters, no ';', '=' or '\"')"),
+        (json!({}), json!({"jwt": {"leeway_secs": 0, "keys": [{"algorithm": "HS256", "public_key_pem": "x"}]}}),
+         "auth.jwt.keys[0]: HMAC keys are read from the environment: give `secret_env` (and no `public_key_pem`)"),
+        (json!({}), json!({"jwt": {"leeway_secs": 0, "keys": [{"algorithm": "HS256", "secret_env": "SHORT"}]}}),
+         "auth.jwt.keys[0].secret_env: the secret in \"SHORT\" is shorter than 32 bytes, the minimum for HS256"),
+        (json!({}), json!({"jwt": {"leeway_secs": 0, "keys": [{"algorithm": "HS256", "secret_env": "NOPE"}]}}),
+         "auth.jwt.keys[0].secret_env: environment variable \"NOPE\" is not set in the VM (pass it with vm_config.environment_variables)"),
+        (json!({}), json!({"jwt": {"leeway_secs": 0, "keys": [{"algorithm": "none", "secret_env": "JWT_HS256"}]}}),
+         "auth.jwt.keys[0].algorithm: \"none\" is not a signing algorithm"),
+        (json!({}), json!({"jwt": {"leeway_secs": 0, "keys": [{"algorithm": "RS256", "public_key_pem": "garbage"}]}}),
+         "auth.jwt.keys[0].public_key_pem: not a Rsa public key in PEM: InvalidKeyFormat"),
+        (json!({}), json!({"jwt": {"leeway_secs": 0}}), "auth.jwt: at least one key is required (`keys` or `jwks`)"),
+        (json!({}), json!({"jwt": {"leeway_secs": 900, "keys": []}}), "auth.jwt.leeway_secs: must be at most 300 seconds"),
+        (json!({}), json!({"jwt": {"leeway_secs": 0, "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]}}}),
+         "auth.jwt.jwks.keys[0]: needs `alg`: the algorithm is pinned per key"),
+        (json!({}), json!({"trusted": {"header": "x-consumer", "metadata": ["a", "b"]}}),
+         "auth.trusted: use either `header` or `metadata`, not both"),
+    ];
+    for (consumers, auth_section, expected) in cases {
+        let auth_section = if auth_section.is_null() { json!(null) } else { auth_section };
+        match build(consumers.clone(), auth_section) {
+            Ok(_) => panic!("accepted: {consumers}"),
+            Err(e) => assert_eq!(e, expected),
+        }
+    }
+    let e = build(json!({}), json!({"jwt": {"keys": []}})).err().unwrap();
+    assert!(e.starts_with("missing field `leeway_secs`"), "the leeway is explicit: {e}");
+    let e = build(json!({"x": {"apikeys": []}}), json!(null)).err().unwrap();
+    assert!(e.starts_with("unknown field `apikeys`"), "{e}");
+}
+
+// ---------------------------------------------------------------- JWT: accepted tokens
+
+#[test]
+fn tokens_of_every_supported_algorithm_verify() {
+    let gw = gateway();
+    for (alg, kid) in [
+        (Algorithm::RS256, "rsa-pem"),
+        (Algorithm::PS256, "ps-pem"),
+        (Algorithm::ES384, "es384"),
+        (Algorithm::EdDSA, "ed"),
+        (Algorithm::HS256, "hs"),
+        (Algorithm::RS256, "rsa-1"), // from the JWKS
+        (Algorithm::ES256, "ec-1"),  // from the JWKS
+    ] {
+        let c = consumer(auth(&gw, &bearer(&sign(alg, Some(kid), &claims("bob")))));
+        assert_eq!((c.name.as_str(), c.plan.as_deref(), c.method), ("bob", Some("paid"), Method::Jwt), "{alg:?}");
+    }
+    // Without kid, every key of the token's algorithm is tried.
+    assert_eq!(consumer(auth(&gw, &bearer(&sign(Algorithm::EdDSA, None, &claims("bob"))))).name, "bob");
+    // JWTs also arrive in x-api-key from Anthropic-dialect clients.
+    let token = sign(Algorithm::ES256, Some("ec-1"), &claims("carol"));
+    let creds = Credentials { x_api_key: Some(&token), ..Default::default() };
+    assert_eq!(consumer(gw.authenticate(&creds, KeyHeader::XApiKey, NOW)).name, "carol");
+}
+
+#[test]
+fn the_plan_claim_chooses_the_plan_and_must_exist() {
+    let gw = gateway();
+    let mut c = claims("bob");
+    c["plan"] = json!("small");
+    assert_eq!(consumer(auth(&gw, &bearer(&sign(Algorithm::RS256, Some("rsa-1"), &c)))).plan.as_deref(), Some("small"));
+    c["plan"] = json!("platinum");
+    assert_eq!(
+        auth(&gw, &bearer(&sign(Algorithm::RS256, Some("rsa-1"), &c))),
+        AuthOutcome::Invalid(AuthError::UnknownPlan("platinum".into()))
+    );
+    c["plan"] = json!(3);
+    assert_eq!(jwt_error(&gw, &sign(Algorithm::RS256, Some("rsa-1"), &c)), JwtError::InvalidClaim("plan".into()));
+}
+
+#[test]
+fn leeway_is_applied_to_exp_and_nbf() {
+    let gw = gateway();
+    let mut c = claims("bob");
+    c["exp"] = json!(NOW - 29);
+    assert!(matches!(auth(&gw, &bearer(&sign(Algorithm::HS256, Some("hs"), &c))), AuthOutcome::Consumer(_)));
+    c["exp"] = json!(NOW - 30);
+    assert_eq!(jwt_error(&gw, &sign(Algorithm::HS256, Some("hs"), &c)), JwtError::Expired);
+    let mut c = claims("bob");
+    c["nbf"] = json!(NOW + 30);
+    assert!(matches!(auth(&gw, &bearer(&sign(Algorithm::HS256, Some("hs"), &c))), AuthOutcome::Consumer(_)));
+    c["nbf"] = json!(NOW + 31);
+    assert_eq!(jwt_error(&gw, &sign(Algorithm::HS256, Some("hs"), &c)), JwtError::NotYetValid);
+}
+
+// ---------------------------------------------------------------- JWT: the attack matrix
+
+#[test]
+fn attack_alg_none_in_any_casing() {
+    let gw = gateway();
+    for alg in ["none", "None", "NONE", "nOnE", " none"] {
+        let token = format!("{}.{}.", segment(&json!({"alg": alg, "typ": "JWT"})), segment(&claims("bob")));
+        assert_eq!(jwt_error(&gw, &token), JwtError::AlgNone, "{alg}");
+        // Even with a signature segment attached.
+        assert_eq!(jwt_error(&gw, &format!("{token}c2ln")), JwtError::AlgNone, "{alg}");
+    }
+}
+
+#[test]
+fn attack_hs256_signed_with_the_rsa_public_key() {
+    let gw = gateway();
+    let mut header = Header::new(Algorithm::HS256);
+    for kid in [Some("rsa-pem"), Some("rsa-1"), None] {
+        header.kid = kid.map(str::to_string);
+        let forged =
+            encode(&header, &claims("bob"), &EncodingKey::from_secret(fixture("rsa_public.pem").as_bytes())).unwrap();
+        let e = jwt_error(&gw, &forged);
+        // With the RSA key's kid: its pinned algorithm is RS256. Without kid: the HS256 key's
+        // secret is not the PEM, so the signature fails.
+        let expected = if kid.is_some() { JwtError::AlgorithmNotAllowed } else { JwtError::BadSignature };
+        assert_eq!(e, expected, "{kid:?}");
+    }
+    // A gateway with only RSA keys never uses an HMAC verifier at all.
+    let rsa_only = build(
+        json!({"bob": {}}),
+        json!({"jwt": {"leeway_secs": 0, "keys": [{"algorithm": "RS256", "public_key_pem": fixture("rsa_public.pem")}]}}),
+    )
+    .unwrap();
+    header.kid = None;
+    let forged =
+        encode(&header, &claims("bob"), &EncodingKey::from_secret(fixture("rsa_public.pem").as_bytes())).unwrap();
+    assert_eq!(jwt_error(&rsa_only, &forged), JwtError::AlgorithmNotAllowed);
+}
+
+#[test]
+fn attack_expired_token() {
+    let gw = gateway();
+    let mut c = claims("bob");
+    c["exp"] = json!(NOW - 3600);
+    assert_eq!(jwt_error(&gw, &sign(Algorithm::RS256, Some("rsa-1"), &c)), JwtError::Expired);
+}
+
+#[test]
+fn attack_token_without_exp() {
+    let gw = gateway();
+    let mut c = claims("bob");
+    c.as_object_mut().unwrap().remove("exp");
+    assert_eq!(jwt_error(&gw, &sign(Algorithm::RS256, Some("rsa-1"), &c)), JwtError::MissingExp);
+    c["exp"] = json!("tomorrow");
+    assert_eq!(jwt_error(&gw, &sign(Algorithm::RS256, Some("rsa-1"), &c)), JwtError::InvalidClaim("exp".into()));
+}
+
+#[test]
+fn attack_not_yet_valid_token() {
+    let gw = gateway();
+    let mut c = claims("bob");
+    c["nbf"] = json!(NOW + 3600);
+    assert_eq!(jwt_error(&gw, &sign(Algorithm::ES256, Some("ec-1"), &c)), JwtError::NotYetValid);
+}
+
+#[test]
+fn attack_wrong_issuer() {
+    let gw = gateway();
+    let mut c = claims("bob");
+    c["iss"] = json!("https://evil.example.com");
+    assert_eq!(jwt_error(&gw, &sign(Algorithm::RS256, Some("rsa-1"), &c)), JwtError::WrongIssuer);
+    c.as_object_mut().unwrap().remove("iss");
+    assert_eq!(jwt_error(&gw, &sign(Algorithm::RS256, Some("rsa-1"), &c)), JwtError::WrongIssuer);
+}
+
+#[test]
+fn attack_wrong_audience() {
+    let gw = gateway();
+    let mut c = claims("bob");
+    c["aud"] = json!("another-service");
+    assert_eq!(jwt_error(&gw, &sign(Algorithm::RS256, Some("rsa-1"), &c)), JwtError::WrongAudience);
+    c["aud"] = json!(["another-service", "yet-another"]);
+    assert_eq!(jwt_error(&gw, &sign(Algorithm::RS256, Some("rsa-1"), &c)), JwtError::WrongAudience);
+    c["aud"] = json!(["another-service", "llm-gateway"]);
+    assert!(matches!(auth(&gw, &bearer(&sign(Algorithm::RS256, Some("rsa-1"), &c))), AuthOutcome::Consumer(_)));
+}
+
+#[test]
+fn attack_unknown_kid() {
+    let gw = gateway();
+    assert_eq!(jwt_error(&gw, &sign(Algorithm::RS256, Some("rsa-2"), &claims("bob"))), JwtError::UnknownKid);
+}
+
+#[test]
+fn attack_embedded_or_remote_keys_in_the_header() {
+    let gw = gateway();
+    let payload = segment(&claims("bob"));
+    for (name, value) in [
+        ("jwk", json!({"kty": "oct", "k": "c2VjcmV0"})),
+        ("jku", json!("https://evil.example.com/jwks.json")),
+        ("x5u", json!("https://evil.example.com/cert.pem")),
+        ("x5c", json!(["MIIB"])),
+        ("crit", json!(["exp"])),
+    ] {
+        let mut header = json!({"alg": "RS256", "kid": "rsa-1"});
+        header[name] = value;
+        let token = format!("{}.{payload}.c2ln", segment(&header));
+        assert!(matches!(jwt_error(&gw, &token), JwtError::ForbiddenHeader(n) if n == name), "{name}");
+    }
+    // Also when the token is otherwise validly signed (jsonwebtoken's own Header fields).
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("hs".into());
+    header.jku = Some("https://evil.example.com/jwks.json".into());
+    let token = encode(&header, &claims("bob"), &EncodingKey::from_secret(HS_SECRET.as_bytes())).unwrap();
+    assert_eq!(jwt_error(&gw, &token), JwtError::ForbiddenHeader("jku"));
+}
+
+#[test]
+fn attack_oversized_token() {
+    let gw = gateway();
+    let mut c = claims("bob");
+    c["padding"] = json!("x".repeat(MAX_TOKEN_BYTES));
+    let token = sign(Algorithm::HS256, Some("hs"), &c);
+    assert!(token.len() > MAX_TOKEN_BYTES);
+    assert_eq!(jwt_error(&gw, &token), JwtError::TooLarge);
+}
+
+#[test]
+fn attack_malformed_tokens() {
+    let gw = gateway();
+    let good = sign(Algorithm::RS256, Some("rsa-1"), &claims("bob"));
+    let parts: Vec<&str> = good.split('.').collect();
+    let cases = [
+        (format!("{}.{}", parts[0], parts[1]), "two segments"),
+        (format!("{good}.extra"), "four segments"),
+        (format!("{}.{}.", parts[0], parts[1]), "empty signature"),
+        (format!("eyJ!!!.{}.{}", parts[1], parts[2]), "header not base64url"),
+        (format!("{}.{}.{}", URL_SAFE_NO_PAD.encode("{\"alg\": \"RS256\""), parts[1], parts[2]), "header not JSON"),
+        (format!("{}.{}.{}", segment(&json!({"typ": "JWT"})), parts[1], parts[2]), "no alg"),
+        (format!("{}.{}.{}", segment(&json!({"alg": "RS256", "kid": 5})), parts[1], parts[2]), "kid not a string"),
+        (format!("{}.e30=.{}", parts[0], parts[2]), "padded payload"),
+    ];
+    for (token, what) in cases {
+        assert!(matches!(jwt_error(&gw, &token), JwtError::Malformed(_)), "{what}");
+    }
+    // Not even shaped like a JWT (header is a JSON array): treated as an unknown API key, 401.
+    let array_header = format!("{}.{}.{}", segment(&json!(["RS256"])), parts[1], parts[2]);
+    assert_eq!(auth(&gw, &bearer(&array_header)).status(), Some(401));
+    let unknown_alg = format!("{}.{}.{}", segment(&json!({"alg": "HS1024"})), parts[1], parts[2]);
+    assert_eq!(jwt_error(&gw, &unknown_alg), JwtError::UnsupportedAlgorithm);
+    // A JWT-shaped garbage payload with a valid header: the signature check fails first.
+    let garbage = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode("not json"), parts[2]);
+    assert_eq!(jwt_error(&gw, &garbage), JwtError::BadSignature);
+}
+
+#[test]
+fn attack_tampered_payload() {
+    let gw = gateway();
+    for (alg, kid) in
+        [(Algorithm::RS256, "rsa-1"), (Algorithm::ES256, "ec-1"), (Algorithm::HS256, "hs"), (Algorithm::EdDSA, "ed")]
+    {
+        let good = sign(alg, Some(kid), &claims("carol"));
+        let parts: Vec<&str> = good.split('.').collect();
+        let mut forged_claims = claims("bob");
+        forged_claims["plan"] = json!("paid");
+        let forged = format!("{}.{}.{}", parts[0], segment(&forged_claims), parts[2]);
+        assert_eq!(jwt_error(&gw, &forged), JwtError::BadSignature, "{alg:?}");
+    }
+}
+
+#[test]
+fn verified_tokens_must_name_a_known_consumer() {
+    let gw = gateway();
+    let mut c = claims("mallory");
+    assert_eq!(
+        auth(&gw, &bearer(&sign(Algorithm::RS256, Some("rsa-1"), &c))),
+        AuthOutcome::Invalid(AuthError::UnknownConsumer("mallory".into()))
+    );
+    c["sub"] = json!("a;b");
+    assert_eq!(
+        auth(&gw, &bearer(&sign(Algorithm::RS256, Some("rsa-1"), &c))),
+        AuthOutcome::Invalid(AuthError::InvalidConsumerName)
+    );
+    c.as_object_mut().unwrap().remove("sub");
+    assert_eq!(jwt_error(&gw, &sign(Algorithm::RS256, Some("rsa-1"), &c)), JwtError::MissingClaim("sub".into()));
+
+    let open = build(
+        json!({}),
+        json!({"allow_unlisted_consumers": true, "jwt": {"leeway_secs": 5, "consumer_claim": "email",
+            "keys": [{"algorithm": "ES256", "public_key_pem": fixture("ec256_public.pem")}]}}),
+    )
+    .unwrap();
+    let token = sign(Algorithm::ES256, None, &json!({"email": "dave@example.com", "exp": NOW + 60}));
+    let c = consumer(auth(&open, &bearer(&token)));
+    assert_eq!((c.name.as_str(), c.plan.as_deref()), ("dave@example.com", Some("tour")));
+    // No JWT verifier and no keys: nothing to authenticate against.
+    let closed = build(json!({}), json!(null)).unwrap();
+    assert_eq!(auth(&closed, &bearer(&token)), AuthOutcome::Invalid(AuthError::UnsupportedCredential));
+}
+
+// ---------------------------------------------------------------- trusted identity, 403
+
+#[test]
+fn trusted_identities_from_an_earlier_filter() {
+    let gw = build(
+        json!({"bob": {"plan": "paid"}, "alice": {"api_keys": [hex(&digest("sk-demo-alice"))]}}),
+        json!({"trusted": {"metadata": ["envoy.filters.http.jwt_authn", "payload", "sub"], "plan_header": "x-plan"}}),
+    )
+    .unwrap();
+    let trusted = gw.trusted().unwrap();
+    assert_eq!(
+        trusted.consumer,
+        llm_gateway::auth::TrustedSource::Metadata(vec![
+            "envoy.filters.http.jwt_authn".into(),
+            "payload".into(),
+            "sub".into()
+        ])
+    );
+    assert_eq!(trusted.plan, Some(llm_gateway::auth::TrustedSource::Header("x-plan".into())));
+    let creds = Credentials { trusted_consumer: Some("bob"), ..Default::default() };
+    let c = consumer(gw.authenticate(&creds, KeyHeader::Authorization, NOW));
+    assert_eq!((c.name.as_str(), c.plan.as_deref(), c.method), ("bob", Some("paid"), Method::Trusted));
+    let creds = Credentials { trusted_consumer: Some("bob"), trusted_plan: Some("small"), ..Default::default() };
+    assert_eq!(consumer(gw.authenticate(&creds, KeyHeader::Authorization, NOW)).plan.as_deref(), Some("small"));
+    // Absent trusted value: API keys still work.
+    let creds = Credentials { authorization: Some("Bearer sk-demo-alice"), ..Default::default() };
+    assert_eq!(consumer(gw.authenticate(&creds, KeyHeader::Authorization, NOW)).name, "alice");
+    // Trusted values are ignored unless configured.
+    let plain = gateway();
+    let creds = Credentials { trusted_consumer: Some("bob"), ..Default::default() };
+    assert_eq!(plain.authenticate(&creds, KeyHeader::Authorization, NOW), AuthOutcome::Missing);
+}
+
+#[test]
+fn models_outside_the_consumer_or_plan_list_are_403() {
+    let gw = gateway();
+    let alice = consumer(auth(&gw, "Bearer sk-demo-alice"));
+    assert!(gw.check_model(&alice, "gpt-4o-mini").is_ok());
+    let denied = gw.check_model(&alice, "gpt-4o").unwrap_err();
+    assert_eq!(denied.status(), 403);
+    assert_eq!(denied.to_string(), "Consumer \"alice\" is not allowed to use model `gpt-4o`.");
+    // bob on plan "small" (from a token): the plan's list applies.
+    let mut c = claims("bob");
+    c["plan"] = json!("small");
+    let bob = consumer(auth(&gw, &bearer(&sign(Algorithm::RS256, Some("rsa-1"), &c))));
+    assert!(gw.check_model(&bob, "gpt-4o").is_ok());
+    assert!(gw.check_model(&bob, "claude-sonnet-4-5").is_err());
+    let demo = consumer(auth(&gw, "Bearer sk-demo"));
+    assert!(gw.check_model(&demo, "anything").is_ok());
+}
