@@ -77,6 +77,7 @@ def test_openai_client_text(gw, fake_requests, model):
         model=model, messages=[{"role": "user", "content": "one two three"}])
     assert reply.choices[0].message.content == "echo: one two three"
     assert reply.choices[0].finish_reason == "stop"
+    assert reply.model, "every response names a model (the routed one when the provider does not)"
     assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (5, 4)
     assert_upstream(fake_requests, model)
 
@@ -88,6 +89,7 @@ def test_openai_client_stream(gw, fake_requests, model):
         messages=[{"role": "user", "content": "one two three"}]))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "echo: one two three"
+    assert all(c.model for c in chunks)
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert finishes == ["stop"]
     assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (5, 4)

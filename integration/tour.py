@@ -3,7 +3,8 @@
 
     .venv/bin/python integration/tour.py        (or: make demo)
 
-One chat completion, one streamed completion with usage, the gateway's Prometheus metrics,
+One chat completion, one streamed completion with usage, one stream translated from the
+Anthropic Messages API to Gemini, every demo model once, the gateway's Prometheus metrics,
 and the last access-log lines.
 """
 
@@ -14,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from anthropic import Anthropic
 from openai import OpenAI
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +67,23 @@ def main() -> int:
     else:
         print("usage: (none in the stream)")
 
+    heading("translated stream: Anthropic SDK (/v1/messages) -> demo-gemini (Gemini streamGenerateContent)")
+    claude = Anthropic(base_url="http://127.0.0.1:10000", api_key="sk-demo", max_retries=0)
+    print("reply: ", end="", flush=True)
+    with claude.messages.stream(model="demo-gemini", max_tokens=200, messages=messages) as s:
+        for text in s.text_stream:
+            print(text, end="", flush=True)
+        final = s.get_final_message()
+    print()
+    print(f"usage: input={final.usage.input_tokens} output={final.usage.output_tokens} "
+          f"stop_reason={final.stop_reason}")
+
+    heading("every demo model through the OpenAI SDK")
+    for model in ("demo-gpt", "demo-azure", "demo-claude", "demo-gemini", "demo-bedrock", "demo-mistral"):
+        r = client.chat.completions.create(model=model, messages=messages)
+        print(f"{model:13} -> {r.model:45} {r.choices[0].message.content!r} "
+              f"(usage {r.usage.prompt_tokens}+{r.usage.completion_tokens})")
+
     heading(f"metrics: {ADMIN}/stats/prometheus | grep ^gen_ai_")
     # Histograms show after the next stats flush (stats_flush_interval: 1s in demo.yaml).
     deadline = time.monotonic() + 3
@@ -75,11 +94,12 @@ def main() -> int:
         if time.monotonic() >= deadline or (counts and all(not l.endswith(" 0") for l in counts)):
             break
         time.sleep(0.2)
-    buckets = [l for l in lines if "_bucket{" in l]
-    shown = [l for l in lines if "_bucket{" not in l]
+    buckets = [l for l in lines if "_bucket{" in l or "_sum{" in l]
+    shown = [l for l in lines if l.startswith(("gen_ai_server_requests{", "gen_ai_client_token_count{"))
+             and not l.endswith(" 0")]
     print("\n".join(shown) if shown else "(no gen_ai_ metrics yet)")
     if buckets:
-        print(f"({len(buckets)} histogram _bucket lines not shown)")
+        print(f"(plus {len(buckets)} histogram lines: request duration, token usage, time to first token)")
 
     heading("access log (last 2 lines of .run/envoy.log)")
     deadline = time.monotonic() + 3

@@ -241,6 +241,7 @@ impl Exchange {
                 error_status,
                 provider: route.dialect,
                 responses_api,
+                fallback_model: route.target_model.clone(),
             }))
         };
         let set_type = |value: &str| {
@@ -257,6 +258,7 @@ impl Exchange {
                     decoder: StreamDecoder::new(route.dialect),
                     encoder: StreamEncoder::new(self.client, self.client_wants_usage, created),
                     events: Vec::new(),
+                    fallback_model: Some(route.target_model.clone()),
                 }));
                 return set_type("text/event-stream");
             }

@@ -36,6 +36,8 @@ pub struct Buffered {
     pub error_status: Option<u16>,
     pub provider: ProviderDialect,
     pub responses_api: bool,
+    /// The routed model, for a response that does not name one (Bedrock's).
+    pub fallback_model: String,
 }
 
 #[derive(Debug)]
@@ -58,6 +60,9 @@ pub struct Translated {
     pub decoder: StreamDecoder,
     pub encoder: StreamEncoder,
     pub events: Vec<StreamEvent>,
+    /// The routed model, for a stream that does not name one (Bedrock's); taken by the
+    /// first event.
+    pub fallback_model: Option<String>,
 }
 
 /// The result of one chunk: `None` lets the bytes through, `Some` replaces them.
@@ -85,7 +90,14 @@ impl ResponseBody {
                 if end {
                     t.decoder.finish(&mut t.events);
                 }
-                for event in t.events.drain(..) {
+                for mut event in t.events.drain(..) {
+                    if let Some(model) = t.fallback_model.take() {
+                        match &mut event {
+                            StreamEvent::Start { model: named, .. } if named.is_empty() => *named = model,
+                            StreamEvent::Start { .. } => {}
+                            _ => t.encoder.encode(&StreamEvent::Start { id: String::new(), model }, &mut out),
+                        }
+                    }
                     meter.observe(&event, now_ms);
                     t.encoder.encode(&event, &mut out);
                 }
@@ -165,7 +177,10 @@ impl Buffered {
                     return Some(dialect::encode_error(client, &error));
                 }
                 match dialect::decode_response(provider, &body) {
-                    Ok(response) => {
+                    Ok(mut response) => {
+                        if response.model.is_empty() {
+                            response.model = std::mem::take(&mut self.fallback_model);
+                        }
                         if response.usage.input.is_some() || response.usage.output.is_some() {
                             meter.report(&response.usage);
                         }
