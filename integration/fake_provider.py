@@ -426,6 +426,8 @@ class Handler(BaseHTTPRequestHandler):
                 endpoint = self._chat
             elif self.command == "POST" and path.endswith("/embeddings"):
                 endpoint = self._embeddings
+            elif self.command == "POST" and path.endswith("/responses"):
+                endpoint = self._responses
             if endpoint is None:
                 raise ApiError(404, f"Invalid URL ({self.command} {path})")
             status = self._int_header("x-fake-status")
@@ -604,6 +606,57 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _responses(self, body: dict):
+        """OpenAI Responses API: `input` a string or a list of messages; usage on the
+        response object and, streamed, on `response.completed`."""
+        model = body.get("model")
+        if not isinstance(model, str):
+            raise ApiError(400, "Missing required parameter: 'model'.", param="model")
+        raw_input = body.get("input")
+        if isinstance(raw_input, str):
+            messages = [{"role": "user", "content": raw_input}]
+        elif isinstance(raw_input, list) and raw_input:
+            messages = [m for m in raw_input if isinstance(m, dict)]
+        else:
+            raise ApiError(400, "Missing required parameter: 'input'.", param="input")
+        reply = reply_for(messages, self._int_header("x-fake-words"))
+        chat_usage = usage_for(messages, reply)
+        usage = {"input_tokens": chat_usage["prompt_tokens"], "input_tokens_details": {"cached_tokens": 0},
+                 "output_tokens": chat_usage["completion_tokens"], "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": chat_usage["total_tokens"]}
+        rid = _next_id("resp")
+        message = {"id": _next_id("msg"), "type": "message", "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": reply, "annotations": []}]}
+        response = {"id": rid, "object": "response", "created_at": int(time.time()), "status": "completed",
+                    "model": model, "output": [message], "usage": usage}
+        if body.get("stream") is not True:
+            return self._send_json(200, response)
+        self.start_stream("text/event-stream; charset=utf-8")
+        pending = dict(response, status="in_progress", output=[], usage=None)
+        item = {"id": message["id"], "output_index": 0}
+        part = {"type": "output_text", "text": "", "annotations": []}
+        events = [("response.created", {"type": "response.created", "response": pending}),
+                  ("response.output_item.added", {"type": "response.output_item.added", "output_index": 0,
+                                                  "item": dict(message, status="in_progress", content=[])}),
+                  ("response.content_part.added", {"type": "response.content_part.added", "item_id": item["id"],
+                                                   "output_index": 0, "content_index": 0, "part": part})]
+        for piece in stream_pieces(reply):
+            events.append(("response.output_text.delta", {"type": "response.output_text.delta",
+                                                          "item_id": message["id"], "output_index": 0,
+                                                          "content_index": 0, "delta": piece}))
+        done_part = dict(part, text=reply)
+        events += [("response.output_text.done", {"type": "response.output_text.done", "item_id": item["id"],
+                                                  "output_index": 0, "content_index": 0, "text": reply}),
+                   ("response.content_part.done", {"type": "response.content_part.done", "item_id": item["id"],
+                                                   "output_index": 0, "content_index": 0, "part": done_part}),
+                   ("response.output_item.done", {"type": "response.output_item.done", "output_index": 0,
+                                                  "item": message}),
+                   ("response.completed", {"type": "response.completed", "response": response})]
+        for seq, (name, data) in enumerate(events):
+            data["sequence_number"] = seq
+            self.write_chunk(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+        self.end_stream()
 
     def _embeddings(self, body: dict):
         inputs = validate_embeddings(body)

@@ -242,3 +242,35 @@ def test_bad_config_fails_with_its_path(envoy_rejects):
     code, log = envoy_rejects("{not json")
     assert code != 0
     assert "llm-gateway: invalid plugin configuration" in log
+
+
+def test_embeddings_are_routed_and_metered(gw, fake_requests):
+    result = client(gw).embeddings.create(model="test-gpt", input=["one two", "three"])
+    assert len(result.data) == 2
+    assert result.usage.prompt_tokens == 3
+    seen = fake_requests.last()
+    assert (seen["path"], seen["body"]["model"]) == ("/v1/embeddings", "gpt-4o-mini")
+    labels = dict(gen_ai_operation_name="embeddings", gen_ai_request_model="test-gpt", gen_ai_token_type="input")
+    assert metric_value(gw.prometheus(), "gen_ai_client_token_count", **labels) >= 3
+
+
+def test_responses_api_passes_through_with_usage(gateway, fake_requests):
+    gw = gateway(CONFIG)
+    c = client(gw)
+    response = c.responses.create(model="test-gpt", input="one two three")
+    assert response.output_text == "echo: one two three"
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (5, 4)
+    assert fake_requests.last()["body"]["model"] == "gpt-4o-mini"
+    with c.responses.stream(model="test-gpt", input="four five") as stream:
+        final = stream.get_final_response()
+    assert final.output_text == "echo: four five"
+    labels = dict(gen_ai_operation_name="responses", gen_ai_request_model="test-gpt", usage_source="reported")
+    text = gw.prometheus()
+    # 5 + 4 input tokens, 4 + 3 output tokens over the two calls, read from the provider.
+    assert metric_value(text, "gen_ai_client_token_count", gen_ai_token_type="input", **labels) == 9
+    assert metric_value(text, "gen_ai_client_token_count", gen_ai_token_type="output", **labels) == 7
+
+
+def test_models_are_listed(gw):
+    ids = sorted(m.id for m in client(gw).models.list())
+    assert ids == ["test-alias", "test-compat", "test-gpt", "test-split"]
