@@ -87,6 +87,12 @@ fn estimators_against_o200k() {
             for name in ["README.md", "tests/fixtures/jwt/README.md", "tests/fixtures/openai/README.md"] {
                 paths.push(root.join(name));
             }
+            // Debian's license texts, where present: long English prose.
+            for extra in ["/usr/share/common-licenses/GPL-3", "/usr/share/common-licenses/Apache-2.0"] {
+                if Path::new(extra).exists() {
+                    paths.push(PathBuf::from(extra));
+                }
+            }
         } else {
             files(&dir, ext, &mut paths);
         }
@@ -123,5 +129,5 @@ fn estimators_against_o200k() {
     }
     let overall = fast_total / fast_n;
     println!("fast estimator, mean |err| over all chunks: {overall:.1}%");
-    assert!(overall < 40.0, "the fast estimator drifted: {overall:.1}%");
+    assert!(overall < 15.0, "the fast estimator drifted: {overall:.1}%");
 }

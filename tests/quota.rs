@@ -699,3 +699,34 @@ fn rate_limit_headers_pick_the_tightest_limit() {
         ]
     );
 }
+
+#[test]
+fn nested_interleavings_do_hit_cas_conflicts_and_still_hold() {
+    // Every second store operation (a worker's write, right after its read) first runs the next
+    // pending worker: that worker's read is then stale when it writes, and so on down the chain.
+    let store = MemoryStore::new();
+    let tpm = limit("tpm", Metric::TotalTokens, 1000, Window::Minute);
+    let limits = [&tpm];
+    let price = flat_price("1", "1");
+    let opts = ReserveOptions::default();
+    let tally = Tally { admitted: 0.into(), charged: BTreeMap::new().into() };
+    let jobs: Vec<Job> =
+        (0..12).map(|i| Job { input: 50 + i, max_out: Some(100), used_in: 100, used_out: 100, fail: false }).collect();
+    let mut flip = false;
+    let interleaver = Interleaver::new(&store, move || {
+        flip = !flip;
+        !flip
+    });
+    for j in &jobs {
+        let (limits, price, opts, tally) = (&limits, &price, &opts, &tally);
+        interleaver.push(move |s: &dyn Store| run_job(s, j, limits, price, opts, NOW, tally));
+    }
+    interleaver.run_all();
+    let (writes, mismatches) = store.stats();
+    assert!(mismatches > 0, "no conflict was simulated ({writes} writes)");
+    let (used, reserved) = budget::used(&store, "alice", &tpm, NOW);
+    assert_eq!(reserved, 0);
+    assert!(used <= 1000);
+    assert_eq!(used, tally.charged.borrow()["tpm"]);
+    assert!(tally.admitted.get() >= 6, "admitted {}", tally.admitted.get());
+}

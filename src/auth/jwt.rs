@@ -177,7 +177,7 @@ impl JwtVerifier {
                 return Err(JwtError::ForbiddenHeader(name));
             }
         }
-        // The payload must be JSON and the signature present before any key is tried.
+        // Both remaining segments must be base64url, the signature non-empty, before any key is tried.
         segment(payload_b64, "payload is not base64url")?;
         segment(signature_b64, "signature is missing or not base64url")?;
 

@@ -504,9 +504,9 @@ fn give_back(store: &dyn Store, charge: &Charge, amount: u64, used: Option<u64>,
 }
 
 /// Settles a reservation to what was actually consumed (also after a client disconnect:
-/// pass what was consumed up to then). Charges in the window the reservation was made in.
-pub fn settle(store: &dyn Store, reservation: Reservation, actual: &TokenCounts, now_secs: u64) -> Settlement {
-    let _ = now_secs; // settlement goes to the reservation's own window, whatever the time
+/// pass what was consumed up to then). Charges the window the reservation was made in,
+/// whatever `_now_secs` is (kept in the signature so callers pass the time like everywhere).
+pub fn settle(store: &dyn Store, reservation: Reservation, actual: &TokenCounts, _now_secs: u64) -> Settlement {
     let price = reservation.price.as_ref();
     let mut out = Settlement { cost_micros: price.map(|p| p.cost(actual)), ..Settlement::default() };
     // Settling can take longer than admitting: a lost settlement leaves budget held.

@@ -1,12 +1,15 @@
 //! Token estimates before the call, without a tokenizer.
 //!
-//! - [`estimate_tokens`]: a fast guess for BPE vocabularies of the cl100k/o200k kind, by
-//!   character class: a word of ASCII letters (with its leading space) is one token per
-//!   started 6 letters, digits go in groups of 3, punctuation in pairs, a run of other
-//!   whitespace is one token, 2-byte UTF-8 characters (accented Latin, Cyrillic, Greek...) one
-//!   per 2, and wider characters (CJK, emoji) one each. It has not been measured against a
-//!   tokenizer corpus here; the plain `bytes / 4` rule (`crate::usage::estimate_tokens`)
-//!   remains the reference it must beat.
+//! - [`estimate_tokens`]: a fast guess for `o200k_base`-like vocabularies, by character
+//!   class: a run of ASCII letters is one token per started 8 letters, digits go in groups of
+//!   3, punctuation in groups of 3, a single space joins the next word and other whitespace
+//!   runs cost half a token per 16 characters, 2-byte UTF-8 characters (accented Latin,
+//!   Cyrillic, Greek...) one token per 2, wider ones (CJK, emoji) one each. The constants were
+//!   fitted against exact `o200k_base` counts on this repository's prose, code and provider
+//!   payloads (`tests/estimate.rs`, feature `tiktoken`). Mean absolute error per 2 KB chunk:
+//!   prose 3 %, Rust code 9 %, JSON/SSE payloads 9 %, where `bytes / 4`
+//!   (`crate::usage::estimate_tokens`) is off by 16 %, 8 % and 17 %. Short non-English
+//!   paragraphs are over-estimated (about +40 %), which errs on the budget's safe side.
 //! - [`upper_bound_tokens`]: every token of a byte-level BPE (or SentencePiece with byte
 //!   fallback) covers at least one byte, so a text of `n` bytes has at most `n` tokens. Counting
 //!   the bytes of the serialized `messages` array also covers the chat template's per-message
@@ -27,7 +30,6 @@ enum Class {
     Letter,
     Digit,
     Space,
-    OtherSpace,
     Punct,
     Wide2,
     Wide,
@@ -37,50 +39,54 @@ fn class_of(c: char) -> Class {
     match c {
         'a'..='z' | 'A'..='Z' => Class::Letter,
         '0'..='9' => Class::Digit,
-        ' ' => Class::Space,
-        c if c.is_whitespace() => Class::OtherSpace,
+        c if c.is_whitespace() => Class::Space,
         c if c.is_ascii() => Class::Punct,
         c if c.len_utf8() == 2 => Class::Wide2,
         _ => Class::Wide,
     }
 }
 
-fn run_tokens(class: Class, len: u64) -> u64 {
+/// Half-tokens of one run of a class (`newline`: the run holds a line break).
+fn run_half_tokens(class: Class, len: u64, newline: bool) -> u64 {
     match class {
-        Class::Letter => len.div_ceil(6),
-        Class::Digit => len.div_ceil(3),
-        // A single space joins the next word; longer runs of spaces are about one token each 4.
-        Class::Space => (len.saturating_sub(1)).div_ceil(4),
-        Class::OtherSpace => 1,
-        Class::Punct => len.div_ceil(2),
-        Class::Wide2 => len.div_ceil(2),
-        Class::Wide => len,
+        Class::Letter => 2 * len.div_ceil(8),
+        Class::Digit => 2 * len.div_ceil(3),
+        // A single space joins the next word; other runs (indentation, line breaks) mostly
+        // merge with their neighbours: half a token per started 16 characters.
+        Class::Space if len == 1 && !newline => 0,
+        Class::Space => len.div_ceil(16),
+        Class::Punct => 2 * len.div_ceil(3),
+        Class::Wide2 => 2 * len.div_ceil(2),
+        Class::Wide => 2 * len,
     }
 }
 
-/// Fast estimate of the tokens in `text` (invalid UTF-8 counts one token per 2 bytes).
+/// Fast estimate of the `o200k_base`-like tokens in `text` (invalid UTF-8 counts one token
+/// per 2 bytes). Never zero for non-empty text.
 pub fn estimate_tokens(text: &[u8]) -> u64 {
     let s = String::from_utf8_lossy(text);
-    let mut total: u64 = 0;
-    let mut current: Option<(Class, u64)> = None;
+    let mut half_tokens: u64 = 0;
+    let mut current: Option<(Class, u64, bool)> = None;
     for c in s.chars() {
         let class = if c == char::REPLACEMENT_CHARACTER { Class::Wide2 } else { class_of(c) };
+        let newline = c == '\n';
         current = match current {
-            Some((run, len)) if run == class => Some((run, len + 1)),
-            Some((run, len)) => {
-                total += run_tokens(run, len);
-                Some((class, 1))
+            Some((run, len, nl)) if run == class => Some((run, len + 1, nl || newline)),
+            Some((run, len, nl)) => {
+                half_tokens += run_half_tokens(run, len, nl);
+                Some((class, 1, newline))
             }
-            None => Some((class, 1)),
+            None => Some((class, 1, newline)),
         };
     }
-    if let Some((run, len)) = current {
-        total += run_tokens(run, len);
+    if let Some((run, len, nl)) = current {
+        half_tokens += run_half_tokens(run, len, nl);
     }
-    if total == 0 && !text.is_empty() {
+    let tokens = half_tokens.div_ceil(2);
+    if tokens == 0 && !text.is_empty() {
         1
     } else {
-        total
+        tokens
     }
 }
 
