@@ -28,9 +28,12 @@ pub const TOKEN_COUNT: &str = "gen_ai_client_token_count";
 pub const REQUEST_DURATION: &str = "gen_ai_server_request_duration";
 pub const TIME_TO_FIRST_TOKEN: &str = "gen_ai_server_time_to_first_token";
 pub const TIME_PER_OUTPUT_TOKEN: &str = "gen_ai_server_time_per_output_token";
+/// Spend at the configured prices, in micro-USD (exact integer arithmetic).
+pub const COST: &str = "llm_gateway_cost_usd_micros";
 
 /// Every label key the module emits: the bootstrap needs one `stats_tags` entry for each.
-pub const LABEL_KEYS: [&str; 7] = [
+pub const LABEL_KEYS: [&str; 8] = [
+    "llm_consumer",
     "gen_ai_operation_name",
     "gen_ai_provider_name",
     "gen_ai_request_model",
@@ -53,8 +56,9 @@ pub fn points(record: &Record) -> Vec<Point> {
         record.target_model.as_deref().unwrap_or(NONE),
     );
     let status = format!(";http_status_code={}", status_label(record.status));
+    let consumer = format!(";llm_consumer={}", record.consumer_label.as_deref().unwrap_or(NONE));
     let mut out = vec![
-        Point { kind: MetricKind::Counter, name: format!("{REQUESTS}{base}{status}"), value: 1 },
+        Point { kind: MetricKind::Counter, name: format!("{REQUESTS}{base}{consumer}{status}"), value: 1 },
         Point {
             kind: MetricKind::Histogram,
             name: format!("{REQUEST_DURATION}{base}{status}"),
@@ -65,7 +69,10 @@ pub fn points(record: &Record) -> Vec<Point> {
     for (token_type, count) in record.usage.by_type() {
         let labels = format!("{base};gen_ai_token_type={token_type};usage_source={source}");
         out.push(Point { kind: MetricKind::Histogram, name: format!("{TOKEN_USAGE}{labels}"), value: count });
-        out.push(Point { kind: MetricKind::Counter, name: format!("{TOKEN_COUNT}{labels}"), value: count });
+        out.push(Point { kind: MetricKind::Counter, name: format!("{TOKEN_COUNT}{labels}{consumer}"), value: count });
+    }
+    if let Some(cost) = record.cost_micros {
+        out.push(Point { kind: MetricKind::Counter, name: format!("{COST}{base}{consumer}"), value: cost });
     }
     if let Some(ttft) = record.time_to_first_token_ms {
         out.push(Point { kind: MetricKind::Histogram, name: format!("{TIME_TO_FIRST_TOKEN}{base}"), value: ttft });
@@ -104,5 +111,11 @@ pub fn log_fields(record: &Record) -> Vec<(&'static str, String)> {
         }
     }
     out.push(("llm_usage_source", u.source.as_str().to_string()));
+    if let Some(consumer) = &record.consumer {
+        out.push(("llm_consumer", consumer.clone()));
+    }
+    if let Some(cost) = record.cost_micros {
+        out.push(("llm_cost_usd_micros", cost.to_string()));
+    }
     out
 }

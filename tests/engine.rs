@@ -81,7 +81,7 @@ fn model_from_header_is_inserted_into_the_body() {
     h.header_model = Some("gpt");
     let (mut exchange, ops) = forward(&gw, &h, 0);
     assert!(ops.contains(&HeaderOp::Remove("x-llm-model".to_string())));
-    let body = body_of(exchange.on_request_body(br#"{"messages":[{"role":"user","content":"hi"}]}"#, 0));
+    let body = body_of(exchange.on_request_body(br#"{"messages":[{"role":"user","content":"hi"}]}"#, 0, None));
     assert_eq!(body, r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#);
 }
 
@@ -100,10 +100,10 @@ fn local_replies_in_openai_shape() {
         let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         assert!(body["error"]["message"].is_string());
         assert!(String::from_utf8_lossy(&reply.body).contains(needle), "{needle}");
-        let record = exchange.finish(5).unwrap();
+        let record = exchange.finish(5, None).unwrap();
         assert_eq!(record.status, status);
         assert_eq!(record.usage.source, UsageSource::None);
-        assert!(exchange.finish(6).is_none(), "a record is produced once");
+        assert!(exchange.finish(6, None).is_none(), "a record is produced once");
     }
     let mut invalid = head("/v1/chat/completions", None);
     invalid.body_invalid = true;
@@ -116,7 +116,7 @@ fn body_is_patched_not_reserialized() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
     let original = "{ \"model\" : \"gpt\",\n  \"messages\": [{\"role\":\"user\",\"content\":\"h\\u00e9\"}], \"temperature\": 1.50 }";
-    let body = body_of(exchange.on_request_body(original.as_bytes(), 0));
+    let body = body_of(exchange.on_request_body(original.as_bytes(), 0, None));
     assert_eq!(body, original.replace("\"gpt\"", "\"gpt-4o-mini\""));
 }
 
@@ -124,7 +124,7 @@ fn body_is_patched_not_reserialized() {
 fn invalid_and_oversized_bodies_are_refused() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
-    let BodyAction::Reply(reply) = exchange.on_request_body(br#"{"model":"gpt","messages":[}"#, 0) else { panic!() };
+    let BodyAction::Reply(reply) = exchange.on_request_body(br#"{"model":"gpt","messages":[}"#, 0, None) else { panic!() };
     assert_eq!(reply.status, 400);
     assert!(String::from_utf8_lossy(&reply.body).contains("invalid JSON at byte 27"));
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
@@ -136,7 +136,7 @@ fn invalid_and_oversized_bodies_are_refused() {
 fn run_stream(request_body: &str, chunks: &[&[u8]]) -> (Vec<u8>, Record) {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
-    let patched = body_of(exchange.on_request_body(request_body.as_bytes(), 0));
+    let patched = body_of(exchange.on_request_body(request_body.as_bytes(), 0, None));
     let patched: serde_json::Value = serde_json::from_str(&patched).unwrap();
     assert_eq!(patched["stream_options"]["include_usage"], true);
     exchange.on_response_headers(200, Some("text/event-stream; charset=utf-8"));
@@ -149,7 +149,7 @@ fn run_stream(request_body: &str, chunks: &[&[u8]]) -> (Vec<u8>, Record) {
             BodyAction::Reply(_) => panic!("no replies on responses"),
         }
     }
-    (client, exchange.finish(2_000).unwrap())
+    (client, exchange.finish(2_000, None).unwrap())
 }
 
 #[test]
@@ -185,6 +185,7 @@ fn existing_stream_options_are_kept() {
     let body = body_of(exchange.on_request_body(
         br#"{"model":"gpt","stream":true,"stream_options":{"include_usage":false,"x":1},"messages":[]}"#,
         0,
+        None,
     ));
     assert_eq!(
         body,
@@ -215,12 +216,13 @@ fn an_abandoned_stream_is_estimated_from_what_was_seen() {
     exchange.on_request_body(
         br#"{"model":"gpt","stream":true,"messages":[{"role":"user","content":"0123456789abcdef"}]}"#,
         0,
+        None,
     );
     exchange.on_response_headers(200, Some("text/event-stream"));
     // Only the first three chunks arrive (the third one cut mid-line), then the client leaves.
     let cut = STREAM.windows(6).position(|w| w == b" w\xc3\xb6rl").unwrap();
     exchange.on_response_body(&STREAM[..cut], false, 1_050);
-    let record = exchange.finish(1_100).unwrap();
+    let record = exchange.finish(1_100, None).unwrap();
     assert_eq!(record.usage.source, UsageSource::Estimated);
     // "Hello" = 5 bytes -> 2 tokens; the messages array is 46 bytes -> 12 tokens.
     assert_eq!(record.usage.output, Some(2));
@@ -232,21 +234,21 @@ fn an_abandoned_stream_is_estimated_from_what_was_seen() {
 fn json_response_usage_and_metrics() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
-    exchange.on_request_body(br#"{"model":"gpt","messages":[]}"#, 0);
+    exchange.on_request_body(br#"{"model":"gpt","messages":[]}"#, 0, None);
     assert!(exchange.on_response_headers(200, Some("application/json")).is_empty());
     let (a, b) = COMPLETION.split_at(100);
     assert_eq!(exchange.on_response_body(a, false, 1_001), BodyAction::Unchanged);
     assert_eq!(exchange.on_response_body(b, true, 1_002), BodyAction::Unchanged);
-    let record = exchange.finish(1_250).unwrap();
+    let record = exchange.finish(1_250, None).unwrap();
     assert_eq!((record.usage.input, record.usage.output), (Some(1117), Some(46)));
     let points = metrics::points(&record);
     let names: Vec<&str> = points.iter().map(|p| p.name.as_str()).collect();
     let labels =
         "gen_ai_operation_name=chat;gen_ai_provider_name=oa;gen_ai_request_model=gpt;gen_ai_target_model=gpt-4o-mini";
-    assert!(names.contains(&format!("gen_ai_server_requests;{labels};http_status_code=200").as_str()), "{names:?}");
+    assert!(names.contains(&format!("gen_ai_server_requests;{labels};llm_consumer=none;http_status_code=200").as_str()), "{names:?}");
     let input = points
         .iter()
-        .find(|p| p.name == format!("gen_ai_client_token_usage;{labels};gen_ai_token_type=input;usage_source=reported"))
+        .find(|p| p.name == format!("gen_ai_client_token_count;{labels};gen_ai_token_type=input;usage_source=reported;llm_consumer=none"))
         .unwrap();
     assert_eq!(input.value, 1117);
     let duration = points.iter().find(|p| p.name.starts_with("gen_ai_server_request_duration;")).unwrap();
@@ -259,10 +261,10 @@ fn json_response_usage_and_metrics() {
 fn provider_errors_pass_through_uncounted() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
-    exchange.on_request_body(br#"{"model":"gpt","messages":[]}"#, 0);
+    exchange.on_request_body(br#"{"model":"gpt","messages":[]}"#, 0, None);
     exchange.on_response_headers(503, Some("text/html"));
     assert_eq!(exchange.on_response_body(b"<html>bad gateway</html>", true, 1_001), BodyAction::Unchanged);
-    let record = exchange.finish(1_002).unwrap();
+    let record = exchange.finish(1_002, None).unwrap();
     assert_eq!(record.status, 503);
     assert_eq!(record.usage.source, UsageSource::None);
 }

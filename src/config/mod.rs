@@ -125,7 +125,7 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Config {
     pub providers: Vec<Provider>,
     /// Public routes in name order; `lookup` resolves names and aliases.
@@ -134,6 +134,15 @@ pub struct Config {
     pub cluster_header: String,
     pub model_header: String,
     pub limits: Limits,
+    /// Consumers and budgets; `None` is an open gateway (no `auth` and no `consumers`).
+    pub access: Option<Access>,
+}
+
+/// Identity and budgets, built once per VM.
+#[derive(Debug)]
+pub struct Access {
+    pub auth: crate::auth::Authenticator,
+    pub policy: crate::quota::Policy,
 }
 
 impl Config {
@@ -179,7 +188,7 @@ fn render_path(path: &serde_path_to_error::Path) -> String {
     let mut out = String::new();
     for (depth, segment) in path.iter().enumerate() {
         // The second segment under `providers` or `models` is a user-chosen name.
-        let is_name = depth == 1 && (out == "providers" || out == "models");
+        let is_name = depth == 1 && ["providers", "models", "consumers", "plans", "prices"].contains(&out.as_str());
         match segment {
             Segment::Seq { index } => out.push_str(&format!("[{index}]")),
             Segment::Map { key } if is_name => out.push_str(&format!("[{key:?}]")),
@@ -204,6 +213,7 @@ fn strip_position(message: &str) -> String {
 }
 
 fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let access = validate_access(&raw, env)?;
     if raw.providers.is_empty() {
         return Err(err("providers", "at least one provider is required"));
     }
@@ -243,7 +253,25 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     let cluster_header = header_name("cluster_header", raw.cluster_header, DEFAULT_CLUSTER_HEADER)?;
     let model_header = header_name("model_header", raw.model_header, DEFAULT_MODEL_HEADER)?;
     let limits = validate_limits(raw.limits.unwrap_or_default())?;
-    Ok(Config { providers, routes, names, cluster_header, model_header, limits })
+    Ok(Config { providers, routes, names, cluster_header, model_header, limits, access })
+}
+
+fn validate_access(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Access>, ConfigError> {
+    use crate::{auth, quota};
+    let plans = quota::config::validate_plans("plans", &raw.plans)?;
+    let settings = quota::config::validate_quota("quota", raw.quota.as_ref(), &plans)?;
+    let prices = quota::config::validate_prices("prices", raw.prices.as_ref())?;
+    if raw.auth.is_none() && raw.consumers.is_empty() {
+        if !plans.is_empty() || raw.quota.is_some() {
+            return Err(err("plans", "budgets need consumers: add `consumers` or an `auth` section"));
+        }
+        return Ok(None);
+    }
+    let consumers = auth::config::validate_consumers("consumers", &raw.consumers, &plans)?;
+    let overrides = consumers.overrides();
+    let default_plan = settings.default_plan.clone();
+    let auth = auth::config::validate_auth("auth", raw.auth.as_ref(), consumers, &plans, default_plan.as_deref(), env)?;
+    Ok(Some(Access { auth, policy: quota::Policy::new(settings, plans, prices, overrides) }))
 }
 
 fn validate_provider(

@@ -17,6 +17,20 @@ pub struct RawConfig {
     pub model_header: Option<String>,
     #[serde(default)]
     pub limits: Option<RawLimits>,
+    /// Who may call (see `auth::config`).
+    #[serde(default)]
+    pub consumers: BTreeMap<String, crate::auth::config::RawConsumer>,
+    /// How consumers are identified (API keys, JWT, a trusted header or metadata).
+    #[serde(default)]
+    pub auth: Option<crate::auth::config::RawAuth>,
+    /// Budgets (see `quota::config`).
+    #[serde(default)]
+    pub plans: BTreeMap<String, crate::quota::config::RawPlan>,
+    #[serde(default)]
+    pub quota: Option<crate::quota::config::RawQuota>,
+    /// Price overrides, USD per million tokens.
+    #[serde(default)]
+    pub prices: Option<BTreeMap<String, crate::quota::money::RawPrice>>,
 }
 
 #[derive(Debug, Deserialize)]

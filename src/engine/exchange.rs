@@ -4,11 +4,13 @@ use super::meter::Meter;
 use super::reply::{GatewayError, LocalReply};
 use super::response::{Buffered, Observed, OpenAiSse, ResponseBody, Translated};
 use super::upstream::SigningPlan;
-use super::{HeaderOp, Operation};
+use super::{HeaderOp, Operation, Quota};
+use crate::auth::Consumer;
 use crate::config::{Limits, Provider};
 use crate::json_scan::{self, Edit, Member};
 use crate::llm::dialect::{self, StreamDecoder, StreamEncoder};
 use crate::llm::ir::{ClientDialect, ProviderDialect};
+use crate::quota::{Estimate, Reservation, Settlement, TokenCounts};
 use crate::stream::sse::SseDecoder;
 use crate::usage::{estimate_tokens, Usage, UsageSource};
 
@@ -39,6 +41,12 @@ pub struct Record {
     pub duration_ms: u64,
     pub time_to_first_token_ms: Option<u64>,
     pub time_per_output_token_ms: Option<u64>,
+    /// The identified consumer (logs), and its metric label: configured consumers by name,
+    /// any other identity (an unlisted JWT subject) as `unlisted`, so labels stay bounded.
+    pub consumer: Option<String>,
+    pub consumer_label: Option<String>,
+    /// Cost of the usage at the configured price, in micro-USD.
+    pub cost_micros: Option<u64>,
 }
 
 /// The provider a routed exchange talks to.
@@ -61,6 +69,13 @@ pub struct Exchange {
     pub(super) operation: Option<Operation>,
     pub(super) client: ClientDialect,
     pub(super) requested_model: Option<String>,
+    pub(super) consumer: Option<Consumer>,
+    /// The consumer is configured by name (not an unlisted JWT subject).
+    pub(super) consumer_listed: bool,
+    /// Budget held for this request until it is settled or released.
+    reservation: Option<Reservation>,
+    /// What settlement charged (for the rate-limit filter's `hits_addend`).
+    settled: Option<Settlement>,
     route: Option<Route>,
     stream: bool,
     client_wants_usage: bool,
@@ -83,6 +98,10 @@ impl Exchange {
             operation: None,
             client: ClientDialect::OpenAi,
             requested_model: None,
+            consumer: None,
+            consumer_listed: false,
+            reservation: None,
+            settled: None,
             route: None,
             stream: false,
             client_wants_usage: false,
@@ -163,15 +182,18 @@ impl Exchange {
 
     /// The whole request body (the shell buffers it). Same dialect: patch `model` (and
     /// OpenAI's `stream_options`) in place. Otherwise: translate through the IR.
-    pub fn on_request_body(&mut self, body: &[u8], now_ms: u64) -> BodyAction {
+    pub fn on_request_body(&mut self, body: &[u8], now_ms: u64, quota: Option<Quota<'_>>) -> BodyAction {
         if let Some(reply) = self.reject_oversized_body(body.len()) {
             return BodyAction::Reply(reply);
         }
         let Some(route) = self.route.clone() else {
             return BodyAction::Unchanged;
         };
-        let result =
-            if self.translates() { self.translate_request(&route, body) } else { self.patch_request(&route, body) };
+        let result = if self.translates() {
+            self.translate_request(&route, body, quota, now_ms)
+        } else {
+            self.patch_request(&route, body, quota, now_ms)
+        };
         match result {
             Ok(new_body) => {
                 if let Some(plan) = &route.signing {
@@ -183,7 +205,13 @@ impl Exchange {
         }
     }
 
-    fn patch_request(&mut self, route: &Route, body: &[u8]) -> Result<Vec<u8>, GatewayError> {
+    fn patch_request(
+        &mut self,
+        route: &Route,
+        body: &[u8],
+        quota: Option<Quota<'_>>,
+        now_ms: u64,
+    ) -> Result<Vec<u8>, GatewayError> {
         let members =
             json_scan::top_level_members(body).map_err(|e| GatewayError::InvalidJson { detail: e.to_string() })?;
         let value = |key: &str| json_scan::find(&members, key).and_then(|m| body.get(m.value.clone()));
@@ -196,6 +224,22 @@ impl Exchange {
         self.client_wants_usage = self.client == ClientDialect::Anthropic;
         let mut edits =
             vec![json_scan::set_member(body, &members, "model", &json_scan::json_string(&route.target_model))];
+        // The field this dialect caps output with; OpenAI's newer name wins when both are sent.
+        let max_field = match (self.client, value("max_completion_tokens")) {
+            (ClientDialect::Anthropic, _) => "max_tokens",
+            (ClientDialect::OpenAi, Some(_)) => "max_completion_tokens",
+            (ClientDialect::OpenAi, None) if value("max_tokens").is_some() => "max_tokens",
+            (ClientDialect::OpenAi, None) => "max_completion_tokens",
+        };
+        let requested_max =
+            value(max_field).and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.trim().parse().ok());
+        let prompt = value(prompt_field).unwrap_or_default();
+        if let Some(clamped) = self.reserve(route, quota, prompt, requested_max, now_ms)? {
+            let is_chat = self.operation == Some(Operation::Chat);
+            if is_chat && Some(clamped) != requested_max {
+                edits.push(json_scan::set_member(body, &members, max_field, clamped.to_string().as_bytes()));
+            }
+        }
         if self.stream && self.client == ClientDialect::OpenAi && self.operation == Some(Operation::Chat) {
             let (wants, edit) = stream_options_edit(body, &members, value("stream_options"));
             self.client_wants_usage = wants;
@@ -204,8 +248,17 @@ impl Exchange {
         Ok(json_scan::apply_edits(body, &edits))
     }
 
-    fn translate_request(&mut self, route: &Route, body: &[u8]) -> Result<Vec<u8>, GatewayError> {
+    fn translate_request(
+        &mut self,
+        route: &Route,
+        body: &[u8],
+        quota: Option<Quota<'_>>,
+        now_ms: u64,
+    ) -> Result<Vec<u8>, GatewayError> {
         let mut request = dialect::decode_request(self.client, body).map_err(GatewayError::Translate)?;
+        if let Some(clamped) = self.reserve(route, quota, body, request.max_tokens, now_ms)? {
+            request.max_tokens = Some(clamped);
+        }
         request.model = route.target_model.clone();
         self.stream = request.stream;
         self.client_wants_usage = request.stream_usage;
@@ -216,6 +269,59 @@ impl Exchange {
         }
         let encoded = dialect::encode_request(route.dialect, &request).map_err(GatewayError::Translate)?;
         Ok(encoded)
+    }
+
+    /// Reserves the request's budget (when budgets apply). Returns the output cap the
+    /// budget can pay for, when clamping lowered or set it.
+    fn reserve(
+        &mut self,
+        route: &Route,
+        quota: Option<Quota<'_>>,
+        prompt: &[u8],
+        max_output_tokens: Option<u64>,
+        now_ms: u64,
+    ) -> Result<Option<u64>, GatewayError> {
+        let (Some(quota), Some(consumer)) = (quota, &self.consumer) else { return Ok(None) };
+        let estimate = Estimate { input_tokens: quota.policy.estimate_input(prompt), max_output_tokens };
+        let reserved = quota.policy.reserve(
+            quota.store,
+            &consumer.name,
+            consumer.plan.as_deref(),
+            &route.model,
+            &route.target_model,
+            estimate,
+            now_ms / 1000,
+        );
+        match reserved {
+            Ok(reservation) => {
+                let cap = reservation.max_tokens();
+                self.reservation = Some(reservation);
+                Ok(cap)
+            }
+            Err(rejection) => {
+                Err(GatewayError::OverBudget { message: rejection.message(), headers: rejection.headers() })
+            }
+        }
+    }
+
+    /// Budget headers for the response (`x-ratelimit-limit-*`, `-remaining-*`, `-reset-*`).
+    pub fn budget_headers(&self, now_ms: u64) -> Vec<HeaderOp> {
+        self.reservation
+            .as_ref()
+            .map(|r| r.headers(now_ms / 1000).into_iter().map(|(n, v)| HeaderOp::Set(n, v)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Settles the reservation to what was used (or releases it when the provider failed).
+    fn settle(&mut self, quota: Option<Quota<'_>>, usage: &crate::usage::Usage, now_ms: u64) {
+        let (Some(quota), Some(reservation)) = (quota, self.reservation.take()) else { return };
+        let answered = self.status.is_some_and(|s| (200..300).contains(&s));
+        if answered || usage.source != crate::usage::UsageSource::None {
+            let counts = TokenCounts::from_usage(usage, reservation.reserved_counts());
+            self.settled = Some(crate::quota::settle(quota.store, reservation, &counts, now_ms / 1000));
+        } else {
+            crate::quota::release(quota.store, reservation);
+        }
     }
 
     /// Response headers: choose how to read the body; returns response-header changes.
@@ -310,7 +416,7 @@ impl Exchange {
 
     /// Ends the exchange (response complete, or the client went away). Returns the record
     /// once; later calls return `None`.
-    pub fn finish(&mut self, now_ms: u64) -> Option<Record> {
+    pub fn finish(&mut self, now_ms: u64, quota: Option<Quota<'_>>) -> Option<Record> {
         if self.finished {
             return None;
         }
@@ -330,6 +436,8 @@ impl Exchange {
                 source: UsageSource::Estimated,
             };
         }
+        self.settle(quota, &usage, now_ms);
+        let meter = &self.meter;
         let duration_ms = now_ms.saturating_sub(self.started_ms);
         let time_to_first_token_ms =
             meter.first_token_ms.filter(|_| self.stream).map(|t| t.saturating_sub(self.started_ms));
@@ -351,6 +459,15 @@ impl Exchange {
             duration_ms,
             time_to_first_token_ms,
             time_per_output_token_ms,
+            consumer: self.consumer.as_ref().map(|c| c.name.clone()),
+            consumer_label: self.consumer.as_ref().map(|c| {
+                if self.consumer_listed {
+                    c.name.clone()
+                } else {
+                    "unlisted".to_string()
+                }
+            }),
+            cost_micros: self.settled.as_ref().and_then(|s| s.cost_micros),
         })
     }
 }

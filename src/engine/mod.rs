@@ -10,8 +10,10 @@ mod upstream;
 pub use exchange::{BodyAction, Exchange, Record};
 pub use reply::{GatewayError, LocalReply};
 
+use crate::auth::{AuthOutcome, Consumer, Credentials, KeyHeader, TrustedConfig};
 use crate::config::{Config, ConfigError};
 use crate::llm::ir::{ClientDialect, ProviderDialect};
+use crate::quota::{Policy, Store};
 
 /// A header change. Request-header changes are applied in the request-headers callback
 /// (the only place the host allows it); response-header changes in the response-headers one.
@@ -69,6 +71,19 @@ pub struct RequestHead<'a> {
     pub body_invalid: bool,
     /// The model header (`Config::model_header`), for clients that name the model there.
     pub header_model: Option<&'a str>,
+    /// Identity: the `authorization` and `x-api-key` headers, and the trusted consumer and
+    /// plan values when `auth.trusted` is configured (see `Gateway::trusted_sources`).
+    pub authorization: Option<&'a str>,
+    pub x_api_key: Option<&'a str>,
+    pub trusted_consumer: Option<&'a str>,
+    pub trusted_plan: Option<&'a str>,
+}
+
+/// The budget policy and the store its counters live in (host shared data in Envoy).
+#[derive(Clone, Copy)]
+pub struct Quota<'a> {
+    pub policy: &'a Policy,
+    pub store: &'a dyn Store,
 }
 
 /// The request-headers verdict.
@@ -107,12 +122,47 @@ impl Gateway {
             let reply = LocalReply { status: 200, headers: reply::json_headers(), body: self.model_list(now_ms) };
             RequestAction::Reply(exchange.answer(reply))
         } else {
-            match self.route(head, roll, &mut exchange) {
+            match self.route(head, roll, now_ms / 1000, &mut exchange) {
                 Ok(ops) => RequestAction::Forward(ops),
                 Err(error) => RequestAction::Reply(exchange.reject(&error)),
             }
         };
         (exchange, action)
+    }
+
+    /// Where the trusted consumer and plan are read from, when `auth.trusted` is configured.
+    pub fn trusted_sources(&self) -> Option<&TrustedConfig> {
+        self.config.access.as_ref().and_then(|a| a.auth.trusted())
+    }
+
+    /// The consumer, when identity is configured; a 401 when the credentials do not name one.
+    fn identify(
+        &self,
+        head: &RequestHead<'_>,
+        client: ClientDialect,
+        now_secs: u64,
+    ) -> Result<Option<Consumer>, GatewayError> {
+        let Some(access) = &self.config.access else { return Ok(None) };
+        let credentials = Credentials {
+            authorization: head.authorization,
+            x_api_key: head.x_api_key,
+            trusted_consumer: head.trusted_consumer,
+            trusted_plan: head.trusted_plan,
+        };
+        // Each SDK's own header first: OpenAI's bearer token, Anthropic's x-api-key.
+        let prefer = match client {
+            ClientDialect::OpenAi => KeyHeader::Authorization,
+            ClientDialect::Anthropic => KeyHeader::XApiKey,
+        };
+        match access.auth.authenticate(&credentials, prefer, now_secs) {
+            AuthOutcome::Consumer(consumer) => Ok(Some(consumer)),
+            outcome => Err(GatewayError::Unauthorized { message: outcome.message().unwrap_or_default() }),
+        }
+    }
+
+    /// Budgets to reserve against, with the host's shared store.
+    pub fn quota<'a>(&'a self, store: &'a dyn Store) -> Option<Quota<'a>> {
+        self.config.access.as_ref().map(|a| Quota { policy: &a.policy, store })
     }
 
     /// `GET /v1/models`: the public names (aliases included) in OpenAI's list shape.
@@ -127,7 +177,13 @@ impl Gateway {
         serde_json::json!({"object": "list", "data": data}).to_string().into_bytes()
     }
 
-    fn route(&self, head: &RequestHead<'_>, roll: u64, exchange: &mut Exchange) -> Result<Vec<HeaderOp>, GatewayError> {
+    fn route(
+        &self,
+        head: &RequestHead<'_>,
+        roll: u64,
+        now_secs: u64,
+        exchange: &mut Exchange,
+    ) -> Result<Vec<HeaderOp>, GatewayError> {
         let (path, query) = match head.path.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (head.path, None),
@@ -147,8 +203,18 @@ impl Gateway {
             (None, None) => return Err(GatewayError::MissingModel),
         };
         exchange.requested_model = Some(requested.to_string());
+        // Who is calling comes first: an unauthenticated caller learns nothing about models.
+        let consumer = self.identify(head, client, now_secs)?;
         let unknown = || GatewayError::UnknownModel { model: requested.to_string() };
         let route = self.config.lookup(requested).ok_or_else(unknown)?;
+        if let (Some(access), Some(consumer)) = (&self.config.access, &consumer) {
+            exchange.consumer_listed = access.auth.consumers().get(&consumer.name).is_some();
+            access
+                .auth
+                .check_model(consumer, &route.name)
+                .map_err(|f| GatewayError::Forbidden { message: f.to_string() })?;
+        }
+        exchange.consumer = consumer;
         let target = route.pick(roll).ok_or_else(unknown)?;
         let provider = self.config.provider(target.provider).ok_or_else(unknown)?;
         let dialect = provider.kind.dialect();

@@ -37,6 +37,19 @@ pub enum GatewayError {
     Translate(TranslateError),
     /// The `stream` flag was not known when the upstream path was chosen.
     StreamNotRoutable,
+    /// Missing or bad credentials (401).
+    Unauthorized {
+        message: String,
+    },
+    /// The consumer may not use this model (403).
+    Forbidden {
+        message: String,
+    },
+    /// A budget is spent (429), with `retry-after` and `x-ratelimit-*` headers.
+    OverBudget {
+        message: String,
+        headers: Vec<(String, String)>,
+    },
 }
 
 impl GatewayError {
@@ -44,6 +57,9 @@ impl GatewayError {
         match self {
             GatewayError::UnknownEndpoint { .. } | GatewayError::UnknownModel { .. } => 404,
             GatewayError::BodyTooLarge { .. } => 413,
+            GatewayError::Unauthorized { .. } => 401,
+            GatewayError::Forbidden { .. } => 403,
+            GatewayError::OverBudget { .. } => 429,
             _ => 400,
         }
     }
@@ -79,6 +95,9 @@ impl GatewayError {
                 Some(field.as_str()),
                 Some("unsupported_parameter"),
             ),
+            GatewayError::Unauthorized { message } => (message.clone(), None, Some("invalid_api_key")),
+            GatewayError::Forbidden { message } => (message.clone(), Some("model"), Some("model_not_allowed")),
+            GatewayError::OverBudget { message, .. } => (message.clone(), None, Some("rate_limit_exceeded")),
             GatewayError::StreamNotRoutable => (
                 "the `stream` flag was not available when the request was routed; add the json_to_metadata rule \
                  for `stream` to the Envoy config"
@@ -93,11 +112,23 @@ impl GatewayError {
     pub fn to_reply(&self, client: ClientDialect) -> LocalReply {
         let status = self.status();
         let (message, param, code) = self.parts();
+        let kind = match status {
+            401 => "authentication_error",
+            403 => "permission_error",
+            429 => "rate_limit_error",
+            _ => "invalid_request_error",
+        };
         let body = match client {
-            ClientDialect::OpenAi => openai::error_body(&message, "invalid_request_error", param, code),
+            ClientDialect::OpenAi => openai::error_body(&message, kind, param, code),
             ClientDialect::Anthropic => anthropic_error_body(status, &message),
         };
-        LocalReply { status, headers: json_headers(), body }
+        let mut headers = json_headers();
+        match self {
+            GatewayError::OverBudget { headers: extra, .. } => headers.extend(extra.iter().cloned()),
+            GatewayError::Unauthorized { .. } => headers.push(("www-authenticate".to_string(), "Bearer".to_string())),
+            _ => {}
+        }
+        LocalReply { status, headers, body }
     }
 }
 

@@ -4,8 +4,10 @@
 mod deferred;
 mod host;
 
+use crate::auth::TrustedSource;
 use crate::engine::{BodyAction, Exchange, Gateway, HeaderOp, LocalReply, RequestAction, RequestHead};
 use crate::metrics::{self, MetricKind};
+use crate::quota::{CasMismatch, Store};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 use std::cell::{Cell, RefCell};
@@ -141,7 +143,8 @@ impl Stream {
 
     /// Ends the exchange once: metrics, and access-log fields while the host still takes them.
     fn finish(&mut self) {
-        let Some(record) = self.exchange.as_mut().and_then(|e| e.finish(host::now_ms())) else {
+        let quota = self.gateway.quota(&SharedStore);
+        let Some(record) = self.exchange.as_mut().and_then(|e| e.finish(host::now_ms(), quota)) else {
             return;
         };
         for (key, value) in metrics::log_fields(&record) {
@@ -155,6 +158,20 @@ impl Stream {
 }
 
 impl Context for Stream {}
+
+/// Budget counters in host shared data, so every worker sees the same budget.
+struct SharedStore;
+
+impl Store for SharedStore {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        host::shared_data(key).ok().flatten()
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), CasMismatch> {
+        // Any refusal (a stale token, or a host error) makes the caller re-read and retry.
+        host::set_shared_data(key, value, cas.unwrap_or(0)).map_err(|_| CasMismatch)
+    }
+}
 
 /// The header-applying instance: sets what the gateway instance decided after the body.
 struct Applier;
@@ -172,6 +189,19 @@ impl HttpContext for Applier {
     }
 }
 
+/// A value an earlier filter verified: a request header, or dynamic metadata.
+fn read_trusted(source: &TrustedSource) -> Option<String> {
+    match source {
+        TrustedSource::Header(name) => host::header(MapType::HttpRequestHeaders, name).ok().flatten(),
+        TrustedSource::Metadata(path) => {
+            let mut full: Vec<&str> = vec!["metadata", "filter_metadata"];
+            full.extend(path.iter().map(String::as_str));
+            let bytes = host::property(&full).ok()??;
+            Some(String::from_utf8_lossy(&bytes).into_owned())
+        }
+    }
+}
+
 fn apply(map: MapType, op: HeaderOp) {
     let _ = match op {
         HeaderOp::Set(name, value) => host::set_header(map, &name, &value),
@@ -186,6 +216,11 @@ impl HttpContext for Stream {
         let path = request_header(":path").unwrap_or_default();
         let header_model = request_header(&self.gateway.config().model_header);
         let body_model = self.metadata_string("model");
+        let authorization = request_header("authorization");
+        let x_api_key = request_header("x-api-key");
+        let trusted = self.gateway.trusted_sources();
+        let trusted_consumer = trusted.and_then(|t| read_trusted(&t.consumer));
+        let trusted_plan = trusted.and_then(|t| t.plan.as_ref()).and_then(read_trusted);
         let head = RequestHead {
             method: &method,
             path: &path,
@@ -193,6 +228,10 @@ impl HttpContext for Stream {
             body_stream: self.metadata_string("stream").as_deref() == Some("1"),
             body_invalid: self.metadata_string("body_error").is_some(),
             header_model: header_model.as_deref(),
+            authorization: authorization.as_deref(),
+            x_api_key: x_api_key.as_deref(),
+            trusted_consumer: trusted_consumer.as_deref(),
+            trusted_plan: trusted_plan.as_deref(),
         };
         let (exchange, action) = self.gateway.on_request_headers(&head, self.roll(), host::now_ms());
         for (key, value) in exchange.route_fields() {
@@ -224,7 +263,7 @@ impl HttpContext for Stream {
             return Action::Pause;
         }
         let body = host::buffer(BufferType::HttpRequestBody, 0, size).unwrap_or_default();
-        let action = exchange.on_request_body(&body, host::now_ms());
+        let action = exchange.on_request_body(&body, host::now_ms(), self.gateway.quota(&SharedStore));
         let deferred = exchange.deferred_headers();
         if !deferred.is_empty() {
             let _ = host::set_property(&[DEFERRED_HEADERS], &deferred::encode(deferred));
@@ -246,7 +285,9 @@ impl HttpContext for Stream {
         let response_header = |name: &str| host::header(MapType::HttpResponseHeaders, name).ok().flatten();
         let status = response_header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let content_type = response_header("content-type");
-        for op in exchange.on_response_headers(status, content_type.as_deref()) {
+        let mut ops = exchange.on_response_headers(status, content_type.as_deref());
+        ops.extend(exchange.budget_headers(host::now_ms()));
+        for op in ops {
             apply(MapType::HttpResponseHeaders, op);
         }
         if end_of_stream {

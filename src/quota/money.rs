@@ -146,7 +146,7 @@ impl TokenCounts {
             input: usage.input.unwrap_or(fallback.input),
             output: usage.output.unwrap_or(fallback.output),
             cached_input: usage.cached_input.unwrap_or(0),
-            cache_write: 0,
+            cache_write: usage.cache_write.unwrap_or(0),
             reasoning: usage.reasoning.unwrap_or(0),
         }
     }
