@@ -61,6 +61,7 @@ Test controls (request headers; they pass through Envoy):
   x-fake-chunk-delay-ms: N   sleep N ms between stream chunks
   x-fake-status: S           answer with status S and an OpenAI error body
   x-fake-words: N            reply with N words "w1 ... wN" instead of the echo
+  (max_completion_tokens or max_tokens cut the reply to that many words, finish_reason "length")
   x-fake-tool-call: NAME     answer with a call to tool NAME (which must be among the request's
                              tools), arguments {"query": <last user text>}, finish_reason
                              "tool_calls"; streamed as argument fragments of 8 characters;
@@ -488,6 +489,12 @@ class Handler(BaseHTTPRequestHandler):
         if fake_words is not None:
             fake_words = max(fake_words, 0)
         reply = reply_for(messages, fake_words)
+        finish_reason = "stop"
+        limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        if isinstance(limit, int) and limit >= 0 and len(reply.split()) > limit:
+            # Like the real API, generation stops at the output limit.
+            reply = " ".join(reply.split()[:limit])
+            finish_reason = "length"
         tool_call = self._tool_call(body, messages)
         if tool_call is not None:
             reply = tool_call["function"]["arguments"]
@@ -499,7 +506,7 @@ class Handler(BaseHTTPRequestHandler):
         if body.get("stream") is True:
             opts = body.get("stream_options") or {}
             include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
-            return self._chat_stream(cid, created, body["model"], reply, usage, include_usage)
+            return self._chat_stream(cid, created, body["model"], reply, usage, include_usage, finish_reason)
         self._send_json(200, {
             "id": cid,
             "object": "chat.completion",
@@ -510,7 +517,7 @@ class Handler(BaseHTTPRequestHandler):
                 "message": {"role": "assistant", "content": reply, "refusal": None,
                             "annotations": []},
                 "logprobs": None,
-                "finish_reason": "stop",
+                "finish_reason": finish_reason,
             }],
             "usage": usage,
             "service_tier": "default",
@@ -570,7 +577,7 @@ class Handler(BaseHTTPRequestHandler):
         self.write_chunk(b"data: [DONE]\n\n")
         self.end_stream()
 
-    def _chat_stream(self, cid, created, model, reply, usage, include_usage):
+    def _chat_stream(self, cid, created, model, reply, usage, include_usage, finish_reason="stop"):
         delay = max(self._int_header("x-fake-chunk-delay-ms") or 0, 0) / 1000.0
 
         def chunk(choices, with_usage=None):
@@ -586,7 +593,7 @@ class Handler(BaseHTTPRequestHandler):
 
         events = [chunk(choice({"role": "assistant", "content": "", "refusal": None}))]
         events += [chunk(choice({"content": piece})) for piece in stream_pieces(reply)]
-        events.append(chunk(choice({}, "stop")))
+        events.append(chunk(choice({}, finish_reason)))
         if include_usage:
             events.append(chunk([], usage))
 
