@@ -117,5 +117,12 @@ pub fn log_fields(record: &Record) -> Vec<(&'static str, String)> {
     if let Some(cost) = record.cost_micros {
         out.push(("llm_cost_usd_micros", cost.to_string()));
     }
+    // For Envoy's rate-limit filter (`hits_addend: "%FILTER_STATE(wasm.llm_tokens:PLAIN)%"`,
+    // `apply_on_stream_done: true`): the tokens this request consumed, fleet-wide budgets.
+    if record.consumer.is_some() {
+        if let Some(total) = u.total() {
+            out.push(("llm_tokens", total.to_string()));
+        }
+    }
     out
 }
