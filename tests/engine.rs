@@ -124,7 +124,9 @@ fn body_is_patched_not_reserialized() {
 fn invalid_and_oversized_bodies_are_refused() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
-    let BodyAction::Reply(reply) = exchange.on_request_body(br#"{"model":"gpt","messages":[}"#, 0, None) else { panic!() };
+    let BodyAction::Reply(reply) = exchange.on_request_body(br#"{"model":"gpt","messages":[}"#, 0, None) else {
+        panic!()
+    };
     assert_eq!(reply.status, 400);
     assert!(String::from_utf8_lossy(&reply.body).contains("invalid JSON at byte 27"));
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
@@ -245,7 +247,10 @@ fn json_response_usage_and_metrics() {
     let names: Vec<&str> = points.iter().map(|p| p.name.as_str()).collect();
     let labels =
         "gen_ai_operation_name=chat;gen_ai_provider_name=oa;gen_ai_request_model=gpt;gen_ai_target_model=gpt-4o-mini";
-    assert!(names.contains(&format!("gen_ai_server_requests;{labels};llm_consumer=none;http_status_code=200").as_str()), "{names:?}");
+    assert!(
+        names.contains(&format!("gen_ai_server_requests;{labels};llm_consumer=none;http_status_code=200").as_str()),
+        "{names:?}"
+    );
     let input = points
         .iter()
         .find(|p| p.name == format!("gen_ai_client_token_count;{labels};gen_ai_token_type=input;usage_source=reported;llm_consumer=none"))
