@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import itertools
 import json
+import re
 import os
 import signal
 import socket
@@ -191,10 +192,13 @@ def render_envoy_config(template_path: str | os.PathLike, out_path: str | None =
     `out_path` (default: a new temp file) and return its path. Raises if a placeholder is
     left without a value."""
     text = Path(template_path).read_text()
+    # Placeholders left in the template itself (values may carry `{{...}}`, e.g. prompt
+    # templates in the plugin config, which are not placeholders).
+    missing = sorted(set(re.findall(r"\{\{[A-Z_]+\}\}", text)) - {"{{" + n + "}}" for n in subs})
     for name, value in subs.items():
         text = text.replace("{{" + name + "}}", str(value))
-    if "{{" in text:
-        start = text.index("{{")
+    if missing:
+        start = text.index(missing[0]) if missing[0] in text else 0
         raise HarnessError(f"unreplaced placeholder in {template_path}: "
                            f"{text[start:text.find('}}', start) + 2]}")
     if out_path is None:

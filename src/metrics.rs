@@ -111,11 +111,11 @@ pub fn log_fields(record: &Record) -> Vec<(&'static str, String)> {
         }
     }
     out.push(("llm_usage_source", u.source.as_str().to_string()));
-    if let Some(consumer) = &record.consumer {
-        out.push(("llm_consumer", consumer.clone()));
-    }
     if let Some(cost) = record.cost_micros {
         out.push(("llm_cost_usd_micros", cost.to_string()));
+    }
+    if let Some((template, version)) = &record.template {
+        out.push(("llm_template", format!("{template}@{version}")));
     }
     // For Envoy's rate-limit filter (`hits_addend: "%FILTER_STATE(wasm.llm_tokens:PLAIN)%"`,
     // `apply_on_stream_done: true`): the tokens this request consumed, fleet-wide budgets.

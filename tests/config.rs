@@ -196,7 +196,7 @@ fn top_level_errors() {
     assert_eq!(error(r#"{"providers": {}, "models": {}}"#), "providers: at least one provider is required");
     assert_eq!(
         error(&format!(r#"{{"providers": {{{PROVIDER}}}, "models": {{}}, "extra": 1}}"#)),
-        "extra: unknown field `extra`, expected one of `providers`, `models`, `cluster_header`, `model_header`, `limits`, `consumers`, `auth`, `plans`, `quota`, `prices`"
+        "extra: unknown field `extra`, expected one of `providers`, `models`, `cluster_header`, `model_header`, `limits`, `consumers`, `auth`, `plans`, `quota`, `prices`, `prompts`"
     );
     assert_eq!(
         error(&format!(

@@ -81,7 +81,7 @@ fn model_from_header_is_inserted_into_the_body() {
     h.header_model = Some("gpt");
     let (mut exchange, ops) = forward(&gw, &h, 0);
     assert!(ops.contains(&HeaderOp::Remove("x-llm-model".to_string())));
-    let body = body_of(exchange.on_request_body(br#"{"messages":[{"role":"user","content":"hi"}]}"#, 0, None));
+    let body = body_of(exchange.on_request_body(br#"{"messages":[{"role":"user","content":"hi"}]}"#, 0, None, None));
     assert_eq!(body, r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#);
 }
 
@@ -116,7 +116,7 @@ fn body_is_patched_not_reserialized() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
     let original = "{ \"model\" : \"gpt\",\n  \"messages\": [{\"role\":\"user\",\"content\":\"h\\u00e9\"}], \"temperature\": 1.50 }";
-    let body = body_of(exchange.on_request_body(original.as_bytes(), 0, None));
+    let body = body_of(exchange.on_request_body(original.as_bytes(), 0, None, None));
     assert_eq!(body, original.replace("\"gpt\"", "\"gpt-4o-mini\""));
 }
 
@@ -124,7 +124,7 @@ fn body_is_patched_not_reserialized() {
 fn invalid_and_oversized_bodies_are_refused() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
-    let BodyAction::Reply(reply) = exchange.on_request_body(br#"{"model":"gpt","messages":[}"#, 0, None) else {
+    let BodyAction::Reply(reply) = exchange.on_request_body(br#"{"model":"gpt","messages":[}"#, 0, None, None) else {
         panic!()
     };
     assert_eq!(reply.status, 400);
@@ -138,7 +138,7 @@ fn invalid_and_oversized_bodies_are_refused() {
 fn run_stream(request_body: &str, chunks: &[&[u8]]) -> (Vec<u8>, Record) {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
-    let patched = body_of(exchange.on_request_body(request_body.as_bytes(), 0, None));
+    let patched = body_of(exchange.on_request_body(request_body.as_bytes(), 0, None, None));
     let patched: serde_json::Value = serde_json::from_str(&patched).unwrap();
     assert_eq!(patched["stream_options"]["include_usage"], true);
     exchange.on_response_headers(200, Some("text/event-stream; charset=utf-8"));
@@ -188,6 +188,7 @@ fn existing_stream_options_are_kept() {
         br#"{"model":"gpt","stream":true,"stream_options":{"include_usage":false,"x":1},"messages":[]}"#,
         0,
         None,
+        None,
     ));
     assert_eq!(
         body,
@@ -219,6 +220,7 @@ fn an_abandoned_stream_is_estimated_from_what_was_seen() {
         br#"{"model":"gpt","stream":true,"messages":[{"role":"user","content":"0123456789abcdef"}]}"#,
         0,
         None,
+        None,
     );
     exchange.on_response_headers(200, Some("text/event-stream"));
     // Only the first three chunks arrive (the third one cut mid-line), then the client leaves.
@@ -236,7 +238,7 @@ fn an_abandoned_stream_is_estimated_from_what_was_seen() {
 fn json_response_usage_and_metrics() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
-    exchange.on_request_body(br#"{"model":"gpt","messages":[]}"#, 0, None);
+    exchange.on_request_body(br#"{"model":"gpt","messages":[]}"#, 0, None, None);
     assert!(exchange.on_response_headers(200, Some("application/json")).is_empty());
     let (a, b) = COMPLETION.split_at(100);
     assert_eq!(exchange.on_response_body(a, false, 1_001), BodyAction::Unchanged);
@@ -266,7 +268,7 @@ fn json_response_usage_and_metrics() {
 fn provider_errors_pass_through_uncounted() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
-    exchange.on_request_body(br#"{"model":"gpt","messages":[]}"#, 0, None);
+    exchange.on_request_body(br#"{"model":"gpt","messages":[]}"#, 0, None, None);
     exchange.on_response_headers(503, Some("text/html"));
     assert_eq!(exchange.on_response_body(b"<html>bad gateway</html>", true, 1_001), BodyAction::Unchanged);
     let record = exchange.finish(1_002, None).unwrap();

@@ -1253,3 +1253,33 @@ fn prompt_api_config_errors() {
     let e = Prompts::parse(br#"{"decorators": [{}]}"#, "", &is_model).unwrap_err();
     assert_eq!(e.to_string(), "decorators[0]: a decorator must \"prepend\" or \"append\" at least one message");
 }
+
+#[test]
+fn realistic_guard_workload() {
+    // 100 KB of mixed prose (some non-ASCII), 3 deny rules (one a 50-keyword list), 1 allow rule
+    // and all built-in masks. Prints timings (debug builds are ~20x slower than release).
+    let words: Vec<String> = (0..50).map(|i| format!("forbidden{i}")).collect();
+    let mut config = json!({
+        "guards": {
+            "deny": [
+                {"name": "secrets", "regex": "(?:password|passwd|secret)\\s*[:=]\\s*\\S+", "case_insensitive": true},
+                {"name": "list", "keywords": words, "case_insensitive": true},
+                {"name": "jailbreak", "keywords": ["ignore previous instructions"], "case_insensitive": true}
+            ],
+            "allow": [{"name": "any-word", "regex": "\\w+"}]
+        }
+    });
+    config["guards"]["mask"] = mask_config()["guards"]["mask"].clone();
+    let prompts = load(config);
+    let chunk = "The quick brown fox jumps over the lazy dog; Grüße aus Köln, naïve café. Contact me at \
+                 jane.doe@example.com or pay with 4111 1111 1111 1111. Order 12345678. ";
+    let body: String = chunk.repeat(100_000 / chunk.len() + 1);
+    let mut req = simple_request(&body);
+    let started = Instant::now();
+    assert_eq!(prompts.guards().check(&req, &[]), Ok(()));
+    let checked = started.elapsed();
+    let counts = prompts.guards().mask(&mut req);
+    let masked = started.elapsed() - checked;
+    println!("check {} bytes: {checked:?}; mask: {masked:?} ({counts:?})", body.len());
+    assert_eq!(counts.len(), 2);
+}

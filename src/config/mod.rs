@@ -136,6 +136,8 @@ pub struct Config {
     pub limits: Limits,
     /// Consumers and budgets; `None` is an open gateway (no `auth` and no `consumers`).
     pub access: Option<Access>,
+    /// Templates, decorators and guards; `None` when the config has none.
+    pub prompts: Option<crate::prompt::Prompts>,
 }
 
 /// Identity and budgets, built once per VM.
@@ -253,7 +255,13 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     let cluster_header = header_name("cluster_header", raw.cluster_header, DEFAULT_CLUSTER_HEADER)?;
     let model_header = header_name("model_header", raw.model_header, DEFAULT_MODEL_HEADER)?;
     let limits = validate_limits(raw.limits.unwrap_or_default())?;
-    Ok(Config { providers, routes, names, cluster_header, model_header, limits, access })
+    let is_model = |name: &str| names.contains_key(name);
+    let prompts = match &raw.prompts {
+        Some(value) => Some(crate::prompt::config::parse_value(value, "prompts", &is_model)?),
+        None => None,
+    }
+    .filter(|p| !p.is_empty());
+    Ok(Config { providers, routes, names, cluster_header, model_header, limits, access, prompts })
 }
 
 fn validate_access(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Access>, ConfigError> {

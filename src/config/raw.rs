@@ -31,6 +31,9 @@ pub struct RawConfig {
     /// Price overrides, USD per million tokens.
     #[serde(default)]
     pub prices: Option<BTreeMap<String, crate::quota::money::RawPrice>>,
+    /// Templates, decorators, guards and prompt APIs (validated by `prompt::config`).
+    #[serde(default)]
+    pub prompts: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]

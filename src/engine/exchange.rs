@@ -10,6 +10,7 @@ use crate::config::{Limits, Provider};
 use crate::json_scan::{self, Edit, Member};
 use crate::llm::dialect::{self, StreamDecoder, StreamEncoder};
 use crate::llm::ir::{ClientDialect, ProviderDialect};
+use crate::prompt::{take_selection, Context as PromptContext, Prompts};
 use crate::quota::{Estimate, Reservation, Settlement, TokenCounts};
 use crate::stream::sse::SseDecoder;
 use crate::usage::{estimate_tokens, Usage, UsageSource};
@@ -47,6 +48,8 @@ pub struct Record {
     pub consumer_label: Option<String>,
     /// Cost of the usage at the configured price, in micro-USD.
     pub cost_micros: Option<u64>,
+    /// Prompt template and version used.
+    pub template: Option<(String, String)>,
 }
 
 /// The provider a routed exchange talks to.
@@ -70,6 +73,12 @@ pub struct Exchange {
     pub(super) client: ClientDialect,
     pub(super) requested_model: Option<String>,
     pub(super) consumer: Option<Consumer>,
+    /// The request path and the random roll (decorators match paths; template versions
+    /// are chosen by weight).
+    pub(super) path: String,
+    pub(super) roll: u64,
+    /// The template and version the request used.
+    template: Option<(String, String)>,
     /// The consumer is configured by name (not an unlisted JWT subject).
     pub(super) consumer_listed: bool,
     /// Budget held for this request until it is settled or released.
@@ -99,6 +108,9 @@ impl Exchange {
             client: ClientDialect::OpenAi,
             requested_model: None,
             consumer: None,
+            path: String::new(),
+            roll: 0,
+            template: None,
             consumer_listed: false,
             reservation: None,
             settled: None,
@@ -158,8 +170,10 @@ impl Exchange {
     }
 
     /// Names for the access log, known from the request headers on.
-    pub fn route_fields(&self) -> [(&'static str, Option<&str>); 3] {
+    pub fn route_fields(&self) -> [(&'static str, Option<&str>); 4] {
         [
+            // Known at request time, so the rate-limit filter can use it as a descriptor.
+            ("llm_consumer", self.consumer.as_ref().map(|c| c.name.as_str())),
             ("llm_model", self.requested_model.as_deref()),
             ("llm_provider", self.route.as_ref().map(|r| r.provider.as_str())),
             ("llm_target_model", self.route.as_ref().map(|r| r.target_model.as_str())),
@@ -182,15 +196,24 @@ impl Exchange {
 
     /// The whole request body (the shell buffers it). Same dialect: patch `model` (and
     /// OpenAI's `stream_options`) in place. Otherwise: translate through the IR.
-    pub fn on_request_body(&mut self, body: &[u8], now_ms: u64, quota: Option<Quota<'_>>) -> BodyAction {
+    pub fn on_request_body(
+        &mut self,
+        body: &[u8],
+        now_ms: u64,
+        quota: Option<Quota<'_>>,
+        prompts: Option<&Prompts>,
+    ) -> BodyAction {
         if let Some(reply) = self.reject_oversized_body(body.len()) {
             return BodyAction::Reply(reply);
         }
         let Some(route) = self.route.clone() else {
             return BodyAction::Unchanged;
         };
-        let result = if self.translates() {
-            self.translate_request(&route, body, quota, now_ms)
+        // The prompt layer works on the IR, so configured prompts take the IR path even
+        // when client and provider share a dialect.
+        let prompts = prompts.filter(|_| self.operation == Some(Operation::Chat));
+        let result = if self.translates() || prompts.is_some() {
+            self.translate_request(&route, body, quota, now_ms, prompts)
         } else {
             self.patch_request(&route, body, quota, now_ms)
         };
@@ -254,8 +277,25 @@ impl Exchange {
         body: &[u8],
         quota: Option<Quota<'_>>,
         now_ms: u64,
+        prompts: Option<&Prompts>,
     ) -> Result<Vec<u8>, GatewayError> {
+        let selection = match prompts {
+            Some(_) => take_selection(body).map_err(|e| GatewayError::Prompt(e.to_string()))?,
+            None => None,
+        };
+        let (selection, body) = match &selection {
+            Some((sel, stripped)) => (Some(sel), stripped.as_slice()),
+            None => (None, body),
+        };
         let mut request = dialect::decode_request(self.client, body).map_err(GatewayError::Translate)?;
+        if let Some(prompts) = prompts {
+            let consumer = self.consumer.as_ref().map(|c| c.name.as_str());
+            let ctx = PromptContext { path: &self.path, consumer, model: &route.model };
+            let applied = prompts
+                .prepare(&mut request, selection, &ctx, self.roll)
+                .map_err(|e| GatewayError::Prompt(e.to_string()))?;
+            self.template = applied.template.map(|t| (t.template, t.version));
+        }
         if let Some(clamped) = self.reserve(route, quota, body, request.max_tokens, now_ms)? {
             request.max_tokens = Some(clamped);
         }
@@ -468,6 +508,7 @@ impl Exchange {
                 }
             }),
             cost_micros: self.settled.as_ref().and_then(|s| s.cost_micros),
+            template: self.template.clone(),
         })
     }
 }

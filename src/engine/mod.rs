@@ -160,6 +160,11 @@ impl Gateway {
         }
     }
 
+    /// The prompt layer, when configured.
+    pub fn prompts(&self) -> Option<&crate::prompt::Prompts> {
+        self.config.prompts.as_ref()
+    }
+
     /// Budgets to reserve against, with the host's shared store.
     pub fn quota<'a>(&'a self, store: &'a dyn Store) -> Option<Quota<'a>> {
         self.config.access.as_ref().map(|a| Quota { policy: &a.policy, store })
@@ -193,6 +198,8 @@ impl Gateway {
         };
         exchange.operation = Some(operation);
         exchange.client = client;
+        exchange.path = path.to_string();
+        exchange.roll = roll;
         let requested = match (head.body_model, head.header_model) {
             (Some(model), _) | (None, Some(model)) => model,
             (None, None) if head.body_invalid => {

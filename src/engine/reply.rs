@@ -45,6 +45,8 @@ pub enum GatewayError {
     Forbidden {
         message: String,
     },
+    /// A template, variable or guard refused the request (400; never echoes matched text).
+    Prompt(String),
     /// A budget is spent (429), with `retry-after` and `x-ratelimit-*` headers.
     OverBudget {
         message: String,
@@ -96,6 +98,7 @@ impl GatewayError {
                 Some("unsupported_parameter"),
             ),
             GatewayError::Unauthorized { message } => (message.clone(), None, Some("invalid_api_key")),
+            GatewayError::Prompt(message) => (message.clone(), None, Some("prompt_rejected")),
             GatewayError::Forbidden { message } => (message.clone(), Some("model"), Some("model_not_allowed")),
             GatewayError::OverBudget { message, .. } => (message.clone(), None, Some("rate_limit_exceeded")),
             GatewayError::StreamNotRoutable => (

@@ -263,7 +263,8 @@ impl HttpContext for Stream {
             return Action::Pause;
         }
         let body = host::buffer(BufferType::HttpRequestBody, 0, size).unwrap_or_default();
-        let action = exchange.on_request_body(&body, host::now_ms(), self.gateway.quota(&SharedStore));
+        let action =
+            exchange.on_request_body(&body, host::now_ms(), self.gateway.quota(&SharedStore), self.gateway.prompts());
         let deferred = exchange.deferred_headers();
         if !deferred.is_empty() {
             let _ = host::set_property(&[DEFERRED_HEADERS], &deferred::encode(deferred));

@@ -120,21 +120,35 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// The regex for a keyword list: any keyword, as a whole word. A keyword edge that is a word
 /// character must border a non-word character or the text's start/end (`\W` rather than `\b`,
-/// which keeps the pattern in the fast DFA engines for non-ASCII text). Errors carry the index
-/// of the offending keyword, if one is at fault.
+/// which keeps the pattern in the lazy DFA for non-ASCII text). Keywords are grouped by which
+/// edges need a boundary so each group's boundary classes appear once (a Unicode `\W` per
+/// keyword would make long lists too large to compile). Errors carry the index of the
+/// offending keyword, if one is at fault.
 pub(crate) fn keywords_pattern(keywords: &[String]) -> Result<String, (Option<usize>, String)> {
     if keywords.is_empty() {
         return Err((None, "at least one keyword is required".to_string()));
     }
     let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-    let mut alternatives = Vec::with_capacity(keywords.len());
+    // Index: left boundary needed * 2 + right boundary needed.
+    let mut groups: [Vec<String>; 4] = Default::default();
     for (i, keyword) in keywords.iter().enumerate() {
         if keyword.trim().is_empty() {
             return Err((Some(i), "must not be empty".to_string()));
         }
-        let left = if is_word(keyword.chars().next()) { r"(?:^|\W)" } else { "" };
-        let right = if is_word(keyword.chars().next_back()) { r"(?:\W|$)" } else { "" };
-        alternatives.push(format!("{left}{}{right}", regex::escape(keyword)));
+        let left = usize::from(is_word(keyword.chars().next()));
+        let right = usize::from(is_word(keyword.chars().next_back()));
+        if let Some(group) = groups.get_mut(left * 2 + right) {
+            group.push(regex::escape(keyword));
+        }
+    }
+    let mut alternatives = Vec::new();
+    for (index, group) in groups.iter().enumerate() {
+        if group.is_empty() {
+            continue;
+        }
+        let left = if index >= 2 { r"(?:^|\W)" } else { "" };
+        let right = if index % 2 == 1 { r"(?:\W|$)" } else { "" };
+        alternatives.push(format!("{left}(?:{}){right}", group.join("|")));
     }
     Ok(format!("(?:{})", alternatives.join("|")))
 }
@@ -338,33 +352,30 @@ impl Guards {
 
     /// Applies every mask in config order; `None` when nothing changed.
     fn mask_str(&self, text: &str, counts: &mut [usize]) -> Option<String> {
-        let mut current: Cow<'_, str> = Cow::Borrowed(text);
+        let mut current: Option<String> = None;
         for (i, mask) in self.masks.iter().enumerate() {
-            if !mask.regex.is_match(&current) {
-                continue;
-            }
+            let haystack = current.as_deref().unwrap_or(text);
+            let mut out = String::new();
+            let mut copied = 0;
             let mut replaced = 0usize;
-            let out = mask.regex.replace_all(&current, |caps: &regex::Captures<'_>| {
-                let span = caps.get(0).map_or("", |m| m.as_str());
-                if mask.luhn && !luhn_valid(span) {
-                    span.to_string()
-                } else {
-                    replaced += 1;
-                    mask.placeholder.clone()
+            for m in mask.regex.find_iter(haystack) {
+                if mask.luhn && !luhn_valid(m.as_str()) {
+                    continue;
                 }
-            });
+                out.push_str(haystack.get(copied..m.start()).unwrap_or(""));
+                out.push_str(&mask.placeholder);
+                copied = m.end();
+                replaced += 1;
+            }
             if replaced > 0 {
-                let owned = out.into_owned();
-                current = Cow::Owned(owned);
+                out.push_str(haystack.get(copied..).unwrap_or(""));
+                current = Some(out);
                 if let Some(c) = counts.get_mut(i) {
                     *c = c.saturating_add(replaced);
                 }
             }
         }
-        match current {
-            Cow::Owned(s) => Some(s),
-            Cow::Borrowed(_) => None,
-        }
+        current
     }
 }
 
