@@ -71,7 +71,7 @@ fn split_targets_and_base_paths() {
     assert!(ops.contains(&set(":path", "/api/v1/chat/completions")));
     assert!(!ops.iter().any(|o| matches!(o, HeaderOp::Set(name, _) if name == "authorization")));
     let (exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("split")), 0);
-    assert_eq!(exchange.route_fields()[2], ("llm_target_model", Some("a")));
+    assert!(exchange.route_fields().contains(&("llm_target_model", Some("a"))));
 }
 
 #[test]
