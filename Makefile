@@ -44,3 +44,11 @@ test:
 
 fmt:
 	cargo fmt
+
+# Benchmarks (not part of `make test`). See BENCHMARKS.md.
+.PHONY: bench bench-native
+bench:          ## side by side in real Envoy (and LiteLLM): bench/results/latest.{json,md}
+	@bash bench/run.sh
+
+bench-native:   ## criterion micro-benchmarks of the native core (benches/core.rs)
+	cargo bench --bench core

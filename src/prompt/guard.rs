@@ -402,7 +402,7 @@ pub fn luhn_valid(span: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Collects the covered text of a request (see the module docs).

@@ -1,0 +1,165 @@
+//! Native micro-benchmarks of the core (criterion): `make bench-native`, i.e.
+//! `cargo bench --bench core`. Not run by `make test` (clippy checks that it compiles).
+//!
+//! - `sse_decode`: `SseDecoder` on a realistic OpenAI Chat Completions stream (role chunk,
+//!   300 content chunks, finish chunk, usage chunk, `[DONE]`), fed whole and in 1 KiB chunks.
+//! - `json_scan_patch`: validate a chat request, set `model`, set `stream_options`, apply the
+//!   edits (what the engine does to a pass-through request body), at 2 KB and 50 KB.
+//! - `engine_exchange`: one whole request through `Gateway` -> `Exchange`: request headers,
+//!   request body, response headers, response body, finish; non-streaming and streaming.
+//!
+//! Throughput figures are bytes of input per second. Add a group here when a feature lands
+//! (translation per pair, eventstream decoding, token estimation, JWT, quota).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use llm_gateway::engine::{Gateway, RequestAction, RequestHead};
+use llm_gateway::json_scan;
+use llm_gateway::stream::sse::{SseDecoder, SseEvent};
+
+/// The benchmark's ~2 KB chat request (also what `make bench` sends through Envoy).
+const CHAT_2K: &[u8] = include_bytes!("../bench/bodies/chat_request.json");
+const COMPLETION: &[u8] = include_bytes!("../bench/bodies/upstream_chat_completion.json");
+
+const CONFIG: &str = r#"{
+  "providers": {"bench-openai": {"kind": "openai", "cluster": "upstream",
+                                 "auth": {"type": "bearer", "env": "BENCH_UPSTREAM_KEY"}}},
+  "models": {"bench-gpt": {"provider": "bench-openai", "model": "gpt-4o-mini"}}
+}"#;
+
+/// An OpenAI stream as sent with `stream_options.include_usage` (same shape as bench/streams.py).
+fn openai_stream(content_chunks: usize) -> Vec<u8> {
+    let base = r#""id":"chatcmpl-bench","object":"chat.completion.chunk","created":1741570283,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_44709d6fcb""#;
+    let words = ["Set", " an", " idle", " timeout", " on", " the", " upstream", " cluster", " shorter", " than"];
+    let mut out = String::new();
+    let mut chunk = |delta: &str, finish: &str| {
+        out.push_str(&format!(
+            "data: {{{base},\"choices\":[{{\"index\":0,\"delta\":{delta},\"logprobs\":null,\"finish_reason\":{finish}}}],\"usage\":null}}\n\n"
+        ));
+    };
+    chunk(r#"{"role":"assistant","content":"","refusal":null}"#, "null");
+    for i in 0..content_chunks {
+        chunk(&format!(r#"{{"content":"{}"}}"#, words[i % words.len()]), "null");
+    }
+    chunk("{}", r#""stop""#);
+    out.push_str(&format!(
+        "data: {{{base},\"choices\":[],\"usage\":{{\"prompt_tokens\":412,\"completion_tokens\":{content_chunks},\"total_tokens\":{},\"prompt_tokens_details\":{{\"cached_tokens\":0,\"audio_tokens\":0}},\"completion_tokens_details\":{{\"reasoning_tokens\":0,\"audio_tokens\":0,\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}}}}\n\n",
+        412 + content_chunks
+    ));
+    out.push_str("data: [DONE]\n\n");
+    out.into_bytes()
+}
+
+/// The 2 KB request grown to about `size` bytes by repeating its history (a long conversation).
+fn chat_request(size: usize) -> Vec<u8> {
+    let mut value: serde_json::Value = serde_json::from_slice(CHAT_2K).unwrap();
+    let history = value["messages"].as_array().unwrap()[1..].to_vec();
+    while serde_json::to_vec(&value).unwrap().len() < size {
+        value["messages"].as_array_mut().unwrap().extend(history.iter().cloned());
+    }
+    serde_json::to_vec(&value).unwrap()
+}
+
+fn decode(chunks: &[&[u8]]) -> usize {
+    let mut decoder = SseDecoder::new(1 << 20);
+    let mut events: Vec<SseEvent> = Vec::with_capacity(512);
+    for chunk in chunks {
+        decoder.feed(chunk, &mut events).unwrap();
+    }
+    decoder.finish(&mut events).unwrap();
+    events.len()
+}
+
+fn sse_decode(c: &mut Criterion) {
+    let stream = openai_stream(300);
+    let mut group = c.benchmark_group("sse_decode");
+    group.throughput(Throughput::Bytes(stream.len() as u64));
+    group.bench_function(format!("openai_{}KiB_whole", stream.len() / 1024), |b| {
+        b.iter(|| decode(&[black_box(&stream)]))
+    });
+    let chunks: Vec<&[u8]> = stream.chunks(1024).collect();
+    group.bench_function(format!("openai_{}KiB_1KiB_chunks", stream.len() / 1024), |b| {
+        b.iter(|| decode(black_box(&chunks)))
+    });
+    group.finish();
+}
+
+fn scan_and_patch(doc: &[u8]) -> Vec<u8> {
+    let members = json_scan::top_level_members(doc).unwrap();
+    let edits = [
+        json_scan::set_member(doc, &members, "model", &json_scan::json_string("gpt-4o-mini")),
+        json_scan::set_member(doc, &members, "stream_options", br#"{"include_usage":true}"#),
+    ];
+    json_scan::apply_edits(doc, &edits)
+}
+
+fn json_scan_patch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("json_scan_patch");
+    for (name, doc) in [("chat_2KB", CHAT_2K.to_vec()), ("chat_50KB", chat_request(50 * 1024))] {
+        group.throughput(Throughput::Bytes(doc.len() as u64));
+        group.bench_function(format!("{name}_scan_only"), |b| {
+            b.iter(|| json_scan::top_level_members(black_box(&doc)).unwrap().len())
+        });
+        group.bench_function(format!("{name}_scan_set_model_apply"), |b| b.iter(|| scan_and_patch(black_box(&doc))));
+        // For scale: what a parse + re-serialize of the whole body would cost instead.
+        group.bench_function(format!("{name}_serde_value_roundtrip"), |b| {
+            b.iter(|| {
+                let mut v: serde_json::Value = serde_json::from_slice(black_box(&doc)).unwrap();
+                v["model"] = serde_json::Value::from("gpt-4o-mini");
+                serde_json::to_vec(&v).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn gateway() -> Gateway {
+    Gateway::from_json(CONFIG.as_bytes(), &|k| (k == "BENCH_UPSTREAM_KEY").then(|| "sk-bench".to_string())).unwrap()
+}
+
+/// One exchange; returns the bytes the client would receive (so nothing is optimized away).
+fn exchange(gw: &Gateway, request: &[u8], stream: bool, content_type: &str, response: &[&[u8]]) -> usize {
+    let head = RequestHead {
+        method: "POST",
+        path: "/v1/chat/completions",
+        body_model: Some("bench-gpt"),
+        ..RequestHead::default()
+    };
+    let (mut ex, action) = gw.on_request_headers(&head, 7, 1_000);
+    let RequestAction::Forward(ops) = action else { panic!("the bench request must be forwarded") };
+    let mut n = ops.len();
+    black_box(ex.on_request_body(request, 1_001, None, None));
+    let _ = black_box(ex.on_response_headers(200, Some(content_type)));
+    for (i, chunk) in response.iter().enumerate() {
+        let action = ex.on_response_body(chunk, i + 1 == response.len(), 1_010 + i as u64);
+        black_box(&action);
+        n += 1;
+    }
+    let record = ex.finish(2_000, None);
+    black_box(&record);
+    n + usize::from(stream)
+}
+
+fn engine_exchange(c: &mut Criterion) {
+    let gw = gateway();
+    let mut group = c.benchmark_group("engine_exchange");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("openai_json_2KB_request", |b| {
+        b.iter(|| exchange(&gw, black_box(CHAT_2K), false, "application/json", &[COMPLETION]))
+    });
+    let mut request: serde_json::Value = serde_json::from_slice(CHAT_2K).unwrap();
+    request["stream"] = serde_json::Value::Bool(true);
+    let request = serde_json::to_vec(&request).unwrap();
+    let stream = openai_stream(300);
+    let chunks: Vec<&[u8]> = stream.chunks(1024).collect();
+    group.bench_function(format!("openai_sse_{}KiB_in_1KiB_chunks", stream.len() / 1024), |b| {
+        b.iter(|| exchange(&gw, black_box(&request), true, "text/event-stream", &chunks))
+    });
+    group.bench_function("gateway_from_json", |b| b.iter_batched(|| (), |()| gateway(), BatchSize::SmallInput));
+    group.finish();
+}
+
+criterion_group!(benches, sse_decode, json_scan_patch, engine_exchange);
+criterion_main!(benches);
