@@ -148,7 +148,9 @@ def test_stream_done_charges_equal_usage_json_and_streaming(rl_gateway, rls):
     # so the consumer descriptor cannot be built yet; see test_per_consumer_check... below).
     checks = [r for r in rls.requests() if r not in charges]
     assert len(checks) == 2, checks
-    assert all(descriptors(c) == {TOTAL: 0} for c in checks), checks
+    # The request-time check names the consumer too (the module sets wasm.llm_consumer in
+    # its request-header callback), with 0 hits: check only.
+    assert all(descriptors(c) == {TOTAL: 0, ALICE: 0} for c in checks), checks
     assert rls.counters() == {TOTAL: {"limit": 1_000_000, "used": json_total + stream_total},
                               ALICE: {"limit": 1_000_000, "used": json_total + stream_total}}
 
@@ -201,4 +203,4 @@ def test_per_consumer_check_at_request_time(rl_gateway, rls):
     oa(gw).chat.completions.create(model="q-gpt", messages=MESSAGES)
     rls.wait_for_charges(1)
     checks = [r for r in rls.requests() if not any(d["hits"] for d in r["descriptors"])]
-    assert any(descriptors(c) == {ALICE: 0} for c in checks), checks
+    assert any(descriptors(c).get(ALICE) == 0 for c in checks), checks
