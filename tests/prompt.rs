@@ -692,6 +692,9 @@ fn builtin_masks() {
     assert_eq!(masked(&prompts, "order 4111 1111 1111 1112"), "order 4111 1111 1111 1112");
     assert_eq!(masked(&prompts, "tracking 12345678901234567890123"), "tracking 12345678901234567890123");
     assert_eq!(masked(&prompts, "call +1 415 555 0100"), "call +1 415 555 0100");
+    // Luhn-valid, but no card network starts with 1 (a millisecond timestamp).
+    assert!(luhn_valid("1700000000004"));
+    assert_eq!(masked(&prompts, "at 1700000000004"), "at 1700000000004");
     // A preceding number does not hide the card.
     assert_eq!(masked(&prompts, "item 12 4111 1111 1111 1111"), "item 12 [CREDIT_CARD]");
     assert_eq!(
@@ -1282,4 +1285,25 @@ fn realistic_guard_workload() {
     let masked = started.elapsed() - checked;
     println!("check {} bytes: {checked:?}; mask: {masked:?} ({counts:?})", body.len());
     assert_eq!(counts.len(), 2);
+}
+
+#[test]
+fn example_readme_configs_validate() {
+    // Every ```json block with a "prompts" member in examples/*/README.md must load.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut checked = 0;
+    for dir in ["prompt-templates", "decorators", "guards", "prompt-api"] {
+        let readme = std::fs::read_to_string(root.join(dir).join("README.md")).unwrap();
+        for block in readme.split("```json\n").skip(1) {
+            let json = block.split("```").next().unwrap();
+            let Ok(value) = serde_json::from_str::<Value>(json) else { continue };
+            if let Some(prompts) = value.get("prompts") {
+                let models = |m: &str| m.starts_with("demo-");
+                llm_gateway::prompt::config::parse_value(prompts, "prompts", &models)
+                    .unwrap_or_else(|e| panic!("examples/{dir}/README.md: {e}"));
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 4);
 }

@@ -27,7 +27,8 @@ pub enum Builtin {
     /// E-mail addresses.
     Email,
     /// 13-19 digit card numbers (contiguous, or grouped 4-4-4-4 / 4-6-5 with spaces or dashes)
-    /// that pass the Luhn check, so order numbers and phone numbers stay.
+    /// starting with 2-6 (every major network) and passing the Luhn check, so order numbers,
+    /// phone numbers and millisecond timestamps stay.
     CreditCard,
     /// Common API key shapes: OpenAI/Anthropic `sk-...`, AWS `AKIA...`, GitHub `ghp_`/`gho_`/
     /// `ghu_`/`ghs_`/`ghr_`/`github_pat_`, Slack `xox?-`, Google `AIza...`.
@@ -171,6 +172,8 @@ fn compile_set(rules: Vec<RuleSpec>) -> Result<Option<RuleSet>, ConfigError> {
     if rules.is_empty() {
         return Ok(None);
     }
+    // `prompts.guards.deny[0]` -> `prompts.guards.deny`, for an error of the set as a whole.
+    let set_path = rules.first().and_then(|r| r.path.rsplit_once('[')).map(|(p, _)| p.to_string()).unwrap_or_default();
     let mut patterns = Vec::with_capacity(rules.len());
     let mut names = Vec::with_capacity(rules.len());
     for rule in rules {
@@ -186,7 +189,7 @@ fn compile_set(rules: Vec<RuleSpec>) -> Result<Option<RuleSet>, ConfigError> {
     let set = RegexSetBuilder::new(&patterns)
         .size_limit(REGEX_SIZE_LIMIT.saturating_mul(patterns.len()))
         .build()
-        .map_err(|e| regex_error("guards", &e))?;
+        .map_err(|e| regex_error(&set_path, &e))?;
     Ok(Some(RuleSet { set, names }))
 }
 
@@ -359,7 +362,7 @@ impl Guards {
             let mut copied = 0;
             let mut replaced = 0usize;
             for m in mask.regex.find_iter(haystack) {
-                if mask.luhn && !luhn_valid(m.as_str()) {
+                if mask.luhn && !card_like(m.as_str()) {
                     continue;
                 }
                 out.push_str(haystack.get(copied..m.start()).unwrap_or(""));
@@ -377,6 +380,11 @@ impl Guards {
         }
         current
     }
+}
+
+/// Card networks' numbers start with 2-6 (Mastercard 2/5, Amex/Diners/JCB 3, Visa 4, Discover/UnionPay 6).
+fn card_like(span: &str) -> bool {
+    span.starts_with(['2', '3', '4', '5', '6']) && luhn_valid(span)
 }
 
 /// The Luhn checksum over the digits of `span` (separators ignored), 13-19 digits.
