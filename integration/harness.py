@@ -31,7 +31,10 @@ INTEGRATION_DIR = Path(__file__).resolve().parent
 REPO_ROOT = INTEGRATION_DIR.parent
 TEMPLATE = INTEGRATION_DIR / "envoy.test.yaml.tmpl"
 FAKE_PROVIDER = INTEGRATION_DIR / "fake_provider.py"
-WASM_PATH = REPO_ROOT / "target" / "wasm32-wasip1" / "release" / "llm_gateway.wasm"
+# LLM_GATEWAY_WASM points the tests at another build (e.g. one made with its own CARGO_TARGET_DIR).
+WASM_PATH = Path(
+    os.environ.get("LLM_GATEWAY_WASM") or REPO_ROOT / "target" / "wasm32-wasip1" / "release" / "llm_gateway.wasm"
+)
 
 READY_TIMEOUT_S = 20.0
 LOG_TAIL_LINES = 50
