@@ -30,10 +30,15 @@ pub const TIME_TO_FIRST_TOKEN: &str = "gen_ai_server_time_to_first_token";
 pub const TIME_PER_OUTPUT_TOKEN: &str = "gen_ai_server_time_per_output_token";
 /// Spend at the configured prices, in micro-USD (exact integer arithmetic).
 pub const COST: &str = "llm_gateway_cost_usd_micros";
+/// Requests the gateway refused itself, by reason (and guard rule, when a guard refused).
+pub const REJECTIONS: &str = "llm_gateway_rejections";
 
 /// Every label key the module emits: the bootstrap needs one `stats_tags` entry for each.
-pub const LABEL_KEYS: [&str; 8] = [
+pub const LABEL_KEYS: [&str; 11] = [
     "llm_consumer",
+    "llm_prompt_template",
+    "llm_reason",
+    "llm_guard_rule",
     "gen_ai_operation_name",
     "gen_ai_provider_name",
     "gen_ai_request_model",
@@ -57,8 +62,13 @@ pub fn points(record: &Record) -> Vec<Point> {
     );
     let status = format!(";http_status_code={}", status_label(record.status));
     let consumer = format!(";llm_consumer={}", record.consumer_label.as_deref().unwrap_or(NONE));
+    // `name@version` from the config: versions' token use and error rates side by side.
+    let template = match &record.template {
+        Some((name, version)) => format!(";llm_prompt_template={name}@{version}"),
+        None => format!(";llm_prompt_template={NONE}"),
+    };
     let mut out = vec![
-        Point { kind: MetricKind::Counter, name: format!("{REQUESTS}{base}{consumer}{status}"), value: 1 },
+        Point { kind: MetricKind::Counter, name: format!("{REQUESTS}{base}{consumer}{template}{status}"), value: 1 },
         Point {
             kind: MetricKind::Histogram,
             name: format!("{REQUEST_DURATION}{base}{status}"),
@@ -69,10 +79,16 @@ pub fn points(record: &Record) -> Vec<Point> {
     for (token_type, count) in record.usage.by_type() {
         let labels = format!("{base};gen_ai_token_type={token_type};usage_source={source}");
         out.push(Point { kind: MetricKind::Histogram, name: format!("{TOKEN_USAGE}{labels}"), value: count });
-        out.push(Point { kind: MetricKind::Counter, name: format!("{TOKEN_COUNT}{labels}{consumer}"), value: count });
+        let name = format!("{TOKEN_COUNT}{labels}{consumer}{template}");
+        out.push(Point { kind: MetricKind::Counter, name, value: count });
     }
     if let Some(cost) = record.cost_micros {
         out.push(Point { kind: MetricKind::Counter, name: format!("{COST}{base}{consumer}"), value: cost });
+    }
+    if let Some((reason, rule)) = &record.rejection {
+        let rule = rule.as_deref().unwrap_or(NONE);
+        let name = format!("{REJECTIONS}{base}{consumer};llm_reason={reason};llm_guard_rule={rule}");
+        out.push(Point { kind: MetricKind::Counter, name, value: 1 });
     }
     if let Some(ttft) = record.time_to_first_token_ms {
         out.push(Point { kind: MetricKind::Histogram, name: format!("{TIME_TO_FIRST_TOKEN}{base}"), value: ttft });

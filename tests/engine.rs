@@ -250,12 +250,21 @@ fn json_response_usage_and_metrics() {
     let labels =
         "gen_ai_operation_name=chat;gen_ai_provider_name=oa;gen_ai_request_model=gpt;gen_ai_target_model=gpt-4o-mini";
     assert!(
-        names.contains(&format!("gen_ai_server_requests;{labels};llm_consumer=none;http_status_code=200").as_str()),
+        names.contains(
+            &format!("gen_ai_server_requests;{labels};llm_consumer=none;llm_prompt_template=none;http_status_code=200")
+                .as_str()
+        ),
         "{names:?}"
     );
     let input = points
         .iter()
-        .find(|p| p.name == format!("gen_ai_client_token_count;{labels};gen_ai_token_type=input;usage_source=reported;llm_consumer=none"))
+        .find(|p| {
+            p.name
+                == format!(
+                    "gen_ai_client_token_count;{labels};gen_ai_token_type=input;usage_source=reported;\
+                     llm_consumer=none;llm_prompt_template=none"
+                )
+        })
         .unwrap();
     assert_eq!(input.value, 1117);
     let duration = points.iter().find(|p| p.name.starts_with("gen_ai_server_request_duration;")).unwrap();

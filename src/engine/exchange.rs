@@ -2,15 +2,15 @@
 
 use super::meter::Meter;
 use super::reply::{GatewayError, LocalReply};
-use super::response::{Buffered, Observed, OpenAiSse, ResponseBody, Translated};
+use super::response::{Buffered, Observed, OpenAiSse, ResponseBody, Shape, ShapeEncoder, Translated};
 use super::upstream::SigningPlan;
 use super::{HeaderOp, Operation, Quota};
 use crate::auth::Consumer;
 use crate::config::{Limits, Provider};
 use crate::json_scan::{self, Edit, Member};
-use crate::llm::dialect::{self, StreamDecoder, StreamEncoder};
+use crate::llm::dialect::{self, StreamDecoder};
 use crate::llm::ir::{ClientDialect, ProviderDialect};
-use crate::prompt::{take_selection, Context as PromptContext, Prompts};
+use crate::prompt::{take_selection, Context as PromptContext, PromptApi, Prompts, TemplateUse};
 use crate::quota::{Estimate, Reservation, Settlement, TokenCounts};
 use crate::stream::sse::SseDecoder;
 use crate::usage::{estimate_tokens, Usage, UsageSource};
@@ -50,6 +50,9 @@ pub struct Record {
     pub cost_micros: Option<u64>,
     /// Prompt template and version used.
     pub template: Option<(String, String)>,
+    /// Why the gateway refused the request itself (`GatewayError::reason`), and the guard
+    /// rule when a guard did.
+    pub rejection: Option<(&'static str, Option<String>)>,
 }
 
 /// The provider a routed exchange talks to.
@@ -79,6 +82,9 @@ pub struct Exchange {
     pub(super) roll: u64,
     /// The template and version the request used.
     template: Option<(String, String)>,
+    /// The request is a call to this published prompt.
+    pub(super) prompt_api: Option<PromptApi>,
+    rejection: Option<(&'static str, Option<String>)>,
     /// The consumer is configured by name (not an unlisted JWT subject).
     pub(super) consumer_listed: bool,
     /// Budget held for this request until it is settled or released.
@@ -111,6 +117,8 @@ impl Exchange {
             path: String::new(),
             roll: 0,
             template: None,
+            prompt_api: None,
+            rejection: None,
             consumer_listed: false,
             reservation: None,
             settled: None,
@@ -153,6 +161,7 @@ impl Exchange {
 
     /// Records a local rejection and builds its reply in the client's dialect.
     pub(super) fn reject(&mut self, error: &GatewayError) -> LocalReply {
+        self.rejection = Some((error.reason(), error.guard_rule().map(str::to_string)));
         self.answer(error.to_reply(self.client))
     }
 
@@ -187,6 +196,9 @@ impl Exchange {
     }
 
     fn translates(&self) -> bool {
+        if self.prompt_api.is_some() {
+            return true; // the answer is the prompt API's own shape
+        }
         let client_dialect = match self.client {
             ClientDialect::OpenAi => ProviderDialect::OpenAi,
             ClientDialect::Anthropic => ProviderDialect::Anthropic,
@@ -279,35 +291,51 @@ impl Exchange {
         now_ms: u64,
         prompts: Option<&Prompts>,
     ) -> Result<Vec<u8>, GatewayError> {
-        let selection = match prompts {
-            Some(_) => take_selection(body).map_err(|e| GatewayError::Prompt(e.to_string()))?,
-            None => None,
+        let consumer = self.consumer.as_ref().map(|c| c.name.clone());
+        let mut request = match (prompts, &self.prompt_api) {
+            (Some(prompts), Some(api)) => {
+                let call = prompts
+                    .build_request(api, body, consumer.as_deref(), self.roll)
+                    .map_err(GatewayError::PromptApi)?;
+                self.template = Some((call.used.template, call.used.version));
+                call.request
+            }
+            (None, Some(_)) => return Err(GatewayError::MissingModel), // unreachable: APIs are prompts
+            (prompts, None) => {
+                let selection = match prompts {
+                    Some(_) => take_selection(body).map_err(GatewayError::Prompt)?,
+                    None => None,
+                };
+                let (selection, body) = match &selection {
+                    Some((sel, stripped)) => (Some(sel), stripped.as_slice()),
+                    None => (None, body),
+                };
+                let mut request = dialect::decode_request(self.client, body).map_err(GatewayError::Translate)?;
+                if let Some(prompts) = prompts {
+                    let ctx = PromptContext { path: &self.path, consumer: consumer.as_deref(), model: &route.model };
+                    let applied =
+                        prompts.prepare(&mut request, selection, &ctx, self.roll).map_err(GatewayError::Prompt)?;
+                    self.template = applied.template.map(|t| (t.template, t.version));
+                }
+                request
+            }
         };
-        let (selection, body) = match &selection {
-            Some((sel, stripped)) => (Some(sel), stripped.as_slice()),
-            None => (None, body),
-        };
-        let mut request = dialect::decode_request(self.client, body).map_err(GatewayError::Translate)?;
-        if let Some(prompts) = prompts {
-            let consumer = self.consumer.as_ref().map(|c| c.name.as_str());
-            let ctx = PromptContext { path: &self.path, consumer, model: &route.model };
-            let applied = prompts
-                .prepare(&mut request, selection, &ctx, self.roll)
-                .map_err(|e| GatewayError::Prompt(e.to_string()))?;
-            self.template = applied.template.map(|t| (t.template, t.version));
-        }
-        if let Some(clamped) = self.reserve(route, quota, body, request.max_tokens, now_ms)? {
-            request.max_tokens = Some(clamped);
-        }
         request.model = route.target_model.clone();
         self.stream = request.stream;
         self.client_wants_usage = request.stream_usage;
-        self.input_estimate = estimate_tokens(body.len());
         let path_depends_on_stream = matches!(route.dialect, ProviderDialect::Gemini | ProviderDialect::Bedrock);
         if path_depends_on_stream && request.stream != route.planned_stream {
             return Err(GatewayError::StreamNotRoutable);
         }
-        let encoded = dialect::encode_request(route.dialect, &request).map_err(GatewayError::Translate)?;
+        let mut encoded = dialect::encode_request(route.dialect, &request).map_err(GatewayError::Translate)?;
+        // Estimated from what the provider will read: template and decorator text included.
+        if let Some(clamped) = self.reserve(route, quota, &encoded, request.max_tokens, now_ms)? {
+            if request.max_tokens != Some(clamped) {
+                request.max_tokens = Some(clamped);
+                encoded = dialect::encode_request(route.dialect, &request).map_err(GatewayError::Translate)?;
+            }
+        }
+        self.input_estimate = estimate_tokens(encoded.len());
         Ok(encoded)
     }
 
@@ -379,7 +407,7 @@ impl Exchange {
             || content_type.starts_with("application/vnd.amazon.eventstream");
         let ok = (200..300).contains(&status);
         let responses_api = self.operation == Some(Operation::Responses);
-        let json = |translate, error_status| {
+        let json = |translate: Option<Shape>, error_status| {
             ResponseBody::Json(Box::new(Buffered {
                 copy: Vec::new(),
                 overflowed: false,
@@ -397,18 +425,23 @@ impl Exchange {
             ]
         };
         if self.translates() {
-            let pair = Some((self.client, route.dialect));
+            let shape = match (&self.prompt_api, &self.template) {
+                (Some(_), Some((template, version))) => {
+                    Shape::Prompt(TemplateUse { template: template.clone(), version: version.clone() })
+                }
+                _ => Shape::Chat(self.client),
+            };
             if ok && is_stream {
                 let created = self.started_ms / 1000;
                 self.body = ResponseBody::Translated(Box::new(Translated {
                     decoder: StreamDecoder::new(route.dialect),
-                    encoder: StreamEncoder::new(self.client, self.client_wants_usage, created),
+                    encoder: ShapeEncoder::new(shape, self.client_wants_usage, created),
                     events: Vec::new(),
                     fallback_model: Some(route.target_model.clone()),
                 }));
                 return set_type("text/event-stream");
             }
-            self.body = json(pair, (!ok).then_some(status));
+            self.body = json(Some(shape), (!ok).then_some(status));
             return set_type("application/json");
         }
         if !ok {
@@ -509,6 +542,7 @@ impl Exchange {
             }),
             cost_micros: self.settled.as_ref().and_then(|s| s.cost_micros),
             template: self.template.clone(),
+            rejection: self.rejection.clone(),
         })
     }
 }

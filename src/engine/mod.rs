@@ -77,6 +77,8 @@ pub struct RequestHead<'a> {
     pub x_api_key: Option<&'a str>,
     pub trusted_consumer: Option<&'a str>,
     pub trusted_plan: Option<&'a str>,
+    /// The request ended with its headers: no body follows.
+    pub no_body: bool,
 }
 
 /// The budget policy and the store its counters live in (host shared data in Envoy).
@@ -193,21 +195,39 @@ impl Gateway {
             Some((p, q)) => (p, Some(q)),
             None => (head.path, None),
         };
-        let Some((operation, client)) = endpoint(head.method, path) else {
-            return Err(GatewayError::UnknownEndpoint { method: head.method.to_string(), path: path.to_string() });
+        // A published prompt: its template's version decides the model, not the body.
+        let prompt_api = self.prompts().filter(|_| head.method == "POST").and_then(|p| p.api(path).map(|api| (p, api)));
+        let (operation, client) = match prompt_api {
+            Some(_) => (Operation::Chat, ClientDialect::OpenAi),
+            None => endpoint(head.method, path).ok_or_else(|| GatewayError::UnknownEndpoint {
+                method: head.method.to_string(),
+                path: path.to_string(),
+            })?,
         };
         exchange.operation = Some(operation);
         exchange.client = client;
         exchange.path = path.to_string();
-        exchange.roll = roll;
-        let requested = match (head.body_model, head.header_model) {
-            (Some(model), _) | (None, Some(model)) => model,
-            (None, None) if head.body_invalid => {
+        // Template versions get their own roll: sharing the target's would tie a version
+        // to a canary target.
+        exchange.roll = roll.rotate_right(32);
+        let requested = match (prompt_api, head.body_model, head.header_model) {
+            (Some((prompts, api)), ..) => {
+                if head.no_body {
+                    return Err(GatewayError::PromptApi(crate::prompt::PromptError::InvalidBody {
+                        detail: "send the prompt's variables as a JSON object body (`{}` when there are none)"
+                            .to_string(),
+                    }));
+                }
+                exchange.prompt_api = Some(api.clone());
+                prompts.api_model(api, exchange.roll).map_err(GatewayError::PromptApi)?
+            }
+            (None, Some(model), _) | (None, None, Some(model)) => model,
+            (None, None, None) if head.body_invalid => {
                 return Err(GatewayError::InvalidJson {
                     detail: "the body is not a JSON object sent with Content-Type: application/json".to_string(),
                 })
             }
-            (None, None) => return Err(GatewayError::MissingModel),
+            (None, None, None) => return Err(GatewayError::MissingModel),
         };
         exchange.requested_model = Some(requested.to_string());
         // Who is calling comes first: an unauthenticated caller learns nothing about models.
@@ -245,6 +265,10 @@ impl Gateway {
         if client == ClientDialect::Anthropic && dialect != ProviderDialect::Anthropic {
             ops.push(HeaderOp::Remove("anthropic-version".to_string()));
             ops.push(HeaderOp::Remove("anthropic-beta".to_string()));
+        }
+        if exchange.prompt_api.is_some() {
+            // The caller's body may be sent as anything; ours is JSON.
+            ops.push(HeaderOp::Set("content-type".to_string(), "application/json".to_string()));
         }
         ops.extend(provider_headers);
         ops.push(HeaderOp::Set(":path".to_string(), upstream_path));

@@ -2,6 +2,7 @@
 
 use crate::llm::ir::{ClientDialect, TranslateError};
 use crate::llm::openai;
+use crate::prompt::PromptError;
 
 /// An answer the gateway gives itself, without contacting a provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +47,9 @@ pub enum GatewayError {
         message: String,
     },
     /// A template, variable or guard refused the request (400; never echoes matched text).
-    Prompt(String),
+    Prompt(PromptError),
+    /// The same for a prompt API call, whose variables are the body's top-level fields.
+    PromptApi(PromptError),
     /// A budget is spent (429), with `retry-after` and `x-ratelimit-*` headers.
     OverBudget {
         message: String,
@@ -66,19 +69,48 @@ impl GatewayError {
         }
     }
 
+    /// Why the gateway refused, for the rejections metric: a fixed set of names.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GatewayError::UnknownEndpoint { .. } => "unknown_endpoint",
+            GatewayError::MissingModel => "missing_model",
+            GatewayError::InvalidJson { .. } => "invalid_json",
+            GatewayError::UnknownModel { .. } => "unknown_model",
+            GatewayError::BodyTooLarge { .. } => "body_too_large",
+            GatewayError::UnsupportedOperation { .. } => "unsupported_operation",
+            GatewayError::Translate(TranslateError::Invalid { .. }) => "invalid_request",
+            GatewayError::Translate(TranslateError::Unsupported { .. }) => "unsupported_parameter",
+            GatewayError::StreamNotRoutable => "stream_not_routable",
+            GatewayError::Unauthorized { .. } => "unauthorized",
+            GatewayError::Forbidden { .. } => "forbidden",
+            GatewayError::Prompt(e) | GatewayError::PromptApi(e) => e.code(),
+            GatewayError::OverBudget { .. } => "over_budget",
+        }
+    }
+
+    /// The guard rule that blocked the prompt, if that is why (a configured or reserved name).
+    pub fn guard_rule(&self) -> Option<&str> {
+        match self {
+            GatewayError::Prompt(PromptError::Guard(v)) | GatewayError::PromptApi(PromptError::Guard(v)) => {
+                Some(v.rule.as_str())
+            }
+            _ => None,
+        }
+    }
+
     /// (message, param, code): messages follow OpenAI's own wording where one exists.
-    fn parts(&self) -> (String, Option<&str>, Option<&'static str>) {
+    fn parts(&self) -> (String, Option<String>, Option<&'static str>) {
         match self {
             GatewayError::UnknownEndpoint { method, path } => {
                 (format!("Invalid URL ({method} {path})"), None, Some("unknown_url"))
             }
-            GatewayError::MissingModel => ("you must provide a model parameter".to_string(), Some("model"), None),
+            GatewayError::MissingModel => ("you must provide a model parameter".to_string(), Some("model".to_string()), None),
             GatewayError::InvalidJson { detail } => {
                 (format!("We could not parse the JSON body of your request: {detail}"), None, None)
             }
             GatewayError::UnknownModel { model } => (
                 format!("The model `{model}` does not exist or you do not have access to it."),
-                Some("model"),
+                Some("model".to_string()),
                 Some("model_not_found"),
             ),
             GatewayError::BodyTooLarge { limit } => {
@@ -86,26 +118,29 @@ impl GatewayError {
             }
             GatewayError::UnsupportedOperation { operation, provider } => (
                 format!("provider {provider:?} does not serve the {operation} API; route this model to an OpenAI-compatible provider"),
-                Some("model"),
+                Some("model".to_string()),
                 Some("unsupported_operation"),
             ),
             GatewayError::Translate(TranslateError::Invalid { field, message }) => {
-                (format!("{field}: {message}"), Some(field.as_str()), None)
+                (format!("{field}: {message}"), Some(field.clone()), None)
             }
             GatewayError::Translate(TranslateError::Unsupported { field, provider, detail }) => (
                 format!("{field} is not supported by provider {provider}: {detail}"),
-                Some(field.as_str()),
+                Some(field.clone()),
                 Some("unsupported_parameter"),
             ),
             GatewayError::Unauthorized { message } => (message.clone(), None, Some("invalid_api_key")),
-            GatewayError::Prompt(message) => (message.clone(), None, Some("prompt_rejected")),
-            GatewayError::Forbidden { message } => (message.clone(), Some("model"), Some("model_not_allowed")),
+            GatewayError::Prompt(e) => (e.to_string(), e.param(), Some(e.code())),
+            GatewayError::PromptApi(e) => (e.to_string(), e.api_param(), Some(e.code())),
+            GatewayError::Forbidden { message } => {
+                (message.clone(), Some("model".to_string()), Some("model_not_allowed"))
+            }
             GatewayError::OverBudget { message, .. } => (message.clone(), None, Some("rate_limit_exceeded")),
             GatewayError::StreamNotRoutable => (
                 "the `stream` flag was not available when the request was routed; add the json_to_metadata rule \
                  for `stream` to the Envoy config"
                     .to_string(),
-                Some("stream"),
+                Some("stream".to_string()),
                 None,
             ),
         }
@@ -122,7 +157,7 @@ impl GatewayError {
             _ => "invalid_request_error",
         };
         let body = match client {
-            ClientDialect::OpenAi => openai::error_body(&message, kind, param, code),
+            ClientDialect::OpenAi => openai::error_body(&message, kind, param.as_deref(), code),
             ClientDialect::Anthropic => anthropic_error_body(status, &message),
         };
         let mut headers = json_headers();

@@ -3,8 +3,9 @@
 use super::meter::Meter;
 use crate::json_scan;
 use crate::llm::dialect::{self, StreamDecoder, StreamEncoder};
-use crate::llm::ir::{ClientDialect, ProviderDialect, StreamEvent};
+use crate::llm::ir::{ChatResponse, ClientDialect, ProviderDialect, ProviderError, StreamEvent};
 use crate::llm::{openai, openai_responses};
+use crate::prompt::{prompt_response, PromptStreamEncoder, TemplateUse};
 use crate::stream::sse::{encode_event, SseDecoder, SseEvent};
 
 /// How the response body is handled, chosen at response-header time.
@@ -30,8 +31,8 @@ pub enum ResponseBody {
 pub struct Buffered {
     pub copy: Vec<u8>,
     pub overflowed: bool,
-    /// Some(client dialect) when the body is translated for the client.
-    pub translate: Option<(ClientDialect, ProviderDialect)>,
+    /// Set when the body is translated for the client.
+    pub translate: Option<Shape>,
     /// A non-2xx status: the body is the provider's error.
     pub error_status: Option<u16>,
     pub provider: ProviderDialect,
@@ -55,10 +56,65 @@ pub struct Observed {
     pub events: Vec<StreamEvent>,
 }
 
+/// What a translated answer looks like to the client.
+#[derive(Debug, Clone)]
+pub enum Shape {
+    /// The client's chat dialect.
+    Chat(ClientDialect),
+    /// A prompt API's `{"output", "usage"}` (errors in OpenAI's error shape).
+    Prompt(TemplateUse),
+}
+
+impl Shape {
+    fn response(&self, response: &ChatResponse) -> Vec<u8> {
+        match self {
+            Shape::Chat(client) => dialect::encode_response(*client, response),
+            Shape::Prompt(used) => prompt_response(response, used),
+        }
+    }
+
+    fn error(&self, error: &ProviderError) -> Vec<u8> {
+        match self {
+            Shape::Chat(client) => dialect::encode_error(*client, error),
+            Shape::Prompt(_) => dialect::encode_error(ClientDialect::OpenAi, error),
+        }
+    }
+}
+
+/// A translated stream's encoder, by shape.
+#[derive(Debug)]
+pub enum ShapeEncoder {
+    Chat(StreamEncoder),
+    Prompt(PromptStreamEncoder),
+}
+
+impl ShapeEncoder {
+    pub fn new(shape: Shape, include_usage: bool, created_unix: u64) -> Self {
+        match shape {
+            Shape::Chat(client) => ShapeEncoder::Chat(StreamEncoder::new(client, include_usage, created_unix)),
+            Shape::Prompt(used) => ShapeEncoder::Prompt(PromptStreamEncoder::new(used)),
+        }
+    }
+
+    fn encode(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        match self {
+            ShapeEncoder::Chat(e) => e.encode(event, out),
+            ShapeEncoder::Prompt(e) => e.push(event, out),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        match self {
+            ShapeEncoder::Chat(e) => e.finish(out),
+            ShapeEncoder::Prompt(e) => e.finish(out),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Translated {
     pub decoder: StreamDecoder,
-    pub encoder: StreamEncoder,
+    pub encoder: ShapeEncoder,
     pub events: Vec<StreamEvent>,
     /// The routed model, for a stream that does not name one (Bedrock's); taken by the
     /// first event.
@@ -145,10 +201,10 @@ impl Buffered {
         }
         if !end {
             // Translated bodies are held back (bounded) until complete.
-            return self.translate.map(|_| Vec::new());
+            return self.translate.as_ref().map(|_| Vec::new());
         }
         let body = std::mem::take(&mut self.copy);
-        match (self.translate, self.error_status) {
+        match (&self.translate, self.error_status) {
             (None, Some(_)) => None,
             (None, None) => {
                 let usage = if self.responses_api {
@@ -163,20 +219,20 @@ impl Buffered {
                 }
                 None
             }
-            (Some((client, provider)), Some(status)) => {
-                let error = dialect::decode_error(provider, status, &body);
-                Some(dialect::encode_error(client, &error))
+            (Some(shape), Some(status)) => {
+                let error = dialect::decode_error(self.provider, status, &body);
+                Some(shape.error(&error))
             }
-            (Some((client, provider)), None) => {
+            (Some(shape), None) => {
                 if self.overflowed {
                     let error = crate::llm::ir::ProviderError {
                         kind: crate::llm::ir::ErrorKind::Server,
                         status: 502,
                         message: format!("provider response exceeds the gateway's limit of {max_copy} bytes"),
                     };
-                    return Some(dialect::encode_error(client, &error));
+                    return Some(shape.error(&error));
                 }
-                match dialect::decode_response(provider, &body) {
+                match dialect::decode_response(self.provider, &body) {
                     Ok(mut response) => {
                         if response.model.is_empty() {
                             response.model = std::mem::take(&mut self.fallback_model);
@@ -184,9 +240,9 @@ impl Buffered {
                         if response.usage.input.is_some() || response.usage.output.is_some() {
                             meter.report(&response.usage);
                         }
-                        Some(dialect::encode_response(client, &response))
+                        Some(shape.response(&response))
                     }
-                    Err(error) => Some(dialect::encode_error(client, &error)),
+                    Err(error) => Some(shape.error(&error)),
                 }
             }
         }

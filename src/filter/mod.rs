@@ -210,7 +210,7 @@ fn apply(map: MapType, op: HeaderOp) {
 }
 
 impl HttpContext for Stream {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         let request_header = |name: &str| host::header(MapType::HttpRequestHeaders, name).ok().flatten();
         let method = request_header(":method").unwrap_or_default();
         let path = request_header(":path").unwrap_or_default();
@@ -232,6 +232,7 @@ impl HttpContext for Stream {
             x_api_key: x_api_key.as_deref(),
             trusted_consumer: trusted_consumer.as_deref(),
             trusted_plan: trusted_plan.as_deref(),
+            no_body: end_of_stream,
         };
         let (exchange, action) = self.gateway.on_request_headers(&head, self.roll(), host::now_ms());
         for (key, value) in exchange.route_fields() {

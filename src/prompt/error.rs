@@ -108,6 +108,20 @@ impl PromptError {
     }
 }
 
+impl PromptError {
+    /// The body field at fault in a prompt API call, whose variables are top-level fields
+    /// (the template and version are the operator's choice, not the caller's).
+    pub fn api_param(&self) -> Option<String> {
+        match self {
+            PromptError::MissingVariable { name, .. }
+            | PromptError::WrongType { name, .. }
+            | PromptError::UnknownVariable { name, .. } => Some(clip(name).to_string()),
+            PromptError::StreamNotAllowed { .. } => Some("stream".to_string()),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for PromptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -174,6 +174,18 @@ impl Prompts {
         Ok(applied)
     }
 
+    /// The public model a prompt API call goes to, known before its body: the version the
+    /// same `roll` will choose in [`Prompts::build_request`], or the template's model.
+    pub fn api_model(&self, api: &PromptApi, roll: u64) -> Result<&str, PromptError> {
+        let template = self
+            .templates
+            .get(&api.template)
+            .ok_or_else(|| PromptError::UnknownTemplate { name: api.template.clone() })?;
+        let version = template.choose(api.version.as_deref(), roll)?;
+        // Config validation guarantees every reachable version has a model.
+        Ok(version.model.as_deref().or(template.model.as_deref()).unwrap_or_default())
+    }
+
     /// Builds the chat request for a prompt API call. `body` is the caller's JSON object of
     /// variables (plus optional `"stream": true`); `consumer` the authenticated consumer, for
     /// decorators; `roll` a random number for weighted versions.
