@@ -3,9 +3,13 @@ masking, for both client dialects, with the fake provider asserting what it rece
 
 from __future__ import annotations
 
+import json
+
 import anthropic
+import httpx
 import openai
 import pytest
+from harness import metric_value
 
 CONFIG = {
     "providers": {
@@ -17,12 +21,28 @@ CONFIG = {
     "prompts": {
         "templates": {
             "summarize": {
+                "model": "p-gpt",
                 "variables": {"text": {"type": "string"},
                               "style": {"type": "enum", "values": ["short", "long"], "default": "short"}},
                 "versions": {"1": {"messages": [
                     {"role": "system", "content": "You summarize ({{style}})."},
                     {"role": "user", "content": "Summarize: {{text}}"}]}},
-            }
+            },
+            # Two weighted versions on two providers: the version decides the model.
+            "digest": {
+                "model": "p-gpt",
+                "variables": {"text": {"type": "string"}},
+                "versions": {
+                    "a": {"messages": [{"role": "user", "content": "Digest A: {{text}}"}]},
+                    "b": {"model": "p-claude", "messages": [{"role": "user", "content": "Digest B: {{text}}"}]},
+                },
+                "weights": {"a": 50, "b": 50},
+            },
+        },
+        "prompt_apis": {
+            "/v1/prompts/summarize": {"template": "summarize"},
+            "/v1/prompts/digest": {"template": "digest"},
+            "/v1/prompts/digest-b": {"template": "digest", "version": "b"},
         },
         "decorators": [{"name": "house", "match": {"model": "p-claude"},
                         "prepend": [{"role": "system", "content": "Be kind."}]}],
@@ -85,3 +105,94 @@ def test_guard_rejects_without_echoing_the_match(gw, fake_requests):
         anthropic.Anthropic(base_url=gw.base_url, api_key="sk-x", max_retries=0).messages.create(
             model="p-claude", max_tokens=10, system="password: x", messages=[{"role": "user", "content": "hi"}])
     assert fake_requests() == []
+
+
+# ----------------------------------------------------------------------------- prompt APIs
+
+
+def post_prompt(gw, path: str, body, **kwargs) -> httpx.Response:
+    return httpx.post(f"{gw.base_url}{path}", json=body, timeout=10, **kwargs)
+
+
+def sse_events(text: str) -> list[dict]:
+    return [json.loads(block.removeprefix("data: ")) for block in text.split("\n\n") if block.strip()]
+
+
+def test_prompt_api_answers_output_and_usage(gw, fake_requests):
+    r = post_prompt(gw, "/v1/prompts/summarize", {"text": "the cat sat", "style": "long"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    answer = r.json()
+    assert answer["output"].startswith("echo: Summarize: the cat sat")
+    assert answer["template"] == "summarize" and answer["version"] == "1"
+    assert answer["stop_reason"] == "stop"
+    usage = answer["usage"]
+    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    sent = fake_requests.last()
+    assert sent["path"] == "/v1/chat/completions"
+    assert sent["body"]["model"] == "gpt-4o-mini"
+    assert sent["body"]["messages"][0] == {"role": "system", "content": "You summarize (long)."}
+    assert any("template=summarize@1" in line for line in gw.access_log_lines(min_lines=1))
+
+
+def test_prompt_api_streams_deltas_then_a_closing_event(gw, fake_requests):
+    with httpx.stream("POST", f"{gw.base_url}/v1/prompts/summarize",
+                      json={"text": "a long story", "stream": True}, timeout=10) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        text = r.read().decode()
+    events = sse_events(text)
+    *deltas, last = events
+    assert deltas and all(set(d) == {"delta"} for d in deltas)
+    assert "".join(d["delta"] for d in deltas).startswith("echo: Summarize: a long story")
+    assert last["output_done"] is True and last["version"] == "1"
+    assert last["usage"]["output_tokens"] > 0
+    assert fake_requests.last()["body"]["stream"] is True
+
+
+def test_prompt_api_translates_to_the_versions_provider(gw, fake_requests):
+    r = post_prompt(gw, "/v1/prompts/digest-b", {"text": "tea"})
+    assert r.status_code == 200, r.text
+    assert r.json()["output"] == "echo: Digest B: tea"
+    sent = fake_requests.last()
+    assert sent["path"] == "/v1/messages"
+    assert sent["body"]["model"] == "claude-sonnet-4-5"
+
+
+def test_weighted_versions_split_traffic_and_are_labelled(gw, fake_requests):
+    def served(text, version):
+        return metric_value(text, "gen_ai_server_requests", llm_prompt_template=f"digest@{version}",
+                            http_status_code="200") or 0
+
+    before = gw.prometheus()
+    versions = [post_prompt(gw, "/v1/prompts/digest", {"text": "x"}).json()["version"] for _ in range(24)]
+    assert set(versions) == {"a", "b"}, versions
+    paths = [r["path"] for r in fake_requests.wait_for(24)]
+    assert paths.count("/v1/messages") == versions.count("b")
+    after = gw.prometheus()
+    for version in ("a", "b"):
+        assert served(after, version) - served(before, version) == versions.count(version)
+
+
+def test_prompt_api_input_errors_are_400_naming_the_variable(gw, fake_requests):
+    r = post_prompt(gw, "/v1/prompts/summarize", {"style": "short"})
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert (error["param"], error["code"]) == ("text", "missing_variable")
+    r = post_prompt(gw, "/v1/prompts/summarize", {"text": "x", "colour": "red"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "colour"
+    r = httpx.post(f"{gw.base_url}/v1/prompts/summarize", content=b"not json", timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_body"
+    assert fake_requests() == []
+
+
+def test_guard_violations_are_counted_by_rule(gw, fake_requests):
+    before = metric_value(gw.prometheus(), "llm_gateway_rejections", llm_guard_rule="no-secrets") or 0
+    r = post_prompt(gw, "/v1/prompts/summarize", {"text": "the password: swordfish"})
+    assert r.status_code == 400
+    assert "no-secrets" in r.json()["error"]["message"] and "swordfish" not in r.text
+    assert fake_requests() == []
+    after = metric_value(gw.prometheus(), "llm_gateway_rejections", llm_guard_rule="no-secrets",
+                         llm_reason="prompt_blocked")
+    assert after == before + 1
