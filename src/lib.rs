@@ -2,6 +2,7 @@
 pub mod auth;
 pub mod config;
 pub mod engine;
+pub mod header_map;
 pub mod json_scan;
 pub mod llm;
 pub mod metrics;

@@ -33,6 +33,7 @@ extern "C" {
         value_size: usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
         start: usize,
@@ -143,6 +144,14 @@ pub fn header(map: MapType, name: &str) -> HostResult<Option<String>> {
     Ok(optional(status, data, size)?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
 }
 
+/// Every header of a map in one host call.
+pub fn headers(map: MapType) -> HostResult<Vec<(String, String)>> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: the host writes an allocation we then own.
+    let status = unsafe { proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
+    Ok(optional(status, data, size)?.map(|bytes| crate::header_map::decode(&bytes)).unwrap_or_default())
+}
+
 pub fn set_header(map: MapType, name: &str, value: &str) -> HostResult<()> {
     // SAFETY: live strs.
     check(unsafe { proxy_replace_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
@@ -168,25 +177,8 @@ pub fn set_buffer(kind: BufferType, start: usize, size: usize, value: &[u8]) -> 
     check(unsafe { proxy_set_buffer_bytes(kind as u32, start, size, value.as_ptr(), value.len()) })
 }
 
-/// Header pairs in the ABI's map encoding: count, then lengths, then NUL-terminated strings.
-fn serialize_map(pairs: &[(String, String)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
-    for (k, v) in pairs {
-        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-    }
-    for (k, v) in pairs {
-        out.extend_from_slice(k.as_bytes());
-        out.push(0);
-        out.extend_from_slice(v.as_bytes());
-        out.push(0);
-    }
-    out
-}
-
 pub fn send_response(status: u16, headers: &[(String, String)], body: &[u8]) -> HostResult<()> {
-    let headers = serialize_map(headers);
+    let headers = crate::header_map::encode(headers);
     let details = "llm_gateway";
     // SAFETY: live buffers for the duration of the call.
     check(unsafe {

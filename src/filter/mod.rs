@@ -54,6 +54,8 @@ impl Metrics {
             }
         };
         let _ = match point.kind {
+            // Defined (so the series exists) but not incremented by 0: a host call saved.
+            MetricKind::Counter if point.value == 0 => return,
             MetricKind::Counter => host::increment_metric(id, i64::try_from(point.value).unwrap_or(i64::MAX)),
             MetricKind::Histogram => host::record_metric(id, point.value),
         };
@@ -189,10 +191,15 @@ impl HttpContext for Applier {
     }
 }
 
+/// A header's value in a map read with `host::headers` (names are lower-case in Envoy).
+fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
 /// A value an earlier filter verified: a request header, or dynamic metadata.
-fn read_trusted(source: &TrustedSource) -> Option<String> {
+fn read_trusted(source: &TrustedSource, headers: &[(String, String)]) -> Option<String> {
     match source {
-        TrustedSource::Header(name) => host::header(MapType::HttpRequestHeaders, name).ok().flatten(),
+        TrustedSource::Header(name) => header_in(headers, name).map(str::to_string),
         TrustedSource::Metadata(path) => {
             let mut full: Vec<&str> = vec!["metadata", "filter_metadata"];
             full.extend(path.iter().map(String::as_str));
@@ -211,7 +218,9 @@ fn apply(map: MapType, op: HeaderOp) {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
-        let request_header = |name: &str| host::header(MapType::HttpRequestHeaders, name).ok().flatten();
+        // One host call for every header instead of one per header read or removal checked.
+        let headers = host::headers(MapType::HttpRequestHeaders).unwrap_or_default();
+        let request_header = |name: &str| header_in(&headers, name);
         let method = request_header(":method").unwrap_or_default();
         let path = request_header(":path").unwrap_or_default();
         let header_model = request_header(&self.gateway.config().model_header);
@@ -219,17 +228,17 @@ impl HttpContext for Stream {
         let authorization = request_header("authorization");
         let x_api_key = request_header("x-api-key");
         let trusted = self.gateway.trusted_sources();
-        let trusted_consumer = trusted.and_then(|t| read_trusted(&t.consumer));
-        let trusted_plan = trusted.and_then(|t| t.plan.as_ref()).and_then(read_trusted);
+        let trusted_consumer = trusted.and_then(|t| read_trusted(&t.consumer, &headers));
+        let trusted_plan = trusted.and_then(|t| t.plan.as_ref()).and_then(|p| read_trusted(p, &headers));
         let head = RequestHead {
-            method: &method,
-            path: &path,
+            method,
+            path,
             body_model: body_model.as_deref(),
             body_stream: self.metadata_string("stream").as_deref() == Some("1"),
             body_invalid: self.metadata_string("body_error").is_some(),
-            header_model: header_model.as_deref(),
-            authorization: authorization.as_deref(),
-            x_api_key: x_api_key.as_deref(),
+            header_model,
+            authorization,
+            x_api_key,
             trusted_consumer: trusted_consumer.as_deref(),
             trusted_plan: trusted_plan.as_deref(),
             no_body: end_of_stream,
@@ -245,7 +254,14 @@ impl HttpContext for Stream {
             RequestAction::Reply(reply) => self.reply(&reply),
             RequestAction::Forward(ops) => {
                 for op in ops {
-                    apply(MapType::HttpRequestHeaders, op);
+                    // Skip no-ops: each host call costs several microseconds in V8.
+                    let changes = match &op {
+                        HeaderOp::Remove(name) => header_in(&headers, name).is_some(),
+                        HeaderOp::Set(name, value) => header_in(&headers, name) != Some(value.as_str()),
+                    };
+                    if changes {
+                        apply(MapType::HttpRequestHeaders, op);
+                    }
                 }
                 Action::Continue
             }
