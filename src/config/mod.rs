@@ -179,26 +179,36 @@ fn parse_raw(json: &[u8]) -> Result<RawConfig, ConfigError> {
     }
     let mut de = serde_json::Deserializer::from_slice(json);
     let raw: RawConfig = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| err(render_path(e.path()), strip_position(&e.inner().to_string())))?;
+        .map_err(|e| err(render_path("", e.path(), &NAMED_MAPS), strip_position(&e.inner().to_string())))?;
     de.end().map_err(|e| err("", strip_position(&e.to_string())))?;
     Ok(raw)
 }
 
-/// `providers.openai.auth` -> `providers["openai"].auth`: user-chosen names quoted, indexes bracketed.
-fn render_path(path: &serde_path_to_error::Path) -> String {
+/// The maps whose keys the operator chose: their keys are quoted and bracketed.
+const NAMED_MAPS: [&str; 5] = ["providers", "models", "consumers", "plans", "prices"];
+
+/// A serde path as the operator reads it, after `prefix`: `models.gpt.targets.0` ->
+/// `models["gpt"].targets[0]`. A map key right after one of the `named` fields is quoted.
+pub(crate) fn render_path(prefix: &str, path: &serde_path_to_error::Path, named: &[&str]) -> String {
     use serde_path_to_error::Segment;
-    let mut out = String::new();
-    for (depth, segment) in path.iter().enumerate() {
-        // The second segment under `providers` or `models` is a user-chosen name.
-        let is_name = depth == 1 && ["providers", "models", "consumers", "plans", "prices"].contains(&out.as_str());
+    let mut out = prefix.to_string();
+    let mut previous_field: Option<&str> = None;
+    for segment in path.iter() {
         match segment {
-            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
-            Segment::Map { key } if is_name => out.push_str(&format!("[{key:?}]")),
+            Segment::Seq { index } => {
+                out.push_str(&format!("[{index}]"));
+                previous_field = None;
+            }
+            Segment::Map { key } if previous_field.is_some_and(|f| named.contains(&f)) => {
+                out.push_str(&format!("[{key:?}]"));
+                previous_field = None;
+            }
             Segment::Map { key } | Segment::Enum { variant: key } => {
                 if !out.is_empty() {
                     out.push('.');
                 }
                 out.push_str(key);
+                previous_field = Some(key.as_str());
             }
             Segment::Unknown => {}
         }
@@ -207,7 +217,7 @@ fn render_path(path: &serde_path_to_error::Path) -> String {
 }
 
 /// serde_json appends " at line 1 column 42"; the path already says where.
-fn strip_position(message: &str) -> String {
+pub(crate) fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message.get(..i).unwrap_or(message).to_string(),
         None => message.to_string(),

@@ -7,7 +7,7 @@ use super::decorate::{Decorator, Matcher};
 use super::guard::{Builtin, Guards, MaskSource, MaskSpec, RuleSpec};
 use super::template::{parse_segments, Pick, Template, TemplateMessage, TemplateRole, VarType, Variable, Version};
 use super::{PromptApi, Prompts};
-use crate::config::ConfigError;
+use crate::config::{strip_position, ConfigError};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -212,41 +212,11 @@ pub fn parse_value(value: &Value, prefix: &str, is_model: &dyn Fn(&str) -> bool)
     validate(raw, prefix, is_model)
 }
 
-/// `templates.summarize.versions.2` -> `templates["summarize"].versions["2"]`: map keys the
-/// operator chose are quoted, indexes bracketed.
-pub fn render_path(prefix: &str, path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    const NAMED: [&str; 5] = ["templates", "versions", "variables", "weights", "prompt_apis"];
-    let mut out = prefix.to_string();
-    let mut previous_field: Option<String> = None;
-    for segment in path.iter() {
-        match segment {
-            Segment::Seq { index } => {
-                out.push_str(&format!("[{index}]"));
-                previous_field = None;
-            }
-            Segment::Map { key } if previous_field.as_deref().is_some_and(|f| NAMED.contains(&f)) => {
-                out.push_str(&format!("[{key:?}]"));
-                previous_field = None;
-            }
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-                previous_field = Some(key.clone());
-            }
-            Segment::Unknown => {}
-        }
-    }
-    out
-}
+/// The maps whose keys the operator chose (quoted in error paths).
+const NAMED_MAPS: [&str; 5] = ["templates", "versions", "variables", "weights", "prompt_apis"];
 
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message.get(..i).unwrap_or(message).to_string(),
-        None => message.to_string(),
-    }
+fn render_path(prefix: &str, path: &serde_path_to_error::Path) -> String {
+    crate::config::render_path(prefix, path, &NAMED_MAPS)
 }
 
 fn at(prefix: &str, rest: &str) -> String {
