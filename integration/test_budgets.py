@@ -91,6 +91,24 @@ def test_429_carries_retry_after_and_rate_limit_headers(gateway):
     assert 429 in statuses, statuses
 
 
+def test_remaining_budget_gauge_follows_settlement(gateway):
+    budget = 10_000
+    gw = gateway(config(budget))
+    spent = 0
+    for words in ("5", "12", "3"):
+        r = oa(gw).chat.completions.create(model="q-gpt", messages=MESSAGES, extra_headers={"x-fake-words": words})
+        spent += r.usage.prompt_tokens + r.usage.completion_tokens
+        # One request at a time: the gauge is what remains after this one settled (set as the
+        # response ends, so poll briefly).
+        deadline = time.monotonic() + 5
+        while True:
+            gauge = metric_value(gw.prometheus(), "llm_gateway_budget_remaining", llm_consumer="alice", llm_limit="tpm")
+            if gauge == budget - spent or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert gauge == budget - spent
+
+
 def test_concurrent_requests_never_overspend_and_charges_equal_usage(gateway):
     budget = 400
     gw = gateway(config(budget))

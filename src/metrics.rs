@@ -11,6 +11,8 @@ use crate::engine::Record;
 pub enum MetricKind {
     Counter,
     Histogram,
+    /// Set to the value (the last writer wins).
+    Gauge,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,12 +32,16 @@ pub const TIME_TO_FIRST_TOKEN: &str = "gen_ai_server_time_to_first_token";
 pub const TIME_PER_OUTPUT_TOKEN: &str = "gen_ai_server_time_per_output_token";
 /// Spend at the configured prices, in micro-USD (exact integer arithmetic).
 pub const COST: &str = "llm_gateway_cost_usd_micros";
+/// What remains of a consumer's budget limit in its current window, after the last request
+/// settled (tokens, requests or micro-USD, by the limit's metric).
+pub const BUDGET_REMAINING: &str = "llm_gateway_budget_remaining";
 /// Requests the gateway refused itself, by reason (and guard rule, when a guard refused).
 pub const REJECTIONS: &str = "llm_gateway_rejections";
 
 /// Every label key the module emits: the bootstrap needs one `stats_tags` entry for each.
-pub const LABEL_KEYS: [&str; 11] = [
+pub const LABEL_KEYS: [&str; 12] = [
     "llm_consumer",
+    "llm_limit",
     "llm_prompt_template",
     "llm_reason",
     "llm_guard_rule",
@@ -89,6 +95,10 @@ pub fn points(record: &Record) -> Vec<Point> {
         let rule = rule.as_deref().unwrap_or(NONE);
         let name = format!("{REJECTIONS}{base}{consumer};llm_reason={reason};llm_guard_rule={rule}");
         out.push(Point { kind: MetricKind::Counter, name, value: 1 });
+    }
+    for (limit, remaining) in &record.budget_remaining {
+        let name = format!("{BUDGET_REMAINING}{consumer};llm_limit={limit}");
+        out.push(Point { kind: MetricKind::Gauge, name, value: *remaining });
     }
     if let Some(ttft) = record.time_to_first_token_ms {
         out.push(Point { kind: MetricKind::Histogram, name: format!("{TIME_TO_FIRST_TOKEN}{base}"), value: ttft });

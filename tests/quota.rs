@@ -365,6 +365,8 @@ fn reserve_settle_release_move_budget_between_reserved_and_used() {
     let s = settle(&store, r, &TokenCounts { input: 90, output: 40, ..TokenCounts::default() }, NOW + 5);
     assert_eq!(s.charged, [("tpm".to_string(), Metric::TotalTokens, 130), ("rpm".to_string(), Metric::Requests, 1)]);
     assert_eq!(budget::used(&store, "alice", &tpm, NOW), (130, 0));
+    // The gauges: what remains once this request is settled, per limit.
+    assert_eq!(s.remaining, [("tpm".to_string(), 870), ("rpm".to_string(), 1)]);
 
     let r = reserve(&store, &request(&limits, None, 100, Some(100)), &no_clamp(), NOW).unwrap();
     release(&store, r);

@@ -53,6 +53,9 @@ pub struct Record {
     /// Why the gateway refused the request itself (`GatewayError::reason`), and the guard
     /// rule when a guard did.
     pub rejection: Option<(&'static str, Option<String>)>,
+    /// What remains of each budget limit the request was settled against (configured
+    /// consumers only, so the gauges stay bounded): (limit name, remaining).
+    pub budget_remaining: Vec<(String, u64)>,
 }
 
 /// The provider a routed exchange talks to.
@@ -543,6 +546,10 @@ impl Exchange {
             cost_micros: self.settled.as_ref().and_then(|s| s.cost_micros),
             template: self.template.clone(),
             rejection: self.rejection.clone(),
+            budget_remaining: match &self.settled {
+                Some(settled) if self.consumer_listed => settled.remaining.clone(),
+                _ => Vec::new(),
+            },
         })
     }
 }

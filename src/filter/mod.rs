@@ -45,6 +45,7 @@ impl Metrics {
                 let kind = match point.kind {
                     MetricKind::Counter => MetricType::Counter,
                     MetricKind::Histogram => MetricType::Histogram,
+                    MetricKind::Gauge => MetricType::Gauge,
                 };
                 let Ok(id) = host::define_metric(kind, &point.name) else {
                     return;
@@ -57,7 +58,7 @@ impl Metrics {
             // Defined (so the series exists) but not incremented by 0: a host call saved.
             MetricKind::Counter if point.value == 0 => return,
             MetricKind::Counter => host::increment_metric(id, i64::try_from(point.value).unwrap_or(i64::MAX)),
-            MetricKind::Histogram => host::record_metric(id, point.value),
+            MetricKind::Histogram | MetricKind::Gauge => host::record_metric(id, point.value),
         };
     }
 }

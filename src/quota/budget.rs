@@ -275,6 +275,9 @@ pub struct Settlement {
     pub expired: usize,
     /// Limits that stayed contended (their reservation stays held until the window ends).
     pub failed: usize,
+    /// (limit name, what remains of it in this window) for each limit settled, in the
+    /// limit's unit (tokens, requests or micro-USD): the budget gauges.
+    pub remaining: Vec<(String, u64)>,
 }
 
 /// The stored counter of one limit in one window.
@@ -461,7 +464,7 @@ pub fn reserve(
         let final_need = reserve_amount(&charge.limit, input, output, request.price).unwrap_or(charge.reserved);
         if final_need < charge.reserved {
             let excess = charge.reserved - final_need;
-            if give_back(store, charge, excess, None, options.max_attempts) {
+            if give_back(store, charge, excess, None, options.max_attempts).is_some() {
                 charge.reserved = final_need;
                 charge.consumed_after = charge.consumed_after.saturating_sub(excess);
             }
@@ -486,21 +489,20 @@ pub fn reserve(
 
 /// Takes `amount` off `reserved` in the charge's window and adds `used` (if any) to `used`.
 /// Returns false if the window is gone or the counter stayed contended.
-fn give_back(store: &dyn Store, charge: &Charge, amount: u64, used: Option<u64>, max_attempts: u32) -> bool {
+/// Returns the counter as written, or `None` when the slot expired or stayed contended.
+fn give_back(store: &dyn Store, charge: &Charge, amount: u64, used: Option<u64>, max_attempts: u32) -> Option<Counter> {
     for _ in 0..max_attempts.max(1) {
-        let Some((counter, cas)) = load_existing(store, &charge.key, charge.window_id) else {
-            return false;
-        };
+        let (counter, cas) = load_existing(store, &charge.key, charge.window_id)?;
         let updated = Counter {
             reserved: counter.reserved.saturating_sub(amount),
             used: counter.used.saturating_add(used.unwrap_or(0)),
             ..counter
         };
         if store.set(&charge.key, &updated.encode(), Some(cas)).is_ok() {
-            return true;
+            return Some(updated);
         }
     }
-    false
+    None
 }
 
 /// Settles a reservation to what was actually consumed (also after a client disconnect:
@@ -517,8 +519,9 @@ pub fn settle(store: &dyn Store, reservation: Reservation, actual: &TokenCounts,
             out.expired += 1;
             continue;
         }
-        if give_back(store, charge, charge.reserved, Some(amount), attempts) {
+        if let Some(counter) = give_back(store, charge, charge.reserved, Some(amount), attempts) {
             out.charged.push((charge.limit.name.clone(), charge.limit.metric, amount));
+            out.remaining.push((charge.limit.name.clone(), charge.limit.amount.saturating_sub(counter.consumed())));
         } else if load_existing(store, &charge.key, charge.window_id).is_none() {
             out.expired += 1;
         } else {
