@@ -42,3 +42,8 @@ wait_for_body() {
     done
     return 1
 }
+
+# True if something accepts TCP connections on 127.0.0.1:PORT.
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
