@@ -378,6 +378,15 @@ class Gateway:
                 return lines
             time.sleep(0.05)
 
+    def wait_log_line(self, predicate, timeout: float = 5.0) -> str | None:
+        """The first access-log line matching `predicate`, waiting up to `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = next((line for line in self.access_log_lines() if predicate(line)), None)
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
+
     def log_text(self) -> str:
         """Envoy's own log (stdout and stderr) so far."""
         return Path(self.log_path).read_text(errors="replace")

@@ -91,6 +91,8 @@ fn routes_to_the_chosen_versions_model_and_renders_it() {
     assert!(ops.contains(&set("x-llm-gateway-cluster", "openai_cluster")));
     assert!(ops.contains(&set(":path", "/v1/chat/completions")));
     assert!(ops.contains(&set("content-type", "application/json")));
+    // Access logs reading X-ENVOY-ORIGINAL-PATH show what the client called.
+    assert!(ops.contains(&set("x-envoy-original-path", "/v1/prompts/summarize")));
     let sent = replaced(exchange.on_request_body(br#"{"text": "Envoy is a proxy."}"#, 1_000, None, gw.prompts()));
     assert_eq!(sent["model"], "gpt-4o-mini");
     assert_eq!(sent["messages"][0], json!({"role": "system", "content": "Write short summaries."}));

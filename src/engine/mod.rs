@@ -158,7 +158,14 @@ impl Gateway {
         };
         match access.auth.authenticate(&credentials, prefer, now_secs) {
             AuthOutcome::Consumer(consumer) => Ok(Some(consumer)),
-            outcome => Err(GatewayError::Unauthorized { message: outcome.message().unwrap_or_default() }),
+            outcome => {
+                let code = match &outcome {
+                    AuthOutcome::Invalid(error) => error.code(),
+                    // OpenAI's own code when no key is sent.
+                    _ => "invalid_api_key",
+                };
+                Err(GatewayError::Unauthorized { message: outcome.message().unwrap_or_default(), code })
+            }
         }
     }
 
@@ -234,14 +241,14 @@ impl Gateway {
         let consumer = self.identify(head, client, now_secs)?;
         let unknown = || GatewayError::UnknownModel { model: requested.to_string() };
         let route = self.config.lookup(requested).ok_or_else(unknown)?;
-        if let (Some(access), Some(consumer)) = (&self.config.access, &consumer) {
+        exchange.consumer = consumer;
+        if let (Some(access), Some(consumer)) = (&self.config.access, &exchange.consumer) {
             exchange.consumer_listed = access.auth.consumers().get(&consumer.name).is_some();
             access
                 .auth
                 .check_model(consumer, &route.name)
                 .map_err(|f| GatewayError::Forbidden { message: f.to_string() })?;
         }
-        exchange.consumer = consumer;
         let target = route.pick(roll).ok_or_else(unknown)?;
         let provider = self.config.provider(target.provider).ok_or_else(unknown)?;
         let dialect = provider.kind.dialect();
@@ -271,6 +278,11 @@ impl Gateway {
             ops.push(HeaderOp::Set("content-type".to_string(), "application/json".to_string()));
         }
         ops.extend(provider_headers);
+        if upstream_path != head.path {
+            // What Envoy itself sets when a route rewrites the path: access logs written with
+            // `%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%` then show the path the client called.
+            ops.push(HeaderOp::Set("x-envoy-original-path".to_string(), head.path.to_string()));
+        }
         ops.push(HeaderOp::Set(":path".to_string(), upstream_path));
         Ok(ops)
     }

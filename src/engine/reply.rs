@@ -41,6 +41,8 @@ pub enum GatewayError {
     /// Missing or bad credentials (401).
     Unauthorized {
         message: String,
+        /// `invalid_api_key`, `invalid_token` (JWT), `missing_credentials`...
+        code: &'static str,
     },
     /// The consumer may not use this model (403).
     Forbidden {
@@ -129,7 +131,7 @@ impl GatewayError {
                 Some(field.clone()),
                 Some("unsupported_parameter"),
             ),
-            GatewayError::Unauthorized { message } => (message.clone(), None, Some("invalid_api_key")),
+            GatewayError::Unauthorized { message, code } => (message.clone(), None, Some(*code)),
             GatewayError::Prompt(e) => (e.to_string(), e.param(), Some(e.code())),
             GatewayError::PromptApi(e) => (e.to_string(), e.api_param(), Some(e.code())),
             GatewayError::Forbidden { message } => {
