@@ -17,7 +17,8 @@ CONFIG = {
         "claude": {"kind": "anthropic", "cluster": "fake_openai", "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
     },
     "models": {"p-gpt": {"provider": "fake", "model": "gpt-4o-mini"},
-               "p-claude": {"provider": "claude", "model": "claude-sonnet-4-5"}},
+               "p-claude": {"provider": "claude", "model": "claude-sonnet-4-5"},
+               "p-forced": {"provider": "fake", "model": "gpt-4o-mini"}},
     "prompts": {
         "templates": {
             "summarize": {
@@ -39,6 +40,8 @@ CONFIG = {
                 "weights": {"a": 50, "b": 50},
             },
         },
+        # Every request for p-forced gets summarize@1, whatever it asks.
+        "forced_templates": [{"match": {"model": "p-forced"}, "template": "summarize", "version": "1"}],
         "prompt_apis": {
             "/v1/prompts/summarize": {"template": "summarize"},
             "/v1/prompts/digest": {"template": "digest"},
@@ -74,6 +77,22 @@ def test_templated_request_is_rendered_and_the_field_removed(gw, fake_requests):
     assert "Summarize: the cat sat" in str(body["messages"][1]["content"])
     lines = gw.access_log_lines(min_lines=1)
     assert lines
+
+
+def test_a_forced_template_applies_with_only_variables_passed(gw, fake_requests):
+    reply = oa(gw).chat.completions.create(
+        model="p-forced", messages=[{"role": "user", "content": "thanks"}],
+        extra_body={"llm_gateway_template": {"variables": {"text": "forced text"}}})
+    assert reply.choices[0].message.content.startswith("echo: Summarize: forced text")
+    assert fake_requests.last()["body"]["messages"][0] == {"role": "system", "content": "You summarize (short)."}
+    with pytest.raises(openai.BadRequestError) as err:
+        oa(gw).chat.completions.create(model="p-forced", messages=[{"role": "user", "content": "x"}])
+    assert err.value.code == "missing_variable"
+    with pytest.raises(openai.BadRequestError) as err:
+        oa(gw).chat.completions.create(
+            model="p-forced", messages=[{"role": "user", "content": "x"}],
+            extra_body={"llm_gateway_template": {"name": "digest", "variables": {"text": "x"}}})
+    assert err.value.code == "template_forced"
 
 
 def test_template_errors_are_400_naming_the_variable(gw, fake_requests):

@@ -6,7 +6,7 @@
 use super::decorate::{Decorator, Matcher};
 use super::guard::{Builtin, Guards, MaskSource, MaskSpec, RuleSpec};
 use super::template::{parse_segments, Pick, Template, TemplateMessage, TemplateRole, VarType, Variable, Version};
-use super::{PromptApi, Prompts};
+use super::{ForcedTemplate, PromptApi, Prompts};
 use crate::config::{strip_position, ConfigError};
 use serde::Deserialize;
 use serde_json::Value;
@@ -24,6 +24,20 @@ pub struct RawPromptConfig {
     /// Request path (e.g. `/v1/prompts/summarize`) -> the template it serves.
     #[serde(default)]
     pub prompt_apis: BTreeMap<String, RawPromptApi>,
+    /// Templates the operator imposes by route, consumer or model (first match wins).
+    #[serde(default)]
+    pub forced_templates: Vec<RawForcedTemplate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForcedTemplate {
+    #[serde(default, rename = "match")]
+    pub matcher: RawMatch,
+    pub template: String,
+    /// Pins a version; otherwise the template's weights or default version decide.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,7 +268,44 @@ pub fn validate(raw: RawPromptConfig, prefix: &str, is_model: &dyn Fn(&str) -> b
         let api = validate_api(&path, &prefix_templates(prefix), path_key.clone(), a, &templates)?;
         apis.insert(path_key, api);
     }
-    Ok(Prompts { templates, decorators, guards, apis })
+    let mut forced = Vec::with_capacity(raw.forced_templates.len());
+    for (i, f) in raw.forced_templates.into_iter().enumerate() {
+        forced.push(validate_forced(&at(prefix, &format!("forced_templates[{i}]")), f, &templates, is_model)?);
+    }
+    Ok(Prompts { templates, decorators, guards, apis, forced })
+}
+
+fn validate_matcher(path: &str, m: RawMatch, is_model: &dyn Fn(&str) -> bool) -> Result<Matcher, ConfigError> {
+    if let Some(prefix) = &m.route_prefix {
+        if !prefix.starts_with('/') {
+            return Err(err(format!("{path}.match.route_prefix"), format!("{prefix:?} must start with '/'")));
+        }
+    }
+    if let Some(model) = &m.model {
+        check_model(format!("{path}.match.model"), model, is_model)?;
+    }
+    Ok(Matcher { route_prefix: m.route_prefix, consumer: m.consumer, model: m.model })
+}
+
+fn validate_forced(
+    path: &str,
+    f: RawForcedTemplate,
+    templates: &BTreeMap<String, Template>,
+    is_model: &dyn Fn(&str) -> bool,
+) -> Result<ForcedTemplate, ConfigError> {
+    let matcher = validate_matcher(path, f.matcher, is_model)?;
+    let template = templates
+        .get(&f.template)
+        .ok_or_else(|| err(format!("{path}.template"), format!("no template named {:?}", f.template)))?;
+    if let Some(version) = &f.version {
+        if template.version(version).is_none() {
+            return Err(err(
+                format!("{path}.version"),
+                format!("template {:?} has no version {version:?}", f.template),
+            ));
+        }
+    }
+    Ok(ForcedTemplate { matcher, template: f.template, version: f.version })
 }
 
 fn prefix_templates(prefix: &str) -> String {
@@ -423,14 +474,7 @@ fn validate_decorator(
         }
         None => format!("decorators[{index}]"),
     };
-    if let Some(prefix) = &d.matcher.route_prefix {
-        if !prefix.starts_with('/') {
-            return Err(err(format!("{path}.match.route_prefix"), format!("{prefix:?} must start with '/'")));
-        }
-    }
-    if let Some(model) = &d.matcher.model {
-        check_model(format!("{path}.match.model"), model, is_model)?;
-    }
+    let matcher = validate_matcher(path, d.matcher, is_model)?;
     if d.prepend.is_empty() && d.append.is_empty() {
         return Err(err(path, "a decorator must \"prepend\" or \"append\" at least one message"));
     }
@@ -450,8 +494,6 @@ fn validate_decorator(
     };
     let prepend = texts("prepend", d.prepend)?;
     let append = texts("append", d.append)?;
-    let matcher =
-        Matcher { route_prefix: d.matcher.route_prefix, consumer: d.matcher.consumer, model: d.matcher.model };
     Ok(Decorator { name, matcher, prepend, append })
 }
 

@@ -65,6 +65,10 @@ pub enum PromptError {
     StreamNotAllowed {
         api: String,
     },
+    /// The gateway imposes a template here and the request chose another (or another version).
+    TemplateForced {
+        template: String,
+    },
     Guard(GuardViolation),
 }
 
@@ -85,6 +89,7 @@ impl PromptError {
             PromptError::InvalidSelection { .. } => "invalid_template_selection",
             PromptError::InvalidBody { .. } => "invalid_body",
             PromptError::StreamNotAllowed { .. } => "stream_not_allowed",
+            PromptError::TemplateForced { .. } => "template_forced",
             PromptError::Guard(_) => "prompt_blocked",
         }
     }
@@ -101,7 +106,9 @@ impl PromptError {
             | PromptError::UnknownVariable { name, .. } => {
                 Some(format!("{}.variables.{}", super::SELECTION_FIELD, clip(name)))
             }
-            PromptError::InvalidSelection { .. } => Some(super::SELECTION_FIELD.to_string()),
+            PromptError::InvalidSelection { .. } | PromptError::TemplateForced { .. } => {
+                Some(super::SELECTION_FIELD.to_string())
+            }
             PromptError::StreamNotAllowed { .. } => Some("stream".to_string()),
             PromptError::InvalidBody { .. } | PromptError::Guard(_) => None,
         }
@@ -147,6 +154,12 @@ impl fmt::Display for PromptError {
             PromptError::InvalidSelection { detail } => write!(f, "{}: {detail}", super::SELECTION_FIELD),
             PromptError::InvalidBody { detail } => f.write_str(detail),
             PromptError::StreamNotAllowed { api } => write!(f, "{api} does not support streaming"),
+            PromptError::TemplateForced { template } => write!(
+                f,
+                "the gateway applies prompt template {:?} to this request; pass its variables, not another template \
+                 or version",
+                clip(template)
+            ),
             PromptError::Guard(v) => v.fmt(f),
         }
     }

@@ -42,6 +42,16 @@ pub struct Prompts {
     pub(crate) guards: Guards,
     /// By request path.
     pub(crate) apis: BTreeMap<String, PromptApi>,
+    pub(crate) forced: Vec<ForcedTemplate>,
+}
+
+/// A template the operator imposes on matching chat requests (`forced_templates`): the
+/// request may pass variables, but not choose another template or version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForcedTemplate {
+    pub matcher: Matcher,
+    pub template: String,
+    pub version: Option<String>,
 }
 
 /// What the prompt layer did to a request: for metrics and the access log.
@@ -83,7 +93,11 @@ impl Prompts {
 
     /// Nothing configured: the engine can skip the prompt layer (and the IR round trip).
     pub fn is_empty(&self) -> bool {
-        self.templates.is_empty() && self.decorators.is_empty() && self.guards.is_empty() && self.apis.is_empty()
+        self.templates.is_empty()
+            && self.decorators.is_empty()
+            && self.guards.is_empty()
+            && self.apis.is_empty()
+            && self.forced.is_empty()
     }
 
     pub fn template(&self, name: &str) -> Option<&Template> {
@@ -113,6 +127,11 @@ impl Prompts {
     }
 
     fn resolve(&self, sel: &Selection, roll: u64) -> Result<Resolved<'_>, PromptError> {
+        if sel.template.is_empty() {
+            return Err(PromptError::InvalidSelection {
+                detail: "\"name\" (the template's name) is required".to_string(),
+            });
+        }
         let template = self
             .templates
             .get(&sel.template)
@@ -139,8 +158,29 @@ impl Prompts {
         ctx: &Context<'_>,
         roll: u64,
     ) -> Result<Applied, PromptError> {
+        let forced = self.forced_selection(sel, ctx)?;
+        let sel = forced.as_ref().or(sel);
         let resolved = sel.map(|s| self.resolve(s, roll)).transpose()?;
         self.prepare_resolved(req, resolved, ctx)
+    }
+
+    /// The selection a matching forced template imposes (`None`: no rule matches). The
+    /// request's own variables carry over; naming another template or version is an error,
+    /// not silently overridden.
+    fn forced_selection(&self, sel: Option<&Selection>, ctx: &Context<'_>) -> Result<Option<Selection>, PromptError> {
+        let Some(rule) = self.forced.iter().find(|f| f.matcher.matches(ctx)) else { return Ok(None) };
+        let conflicts = sel.is_some_and(|s| {
+            (!s.template.is_empty() && s.template != rule.template)
+                || matches!((&rule.version, &s.version), (Some(forced), Some(asked)) if forced != asked)
+        });
+        if conflicts {
+            return Err(PromptError::TemplateForced { template: rule.template.clone() });
+        }
+        Ok(Some(Selection {
+            template: rule.template.clone(),
+            version: rule.version.clone().or_else(|| sel.and_then(|s| s.version.clone())),
+            variables: sel.map(|s| s.variables.clone()).unwrap_or_default(),
+        }))
     }
 
     fn prepare_resolved(
