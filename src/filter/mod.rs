@@ -184,7 +184,7 @@ impl Context for Applier {}
 impl HttpContext for Applier {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         if let Ok(Some(encoded)) = host::property(&[DEFERRED_HEADERS]) {
-            for (name, value) in deferred::decode(&encoded) {
+            for (name, value) in crate::header_map::decode(&encoded) {
                 apply(MapType::HttpRequestHeaders, HeaderOp::Set(name, value));
             }
         }
@@ -285,7 +285,7 @@ impl HttpContext for Stream {
             exchange.on_request_body(&body, host::now_ms(), self.gateway.quota(&SharedStore), self.gateway.prompts());
         let deferred = exchange.deferred_headers();
         if !deferred.is_empty() {
-            let _ = host::set_property(&[DEFERRED_HEADERS], &deferred::encode(deferred));
+            let _ = host::set_property(&[DEFERRED_HEADERS], &crate::header_map::encode(deferred));
         }
         match action {
             BodyAction::Unchanged => Action::Continue,

@@ -294,18 +294,25 @@ fn validate_forced(
     is_model: &dyn Fn(&str) -> bool,
 ) -> Result<ForcedTemplate, ConfigError> {
     let matcher = validate_matcher(path, f.matcher, is_model)?;
-    let template = templates
-        .get(&f.template)
-        .ok_or_else(|| err(format!("{path}.template"), format!("no template named {:?}", f.template)))?;
-    if let Some(version) = &f.version {
+    template_version(path, &f.template, f.version.as_deref(), templates)?;
+    Ok(ForcedTemplate { matcher, template: f.template, version: f.version })
+}
+
+/// The template `name` names (at `<path>.template`), which must have `version` if one is pinned.
+fn template_version<'a>(
+    path: &str,
+    name: &str,
+    version: Option<&str>,
+    templates: &'a BTreeMap<String, Template>,
+) -> Result<&'a Template, ConfigError> {
+    let template =
+        templates.get(name).ok_or_else(|| err(format!("{path}.template"), format!("no template named {name:?}")))?;
+    if let Some(version) = version {
         if template.version(version).is_none() {
-            return Err(err(
-                format!("{path}.version"),
-                format!("template {:?} has no version {version:?}", f.template),
-            ));
+            return Err(err(format!("{path}.version"), format!("template {name:?} has no version {version:?}")));
         }
     }
-    Ok(ForcedTemplate { matcher, template: f.template, version: f.version })
+    Ok(template)
 }
 
 fn prefix_templates(prefix: &str) -> String {
@@ -601,17 +608,7 @@ fn validate_api(
     if RESERVED_PATHS.contains(&api_path.as_str()) {
         return Err(err(path, "this path is one of the gateway's own endpoints"));
     }
-    let template = templates
-        .get(&a.template)
-        .ok_or_else(|| err(format!("{path}.template"), format!("no template named {:?}", a.template)))?;
-    if let Some(version) = &a.version {
-        if template.version(version).is_none() {
-            return Err(err(
-                format!("{path}.version"),
-                format!("template {:?} has no version {version:?}", a.template),
-            ));
-        }
-    }
+    let template = template_version(path, &a.template, a.version.as_deref(), templates)?;
     // Every version the API can reach needs a model to send the request to.
     let reachable: Vec<&Version> = match &a.version {
         Some(v) => template.versions.iter().filter(|x| &x.name == v).collect(),
