@@ -50,5 +50,5 @@ fmt:
 bench:          ## side by side in real Envoy (and LiteLLM): bench/results/latest.{json,md}
 	@bash bench/run.sh
 
-bench-native:   ## criterion micro-benchmarks of the native core (benches/core.rs)
-	cargo bench --bench core
+bench-native:   ## criterion micro-benchmarks of the native core: benches/core.rs, benches/translate.rs
+	cargo bench --bench core --bench translate
