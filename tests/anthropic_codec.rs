@@ -99,9 +99,11 @@ fn request_features_mapping() {
     assert_eq!(ir.stop, ["\n\nHuman:", "END"]);
     assert_eq!((ir.temperature, ir.top_p, ir.top_k), (Some(0.5), Some(0.9), Some(40)));
     assert!(
-        matches!(&ir.messages[0].content[0], Part::Image(ImageSource::Base64 { media_type, .. }) if media_type == "image/jpeg")
+        matches!(&ir.messages[0].content[0], Part::Image(Image { source: ImageSource::Base64 { media_type, .. }, .. }) if media_type == "image/jpeg")
     );
-    assert!(matches!(&ir.messages[0].content[1], Part::Image(ImageSource::Url(u)) if u.starts_with("https://")));
+    assert!(
+        matches!(&ir.messages[0].content[1], Part::Image(Image { source: ImageSource::Url(u), .. }) if u.starts_with("https://"))
+    );
     let Part::ToolResult(r) = &ir.messages[2].content[0] else { panic!() };
     assert_eq!(r.name.as_deref(), Some("get_weather"));
 }
@@ -250,7 +252,7 @@ fn request_thinking_and_output_config() {
 // ----------------------------------------------------------------------------- encode (provider)
 
 fn user(text: &str) -> Message {
-    Message { role: Role::User, content: vec![Part::Text(text.into())] }
+    Message { role: Role::User, content: vec![Part::Text(text.into())], name: None }
 }
 
 fn ir_req() -> ChatRequest {
@@ -323,7 +325,7 @@ fn encode_request_reasoning_table() {
 
 #[test]
 fn encode_request_tool_choice_and_parallel() {
-    let tool = Tool { name: "f".into(), description: None, parameters: json!({"type": "object"}) };
+    let tool = Tool { name: "f".into(), description: None, parameters: json!({"type": "object"}), strict: None };
     let tc = |choice: Option<ToolChoice>, parallel: Option<bool>, tools: bool| {
         let req = ChatRequest {
             tool_choice: choice,
@@ -357,8 +359,9 @@ fn encode_request_history_from_other_dialects() {
                 role: Role::User,
                 content: vec![
                     Part::Text("look".into()),
-                    Part::Image(ImageSource::Url("data:image/png;base64,iVBORw0K".into())),
+                    Part::Image(ImageSource::Url("data:image/png;base64,iVBORw0K".into()).into()),
                 ],
+                name: None,
             },
             Message {
                 role: Role::Assistant,
@@ -377,6 +380,7 @@ fn encode_request_history_from_other_dialects() {
                         signature: None,
                     }),
                 ],
+                name: None,
             },
             Message {
                 role: Role::User,
@@ -386,6 +390,7 @@ fn encode_request_history_from_other_dialects() {
                     content: vec![Part::Text("one".into())],
                     is_error: false,
                 })],
+                name: None,
             },
             Message {
                 role: Role::User,
@@ -394,10 +399,14 @@ fn encode_request_history_from_other_dialects() {
                     Part::ToolResult(ToolResult {
                         call_id: "c2".into(),
                         name: None,
-                        content: vec![Part::Text("a".into()), Part::Image(ImageSource::Url("https://x/y.png".into()))],
+                        content: vec![
+                            Part::Text("a".into()),
+                            Part::Image(ImageSource::Url("https://x/y.png".into()).into()),
+                        ],
                         is_error: true,
                     }),
                 ],
+                name: None,
             },
         ],
         ..ir_req()
@@ -422,13 +431,14 @@ fn encode_request_history_from_other_dialects() {
                 arguments: "[1]".into(),
                 signature: None,
             })],
+            name: None,
         }],
         ..ir_req()
     };
     assert!(
         matches!(encode_request(&bad), Err(TranslateError::Invalid { field, .. }) if field == "messages.0.content.0.arguments")
     );
-    let img_system = ChatRequest { system: vec![Part::Image(ImageSource::Url("https://x".into()))], ..ir_req() };
+    let img_system = ChatRequest { system: vec![Part::Image(ImageSource::Url("https://x".into()).into())], ..ir_req() };
     assert_eq!(unsupported_field(&img_system), "system");
 }
 
@@ -653,6 +663,18 @@ fn stream_decode_specifics() {
             source: UsageSource::Reported
         }
     );
+    // The redacted_thinking block comes whole in content_block_start: one event, between the
+    // thinking block's signature and the text.
+    let redacted = StreamEvent::RedactedThinking {
+        data: "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP...".into(),
+    };
+    let at = events.iter().position(|e| *e == redacted).unwrap();
+    assert!(matches!(events[at - 1], StreamEvent::ThinkingSignature { .. }));
+    assert!(matches!(events[at + 1], StreamEvent::TextDelta { .. }));
+    let sse = encode_str(&events);
+    let blocks: Vec<Value> = data_of(&sse).into_iter().filter(|d| d["type"] == "content_block_start").collect();
+    assert_eq!(blocks[1]["content_block"], json!({"type": "redacted_thinking", "data": redacted_data(&redacted)}));
+    assert_eq!(blocks[2]["index"], 2, "the text block after it gets the next index");
     let events = decode_every_split(&fixture("stream_basic.sse"));
     assert_eq!(essence(&events).1.unwrap().input, Some(11), "message_start input survives message_delta");
     assert_eq!(essence(&events).1.unwrap().output, Some(6));
@@ -680,6 +702,13 @@ fn stream_decode_specifics() {
     big.extend(vec![b'a'; (1 << 20) + 10]);
     let events = decode_chunks([&big[..]]);
     assert!(matches!(&events[..], [StreamEvent::Error(_)]));
+}
+
+fn redacted_data(ev: &StreamEvent) -> &str {
+    match ev {
+        StreamEvent::RedactedThinking { data } => data,
+        _ => "",
+    }
 }
 
 fn encode_str(events: &[StreamEvent]) -> String {
@@ -772,7 +801,7 @@ fn stream_encoder_edges() {
         StreamEvent::Done,
     ]);
     assert!(sse.ends_with(
-        "event: error\ndata: {\"error\":{\"message\":\"slow down\",\"type\":\"rate_limit_error\"},\"type\":\"error\"}\n\n"
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}\n\n"
     ), "{sse}");
     // finish() without Done closes the open block and ends the message.
     let data = data_of(&encode_str(&[StreamEvent::ToolCallStart { index: 0, id: "t".into(), name: "f".into() }]));
@@ -788,4 +817,57 @@ fn stream_encoder_edges() {
     ]));
     let idx: Vec<i64> = data.iter().filter_map(|d| d["index"].as_i64()).collect();
     assert_eq!(idx, [0, 0, 0, 1, 1, 1, 1]);
+}
+
+fn named(role: Role, name: Option<&str>, text: &str) -> Message {
+    Message { role, content: vec![Part::Text(text.into())], name: name.map(Into::into) }
+}
+
+#[test]
+fn names_strict_and_detail_for_anthropic() {
+    // One participant per role: names dropped (the role says who spoke).
+    let req = ChatRequest {
+        messages: vec![
+            named(Role::User, Some("alice"), "a"),
+            named(Role::Assistant, Some("bot"), "b"),
+            named(Role::User, Some("alice"), "c"),
+            named(Role::User, None, "d"),
+        ],
+        ..ir_req()
+    };
+    let v = encoded(&req);
+    assert!(v["messages"].as_array().unwrap().iter().all(|m| m.get("name").is_none()));
+    // Two speakers in one role cannot be told apart on Anthropic: refused.
+    let req = ChatRequest {
+        messages: vec![named(Role::User, Some("alice"), "a"), named(Role::User, Some("bob"), "b")],
+        ..ir_req()
+    };
+    assert_eq!(unsupported_field(&req), "messages.1.name");
+    // strict is Anthropic's strict tool use, both ways.
+    let body = json!({"model": "claude-x", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"name": "f", "input_schema": {"type": "object"}, "strict": true},
+                  {"name": "g", "input_schema": {"type": "object"}}]});
+    let req = decode_request(body.to_string().as_bytes()).unwrap();
+    assert_eq!(req.tools.iter().map(|t| t.strict).collect::<Vec<_>>(), [Some(true), None]);
+    let v = encoded(&req);
+    assert_eq!(v["tools"][0]["strict"], true);
+    assert!(v["tools"][1].get("strict").is_none());
+    let bad = json!({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"name": "f", "input_schema": {"type": "object"}, "strict": "yes"}]});
+    assert_eq!(invalid_field(bad), "tools.0.strict");
+    // detail: auto/high dropped (Claude reads images at full resolution), low refused.
+    let image = |detail: &str| {
+        let img = Image { source: ImageSource::Url("https://x/y.png".into()), detail: Some(detail.into()) };
+        ChatRequest {
+            messages: vec![Message { role: Role::User, content: vec![Part::Image(img)], name: None }],
+            ..ir_req()
+        }
+    };
+    for ok in ["auto", "high"] {
+        assert_eq!(
+            encoded(&image(ok))["messages"][0]["content"][0]["source"],
+            json!({"type": "url", "url": "https://x/y.png"})
+        );
+    }
+    assert_eq!(unsupported_field(&image("low")), "messages.0.content.0.detail");
 }

@@ -33,11 +33,11 @@ fn text(s: &str) -> Part {
 }
 
 fn user(parts: Vec<Part>) -> Message {
-    Message { role: Role::User, content: parts }
+    Message { role: Role::User, content: parts, name: None }
 }
 
 fn assistant(parts: Vec<Part>) -> Message {
-    Message { role: Role::Assistant, content: parts }
+    Message { role: Role::Assistant, content: parts, name: None }
 }
 
 fn top_song_tool() -> Tool {
@@ -49,6 +49,7 @@ fn top_song_tool() -> Tool {
             "properties": {"sign": {"type": "string", "description": "The call sign for the radio station."}},
             "required": ["sign"]
         }),
+        strict: None,
     }
 }
 
@@ -65,7 +66,7 @@ fn full_request() -> ChatRequest {
         messages: vec![
             user(vec![
                 text("What is the most popular song on WZPZ?"),
-                Part::Image(ImageSource::Base64 { media_type: "image/png".into(), data: PNG_1PX.into() }),
+                Part::Image(ImageSource::Base64 { media_type: "image/png".into(), data: PNG_1PX.into() }.into()),
             ]),
             assistant(vec![
                 Part::Thinking { text: "I should call top_song.".into(), signature: Some("sig-abc".into()) },
@@ -194,15 +195,17 @@ fn refuses_what_converse_cannot_express() {
         ..Default::default()
     };
     let url_image = ChatRequest {
-        messages: vec![user(vec![text("what is this"), Part::Image(ImageSource::Url("https://x/y.png".into()))])],
+        messages: vec![user(vec![
+            text("what is this"),
+            Part::Image(ImageSource::Url("https://x/y.png".into()).into()),
+        ])],
         ..base()
     };
     assert_eq!(unsupported_field(url_image), "messages[0].content[1]");
     let bmp = ChatRequest {
-        messages: vec![user(vec![Part::Image(ImageSource::Base64 {
-            media_type: "image/bmp".into(),
-            data: "AA==".into(),
-        })])],
+        messages: vec![user(vec![Part::Image(
+            ImageSource::Base64 { media_type: "image/bmp".into(), data: "AA==".into() }.into(),
+        )])],
         ..base()
     };
     assert_eq!(unsupported_field(bmp), "messages[0].content[0]");
@@ -221,7 +224,9 @@ fn refuses_what_converse_cannot_express() {
     );
     assert_eq!(
         unsupported_field(ChatRequest {
-            system: vec![Part::Image(ImageSource::Base64 { media_type: "image/png".into(), data: PNG_1PX.into() })],
+            system: vec![Part::Image(
+                ImageSource::Base64 { media_type: "image/png".into(), data: PNG_1PX.into() }.into()
+            )],
             ..base()
         }),
         "system[0]"
@@ -377,6 +382,31 @@ fn stream_reasoning() {
 }
 
 #[test]
+fn stream_redacted_reasoning() {
+    // One redactedContent delta keeps its string; two deltas of one block are joined as bytes.
+    let ev = stream_case("stream_redacted_reasoning");
+    let redacted: Vec<&str> = ev
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::RedactedThinking { data } => Some(data.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(redacted, ["AQJlbmNyeXB0ZWQtYmxvY2stb25l/w==", "RXhhbXBsZSByZWRhY3RlZCByZWFzb25pbmc="]);
+    // Each block is emitted where it ends: after block 0's signature, before block 3's text.
+    let pos = |want: &dyn Fn(&StreamEvent) -> bool| ev.iter().position(want).unwrap();
+    assert!(
+        pos(&|e| matches!(e, StreamEvent::ThinkingSignature { .. }))
+            < pos(&|e| matches!(e, StreamEvent::RedactedThinking { .. }))
+    );
+    assert!(
+        pos(&|e| matches!(e, StreamEvent::RedactedThinking { data } if data.starts_with("RXhh")))
+            < pos(&|e| matches!(e, StreamEvent::TextDelta { .. }))
+    );
+    assert_eq!(ev.last(), Some(&StreamEvent::Done));
+}
+
+#[test]
 fn stream_exception_ends_with_an_error() {
     let ev = stream_case("stream_exception");
     match ev.last() {
@@ -441,4 +471,40 @@ fn empty_stream_ended_early() {
             message: "provider stream ended early".into()
         })]
     );
+}
+
+#[test]
+fn names_strict_and_detail_for_bedrock() {
+    let named = |role, name: &str| Message { role, content: vec![text("x")], name: Some(name.into()) };
+    let base = ChatRequest { model: "anthropic.claude-sonnet-4-5".into(), ..ChatRequest::default() };
+    // One participant per role: dropped. Two in one role: refused.
+    let req = ChatRequest {
+        messages: vec![named(Role::User, "alice"), named(Role::Assistant, "bot"), named(Role::User, "alice")],
+        ..base.clone()
+    };
+    let v: Value = serde_json::from_slice(&encode_request(&req).unwrap()).unwrap();
+    assert!(v["messages"].as_array().unwrap().iter().all(|m| m.get("name").is_none()));
+    let req = ChatRequest {
+        messages: vec![named(Role::Assistant, "a"), named(Role::User, "u"), named(Role::Assistant, "b")],
+        ..base.clone()
+    };
+    assert_eq!(unsupported_field(req), "messages[2].name");
+    // strict -> toolSpec.strict (ToolSpecification.strict in the Converse API reference).
+    let req = ChatRequest {
+        messages: vec![user(vec![text("x")])],
+        tools: vec![Tool { strict: Some(true), ..top_song_tool() }],
+        ..base.clone()
+    };
+    let v: Value = serde_json::from_slice(&encode_request(&req).unwrap()).unwrap();
+    assert_eq!(v["toolConfig"]["tools"][0]["toolSpec"]["strict"], true);
+    // detail low refused, high dropped.
+    let png = |detail: &str| {
+        let source = ImageSource::Base64 { media_type: "image/png".into(), data: PNG_1PX.into() };
+        Part::Image(Image { source, detail: Some(detail.into()) })
+    };
+    let req = ChatRequest { messages: vec![user(vec![png("high")])], ..base.clone() };
+    let v: Value = serde_json::from_slice(&encode_request(&req).unwrap()).unwrap();
+    assert!(v["messages"][0]["content"][0]["image"].get("detail").is_none());
+    let req = ChatRequest { messages: vec![user(vec![text("x"), png("low")])], ..base };
+    assert_eq!(unsupported_field(req), "messages[0].content[1].detail");
 }

@@ -5,8 +5,8 @@
 
 use llm_gateway::llm::gemini::{self, decode_error, decode_response, encode_request, upstream_path, StreamDecoder};
 use llm_gateway::llm::ir::{
-    ChatRequest, ErrorKind, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, StopReason, StreamEvent, Tool,
-    ToolCall, ToolChoice, ToolResult, TranslateError,
+    ChatRequest, ErrorKind, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, StopReason,
+    StreamEvent, Tool, ToolCall, ToolChoice, ToolResult, TranslateError,
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -275,7 +275,7 @@ fn stream_blocked_prompt_is_content_filter_then_done() {
 // ----------------------------------------------------------------------------- requests
 
 fn user(text: &str) -> Message {
-    Message { role: Role::User, content: vec![Part::Text(text.into())] }
+    Message { role: Role::User, content: vec![Part::Text(text.into())], name: None }
 }
 
 fn base_request() -> ChatRequest {
@@ -302,6 +302,7 @@ fn weather_tool() -> Tool {
             "required": ["location"],
             "additionalProperties": false
         }),
+        strict: None,
     }
 }
 
@@ -323,6 +324,7 @@ fn result(id: &str, text: &str, is_error: bool) -> Message {
             content: vec![Part::Text(text.into())],
             is_error,
         })],
+        name: None,
     }
 }
 
@@ -332,7 +334,7 @@ fn request_text_with_parameters() {
         system: vec![Part::Text("You are a cat. Your name is Neko.".into())],
         messages: vec![
             user("Hello there"),
-            Message { role: Role::Assistant, content: vec![Part::Text("Meow.".into())] },
+            Message { role: Role::Assistant, content: vec![Part::Text("Meow.".into())], name: None },
             user("How are you?"),
         ],
         max_tokens: Some(800),
@@ -361,6 +363,7 @@ fn request_tool_loop_with_signatures_and_parallel_results() {
             Message {
                 role: Role::Assistant,
                 content: vec![call("call_0", "Paris", Some("<Signature_A>")), call("call_1", "London", None)],
+                name: None,
             },
             // OpenAI clients send one `tool` message per result: merged into one content.
             result("call_0", r#"{"temperature": 15, "unit": "C"}"#, false),
@@ -392,7 +395,7 @@ fn request_plain_text_tool_result_is_wrapped_as_output() {
     let req = ChatRequest {
         messages: vec![
             user("weather?"),
-            Message { role: Role::Assistant, content: vec![call("c", "Paris", Some("s"))] },
+            Message { role: Role::Assistant, content: vec![call("c", "Paris", Some("s"))], name: None },
             result("c", "15 degrees", false),
         ],
         ..base_request()
@@ -409,11 +412,15 @@ fn request_current_turn_calls_without_signature_get_the_placeholder() {
         model: "gemini-3-pro-preview".into(),
         messages: vec![
             user("first question"),
-            Message { role: Role::Assistant, content: vec![call("a", "Rome", None)] },
+            Message { role: Role::Assistant, content: vec![call("a", "Rome", None)], name: None },
             result("a", "20", false),
-            Message { role: Role::Assistant, content: vec![Part::Text("It is 20.".into())] },
+            Message { role: Role::Assistant, content: vec![Part::Text("It is 20.".into())], name: None },
             user("and Paris and London?"),
-            Message { role: Role::Assistant, content: vec![call("b", "Paris", None), call("c", "London", None)] },
+            Message {
+                role: Role::Assistant,
+                content: vec![call("b", "Paris", None), call("c", "London", None)],
+                name: None,
+            },
             result("b", "15", false),
             result("c", "12", false),
         ],
@@ -438,6 +445,7 @@ fn request_signature_only_thinking_is_lent_to_the_following_call() {
                     Part::Thinking { text: String::new(), signature: Some("<Signature_A>".into()) },
                     call("call_0", "Paris", None),
                 ],
+                name: None,
             },
             result("call_0", "15", false),
         ],
@@ -461,11 +469,14 @@ fn request_thinking_images_and_json_schema() {
                 role: Role::User,
                 content: vec![
                     Part::Text("What is in these images?".into()),
-                    Part::Image(ImageSource::Base64 { media_type: "image/png".into(), data: "iVBORw0KGgo=".into() }),
-                    Part::Image(ImageSource::Url("data:image/jpeg;base64,/9j/4AAQ".into())),
-                    Part::Image(ImageSource::Url("https://example.com/cat.JPG?size=large".into())),
-                    Part::Image(ImageSource::Url("https://example.com/render".into())),
+                    Part::Image(
+                        ImageSource::Base64 { media_type: "image/png".into(), data: "iVBORw0KGgo=".into() }.into(),
+                    ),
+                    Part::Image(ImageSource::Url("data:image/jpeg;base64,/9j/4AAQ".into()).into()),
+                    Part::Image(ImageSource::Url("https://example.com/cat.JPG?size=large".into()).into()),
+                    Part::Image(ImageSource::Url("https://example.com/render".into()).into()),
                 ],
+                name: None,
             },
             Message {
                 role: Role::Assistant,
@@ -474,6 +485,7 @@ fn request_thinking_images_and_json_schema() {
                     Part::Text("Cats.".into()),
                     Part::Thinking { text: String::new(), signature: Some("dGFpbA==".into()) },
                 ],
+                name: None,
             },
             user("Describe them as JSON."),
         ],
@@ -554,7 +566,11 @@ fn request_refusals_name_the_field() {
         ChatRequest {
             messages: vec![Message {
                 role: Role::User,
-                content: vec![Part::Text("x".into()), Part::Image(ImageSource::Url("ftp://example.com/a.png".into()))],
+                content: vec![
+                    Part::Text("x".into()),
+                    Part::Image(ImageSource::Url("ftp://example.com/a.png".into()).into()),
+                ],
+                name: None,
             }],
             ..base_request()
         },
@@ -564,7 +580,11 @@ fn request_refusals_name_the_field() {
         ChatRequest {
             messages: vec![
                 user("x"),
-                Message { role: Role::Assistant, content: vec![Part::RedactedThinking { data: "opaque".into() }] },
+                Message {
+                    role: Role::Assistant,
+                    content: vec![Part::RedactedThinking { data: "opaque".into() }],
+                    name: None,
+                },
             ],
             ..base_request()
         },
@@ -572,20 +592,20 @@ fn request_refusals_name_the_field() {
     );
     unsupported(
         ChatRequest {
-            system: vec![Part::Image(ImageSource::Url("https://example.com/a.png".into()))],
+            system: vec![Part::Image(ImageSource::Url("https://example.com/a.png".into()).into())],
             ..base_request()
         },
         "system[0]",
     );
     let mut with_image_result = result("c", "x", false);
     if let Part::ToolResult(r) = &mut with_image_result.content[0] {
-        r.content.push(Part::Image(ImageSource::Base64 { media_type: "image/png".into(), data: "AA==".into() }));
+        r.content.push(Part::Image(ImageSource::Base64 { media_type: "image/png".into(), data: "AA==".into() }.into()));
     }
     unsupported(
         ChatRequest {
             messages: vec![
                 user("x"),
-                Message { role: Role::Assistant, content: vec![call("c", "Paris", None)] },
+                Message { role: Role::Assistant, content: vec![call("c", "Paris", None)], name: None },
                 with_image_result,
             ],
             ..base_request()
@@ -608,7 +628,7 @@ fn request_invalid_inputs_name_the_field() {
         ChatRequest {
             messages: vec![
                 user("x"),
-                Message { role: Role::Assistant, content: vec![call("c", "Paris", None)] },
+                Message { role: Role::Assistant, content: vec![call("c", "Paris", None)], name: None },
                 nameless,
             ],
             ..base_request()
@@ -619,7 +639,7 @@ fn request_invalid_inputs_name_the_field() {
         Part::ToolCall(ToolCall { id: "c".into(), name: "f".into(), arguments: "[1,2]".into(), signature: None });
     invalid(
         ChatRequest {
-            messages: vec![user("x"), Message { role: Role::Assistant, content: vec![bad_args] }],
+            messages: vec![user("x"), Message { role: Role::Assistant, content: vec![bad_args], name: None }],
             ..base_request()
         },
         "messages[1].content[0].arguments",
@@ -634,7 +654,7 @@ fn request_round_trips_a_decoded_function_call_response() {
         model: "gemini-3-pro-preview".into(),
         messages: vec![
             user("What's the temperature in Paris and London?"),
-            Message { role: Role::Assistant, content: resp.content.clone() },
+            Message { role: Role::Assistant, content: resp.content.clone(), name: None },
             result("call_0", "15", false),
             result("call_1", "12", false),
         ],
@@ -659,4 +679,44 @@ fn upstream_paths() {
     assert_eq!(upstream_path("/gemini/v1", "models/gemini-pro", false), "/gemini/v1/models/gemini-pro:generateContent");
     assert_eq!(upstream_path("/v1beta", "a/b?c#d:e f", false), "/v1beta/models/a%2Fb%3Fc%23d%3Ae%20f:generateContent");
     assert_eq!(upstream_path("/v1beta", "é", false), "/v1beta/models/%C3%A9:generateContent");
+}
+
+#[test]
+fn names_strict_and_detail_for_gemini() {
+    let unsupported_field = |req: &ChatRequest| match err(req) {
+        TranslateError::Unsupported { field, provider, .. } => {
+            assert_eq!(provider, gemini::PROVIDER);
+            field
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    };
+    let image = |detail: Option<&str>| {
+        let source = ImageSource::Base64 { media_type: "image/png".into(), data: "AA==".into() };
+        Part::Image(Image { source, detail: detail.map(Into::into) })
+    };
+    let with_images = |images: Vec<Part>| ChatRequest {
+        messages: vec![Message { role: Role::User, content: images, name: None }],
+        ..base_request()
+    };
+    // One level for the request: explicit levels set it, auto and none follow.
+    let req = with_images(vec![image(Some("low")), image(None), image(Some("auto")), image(Some("low"))]);
+    assert_eq!(encode_json(&req)["generationConfig"], json!({"mediaResolution": "MEDIA_RESOLUTION_LOW"}));
+    let req = with_images(vec![image(Some("high"))]);
+    assert_eq!(encode_json(&req)["generationConfig"]["mediaResolution"], "MEDIA_RESOLUTION_HIGH");
+    assert!(encode_json(&with_images(vec![image(Some("auto"))])).get("generationConfig").is_none());
+    assert_eq!(
+        unsupported_field(&with_images(vec![image(Some("low")), image(Some("high"))])),
+        "messages[0].content[1].detail"
+    );
+    assert_eq!(unsupported_field(&with_images(vec![image(Some("original"))])), "messages[0].content[0].detail");
+    // strict: false is the default and accepted; true is refused.
+    let tool = |strict| ChatRequest { tools: vec![Tool { strict, ..weather_tool() }], ..base_request() };
+    assert!(encode_request(&tool(Some(false))).is_ok());
+    assert_eq!(unsupported_field(&tool(Some(true))), "tools[0].strict");
+    // Names: dropped with one participant per role, refused with two.
+    let named = |role, name: &str| Message { role, content: vec![Part::Text("x".into())], name: Some(name.into()) };
+    let req = ChatRequest { messages: vec![named(Role::User, "a"), named(Role::Assistant, "m")], ..base_request() };
+    assert!(encode_json(&req)["contents"].as_array().unwrap().iter().all(|c| c.get("name").is_none()));
+    let req = ChatRequest { messages: vec![named(Role::User, "a"), named(Role::User, "b")], ..base_request() };
+    assert_eq!(unsupported_field(&req), "messages[1].name");
 }

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::llm::ir::{
-    ChatRequest, ChatResponse, ErrorKind, ImageSource, Message, Part, ProviderError, Reasoning, Role, StopReason,
-    StreamEvent, ToolCall, ToolResult, TranslateError,
+    ChatRequest, ChatResponse, ErrorKind, Image, ImageSource, Message, Part, ProviderError, Reasoning, Role,
+    StopReason, StreamEvent, ToolCall, ToolResult, TranslateError,
 };
 use llm_gateway::llm::openai_chat::{self as oc, StreamDecoder, StreamEncoder};
 use llm_gateway::usage::{Usage, UsageSource};
@@ -38,7 +38,14 @@ fn pretty(json: &[u8]) -> String {
 
 // ---------------------------------------------------------------- requests
 
-const REQUESTS: &[&str] = &["request_developer", "request_image_input", "request_functions", "request_tool_roundtrip"];
+const REQUESTS: &[&str] = &[
+    "request_developer",
+    "request_image_input",
+    "request_functions",
+    "request_tool_roundtrip",
+    "request_names_strict",
+    "request_image_detail_low",
+];
 
 #[test]
 fn request_goldens_decode_and_reencode() {
@@ -72,7 +79,7 @@ fn roundtrip_request_details() {
     assert_eq!(req.messages.len(), 3);
     // Data URL -> base64 image with its media type.
     assert!(matches!(&req.messages[0].content[1],
-        Part::Image(ImageSource::Base64 { media_type, .. }) if media_type == "image/png"));
+        Part::Image(Image { source: ImageSource::Base64 { media_type, .. }, .. }) if media_type == "image/png"));
     // reasoning_content -> leading Thinking part.
     assert!(matches!(&req.messages[1].content[0], Part::Thinking { text, signature: None } if text.starts_with("Two")));
     // Two tool messages merged into one user message, names filled from the calls.
@@ -140,6 +147,16 @@ fn rejects_what_openai_rejects() {
         (r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"reasoning_effort":"max"}"#, "reasoning_effort"),
         (r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"n":0}"#, "n"),
         (r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"bogus":1}"#, "bogus"),
+        (r#"{"model":"m","messages":[{"role":"user","content":"hi","name":7}]}"#, "messages[0].name"),
+        (r#"{"model":"m","messages":[{"role":"assistant","content":"hi","name":["a"]}]}"#, "messages[0].name"),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/y.png","detail":1}}]}]}"#,
+            "messages[0].content[0].image_url.detail",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","strict":"yes"}}]}"#,
+            "tools[0].function.strict",
+        ),
     ];
     for (body, field) in cases {
         assert_eq!(invalid_field(body), field, "{body}");
@@ -179,6 +196,34 @@ fn fields_the_ir_cannot_carry_are_named() {
 }
 
 #[test]
+fn names_strict_and_detail_are_carried() {
+    let req = oc::decode_request(&fixture("request_names_strict.json")).unwrap();
+    let names: Vec<_> = req.messages.iter().map(|m| m.name.as_deref()).collect();
+    assert_eq!(names, [Some("alice"), Some("alice"), Some("scheduler")]);
+    assert_eq!(req.tools[0].strict, Some(true));
+    assert!(matches!(&req.messages[1].content[1], Part::Image(Image { detail: Some(d), .. }) if d == "high"));
+    // Tool messages have no name; null members are absent; a system name is not carried.
+    let body = r#"{"model":"m","messages":[{"role":"system","name":"ops","content":"s"},
+        {"role":"user","name":null,"content":[{"type":"image_url","image_url":{"url":"https://x/y.png","detail":null}}]}],
+        "tools":[{"type":"function","function":{"name":"f","strict":null}}]}"#;
+    let req = oc::decode_request(body.as_bytes()).unwrap();
+    assert_eq!(req.messages[0].name, None);
+    assert!(matches!(&req.messages[0].content[0], Part::Image(Image { detail: None, .. })));
+    assert_eq!(req.tools[0].strict, None);
+    // Encoded for OpenAI in OpenAI's places; an IR from another dialect (no names) adds none.
+    let v: serde_json::Value = serde_json::from_slice(
+        &oc::encode_request(&oc::decode_request(&fixture("request_names_strict.json")).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(v["messages"][1]["name"], "alice");
+    assert_eq!(v["messages"][3]["name"], "scheduler");
+    assert_eq!(v["messages"][2]["content"][1]["image_url"]["detail"], "high");
+    assert_eq!(v["tools"][0]["function"]["strict"], true);
+    let v: serde_json::Value = serde_json::from_slice(&oc::encode_request(&anthropic_like_request()).unwrap()).unwrap();
+    assert!(v["messages"].as_array().unwrap().iter().all(|m| m.get("name").is_none()));
+}
+
+#[test]
 fn request_mapping_details() {
     let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":10,"stop":"END",
         "reasoning_effort":"none","tool_choice":"required","top_k":5}"#;
@@ -197,7 +242,7 @@ fn anthropic_like_request() -> ChatRequest {
         model: "gpt-4o".into(),
         system: vec![Part::Text("Be brief.".into()), Part::Text("Use tools.".into())],
         messages: vec![
-            Message { role: Role::User, content: vec![Part::Text("Show me the chart".into())] },
+            Message { role: Role::User, content: vec![Part::Text("Show me the chart".into())], name: None },
             Message {
                 role: Role::Assistant,
                 content: vec![
@@ -211,6 +256,7 @@ fn anthropic_like_request() -> ChatRequest {
                         signature: None,
                     }),
                 ],
+                name: None,
             },
             Message {
                 role: Role::User,
@@ -220,12 +266,15 @@ fn anthropic_like_request() -> ChatRequest {
                         name: Some("read".into()),
                         content: vec![
                             Part::Text("chart.png (1x1)".into()),
-                            Part::Image(ImageSource::Base64 { media_type: "image/png".into(), data: "AAAA".into() }),
+                            Part::Image(
+                                ImageSource::Base64 { media_type: "image/png".into(), data: "AAAA".into() }.into(),
+                            ),
                         ],
                         is_error: true,
                     }),
                     Part::Text("What does it show?".into()),
                 ],
+                name: None,
             },
         ],
         max_tokens: Some(2000),
@@ -260,14 +309,14 @@ fn encode_request_from_anthropic_shaped_ir() {
 fn encode_request_unsupported() {
     let base = || ChatRequest {
         model: "m".into(),
-        messages: vec![Message { role: Role::User, content: vec![Part::Text("hi".into())] }],
+        messages: vec![Message { role: Role::User, content: vec![Part::Text("hi".into())], name: None }],
         ..ChatRequest::default()
     };
     for (req, field) in [
         (ChatRequest { top_k: Some(3), ..base() }, "top_k"),
         (ChatRequest { n: Some(2), ..base() }, "n"),
         (ChatRequest { stop: vec!["a".into(); 5], ..base() }, "stop"),
-        (ChatRequest { system: vec![Part::Image(ImageSource::Url("u".into()))], ..base() }, "system[0]"),
+        (ChatRequest { system: vec![Part::Image(ImageSource::Url("u".into()).into())], ..base() }, "system[0]"),
     ] {
         match oc::encode_request(&req) {
             Err(TranslateError::Unsupported { field: f, provider, .. }) => {

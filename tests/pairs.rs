@@ -1,5 +1,6 @@
 //! Golden tests per client dialect x provider pair, through the same dispatch the engine
 //! uses (`llm::dialect`). Requests: each client fixture encoded for every provider.
+//! Responses: each provider JSON response fixture encoded for every client.
 //! Streams: each provider stream fixture translated for every client, re-fed at every split
 //! point and in 1-byte chunks with identical output. `BLESS=1 cargo test --test pairs`
 //! rewrites the goldens in tests/fixtures/pairs/; review them as diffs.
@@ -43,6 +44,8 @@ fn client_requests_encoded_for_every_provider() {
     let requests = [
         (ClientDialect::OpenAi, "openai", "request_tool_roundtrip.json"),
         (ClientDialect::OpenAi, "openai", "request_image_input.json"),
+        (ClientDialect::OpenAi, "openai", "request_names_strict.json"),
+        (ClientDialect::OpenAi, "openai", "request_image_detail_low.json"),
         (ClientDialect::Anthropic, "anthropic", "request_features.json"),
         (ClientDialect::Anthropic, "anthropic", "request_claude_code.json"),
     ];
@@ -57,6 +60,29 @@ fn client_requests_encoded_for_every_provider() {
                 Err(e) => format!("400: {e}\n"),
             };
             golden(&format!("{dir}_{stem}__to_{pname}.txt"), &out);
+        }
+    }
+}
+
+#[test]
+fn provider_responses_encoded_for_every_client() {
+    let responses = [
+        (ProviderDialect::OpenAi, "openai", "chat_completion_tool_calls.json"),
+        (ProviderDialect::OpenAi, "openai", "deepseek_reasoner_completion.json"),
+        (ProviderDialect::Anthropic, "anthropic", "response_thinking_tool_use.json"),
+        (ProviderDialect::Gemini, "gemini", "generate_content_thinking.json"),
+        (ProviderDialect::Bedrock, "bedrock", "converse_reasoning_cache.json"),
+    ];
+    for (provider, dir, file) in responses {
+        let body = std::fs::read(fixtures().join(dir).join(file)).unwrap();
+        let mut response =
+            dialect::decode_response(provider, &body).unwrap_or_else(|e| panic!("{dir}/{file}: {}", e.message));
+        if response.created == 0 {
+            response.created = 1_700_000_000;
+        }
+        for (client, cname) in CLIENTS {
+            let out = pretty(&dialect::encode_response(client, &response));
+            golden(&format!("{dir}_{}__to_{cname}.json", file.trim_end_matches(".json")), &out);
         }
     }
 }
@@ -95,6 +121,7 @@ fn provider_streams_translated_for_every_client() {
         (ProviderDialect::Gemini, "gemini", "stream_function_call.sse"),
         (ProviderDialect::Bedrock, "bedrock", "stream_tool_use.eventstream"),
         (ProviderDialect::Bedrock, "bedrock", "stream_reasoning.eventstream"),
+        (ProviderDialect::Bedrock, "bedrock", "stream_redacted_reasoning.eventstream"),
         (ProviderDialect::Bedrock, "bedrock", "stream_exception.eventstream"),
     ];
     for (provider, dir, file) in streams {
@@ -112,4 +139,56 @@ fn provider_streams_translated_for_every_client() {
             assert_eq!(translate(provider, client, &ones).0, whole, "{dir}/{file} -> {cname}, 1-byte chunks");
         }
     }
+}
+
+/// serde_json's `preserve_order`: tool schemas and tool-call arguments keep the client's key
+/// order through every translation (OpenAI structured outputs generate properties in schema
+/// order, so sorting them would change what the model writes).
+#[test]
+fn key_order_survives_translation() {
+    let body = br#"{"model":"m","messages":[
+        {"role":"user","content":"go"},
+        {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",
+            "function":{"name":"f","arguments":"{\"zeta\":1,\"alpha\":{\"y\":2,\"b\":3},\"mid\":4}"}}]},
+        {"role":"tool","tool_call_id":"c1","content":"ok"}],
+        "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object",
+            "properties":{"zeta":{"type":"integer"},"alpha":{"type":"object","properties":{"y":{},"b":{}}},"mid":{}},
+            "required":["zeta","alpha","mid"]}}}]}"#;
+    let request = dialect::decode_request(ClientDialect::OpenAi, body).unwrap();
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    for (provider, pname) in PROVIDERS {
+        let out: serde_json::Value =
+            serde_json::from_slice(&dialect::encode_request(provider, &request).unwrap()).unwrap();
+        let (schema, args) = match provider {
+            ProviderDialect::OpenAi => {
+                let args: serde_json::Value = serde_json::from_str(
+                    out["messages"][1]["tool_calls"][0]["function"]["arguments"].as_str().unwrap(),
+                )
+                .unwrap();
+                (out["tools"][0]["function"]["parameters"].clone(), args)
+            }
+            ProviderDialect::Anthropic => {
+                (out["tools"][0]["input_schema"].clone(), out["messages"][1]["content"][0]["input"].clone())
+            }
+            ProviderDialect::Gemini => (
+                out["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"].clone(),
+                out["contents"][1]["parts"][0]["functionCall"]["args"].clone(),
+            ),
+            ProviderDialect::Bedrock => (
+                out["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"].clone(),
+                out["messages"][1]["content"][0]["toolUse"]["input"].clone(),
+            ),
+        };
+        assert_eq!(keys(&schema["properties"]), ["zeta", "alpha", "mid"], "{pname} schema");
+        assert_eq!(keys(&schema["properties"]["alpha"]["properties"]), ["y", "b"], "{pname} nested schema");
+        assert_eq!(keys(&args), ["zeta", "alpha", "mid"], "{pname} arguments");
+        assert_eq!(keys(&args["alpha"]), ["y", "b"], "{pname} nested arguments");
+    }
+    // Provider tool input (an object on Anthropic's wire) -> OpenAI arguments text, in order.
+    let response = br#"{"id":"msg_1","model":"c","content":[{"type":"tool_use","id":"t","name":"f",
+        "input":{"zeta":1,"alpha":2}}],"stop_reason":"tool_use","usage":{"input_tokens":1,"output_tokens":1}}"#;
+    let decoded = dialect::decode_response(ProviderDialect::Anthropic, response).unwrap();
+    let out: serde_json::Value =
+        serde_json::from_slice(&dialect::encode_response(ClientDialect::OpenAi, &decoded)).unwrap();
+    assert_eq!(out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], r#"{"zeta":1,"alpha":2}"#);
 }

@@ -39,15 +39,15 @@ fn text(s: &str) -> Part {
 }
 
 fn user(parts: Vec<Part>) -> Message {
-    Message { role: Role::User, content: parts }
+    Message { role: Role::User, content: parts, name: None }
 }
 
 fn assistant(parts: Vec<Part>) -> Message {
-    Message { role: Role::Assistant, content: parts }
+    Message { role: Role::Assistant, content: parts, name: None }
 }
 
 fn image() -> Part {
-    Part::Image(ImageSource::Url("https://example.com/cat.png".to_string()))
+    Part::Image(ImageSource::Url("https://example.com/cat.png".to_string()).into())
 }
 
 fn tool_call(args: &str) -> Part {
@@ -321,10 +321,11 @@ fn malformed_selection_fields() {
         err(r#"{"llm_gateway_template":"summarize"}"#),
         "llm_gateway_template: must be an object {\"name\": ..., \"version\": ... (optional), \"variables\": {...}}"
     );
-    assert_eq!(
-        err(r#"{"llm_gateway_template":{}}"#),
-        "llm_gateway_template: \"name\" (the template's name) is required"
-    );
+    // Without a name the selection only passes variables (for a forced template); where no
+    // template is forced, preparing the request says the name is required.
+    let (sel, _) = take_selection(br#"{"llm_gateway_template":{}}"#).unwrap().unwrap();
+    let unnamed = load(templates_config()).prepare(&mut simple_request("x"), Some(&sel), &ctx(), 0).unwrap_err();
+    assert_eq!(unnamed.to_string(), "llm_gateway_template: \"name\" (the template's name) is required");
     assert_eq!(err(r#"{"llm_gateway_template":{"name":1}}"#), "llm_gateway_template: \"name\" must be a string");
     assert_eq!(
         err(r#"{"llm_gateway_template":{"name":"t","vars":{}}}"#),
@@ -1251,7 +1252,7 @@ fn prompt_api_config_errors() {
     // Top-level unknown sections, and an empty prefix.
     assert_eq!(
         error(json!({"template": {}})),
-        "prompts.template: unknown field `template`, expected one of `templates`, `decorators`, `guards`, `prompt_apis`"
+        "prompts.template: unknown field `template`, expected one of `templates`, `decorators`, `guards`, `prompt_apis`, `forced_templates`"
     );
     let e = Prompts::parse(br#"{"decorators": [{}]}"#, "", &is_model).unwrap_err();
     assert_eq!(e.to_string(), "decorators[0]: a decorator must \"prepend\" or \"append\" at least one message");
@@ -1306,4 +1307,69 @@ fn example_readme_configs_validate() {
         }
     }
     assert_eq!(checked, 4);
+}
+
+// ---------------------------------------------------------------- forced templates
+
+fn forced_config() -> Value {
+    let mut config = templates_config();
+    config["forced_templates"] = json!([
+        {"match": {"consumer": "support-bot"}, "template": "greet"},
+        {"match": {"route_prefix": "/team-a/", "model": "gpt"}, "template": "fixed", "version": "a"}
+    ]);
+    config
+}
+
+#[test]
+fn a_route_or_consumer_forces_its_template_and_the_request_passes_variables() {
+    let prompts = load(forced_config());
+    let bot = Context { consumer: Some("support-bot"), ..ctx() };
+    let mut req = simple_request("hello");
+    let sel = selection("greet", None, json!({"name": "Ada"}));
+    let applied = prompts.prepare(&mut req, Some(&sel), &bot, 0).unwrap();
+    assert_eq!(applied.template, Some(TemplateUse { template: "greet".into(), version: "1".into() }));
+    assert!(rendered_texts(&req).1[0].1[0].starts_with("Say hi to Ada."));
+
+    // No selection at all: the forced template applies (its variables must still be given).
+    let mut req = simple_request("hello");
+    let err = prompts.prepare(&mut req, None, &bot, 0).unwrap_err();
+    assert_eq!(err.code(), "missing_variable");
+
+    // By route and model, with a pinned version; requests elsewhere are untouched.
+    let team = Context { path: "/team-a/v1/chat/completions", ..ctx() };
+    let mut req = simple_request("hello");
+    let applied = prompts.prepare(&mut req, None, &team, 0).unwrap();
+    assert_eq!(applied.template, Some(TemplateUse { template: "fixed".into(), version: "a".into() }));
+    let mut req = simple_request("hello");
+    assert_eq!(prompts.prepare(&mut req, None, &ctx(), 0).unwrap().template, None);
+}
+
+#[test]
+fn choosing_another_template_or_version_where_one_is_forced_is_a_400() {
+    let prompts = load(forced_config());
+    let bot = Context { consumer: Some("support-bot"), ..ctx() };
+    let sel = selection("summarize", None, json!({"text": "x"}));
+    let err = prompts.prepare(&mut simple_request("hi"), Some(&sel), &bot, 0).unwrap_err();
+    assert_eq!((err.code(), err.param().as_deref()), ("template_forced", Some(SELECTION_FIELD)));
+    assert!(err.to_string().contains("\"greet\""), "{err}");
+    let team = Context { path: "/team-a/x", ..ctx() };
+    let sel = selection("fixed", Some("b"), json!({}));
+    let err = prompts.prepare(&mut simple_request("hi"), Some(&sel), &team, 0).unwrap_err();
+    assert_eq!(err.code(), "template_forced");
+    // The forced version itself may be named.
+    let sel = selection("fixed", Some("a"), json!({}));
+    assert!(prompts.prepare(&mut simple_request("hi"), Some(&sel), &team, 0).is_ok());
+}
+
+#[test]
+fn forced_template_config_errors_name_their_path() {
+    let mut config = templates_config();
+    config["forced_templates"] = json!([{"template": "nope"}]);
+    assert_eq!(error(config), r#"prompts.forced_templates[0].template: no template named "nope""#);
+    let mut config = templates_config();
+    config["forced_templates"] = json!([{"template": "fixed", "version": "z"}]);
+    assert_eq!(error(config), r#"prompts.forced_templates[0].version: template "fixed" has no version "z""#);
+    let mut config = templates_config();
+    config["forced_templates"] = json!([{"match": {"model": "llama"}, "template": "fixed"}]);
+    assert!(error(config).starts_with("prompts.forced_templates[0].match.model"));
 }

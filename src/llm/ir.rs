@@ -62,6 +62,45 @@ pub struct ChatRequest {
     pub user: Option<String>,
 }
 
+impl ChatRequest {
+    /// For providers without per-message names: the first message whose `name` differs from
+    /// an earlier name of the same role, as (index, earlier name, its name). `None` when each
+    /// role has at most one named participant: the role then already says who spoke, and
+    /// encoders drop the names; otherwise they refuse the request, as dropping the names
+    /// would merge several speakers into one.
+    pub fn conflicting_name(&self) -> Option<(usize, &str, &str)> {
+        let (mut user, mut assistant): (Option<&str>, Option<&str>) = (None, None);
+        for (i, m) in self.messages.iter().enumerate() {
+            let Some(name) = m.name.as_deref() else { continue };
+            let seen = match m.role {
+                Role::User => &mut user,
+                Role::Assistant => &mut assistant,
+            };
+            match *seen {
+                Some(earlier) if earlier != name => return Some((i, earlier, name)),
+                Some(_) => {}
+                None => *seen = Some(name),
+            }
+        }
+        None
+    }
+
+    /// `TranslateError::Unsupported` for [`ChatRequest::conflicting_name`], with the
+    /// provider's own path style for the message (`messages.2` or `messages[2]`).
+    pub fn check_names(&self, provider: &'static str, path: impl Fn(usize) -> String) -> Result<(), TranslateError> {
+        match self.conflicting_name() {
+            None => Ok(()),
+            Some((i, earlier, name)) => Err(TranslateError::Unsupported {
+                field: format!("{}.name", path(i)),
+                provider,
+                detail: format!(
+                    "messages have no participant names there, and this conversation has several speakers in one role ({earlier:?} and {name:?}): dropping the names would merge them"
+                ),
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     User,
@@ -74,12 +113,16 @@ pub enum Role {
 pub struct Message {
     pub role: Role,
     pub content: Vec<Part>,
+    /// Participant name (OpenAI `name` on user and assistant messages), sent to OpenAI-dialect
+    /// providers. Anthropic, Gemini and Bedrock have no per-message name: their encoders drop
+    /// it (see the README's provider matrix for why this is not a 400).
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Part {
     Text(String),
-    Image(ImageSource),
+    Image(Image),
     ToolCall(ToolCall),
     ToolResult(ToolResult),
     /// Reasoning shown by the model (Anthropic `thinking`, OpenAI-compatible
@@ -93,6 +136,41 @@ pub enum Part {
     RedactedThinking {
         data: String,
     },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    pub source: ImageSource,
+    /// OpenAI `image_url.detail` (`auto`, `low`, `high`): a resolution / cost hint, sent as is
+    /// to OpenAI-dialect providers. Others apply [`Image::check_detail`] (Gemini maps it to
+    /// `mediaResolution`).
+    pub detail: Option<String>,
+}
+
+impl From<ImageSource> for Image {
+    fn from(source: ImageSource) -> Self {
+        Image { source, detail: None }
+    }
+}
+
+impl Image {
+    /// `detail` for a provider that has no per-image resolution setting: `auto` and `high`
+    /// are accepted and dropped (such providers always read the image at the most detail
+    /// they support, which is what `high` asks for); `low` and unknown values are
+    /// `Unsupported`: `low` caps an image's cost (85 tokens at OpenAI), and silently sending
+    /// a full-resolution image instead would multiply it.
+    pub fn check_detail(&self, field: &str, provider: &'static str) -> Result<(), TranslateError> {
+        match self.detail.as_deref() {
+            None | Some("auto" | "high") => Ok(()),
+            Some(other) => Err(TranslateError::Unsupported {
+                field: format!("{field}.detail"),
+                provider,
+                detail: format!(
+                    "image detail {other:?} cannot be expressed: the provider has no low-resolution image mode; resize the image before sending it, or omit detail"
+                ),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +206,10 @@ pub struct Tool {
     pub description: Option<String>,
     /// JSON Schema of the parameters object.
     pub parameters: Value,
+    /// Constrained decoding: the call's arguments must match the schema (OpenAI
+    /// `function.strict`, Anthropic and Bedrock tool `strict`). `None` leaves the provider's
+    /// default. Providers without it refuse `Some(true)`.
+    pub strict: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -199,6 +281,13 @@ pub enum StreamEvent {
     /// The signature that closes a thinking block.
     ThinkingSignature {
         signature: String,
+    },
+    /// A whole redacted (encrypted) thinking block: Anthropic `redacted_thinking.data`,
+    /// Bedrock `reasoningContent.redactedContent` (base64, the wire string kept as is).
+    /// Opaque, never split: decoders emit it once the block is complete. Encoders without a
+    /// field for it (OpenAI) drop it, as they drop `ThinkingSignature` and `Part::RedactedThinking`.
+    RedactedThinking {
+        data: String,
     },
     /// A tool call begins; `index` counts tool calls in this response from 0.
     ToolCallStart {

@@ -85,13 +85,13 @@ pub fn decorate(decorators: &[Decorator], req: &mut ChatRequest, ctx: &Context<'
                 user_before.append(&mut first.content);
                 first.content = user_before;
             }
-            _ => req.messages.insert(0, Message { role: Role::User, content: user_before }),
+            _ => req.messages.insert(0, Message { role: Role::User, content: user_before, name: None }),
         }
     }
     if !user_after.is_empty() {
         match req.messages.last_mut() {
             Some(last) if last.role == Role::User => last.content.append(&mut user_after),
-            _ => req.messages.push(Message { role: Role::User, content: user_after }),
+            _ => req.messages.push(Message { role: Role::User, content: user_after, name: None }),
         }
     }
     matching.iter().map(|d| d.name.clone()).collect()

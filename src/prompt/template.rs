@@ -147,7 +147,8 @@ impl Selection {
         let template = match obj.get("name") {
             Some(Value::String(s)) => s.clone(),
             Some(_) => return Err(invalid("\"name\" must be a string")),
-            None => return Err(invalid("\"name\" (the template's name) is required")),
+            // Where the gateway forces a template, the request may pass only variables.
+            None => String::new(),
         };
         let version = match obj.get("version") {
             None | Some(Value::Null) => None,
@@ -277,9 +278,11 @@ impl Version {
             }
             match message.role {
                 TemplateRole::System => out.system.push(Part::Text(text)),
-                TemplateRole::User => out.messages.push(Message { role: Role::User, content: vec![Part::Text(text)] }),
+                TemplateRole::User => {
+                    out.messages.push(Message { role: Role::User, content: vec![Part::Text(text)], name: None })
+                }
                 TemplateRole::Assistant => {
-                    out.messages.push(Message { role: Role::Assistant, content: vec![Part::Text(text)] })
+                    out.messages.push(Message { role: Role::Assistant, content: vec![Part::Text(text)], name: None })
                 }
             }
         }

@@ -2,8 +2,8 @@
 //!
 //! Client-side decoding validates like the Messages API does (field paths in its style,
 //! `messages.1.content.0.tool_use_id`). Accepted but **ignored** on decode:
-//! `cache_control` (on blocks, tools and top level), `citations` on text blocks, tool
-//! `strict`, and the top-level `service_tier`, `context_management`, `inference_geo`,
+//! `cache_control` (on blocks, tools and top level), `citations` on text blocks, and the
+//! top-level `service_tier`, `context_management`, `inference_geo`,
 //! `speed` and `diagnostics` (metadata about serving, not about the answer).
 //! Refused as `Unsupported` (valid Anthropic, but the IR cannot carry them): `mcp_servers`,
 //! `container`, server/Anthropic-defined tools (`tools.N.type` other than `custom`),
@@ -237,7 +237,7 @@ fn decode_messages(v: &Value) -> R<Vec<Message>> {
                 ),
             ));
         }
-        out.push(Message { role, content });
+        out.push(Message { role, content, name: None });
     }
     Ok(out)
 }
@@ -270,7 +270,7 @@ fn decode_block(v: &Value, path: &str, role: Role) -> R<Part> {
     let text_of = |key: &str| -> R<String> { Ok(as_str(req_member(block, key, path)?, &join(path, key))?.to_string()) };
     match kind {
         "text" => Ok(Part::Text(text_of("text")?)),
-        "image" => Ok(Part::Image(decode_image(req_member(block, "source", path)?, &join(path, "source"))?)),
+        "image" => Ok(Part::Image(decode_image(req_member(block, "source", path)?, &join(path, "source"))?.into())),
         "tool_use" => {
             only(Role::Assistant, "tool_use")?;
             let input = as_obj(req_member(block, "input", path)?, &join(path, "input"))?;
@@ -367,10 +367,16 @@ fn decode_tool(v: &Value, path: &str) -> R<Tool> {
     }
     let schema = req_member(tool, "input_schema", path)?;
     as_obj(schema, &join(path, "input_schema"))?;
+    let strict = match tool.get("strict") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(invalid(join(path, "strict"), "Input should be a valid boolean")),
+    };
     Ok(Tool {
         name: name.to_string(),
         description: opt_str(tool, "description", path)?.map(str::to_string),
         parameters: schema.clone(),
+        strict,
     })
 }
 

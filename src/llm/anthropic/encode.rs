@@ -5,7 +5,7 @@ use super::wire::{empty_object, Block, ImageSource as WireImage, OutMessage, Out
 use super::wire::{OutTool, ToolResultContent};
 use super::{effort_budget, DEFAULT_MAX_TOKENS, PROVIDER};
 use crate::llm::ir::{
-    ChatRequest, ImageSource, Message, Part, Reasoning, ResponseFormat, ToolCall, ToolChoice, TranslateError,
+    ChatRequest, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, ToolCall, ToolChoice, TranslateError,
 };
 use serde_json::{json, Value};
 
@@ -19,7 +19,9 @@ fn unsupported(field: impl Into<String>, detail: impl Into<String>) -> Translate
 /// anyway) and, in user turns, `tool_result` blocks are moved first (the API requires it);
 /// `Thinking` parts without a signature (produced by another provider) are dropped, as
 /// Anthropic accepts only its own signed thinking; a `data:` image URL is sent as a base64
-/// source.
+/// source. Message names are dropped when each role has one participant, refused otherwise
+/// ([`ChatRequest::check_names`]); image `detail` follows [`crate::llm::ir::Image::check_detail`];
+/// tool `strict` is sent as Anthropic's strict tool use.
 pub fn encode_request(req: &ChatRequest) -> R<Vec<u8>> {
     if req.seed.is_some() {
         return Err(unsupported("seed", "Anthropic has no sampling seed"));
@@ -33,6 +35,7 @@ pub fn encode_request(req: &ChatRequest) -> R<Vec<u8>> {
     if req.n.is_some_and(|n| n > 1) {
         return Err(unsupported("n", "Anthropic returns exactly one choice"));
     }
+    req.check_names(PROVIDER, |i| format!("messages.{i}"))?;
     let output_config = match &req.response_format {
         None | Some(ResponseFormat::Text) => None,
         Some(ResponseFormat::JsonObject) => {
@@ -68,6 +71,7 @@ pub fn encode_request(req: &ChatRequest) -> R<Vec<u8>> {
                 name: t.name.clone(),
                 description: t.description.clone(),
                 input_schema: if t.parameters.is_object() { t.parameters.clone() } else { json!({"type": "object"}) },
+                strict: t.strict,
             })
             .collect(),
         tool_choice: encode_tool_choice(req),
@@ -156,7 +160,10 @@ fn encode_part(p: &Part, path: &str) -> R<Option<Block>> {
     Ok(Some(match p {
         Part::Text(t) if t.is_empty() => return Ok(None),
         Part::Text(t) => Block::Text { text: t.clone() },
-        Part::Image(src) => Block::Image { source: encode_image(src) },
+        Part::Image(img) => {
+            img.check_detail(path, PROVIDER)?;
+            Block::Image { source: encode_image(img) }
+        }
         Part::ToolCall(c) => Block::ToolUse { id: c.id.clone(), name: c.name.clone(), input: parse_args(c, path)? },
         Part::ToolResult(r) => {
             let mut blocks = Vec::with_capacity(r.content.len());
@@ -198,8 +205,8 @@ fn parse_args(c: &ToolCall, path: &str) -> R<Value> {
     }
 }
 
-fn encode_image(src: &ImageSource) -> WireImage {
-    match src {
+fn encode_image(img: &Image) -> WireImage {
+    match &img.source {
         ImageSource::Base64 { media_type, data } => {
             WireImage::Base64 { media_type: media_type.clone(), data: data.clone() }
         }

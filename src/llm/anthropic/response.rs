@@ -41,9 +41,9 @@ fn block_to_part(b: Block) -> Option<Part> {
         }
         Block::RedactedThinking { data } => Part::RedactedThinking { data },
         Block::Image { source: WireImage::Base64 { media_type, data } } => {
-            Part::Image(ImageSource::Base64 { media_type, data })
+            Part::Image(ImageSource::Base64 { media_type, data }.into())
         }
-        Block::Image { source: WireImage::Url { url } } => Part::Image(ImageSource::Url(url)),
+        Block::Image { source: WireImage::Url { url } } => Part::Image(ImageSource::Url(url).into()),
         Block::Image { source: WireImage::Unknown } | Block::ToolResult { .. } | Block::Unknown => return None,
     })
 }
@@ -97,12 +97,14 @@ fn truncate_long(s: &str) -> String {
 /// Encodes an IR response as an Anthropic Message for a client. Tool-call arguments that
 /// are not a JSON object are sent as `{}` when empty, else kept as a JSON string (the
 /// `input` field must hold the model's output, never lose it). Image and tool-result parts
-/// (which Anthropic responses cannot hold) are skipped.
+/// (which Anthropic responses cannot hold) are skipped. A response without an id (Bedrock
+/// gives none) gets `msg_gw<created>`, as the stream encoder does.
 pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
     let content = resp.content.iter().filter_map(part_to_block).collect();
     let stop_reason = resp.stop_reason.map(|r| stop_reason_to_wire(r, resp.stop_sequence.as_deref()));
+    let id = if resp.id.is_empty() { format!("msg_gw{}", resp.created) } else { resp.id.clone() };
     let msg = OutMessageObject {
-        id: resp.id.clone(),
+        id,
         kind: "message",
         role: "assistant",
         model: resp.model.clone(),

@@ -18,7 +18,8 @@ enum BlockKind {
     Thinking,
     /// A tool_use block and its IR tool-call index.
     Tool(u32),
-    /// A block the IR does not carry (`redacted_thinking` in a stream, server tools).
+    /// A block without deltas the IR carries (`redacted_thinking`, whose data comes whole in
+    /// `content_block_start`) or that the IR does not carry (server tools).
     Other,
 }
 
@@ -28,8 +29,8 @@ enum BlockKind {
 /// name). `ping` and unknown event types are ignored. `message_start` gives `Start` and the
 /// first `Usage`; `message_delta` gives `Usage` (counts are cumulative on the wire; counts
 /// it omits keep their `message_start` values) then `Stop`; `message_stop` gives `Done`; an
-/// `error` event gives `Error` and ends the stream. A `redacted_thinking` block inside a
-/// stream has no IR event and is dropped (see the report: IR change wanted).
+/// `error` event gives `Error` and ends the stream. A `redacted_thinking` block gives one
+/// `RedactedThinking` (its `data` is complete in `content_block_start`).
 #[derive(Debug)]
 pub struct StreamDecoder {
     sse: SseDecoder,
@@ -137,6 +138,10 @@ impl StreamDecoder {
                         }
                         BlockKind::Thinking
                     }
+                    Block::RedactedThinking { data } => {
+                        out.push(StreamEvent::RedactedThinking { data });
+                        BlockKind::Other
+                    }
                     Block::ToolUse { id, name, input } => {
                         let index = self.next_tool;
                         self.next_tool = self.next_tool.saturating_add(1);
@@ -208,20 +213,22 @@ enum Open {
     Text(u32),
     Thinking { index: u32, signed: bool },
     Tool { index: u32, call: u32 },
+    Redacted(u32),
 }
 
 impl Open {
     fn index(self) -> u32 {
         match self {
-            Open::Text(i) | Open::Thinking { index: i, .. } | Open::Tool { index: i, .. } => i,
+            Open::Text(i) | Open::Thinking { index: i, .. } | Open::Tool { index: i, .. } | Open::Redacted(i) => i,
         }
     }
 }
 
 /// Encodes IR events as Anthropic's SSE stream (`event:` and `data:` lines):
 /// `message_start`, then per block `content_block_start` / `content_block_delta`s /
-/// `content_block_stop` (text, thinking and tool_use blocks, indexes from 0 in order; a
-/// block closes when the event kind changes, a thinking block also after its signature),
+/// `content_block_stop` (text, thinking, redacted_thinking and tool_use blocks, indexes from
+/// 0 in order; a block closes when the event kind changes, a thinking block also after its
+/// signature, a redacted_thinking block at once: its `data` is whole in the start event),
 /// then `message_delta` (stop reason, cumulative usage) and `message_stop`.
 ///
 /// `message_start` is written just before the first block (or the end), so usage that
@@ -287,6 +294,11 @@ impl StreamEncoder {
                 self.open = Some(Open::Thinking { index, signed: true });
                 delta(out, index, json!({"type": "signature_delta", "signature": signature}));
             }
+            StreamEvent::RedactedThinking { data } => {
+                let block = json!({"type": "redacted_thinking", "data": data});
+                self.open_block(Open::Redacted(0), block, out);
+                self.close(out);
+            }
             StreamEvent::ToolCallStart { index, id, name } => {
                 self.saw_tool = true;
                 let block = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
@@ -340,6 +352,7 @@ impl StreamEncoder {
             Open::Text(_) => Open::Text(index),
             Open::Thinking { signed, .. } => Open::Thinking { index, signed },
             Open::Tool { call, .. } => Open::Tool { index, call },
+            Open::Redacted(_) => Open::Redacted(index),
         });
         write_event(
             out,

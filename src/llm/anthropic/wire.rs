@@ -134,6 +134,9 @@ pub struct OutTool {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub input_schema: Value,
+    /// Strict tool use (grammar-constrained tool inputs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
 }
 
 // ----------------------------------------------------------------------------- response (in/out)

@@ -16,7 +16,9 @@
 //!   `temperature`, `topP`, `stopSequences`).
 //! - `top_k` -> `additionalModelRequestFields`: `{"inferenceConfig":{"topK"}}` for Amazon Nova
 //!   models, `{"top_k"}` otherwise (Anthropic, Mistral, ...).
-//! - `tools` -> `toolConfig.tools[].toolSpec{name, description, inputSchema:{json}}`;
+//! - `tools` -> `toolConfig.tools[].toolSpec{name, description, inputSchema:{json}, strict}`
+//!   (`strict`: the API reference's `ToolSpecification.strict`, structured-output enforcement
+//!   of the tool input);
 //!   `tool_choice` Auto/Required/Tool -> `{auto:{}}`/`{any:{}}`/`{tool:{name}}`. Converse has
 //!   no "none": `ToolChoice::None` sends no `toolConfig` at all (the model cannot call what it
 //!   is not offered), which Converse only allows when the history holds no tool blocks;
@@ -35,10 +37,14 @@
 //! (Converse takes bytes or S3 locations only), image media types other than the four above,
 //! non-text system parts, nested tool calls/results inside a tool result.
 //! Ignored as harmless metadata: `user`, `stream_usage` (Bedrock always reports usage),
-//! tool-call `signature` (a Gemini-only field).
+//! tool-call `signature` (a Gemini-only field), image `detail` `auto`/`high` (`low` is
+//! Unsupported, see `Image::check_detail`), message names when each role has one participant
+//! (several speakers in one role are Unsupported, see `ChatRequest::check_names`).
 
 use super::PROVIDER;
-use crate::llm::ir::{ChatRequest, ImageSource, Part, Reasoning, ResponseFormat, Role, ToolChoice, TranslateError};
+use crate::llm::ir::{
+    ChatRequest, Image, ImageSource, Part, Reasoning, ResponseFormat, Role, ToolChoice, TranslateError,
+};
 use serde_json::{json, Map, Value};
 
 fn unsupported(field: &str, detail: impl Into<String>) -> TranslateError {
@@ -66,8 +72,9 @@ fn image_format(media_type: &str) -> Option<&'static str> {
     }
 }
 
-fn image_block(src: &ImageSource, field: &str) -> Result<Value, TranslateError> {
-    match src {
+fn image_block(img: &Image, field: &str) -> Result<Value, TranslateError> {
+    img.check_detail(field, PROVIDER)?;
+    match &img.source {
         ImageSource::Url(_) => Err(unsupported(
             field,
             "Bedrock Converse takes image bytes (base64) or S3 locations, not URLs; send the image as a data URL / base64",
@@ -205,6 +212,9 @@ fn tool_config(req: &ChatRequest) -> Result<Option<Value>, TranslateError> {
                 spec.insert("description".into(), json!(d));
             }
             spec.insert("inputSchema".into(), json!({"json": schema}));
+            if let Some(strict) = t.strict {
+                spec.insert("strict".into(), json!(strict));
+            }
             json!({"toolSpec": spec})
         })
         .collect();
@@ -254,6 +264,7 @@ fn reject_unsupported(req: &ChatRequest) -> Result<(), TranslateError> {
 /// Encodes the Converse / ConverseStream request body.
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, TranslateError> {
     reject_unsupported(req)?;
+    req.check_names(PROVIDER, |i| format!("messages[{i}]"))?;
     let mut body = Map::new();
     body.insert("messages".into(), Value::Array(messages(req)?));
     let system = system(req)?;

@@ -18,13 +18,19 @@
 //! - A stream that ends after `messageStop` but without `metadata` still ends with `Done`
 //!   (the answer is complete; usage stays unknown). One that ends before, or inside a frame,
 //!   ends with `Error(502, "provider stream ended early")`. A framing/CRC error is an `Error`.
-//! - Not translated: `redactedContent` reasoning deltas (the IR has no stream event for
-//!   redacted thinking), citation and image deltas.
+//! - `reasoningContent.redactedContent` deltas (base64) are collected per content block and
+//!   emitted as one `RedactedThinking` when the block ends (`contentBlockStop`, another block's
+//!   event, or `messageStop`): one delta keeps its string unchanged, several are joined as
+//!   bytes (decoded, concatenated, re-encoded). A stream that breaks inside such a block ends
+//!   with its `Error` and without the partial block.
+//! - Not translated: citation and image deltas.
 
 use super::response::{exception_kind, stop_reason, stop_sequence};
 use super::wire::{ContentBlockDeltaEvent, ContentBlockStartEvent, ErrorBody, MessageStopEvent, MetadataEvent};
 use crate::llm::ir::{ErrorKind, ProviderError, StreamEvent};
 use crate::stream::eventstream::{EventStreamDecoder, Message};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 
@@ -49,6 +55,8 @@ pub struct StreamDecoder {
     tools: HashMap<u64, u32>,
     next_tool: u32,
     state: State,
+    /// `redactedContent` pieces of the open reasoning block (contentBlockIndex, base64 strings).
+    redacted: Option<(u64, Vec<String>)>,
 }
 
 impl Default for StreamDecoder {
@@ -73,6 +81,7 @@ impl StreamDecoder {
             tools: HashMap::new(),
             next_tool: 0,
             state: State::Open,
+            redacted: None,
         }
     }
 
@@ -125,10 +134,28 @@ impl StreamDecoder {
         }
     }
 
+    /// Emits the collected redacted reasoning block, if any.
+    fn flush_redacted(&mut self, out: &mut Vec<StreamEvent>) {
+        let Some((_, pieces)) = self.redacted.take() else { return };
+        let data = match pieces.as_slice() {
+            [one] => one.clone(),
+            _ => join_base64(&pieces),
+        };
+        out.push(StreamEvent::RedactedThinking { data });
+    }
+
+    /// Flushes the redacted block unless the event belongs to it.
+    fn flush_other_block(&mut self, block: Option<u64>, out: &mut Vec<StreamEvent>) {
+        if self.redacted.as_ref().is_some_and(|(open, _)| Some(*open) != block) {
+            self.flush_redacted(out);
+        }
+    }
+
     fn on_event(&mut self, msg: &Message, out: &mut Vec<StreamEvent>) {
         match msg.header_str(":event-type").unwrap_or("") {
             "contentBlockStart" => {
                 let ev: ContentBlockStartEvent = payload(msg);
+                self.flush_other_block(ev.content_block_index, out);
                 if let Some(tu) = ev.start.and_then(|s| s.tool_use) {
                     let index = self.next_tool;
                     self.next_tool = self.next_tool.saturating_add(1);
@@ -138,6 +165,7 @@ impl StreamDecoder {
             }
             "contentBlockDelta" => {
                 let ev: ContentBlockDeltaEvent = payload(msg);
+                self.flush_other_block(ev.content_block_index, out);
                 let Some(delta) = ev.delta else { return };
                 if let Some(text) = delta.text.filter(|t| !t.is_empty()) {
                     out.push(StreamEvent::TextDelta { text });
@@ -155,9 +183,15 @@ impl StreamDecoder {
                     if let Some(signature) = rc.signature.filter(|s| !s.is_empty()) {
                         out.push(StreamEvent::ThinkingSignature { signature });
                     }
+                    if let Some(data) = rc.redacted_content.filter(|d| !d.is_empty()) {
+                        let block = ev.content_block_index.unwrap_or(u64::MAX);
+                        self.redacted.get_or_insert_with(|| (block, Vec::new())).1.push(data);
+                    }
                 }
             }
+            "contentBlockStop" => self.flush_redacted(out),
             "messageStop" => {
+                self.flush_redacted(out);
                 let ev: MessageStopEvent = payload(msg);
                 let reason = ev.stop_reason.as_deref().map_or(crate::llm::ir::StopReason::Other, stop_reason);
                 out.push(StreamEvent::Stop {
@@ -167,6 +201,7 @@ impl StreamDecoder {
                 self.state = State::Stopped;
             }
             "metadata" => {
+                self.flush_redacted(out);
                 let ev: MetadataEvent = payload(msg);
                 if let Some(u) = ev.usage {
                     out.push(StreamEvent::Usage(u.to_ir()));
@@ -174,8 +209,21 @@ impl StreamDecoder {
                 out.push(StreamEvent::Done);
                 self.state = State::Over;
             }
-            // messageStart, contentBlockStop and anything new: nothing to translate.
+            // messageStart and anything new: nothing to translate.
             _ => {}
         }
     }
+}
+
+/// Base64 pieces of one blob -> the base64 of their concatenated bytes; pieces that are not
+/// valid base64 are joined as text (the data is opaque: better kept than dropped).
+fn join_base64(pieces: &[String]) -> String {
+    let mut bytes = Vec::new();
+    for p in pieces {
+        match STANDARD.decode(p) {
+            Ok(mut b) => bytes.append(&mut b),
+            Err(_) => return pieces.concat(),
+        }
+    }
+    STANDARD.encode(bytes)
 }

@@ -7,6 +7,9 @@
 //!   per result. Empty text parts and messages left without parts are skipped (Gemini
 //!   rejects empty `text` and empty `parts`).
 //! - `system` -> `systemInstruction.parts` (text only).
+//! - Image `detail` (OpenAI) -> `generationConfig.mediaResolution` (low -> LOW, high -> HIGH,
+//!   auto -> nothing), one level per request: different levels in one request are
+//!   `Unsupported`.
 //! - Images: base64 -> `inlineData`; a `data:` URL -> `inlineData`; an `http(s)://` or
 //!   `gs://` URL -> `fileData{fileUri, mimeType?}` (the Gemini API fetches public and
 //!   signed HTTPS URLs itself since January 2026; the MIME type is guessed from the file
@@ -29,7 +32,9 @@
 //!   streams). Redacted thinking is `Unsupported`.
 //! - Tools -> one `tools[{functionDeclarations}]` entry, the JSON schema passed whole as
 //!   `parametersJsonSchema` (full JSON Schema, no conversion to the OpenAPI subset of
-//!   `parameters`); only a top-level `$schema` (metadata) is removed.
+//!   `parameters`); only a top-level `$schema` (metadata) is removed. A tool with
+//!   `strict: true` is `Unsupported` (a function declaration has no strict flag; `false` is
+//!   the default and is accepted).
 //! - `tool_choice` -> `toolConfig.functionCallingConfig.mode` AUTO / NONE / ANY, a named tool
 //!   -> ANY with `allowedFunctionNames: [name]`. `parallel_tool_calls: false` is
 //!   `Unsupported` (Gemini cannot be limited to one call per turn); `true` is the default.
@@ -45,7 +50,8 @@
 //!   know budgets) the budgets of Google's OpenAI compatibility layer (1024 / 1024 / 8192 /
 //!   24576). Other effort values are `Unsupported`.
 //! - Ignored: `stream` (the path decides), `stream_usage` (Gemini always reports usage),
-//!   `user` (end-user id, metadata only).
+//!   `user` (end-user id, metadata only), message names when each role has one participant
+//!   (several speakers in one role are `Unsupported`, see `ChatRequest::check_names`).
 
 use super::wire::{
     Blob, Content, FileData, FunctionCallingConfig, FunctionDeclaration, FunctionResponse, GenerationConfig,
@@ -53,7 +59,7 @@ use super::wire::{
 };
 use super::PROVIDER;
 use crate::llm::ir::{
-    ChatRequest, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, ToolCall, ToolChoice, ToolResult,
+    ChatRequest, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, ToolCall, ToolChoice, ToolResult,
     TranslateError,
 };
 use serde_json::{Map, Value};
@@ -66,10 +72,11 @@ const MAX_STOP_SEQUENCES: usize = 5;
 
 /// Encodes the request body (the model and the stream flag travel in the path).
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, TranslateError> {
+    req.check_names(PROVIDER, |i| format!("messages[{i}]"))?;
     let wire = Request {
         contents: encode_contents(&req.messages)?,
         system_instruction: encode_system(&req.system)?,
-        tools: encode_tools(req),
+        tools: encode_tools(req)?,
         tool_config: encode_tool_choice(req)?,
         generation_config: encode_generation_config(req)?,
     };
@@ -239,8 +246,8 @@ fn encode_tool_result(field: &str, role: Role, result: &ToolResult) -> Result<Ou
     Ok(OutPart { function_response: Some(FunctionResponse { name, response }), ..OutPart::default() })
 }
 
-fn encode_image(field: &str, image: &ImageSource) -> Result<OutPart, TranslateError> {
-    match image {
+fn encode_image(field: &str, image: &Image) -> Result<OutPart, TranslateError> {
+    match &image.source {
         ImageSource::Base64 { media_type, data } => Ok(OutPart {
             inline_data: Some(Blob { mime_type: media_type.clone(), data: data.clone() }),
             ..OutPart::default()
@@ -309,9 +316,15 @@ fn encode_system(system: &[Part]) -> Result<Option<SystemInstruction>, Translate
 
 // -------------------------------------------------------------------------------- tools
 
-fn encode_tools(req: &ChatRequest) -> Vec<ToolSet> {
+fn encode_tools(req: &ChatRequest) -> Result<Vec<ToolSet>, TranslateError> {
     if req.tools.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
+    }
+    if let Some(i) = req.tools.iter().position(|t| t.strict == Some(true)) {
+        return Err(unsupported(
+            format!("tools[{i}].strict"),
+            "Gemini function declarations have no strict mode (schema-constrained arguments); omit strict or set it to false",
+        ));
     }
     let function_declarations = req
         .tools
@@ -321,7 +334,7 @@ fn encode_tools(req: &ChatRequest) -> Vec<ToolSet> {
                 Value::Null => None,
                 Value::Object(map) => {
                     let mut map = map.clone();
-                    map.remove("$schema");
+                    map.shift_remove("$schema");
                     Some(Value::Object(map))
                 }
                 other => Some(other.clone()),
@@ -333,7 +346,7 @@ fn encode_tools(req: &ChatRequest) -> Vec<ToolSet> {
             }
         })
         .collect();
-    vec![ToolSet { function_declarations }]
+    Ok(vec![ToolSet { function_declarations }])
 }
 
 fn encode_tool_choice(req: &ChatRequest) -> Result<Option<ToolConfig>, TranslateError> {
@@ -382,7 +395,41 @@ fn encode_generation_config(req: &ChatRequest) -> Result<GenerationConfig, Trans
         presence_penalty: req.presence_penalty,
         frequency_penalty: req.frequency_penalty,
         thinking_config: encode_thinking(&req.model, req.reasoning.as_ref())?,
+        media_resolution: media_resolution(&req.messages)?,
     })
+}
+
+/// The request-wide `mediaResolution` for the images' OpenAI `detail`: `low` ->
+/// `MEDIA_RESOLUTION_LOW`, `high` -> `MEDIA_RESOLUTION_HIGH`, `auto` or none -> nothing.
+/// `generateContent` (v1beta) sets one resolution per request (per-part resolution is a
+/// v1alpha, Gemini 3 only feature), so images asking for different levels are `Unsupported`;
+/// images without a level get the one the others asked for.
+fn media_resolution(messages: &[Message]) -> Result<Option<&'static str>, TranslateError> {
+    let mut chosen: Option<&'static str> = None;
+    for (i, message) in messages.iter().enumerate() {
+        for (j, part) in message.content.iter().enumerate() {
+            let Part::Image(image) = part else { continue };
+            let field = format!("messages[{i}].content[{j}].detail");
+            let level = match image.detail.as_deref() {
+                None | Some("auto") => continue,
+                Some("low") => "MEDIA_RESOLUTION_LOW",
+                Some("high") => "MEDIA_RESOLUTION_HIGH",
+                Some(other) => {
+                    return Err(unsupported(field, format!("image detail {other:?} has no Gemini media resolution")))
+                }
+            };
+            match chosen {
+                Some(prev) if prev != level => {
+                    return Err(unsupported(
+                        field,
+                        "images with different detail levels: Gemini takes one mediaResolution per request",
+                    ))
+                }
+                _ => chosen = Some(level),
+            }
+        }
+    }
+    Ok(chosen)
 }
 
 fn encode_thinking(model: &str, reasoning: Option<&Reasoning>) -> Result<Option<ThinkingConfig>, TranslateError> {

@@ -137,6 +137,9 @@ pub struct GenerationConfig {
     pub frequency_penalty: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thinking_config: Option<ThinkingConfig>,
+    /// `MEDIA_RESOLUTION_LOW` / `_MEDIUM` / `_HIGH`: how many tokens each image may use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_resolution: Option<&'static str>,
 }
 
 impl GenerationConfig {

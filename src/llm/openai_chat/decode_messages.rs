@@ -2,7 +2,7 @@
 
 use super::decode_request::{member, not_translatable, opt_str, wrong_type};
 use super::util::{invalid, parse_data_url};
-use crate::llm::ir::{ImageSource, Message, Part, Role, ToolCall, ToolResult, TranslateError};
+use crate::llm::ir::{Image, ImageSource, Message, Part, Role, ToolCall, ToolResult, TranslateError};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -38,11 +38,13 @@ impl Conversation {
             }
             "user" => {
                 let content = user_content(m, &path)?;
-                self.messages.push(Message { role: Role::User, content });
+                let name = participant_name(m, &path)?;
+                self.messages.push(Message { role: Role::User, content, name });
             }
             "assistant" => {
                 let content = self.assistant_content(m, &path)?;
-                self.messages.push(Message { role: Role::Assistant, content });
+                let name = participant_name(m, &path)?;
+                self.messages.push(Message { role: Role::Assistant, content, name });
             }
             "tool" => {
                 let call_id = opt_str(m, "tool_call_id", &format!("{path}.tool_call_id"))?.ok_or_else(|| {
@@ -58,7 +60,7 @@ impl Conversation {
                 });
                 match self.messages.last_mut() {
                     Some(last) if self.last_is_tool => last.content.push(result),
-                    _ => self.messages.push(Message { role: Role::User, content: vec![result] }),
+                    _ => self.messages.push(Message { role: Role::User, content: vec![result], name: None }),
                 }
             }
             "function" => return Err(not_translatable(format!("{path}.role"))),
@@ -164,6 +166,12 @@ impl Conversation {
     }
 }
 
+/// A user or assistant message's `name` (system and developer names are not carried: the IR
+/// system prompt is a list of parts).
+fn participant_name(m: &Map<String, Value>, path: &str) -> Result<Option<String>> {
+    Ok(opt_str(m, "name", &format!("{path}.name"))?.map(str::to_string))
+}
+
 fn required_text(p: &Map<String, Value>, path: &str, key: &str) -> Result<String> {
     match p.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
@@ -241,7 +249,16 @@ fn user_content(m: &Map<String, Value>, path: &str) -> Result<Vec<Part>> {
     Ok(parts)
 }
 
-fn image(p: &Map<String, Value>, path: &str) -> Result<ImageSource> {
+fn image(p: &Map<String, Value>, path: &str) -> Result<Image> {
+    let detail = match p.get("image_url").and_then(Value::as_object) {
+        Some(iu) => opt_str(iu, "detail", &format!("{path}.image_url.detail"))?.map(str::to_string),
+        None => None,
+    };
+    let source = image_source(p, path)?;
+    Ok(Image { source, detail })
+}
+
+fn image_source(p: &Map<String, Value>, path: &str) -> Result<ImageSource> {
     let url = p.get("image_url").and_then(|iu| iu.get("url")).and_then(Value::as_str).ok_or_else(|| {
         invalid(format!("{path}.image_url.url"), format!("Missing required parameter: '{path}.image_url.url'."))
     })?;

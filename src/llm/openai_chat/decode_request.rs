@@ -111,9 +111,10 @@ fn opt_u64(obj: &Map<String, Value>, key: &str, min: u64) -> Result<Option<u64>>
 /// Carried into the IR: everything in [`CARRIED`] (`top_k` is the vLLM/OpenRouter extension;
 /// `logprobs: false` is accepted, `true` is not translatable). Ignored as metadata: `store`,
 /// `metadata`, `service_tier`, `safety_identifier`, `prompt_cache_key`,
-/// `prompt_cache_retention`, `stream_options.include_obfuscation`, a message's `name`,
-/// an image part's `detail`, a tool's `strict` flag (the schema still reaches the model; only
-/// OpenAI's constrained decoding is lost) and `json_schema.description`.
+/// `prompt_cache_retention`, `stream_options.include_obfuscation`, the `name` of a system or
+/// developer message, and `json_schema.description`. Carried: a user or assistant message's
+/// `name` (`Message::name`), an image part's `detail` (`Image::detail`) and a tool's
+/// `function.strict` (`Tool::strict`); each provider encoder decides what it can express.
 ///
 /// Members OpenAI accepts but the IR cannot carry (`logprobs: true`, `top_logprobs`,
 /// `logit_bias`, `audio`, `modalities` other than `["text"]`, `prediction`,
@@ -298,7 +299,12 @@ fn tools(obj: &Map<String, Value>) -> Result<Vec<Tool>> {
             Some(v) => return Err(wrong_type(&format!("{path}.function.parameters"), "an object", v)),
         };
         let description = opt_str(f, "description", &format!("{path}.function.description"))?.map(str::to_string);
-        out.push(Tool { name, description, parameters });
+        let strict = match member(f, "strict") {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(v) => return Err(wrong_type(&format!("{path}.function.strict"), "a boolean", v)),
+        };
+        out.push(Tool { name, description, parameters, strict });
     }
     Ok(out)
 }

@@ -1,7 +1,8 @@
 //! Provider side: IR -> an OpenAI Chat Completions request body.
 
 use crate::llm::ir::{
-    ChatRequest, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, ToolChoice, ToolResult, TranslateError,
+    ChatRequest, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, ToolChoice, ToolResult,
+    TranslateError,
 };
 use serde_json::{json, Map, Value};
 
@@ -36,6 +37,8 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, TranslateError> {
 /// - Assistant `Thinking`/`RedactedThinking` parts are omitted: OpenAI's API has no field for
 ///   earlier reasoning text (the accepted convention; OpenAI-compatible servers such as
 ///   DeepSeek ask clients not to send `reasoning_content` back either).
+/// - A message's `name`, a tool's `strict` and an image's `detail` are sent as OpenAI names
+///   them (`name`, `function.strict`, `image_url.detail`).
 /// - Streaming always asks for `stream_options.include_usage` (the gateway needs usage).
 /// - `Reasoning::BudgetTokens(n)` maps to `reasoning_effort`: n <= 2048 low, <= 8192 medium,
 ///   more high; `BudgetTokens(0)` and `Disabled` send nothing (the model's default).
@@ -110,6 +113,9 @@ fn tools(req: &ChatRequest) -> Value {
                     t.parameters.clone()
                 };
                 f.insert("parameters".into(), params);
+                if let Some(strict) = t.strict {
+                    f.insert("strict".into(), json!(strict));
+                }
                 json!({"type": "function", "function": Value::Object(f)})
             })
             .collect(),
@@ -141,12 +147,17 @@ fn response_format(f: &ResponseFormat) -> Value {
     }
 }
 
-fn image_part(img: &ImageSource) -> Value {
-    let url = match img {
+fn image_part(img: &Image) -> Value {
+    let url = match &img.source {
         ImageSource::Url(u) => u.clone(),
         ImageSource::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
     };
-    json!({"type": "image_url", "image_url": {"url": url}})
+    let mut image_url = Map::new();
+    image_url.insert("url".into(), json!(url));
+    if let Some(detail) = &img.detail {
+        image_url.insert("detail".into(), json!(detail));
+    }
+    json!({"type": "image_url", "image_url": Value::Object(image_url)})
 }
 
 /// A string for one text part, an array of text parts otherwise.
@@ -205,7 +216,13 @@ fn user_message(m: &Message, i: usize, out: &mut Vec<Value>) -> Result<(), Trans
         }
         _ => Value::Array(parts),
     };
-    out.push(json!({"role": "user", "content": content}));
+    let mut msg = Map::new();
+    msg.insert("role".into(), json!("user"));
+    msg.insert("content".into(), content);
+    if let Some(name) = &m.name {
+        msg.insert("name".into(), json!(name));
+    }
+    out.push(Value::Object(msg));
     Ok(())
 }
 
@@ -254,6 +271,9 @@ fn assistant_message(m: &Message, i: usize) -> Result<Value, TranslateError> {
         text_content(texts)
     };
     msg.insert("content".into(), content);
+    if let Some(name) = &m.name {
+        msg.insert("name".into(), json!(name));
+    }
     if !calls.is_empty() {
         msg.insert("tool_calls".into(), Value::Array(calls));
     }

@@ -71,7 +71,8 @@ struct DeltaFunction<'a> {
 ///    with `"choices": []` carries the last usage (when any count is known);
 /// 5. `data: [DONE]`.
 ///
-/// `ThinkingSignature` has no OpenAI field and is not sent. An `Error` event is written as
+/// `ThinkingSignature` and `RedactedThinking` (opaque data, no OpenAI field; the JSON
+/// encoder drops `Part::RedactedThinking` likewise) are not sent. An `Error` event is written as
 /// `data: {"error": {message, type, param, code}}` — the form the official SDKs detect (they
 /// raise `APIError` on it) — followed by `data: [DONE]` so that plain SSE readers see the end
 /// of the stream too. Events after the end are ignored; `finish()` ends an unterminated
@@ -118,7 +119,7 @@ impl StreamEncoder {
             StreamEvent::ThinkingDelta { text } => {
                 self.delta(Delta { reasoning_content: Some(text), ..Delta::default() }, None, out)
             }
-            StreamEvent::ThinkingSignature { .. } => {}
+            StreamEvent::ThinkingSignature { .. } | StreamEvent::RedactedThinking { .. } => {}
             StreamEvent::ToolCallStart { index, id, name } => {
                 let call = DeltaToolCall {
                     index: *index,
