@@ -95,6 +95,20 @@ def test_a_forced_template_applies_with_only_variables_passed(gw, fake_requests)
     assert err.value.code == "template_forced"
 
 
+def test_a_template_may_supply_every_message(gw, fake_requests):
+    reply = oa(gw).chat.completions.create(
+        model="p-gpt", messages=[],
+        extra_body={"llm_gateway_template": {"name": "summarize", "variables": {"text": "only the template"}}})
+    assert reply.choices[0].message.content.startswith("echo: Summarize: only the template")
+    # Without a template an empty list is still the client's error, in its own API's words.
+    with pytest.raises(openai.BadRequestError) as err:
+        oa(gw).chat.completions.create(model="p-gpt", messages=[])
+    assert "empty array" in err.value.message
+    with pytest.raises(anthropic.BadRequestError):
+        anthropic.Anthropic(base_url=gw.base_url, api_key="sk-x", max_retries=0).messages.create(
+            model="p-claude", max_tokens=10, messages=[])
+
+
 def test_template_errors_are_400_naming_the_variable(gw, fake_requests):
     with pytest.raises(openai.BadRequestError) as err:
         oa(gw).chat.completions.create(

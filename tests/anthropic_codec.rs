@@ -133,7 +133,11 @@ fn request_validation() {
     assert_eq!(invalid_field(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})), "max_tokens");
     assert_eq!(invalid_field(json!({"max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]})), "model");
     assert_eq!(invalid_field(with(base(), "max_tokens", json!(0))), "max_tokens");
-    assert_eq!(invalid_field(with(base(), "messages", json!([]))), "messages");
+    // An empty list decodes (a template may fill it); the engine refuses it after the prompt
+    // layer with `dialect::require_messages`.
+    let empty = decode_request(with(base(), "messages", json!([])).to_string().as_bytes()).unwrap();
+    let refused = llm_gateway::llm::dialect::require_messages(ClientDialect::Anthropic, &empty).unwrap_err();
+    assert!(matches!(refused, TranslateError::Invalid { field, .. } if field == "messages"));
     assert_eq!(invalid_field(with(base(), "messages", json!([{"role": "system", "content": "x"}]))), "messages.0.role");
     assert_eq!(invalid_field(with(base(), "messages", json!([{"role": "user", "content": ""}]))), "messages.0");
     assert_eq!(invalid_field(with(base(), "messages", json!([{"role": "user", "content": 3}]))), "messages.0.content");

@@ -104,12 +104,25 @@ fn invalid_field(body: &str) -> String {
 }
 
 #[test]
+fn empty_messages_are_refused_after_the_prompt_layer() {
+    // A template may supply every message, so the decoder accepts `[]` and the engine calls
+    // `require_messages` once templates and decorators ran.
+    let req = oc::decode_request(br#"{"model":"m","messages":[]}"#).unwrap();
+    match llm_gateway::llm::dialect::require_messages(llm_gateway::llm::ir::ClientDialect::OpenAi, &req) {
+        Err(TranslateError::Invalid { field, message }) => {
+            assert_eq!(field, "messages");
+            assert!(message.starts_with("Invalid 'messages': empty array."), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn rejects_what_openai_rejects() {
     let cases = [
         (r#"[]"#, "body"),
         (r#"{"messages":[{"role":"user","content":"hi"}]}"#, "model"),
         (r#"{"model":"m"}"#, "messages"),
-        (r#"{"model":"m","messages":[]}"#, "messages"),
         (r#"{"model":"m","messages":[{"role":"robot","content":"hi"}]}"#, "messages[0].role"),
         (r#"{"model":"m","messages":[{"content":"hi"}]}"#, "messages[0].role"),
         (r#"{"model":"m","messages":[{"role":"user"}]}"#, "messages[0].content"),

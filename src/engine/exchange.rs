@@ -323,6 +323,7 @@ impl Exchange {
                 request
             }
         };
+        dialect::require_messages(self.client, &request).map_err(GatewayError::Translate)?;
         request.model = route.target_model.clone();
         self.stream = request.stream;
         self.client_wants_usage = request.stream_usage;

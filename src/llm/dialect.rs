@@ -13,6 +13,21 @@ pub fn decode_request(client: ClientDialect, body: &[u8]) -> Result<ChatRequest,
     }
 }
 
+/// A request must have a message once templates and decorators have run (the decoders accept
+/// an empty list, which a template may fill). The error in each client API's own wording.
+pub fn require_messages(client: ClientDialect, request: &ChatRequest) -> Result<(), TranslateError> {
+    if !request.messages.is_empty() {
+        return Ok(());
+    }
+    let message = match client {
+        ClientDialect::OpenAi => {
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."
+        }
+        ClientDialect::Anthropic => "at least one message is required",
+    };
+    Err(TranslateError::Invalid { field: "messages".to_string(), message: message.to_string() })
+}
+
 pub fn encode_response(client: ClientDialect, response: &ChatResponse) -> Vec<u8> {
     match client {
         ClientDialect::OpenAi => openai_chat::encode_response(response),

@@ -9,7 +9,7 @@
 //! `container`, server/Anthropic-defined tools (`tools.N.type` other than `custom`),
 //! `document`/`search_result`/server-tool content blocks, `file` image sources.
 //! Any other unknown top-level field is `Invalid` ("Extra inputs are not permitted"),
-//! as the real API answers.
+//! as the real API answers. A tool's `strict` (strict tool use) is carried as `Tool::strict`.
 
 use super::GATEWAY;
 use crate::llm::ir::{
@@ -208,9 +208,7 @@ fn decode_system(v: &Value) -> R<Vec<Part>> {
 
 fn decode_messages(v: &Value) -> R<Vec<Message>> {
     let list = as_arr(v, "messages")?;
-    if list.is_empty() {
-        return Err(invalid("messages", "at least one message is required"));
-    }
+    // An empty list is checked after the prompt layer (`dialect::require_messages`).
     let mut out = Vec::with_capacity(list.len());
     for (i, m) in list.iter().enumerate() {
         let path = format!("messages.{i}");

@@ -176,12 +176,8 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest> {
         None | Some(Value::Null) => return Err(invalid("messages", "Missing required parameter: 'messages'.")),
         Some(v) => return Err(wrong_type("messages", "an array of objects", v)),
     };
-    if messages.is_empty() {
-        return Err(invalid(
-            "messages",
-            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
-        ));
-    }
+    // An empty list is checked after the prompt layer (`dialect::require_messages`): a
+    // template may supply every message.
     let mut conv = Conversation::default();
     for (i, m) in messages.iter().enumerate() {
         conv.push(i, m)?;
