@@ -334,6 +334,7 @@ fn encode_tools(req: &ChatRequest) -> Result<Vec<ToolSet>, TranslateError> {
                 Value::Null => None,
                 Value::Object(map) => {
                     let mut map = map.clone();
+                    // shift_remove keeps the other keys' order (`remove` would swap the last key in).
                     map.shift_remove("$schema");
                     Some(Value::Object(map))
                 }
