@@ -1373,3 +1373,15 @@ fn forced_template_config_errors_name_their_path() {
     config["forced_templates"] = json!([{"match": {"model": "llama"}, "template": "fixed"}]);
     assert!(error(config).starts_with("prompts.forced_templates[0].match.model"));
 }
+
+#[test]
+fn a_joined_turn_keeps_the_clients_speaker_name() {
+    let prompts = load(templates_config());
+    let mut req = simple_request("thanks");
+    req.messages[0].name = Some("ada".to_string());
+    let sel = selection("greet", None, json!({"name": "Ada"}));
+    prompts.prepare(&mut req, Some(&sel), &ctx(), 0).unwrap();
+    // The template's user turn and the client's are one turn now, still Ada's.
+    assert_eq!(req.messages.len(), 1);
+    assert_eq!(req.messages[0].name.as_deref(), Some("ada"));
+}

@@ -237,7 +237,7 @@ impl Prompts {
         roll: u64,
     ) -> Result<PromptCall, PromptError> {
         let mut variables = parse_body(body)?;
-        let stream = match variables.remove("stream") {
+        let stream = match variables.shift_remove("stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => b,
             Some(_) => return Err(PromptError::InvalidBody { detail: "\"stream\" must be true or false".to_string() }),

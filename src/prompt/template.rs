@@ -301,7 +301,11 @@ pub fn merge(req: &mut crate::llm::ir::ChatRequest, rendered: Rendered) {
     let mut own = std::mem::take(&mut req.messages).into_iter();
     if let Some(first) = own.next() {
         match messages.last_mut() {
-            Some(last) if last.role == first.role => last.content.extend(first.content),
+            Some(last) if last.role == first.role => {
+                // The joined turn is the client's speaker's (template turns have no name).
+                last.name = last.name.take().or(first.name);
+                last.content.extend(first.content);
+            }
             _ => messages.push(first),
         }
     }
