@@ -152,3 +152,12 @@ def test_client_that_disconnects_mid_stream_is_still_charged(gateway):
     assert wait_metric(gw, "gen_ai_client_token_count", 5, **labels) >= 5
     lines = gw.access_log_lines(min_lines=1)
     assert any("consumer=alice" in line for line in lines), lines
+
+
+def test_exact_counting_needs_the_tiktoken_build(envoy_rejects):
+    # The default module has no BPE tables: asking for exact counts fails at load, by name.
+    bad = config(1000)
+    bad["quota"] = {**bad["quota"], "estimator": "exact"}
+    code, log = envoy_rejects(bad)
+    assert code != 0
+    assert 'quota.estimator: "exact" needs exact token counting' in log

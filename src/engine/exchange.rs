@@ -11,7 +11,7 @@ use crate::json_scan::{self, Edit, Member};
 use crate::llm::dialect::{self, StreamDecoder};
 use crate::llm::ir::{ClientDialect, ProviderDialect};
 use crate::prompt::{take_selection, Context as PromptContext, PromptApi, Prompts, TemplateUse};
-use crate::quota::{Estimate, Reservation, Settlement, TokenCounts};
+use crate::quota::{Reservation, Settlement, TokenCounts};
 use crate::stream::sse::SseDecoder;
 use crate::usage::{estimate_tokens, Usage, UsageSource};
 
@@ -354,7 +354,8 @@ impl Exchange {
         now_ms: u64,
     ) -> Result<Option<u64>, GatewayError> {
         let (Some(quota), Some(consumer)) = (quota, &self.consumer) else { return Ok(None) };
-        let estimate = Estimate { input_tokens: quota.policy.estimate_input(prompt), max_output_tokens };
+        // The estimator the config chose (exact BPE counting needs the upstream model).
+        let estimate = quota.policy.prompt(prompt, max_output_tokens);
         let reserved = quota.policy.reserve(
             quota.store,
             &consumer.name,

@@ -25,7 +25,8 @@
 //!     "clamp_max_tokens": true,
 //!     "default_max_output_tokens": 4096,
 //!     "min_output_tokens": 16,
-//!     "estimator": "fast"
+//!     "estimator": "fast",
+//!     "tokenizers": {"my-azure-gpt4o": "o200k_base"}
 //!   }
 //! }
 //! ```
@@ -36,8 +37,15 @@
 //! consumer's limit with the same name replaces the plan's. `models` restricts a limit (and
 //! a plan) to public model names. `prices` entries are USD per million tokens and replace the
 //! built-in entry of the same model id (see `money::RawPrice` for the fields).
+//!
+//! `estimator` sizes a request's input before the call: `fast` (default), `upper-bound`, and,
+//! in a module built with the cargo feature `tiktoken`, `exact` and `auto` (see
+//! [`Estimator`]); asking for `exact` or `auto` from a build without it fails the
+//! configuration at `quota.estimator`. `tokenizers` names the BPE of provider model ids the
+//! built-in rules (`estimate::Vocabulary::for_model`) do not recognise.
 
 use super::budget::{Limit, Metric, ReserveOptions};
+use super::estimate::Vocabulary;
 use super::money::{Decimal, PriceTable, RawPrice};
 use super::window::Window;
 use crate::config::ConfigError;
@@ -87,6 +95,31 @@ pub enum Estimator {
     /// One token per byte of prompt (`estimate::upper_bound_tokens`): budgets then hold
     /// exactly, at the price of admitting fewer requests near the limit.
     UpperBound,
+    /// Every prompt counted with the upstream model's BPE (`bpe::count`); models without a
+    /// public BPE get the fast estimate. Needs the cargo feature `tiktoken`.
+    Exact,
+    /// The fast estimate plus [`crate::quota::estimate::AUTO_MARGIN_PERCENT`] while that fits
+    /// the budgets with the full output; the exact count when it does not (the request would be
+    /// refused or clamped, so the difference matters), unless even a third of the fast
+    /// estimate is refused. Models without a public BPE, and budgets that do not count input
+    /// (requests, output tokens), get the fast estimate. Needs the cargo feature `tiktoken`.
+    Auto,
+}
+
+impl Estimator {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Estimator::Fast => "fast",
+            Estimator::UpperBound => "upper-bound",
+            Estimator::Exact => "exact",
+            Estimator::Auto => "auto",
+        }
+    }
+
+    /// Whether this estimator counts with a BPE table.
+    pub fn counts_exactly(self) -> bool {
+        matches!(self, Estimator::Exact | Estimator::Auto)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -106,6 +139,10 @@ pub struct RawQuota {
     pub min_output_tokens: Option<u64>,
     #[serde(default)]
     pub estimator: Option<Estimator>,
+    /// BPE of provider model ids the built-in rules do not know (Azure deployment names,
+    /// proxies' aliases): `{"my-gpt4o-deployment": "o200k_base"}`.
+    #[serde(default)]
+    pub tokenizers: Option<BTreeMap<String, Vocabulary>>,
 }
 
 /// A validated plan.
@@ -144,6 +181,8 @@ pub struct QuotaSettings {
     pub default_plan: Option<String>,
     pub reserve: ReserveOptions,
     pub estimator: Estimator,
+    /// `quota.tokenizers`: provider model id -> vocabulary, before the built-in rules.
+    pub tokenizers: BTreeMap<String, Vocabulary>,
 }
 
 impl Default for QuotaSettings {
@@ -152,6 +191,7 @@ impl Default for QuotaSettings {
             default_plan: None,
             reserve: ReserveOptions { min_output_tokens: 16, ..ReserveOptions::default() },
             estimator: Estimator::Fast,
+            tokenizers: BTreeMap::new(),
         }
     }
 }
@@ -292,6 +332,24 @@ pub fn validate_quota(path: &str, raw: Option<&RawQuota>, plans: &Plans) -> Resu
             format!("{min_output_tokens} is more than default_max_output_tokens ({default_max_output_tokens})"),
         ));
     }
+    let estimator = raw.estimator.unwrap_or_default();
+    if estimator.counts_exactly() && !super::bpe::AVAILABLE {
+        return Err(err(
+            format!("{path}.estimator"),
+            format!(
+                "{:?} needs exact token counting, which this build of the module does not have: \
+                 build it with the cargo feature `tiktoken`, or use \"fast\" or \"upper-bound\"",
+                estimator.as_str()
+            ),
+        ));
+    }
+    let mut tokenizers = BTreeMap::new();
+    for (model, vocabulary) in raw.tokenizers.iter().flatten() {
+        if model.trim().is_empty() {
+            return Err(err(format!("{path}.tokenizers[{model:?}]"), "model name must not be empty"));
+        }
+        tokenizers.insert(model.clone(), *vocabulary);
+    }
     Ok(QuotaSettings {
         default_plan: raw.default_plan.clone(),
         reserve: ReserveOptions {
@@ -300,6 +358,7 @@ pub fn validate_quota(path: &str, raw: Option<&RawQuota>, plans: &Plans) -> Resu
             min_output_tokens,
             max_attempts: defaults.reserve.max_attempts,
         },
-        estimator: raw.estimator.unwrap_or_default(),
+        estimator,
+        tokenizers,
     })
 }

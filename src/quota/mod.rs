@@ -6,9 +6,10 @@
 //! - [`budget`]: [`reserve`], [`settle`], [`release`] and the overspend bound.
 //! - [`store`]: the [`Store`] trait (proxy-wasm shared data), [`MemoryStore`], [`Interleaver`].
 //! - [`headers`]: `x-ratelimit-*` and `Retry-After`.
-//! - [`estimate`]: token estimates before the call.
+//! - [`estimate`]: token estimates before the call; [`bpe`]: exact counts (feature `tiktoken`).
 //! - [`config`]: the `plans`, `prices` and `quota` sections.
 
+pub mod bpe;
 pub mod budget;
 pub mod config;
 pub mod estimate;
@@ -22,6 +23,7 @@ pub use budget::{
     ReserveOptions, ReserveRequest, Settlement,
 };
 pub use config::{Estimator, Plan, Plans, QuotaSettings};
+pub use estimate::Vocabulary;
 pub use money::{Price, PriceTable, Rates, TokenCounts};
 pub use store::{CasMismatch, Interleaver, MemoryStore, Store};
 pub use window::Window;
@@ -92,29 +94,127 @@ impl Policy {
         self.prices.get(upstream_model)
     }
 
-    /// Estimated input tokens of a prompt, by the configured estimator.
+    /// Estimated input tokens of a prompt without knowing the model: `exact` and `auto` give
+    /// the fast estimate here. Admission uses [`Policy::prompt`] with [`Policy::reserve`].
     pub fn estimate_input(&self, prompt: &[u8]) -> u64 {
         match self.settings.estimator {
-            Estimator::Fast => estimate::estimate_tokens(prompt),
             Estimator::UpperBound => estimate::upper_bound_tokens(prompt.len()),
+            Estimator::Fast | Estimator::Exact | Estimator::Auto => estimate::estimate_tokens(prompt),
         }
+    }
+
+    /// The BPE vocabulary of a provider model id: `quota.tokenizers` first, then the built-in
+    /// rules; `None` for models without a public BPE.
+    pub fn vocabulary(&self, upstream_model: &str) -> Option<Vocabulary> {
+        self.settings.tokenizers.get(upstream_model).copied().or_else(|| Vocabulary::for_model(upstream_model))
+    }
+
+    /// The exact prompt tokens of `prompt` (a request body, or its `messages`/`input` value) for
+    /// `upstream_model`, when this build counts exactly and the model has a public BPE.
+    pub fn exact_input(&self, prompt: &[u8], upstream_model: &str) -> Option<u64> {
+        let vocabulary = self.vocabulary(upstream_model)?;
+        let mut failed = false;
+        let tokens = estimate::prompt_tokens(prompt, &mut |text| {
+            bpe::count(vocabulary, text).unwrap_or_else(|| {
+                failed = true;
+                0
+            })
+        });
+        (!failed).then_some(tokens)
+    }
+
+    /// The estimator's input estimate for `upstream_model`, without looking at budgets (`auto`
+    /// gives the fast estimate; models without a public BPE fall back to it too).
+    pub fn estimate_prompt(&self, prompt: &[u8], upstream_model: &str) -> u64 {
+        match self.settings.estimator {
+            Estimator::Fast | Estimator::Auto => estimate::estimate_tokens(prompt),
+            Estimator::UpperBound => estimate::upper_bound_tokens(prompt.len()),
+            Estimator::Exact => {
+                self.exact_input(prompt, upstream_model).unwrap_or_else(|| estimate::estimate_tokens(prompt))
+            }
+        }
+    }
+
+    /// The input of [`Policy::reserve`] for a prompt: the configured estimator sizes it there,
+    /// with the upstream model (for the BPE) and, in `auto`, the remaining budget. `prompt` is
+    /// the request body or its `messages`/`input` value.
+    pub fn prompt<'a>(&self, prompt: &'a [u8], max_output_tokens: Option<u64>) -> ReserveInput<'a> {
+        ReserveInput::Prompt { prompt, max_output_tokens }
     }
 
     /// Reserves budget for one request. `model` is the public name (for limits' model groups),
     /// `upstream_model` the provider's id (for the price).
+    ///
+    /// `estimate` is an [`Estimate`] (used as given) or [`Policy::prompt`] (sized here by
+    /// `quota.estimator`; `auto` counts exactly only when the fast estimate with a margin would
+    /// be refused or clamped, so the common case costs what `fast` costs).
     #[allow(clippy::too_many_arguments)]
-    pub fn reserve(
+    pub fn reserve<'p>(
         &self,
         store: &dyn Store,
         consumer: &str,
         plan: Option<&str>,
         model: &str,
         upstream_model: &str,
-        estimate: Estimate,
+        estimate: impl Into<ReserveInput<'p>>,
         now_secs: u64,
     ) -> Result<Reservation, Rejection> {
         let limits = self.limits_for(consumer, plan, model);
-        let request = ReserveRequest { consumer, limits: &limits, price: self.price(upstream_model), estimate };
-        reserve(store, &request, &self.settings.reserve, now_secs)
+        let price = self.price(upstream_model);
+        let run = |estimate: Estimate| {
+            let request = ReserveRequest { consumer, limits: &limits, price, estimate };
+            reserve(store, &request, &self.settings.reserve, now_secs)
+        };
+        let (prompt, max_output_tokens) = match estimate.into() {
+            ReserveInput::Estimated(estimate) => return run(estimate),
+            ReserveInput::Prompt { prompt, max_output_tokens } => (prompt, max_output_tokens),
+        };
+        let with_input = |input_tokens| Estimate { input_tokens, max_output_tokens };
+        if self.settings.estimator != Estimator::Auto {
+            return run(with_input(self.estimate_prompt(prompt, upstream_model)));
+        }
+        // auto: the fast estimate with a margin, unless that is refused or clamped (the input
+        // estimate then decides the outcome) and the model has a public BPE: then exactly.
+        let fast = estimate::estimate_tokens(prompt);
+        let input_matters =
+            limits.iter().any(|l| matches!(l.metric, Metric::InputTokens | Metric::TotalTokens | Metric::MicroUsd));
+        if !input_matters || !bpe::AVAILABLE || self.vocabulary(upstream_model).is_none() {
+            return run(with_input(fast));
+        }
+        let trial = run(with_input(estimate::auto_trial_tokens(fast, prompt.len())));
+        let asked = max_output_tokens.unwrap_or(self.settings.reserve.default_max_output_tokens);
+        let near = match &trial {
+            Ok(reservation) => reservation.output_tokens() < asked,
+            Err(rejection) => matches!(rejection.reason, RejectReason::Exhausted | RejectReason::TooLarge),
+        };
+        if !near {
+            return trial;
+        }
+        match trial {
+            Ok(reservation) => release(store, reservation),
+            // Refused: count only if a fraction of the estimate would fit, so that a consumer
+            // whose budget is spent cannot make every refusal pay for an exact count.
+            Err(_) => match run(with_input(fast / estimate::AUTO_FLOOR_DIVISOR)) {
+                Ok(reservation) => release(store, reservation),
+                Err(rejection) => return Err(rejection),
+            },
+        }
+        let exact = self.exact_input(prompt, upstream_model).unwrap_or(fast);
+        run(with_input(exact))
+    }
+}
+
+/// What [`Policy::reserve`] sizes a request from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReserveInput<'a> {
+    /// An estimate made by the caller.
+    Estimated(Estimate),
+    /// The prompt: the configured estimator sizes it ([`Policy::prompt`]).
+    Prompt { prompt: &'a [u8], max_output_tokens: Option<u64> },
+}
+
+impl From<Estimate> for ReserveInput<'_> {
+    fn from(estimate: Estimate) -> Self {
+        ReserveInput::Estimated(estimate)
     }
 }
