@@ -7,3 +7,4 @@ pub mod ir;
 pub mod openai;
 pub mod openai_chat;
 pub mod openai_responses;
+pub mod sse_stream;

@@ -5,12 +5,10 @@ use super::response::error_json;
 use super::wire::{Block, InDelta, InStreamEvent, InUsage};
 use super::{error_kind_from_type, stop_reason_from_wire, stop_reason_to_wire, usage_from_wire, usage_to_wire};
 use crate::llm::ir::{ErrorKind, ProviderError, StopReason, StreamEvent};
-use crate::stream::sse::{SseDecoder, SseEvent};
+use crate::llm::sse_stream::{fail, EventDecoder, Flow, SseStream};
+use crate::stream::sse::SseEvent;
 use crate::usage::Usage;
 use serde_json::{json, Value};
-
-/// Most bytes held for one SSE event.
-const MAX_EVENT_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum BlockKind {
@@ -31,89 +29,41 @@ enum BlockKind {
 /// it omits keep their `message_start` values) then `Stop`; `message_stop` gives `Done`; an
 /// `error` event gives `Error` and ends the stream. A `redacted_thinking` block gives one
 /// `RedactedThinking` (its `data` is complete in `content_block_start`).
-#[derive(Debug)]
-pub struct StreamDecoder {
-    sse: SseDecoder,
-    scratch: Vec<SseEvent>,
+pub type StreamDecoder = SseStream<Events>;
+
+/// The per-event state of [`StreamDecoder`].
+#[derive(Debug, Default)]
+pub struct Events {
     /// Anthropic block index -> kind, for the blocks of this message.
     blocks: Vec<(u64, BlockKind)>,
     next_tool: u32,
     usage: InUsage,
-    ended: bool,
 }
 
-impl Default for StreamDecoder {
-    fn default() -> Self {
-        Self::new()
+impl EventDecoder for Events {
+    const FRAMING_ERROR: &'static str = "provider stream is malformed";
+
+    fn event(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) -> Flow {
+        self.decode(ev, out)
+    }
+
+    /// Anthropic always ends with `message_stop`: without it the answer is cut short.
+    fn complete_without_marker(&self) -> bool {
+        false
     }
 }
 
-impl StreamDecoder {
-    pub fn new() -> Self {
-        StreamDecoder {
-            sse: SseDecoder::new(MAX_EVENT_BYTES),
-            scratch: Vec::new(),
-            blocks: Vec::new(),
-            next_tool: 0,
-            usage: InUsage::default(),
-            ended: false,
-        }
-    }
-
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) {
-        if self.ended {
-            return;
-        }
-        let res = self.sse.feed(chunk, &mut self.scratch);
-        self.drain(out);
-        if let Err(e) = res {
-            self.fail(format!("provider stream is malformed: {e}"), out);
-        }
-    }
-
-    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
-        if self.ended {
-            return;
-        }
-        let res = self.sse.finish(&mut self.scratch);
-        self.drain(out);
-        if let Err(e) = res {
-            self.fail(format!("provider stream is malformed: {e}"), out);
-        }
-        if !self.ended {
-            self.fail("provider stream ended early".to_string(), out);
-        }
-    }
-
-    fn fail(&mut self, message: String, out: &mut Vec<StreamEvent>) {
-        if !self.ended {
-            out.push(StreamEvent::Error(ProviderError { kind: ErrorKind::Server, status: 502, message }));
-            self.ended = true;
-        }
-    }
-
-    fn drain(&mut self, out: &mut Vec<StreamEvent>) {
-        let events = std::mem::take(&mut self.scratch);
-        for ev in &events {
-            if self.ended {
-                break;
-            }
-            self.event(ev, out);
-        }
-        self.scratch = events;
-        self.scratch.clear();
-    }
-
+impl Events {
     fn kind_of(&self, index: u64) -> BlockKind {
         self.blocks.iter().rev().find(|(i, _)| *i == index).map_or(BlockKind::Other, |(_, k)| *k)
     }
 
-    fn event(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) {
+    fn decode(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) -> Flow {
         let parsed: InStreamEvent = match serde_json::from_str(&ev.data) {
             Ok(p) => p,
             Err(e) => {
                 let name = ev.event.as_deref().unwrap_or("message");
-                return self.fail(format!("provider sent an invalid `{name}` event: {e}"), out);
+                return fail(out, format!("provider sent an invalid `{name}` event: {e}"));
             }
         };
         match parsed {
@@ -182,15 +132,16 @@ impl StreamDecoder {
             }
             InStreamEvent::MessageStop => {
                 out.push(StreamEvent::Done);
-                self.ended = true;
+                return Flow::End;
             }
             InStreamEvent::Error { error } => {
                 let kind = error.kind.as_deref().and_then(error_kind_from_type).unwrap_or(ErrorKind::Server);
                 let message = error.message.unwrap_or_else(|| "provider stream error".to_string());
                 out.push(StreamEvent::Error(ProviderError { kind, status: kind.status(), message }));
-                self.ended = true;
+                return Flow::End;
             }
         }
+        Flow::Continue
     }
 
     fn push_usage(&mut self, u: &InUsage, out: &mut Vec<StreamEvent>) {

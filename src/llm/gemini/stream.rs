@@ -19,104 +19,41 @@
 
 use super::response::{args_text, call_id, candidate_parts, convert_usage, error_from_body, finish_reason, truncate};
 use super::wire::Response;
-use crate::llm::ir::{ErrorKind, ProviderError, StopReason, StreamEvent};
-use crate::stream::sse::{SseDecoder, SseEvent};
+use crate::llm::ir::{StopReason, StreamEvent};
+use crate::llm::sse_stream::{fail, EventDecoder, Flow, SseStream};
+use crate::stream::sse::SseEvent;
 use crate::usage::Usage;
 
-/// Largest single SSE event held while decoding.
-const MAX_EVENT_BYTES: usize = 1 << 20;
+pub type StreamDecoder = SseStream<Events>;
 
-#[derive(Debug)]
-pub struct StreamDecoder {
-    sse: SseDecoder,
-    events: Vec<SseEvent>,
+/// The per-event state of [`StreamDecoder`].
+#[derive(Debug, Default)]
+pub struct Events {
     started: bool,
     tool_calls: u32,
     last_usage: Option<Usage>,
     /// A finish reason (or a prompt block) was seen: the stream ended normally.
     finished: bool,
-    /// An `Error` was emitted, or `finish` ran: emit nothing more.
-    closed: bool,
 }
 
-impl Default for StreamDecoder {
-    fn default() -> Self {
-        Self::new()
+impl EventDecoder for Events {
+    const FRAMING_ERROR: &'static str = "provider stream framing error";
+
+    fn event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Flow {
+        self.on_event(event, out)
+    }
+
+    /// Gemini has no end marker: the chunk with a finish reason is the last.
+    fn complete_without_marker(&self) -> bool {
+        self.finished
     }
 }
 
-impl StreamDecoder {
-    pub fn new() -> Self {
-        StreamDecoder {
-            sse: SseDecoder::new(MAX_EVENT_BYTES),
-            events: Vec::new(),
-            started: false,
-            tool_calls: 0,
-            last_usage: None,
-            finished: false,
-            closed: false,
-        }
-    }
-
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) {
-        if self.closed {
-            return;
-        }
-        let result = self.sse.feed(chunk, &mut self.events);
-        self.drain(out);
-        if let Err(e) = result {
-            self.fail(out, format!("provider stream framing error: {e}"));
-        }
-    }
-
-    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
-        if self.closed {
-            return;
-        }
-        let result = self.sse.finish(&mut self.events);
-        self.drain(out);
-        if let Err(e) = result {
-            self.fail(out, format!("provider stream framing error: {e}"));
-        }
-        if self.closed {
-            return;
-        }
-        self.closed = true;
-        if self.finished {
-            out.push(StreamEvent::Done);
-        } else {
-            out.push(StreamEvent::Error(ProviderError {
-                kind: ErrorKind::Server,
-                status: 502,
-                message: "provider stream ended early".to_string(),
-            }));
-        }
-    }
-
-    fn fail(&mut self, out: &mut Vec<StreamEvent>, message: String) {
-        if !self.closed {
-            self.closed = true;
-            out.push(StreamEvent::Error(ProviderError { kind: ErrorKind::Server, status: 502, message }));
-        }
-    }
-
-    fn drain(&mut self, out: &mut Vec<StreamEvent>) {
-        let events = std::mem::take(&mut self.events);
-        for event in &events {
-            if self.closed {
-                break;
-            }
-            self.on_event(event, out);
-        }
-        // Keep the allocation for the next feed.
-        self.events = events;
-        self.events.clear();
-    }
-
-    fn on_event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) {
+impl Events {
+    fn on_event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Flow {
         let data = event.data.trim();
         if data.is_empty() {
-            return;
+            return Flow::Continue;
         }
         let parsed = if data.starts_with('{') {
             serde_json::from_str(data).map_err(|e| e.to_string())
@@ -126,13 +63,12 @@ impl StreamDecoder {
         let chunk: Response = match parsed {
             Ok(chunk) => chunk,
             Err(e) => {
-                return self.fail(out, format!("provider sent an invalid stream event: {}", truncate(&e)));
+                return fail(out, format!("provider sent an invalid stream event: {}", truncate(&e)));
             }
         };
         if let Some(err) = chunk.error {
-            self.closed = true;
             out.push(StreamEvent::Error(error_from_body(err, 500)));
-            return;
+            return Flow::End;
         }
         if !self.started {
             self.started = true;
@@ -164,6 +100,7 @@ impl StreamDecoder {
                 out.push(StreamEvent::Stop { reason, stop_sequence: None });
             }
         }
+        Flow::Continue
     }
 
     fn on_parts(&mut self, parts: &[super::wire::InPart], out: &mut Vec<StreamEvent>) {

@@ -3,12 +3,10 @@
 use super::response::{arguments_text, content_text, reasoning_text};
 use super::util::{finish_reason_to_ir, provider_error_from_object};
 use super::wire::{WireCompletion, WireToolCall};
-use crate::llm::ir::{ErrorKind, ProviderError, StreamEvent};
+use crate::llm::ir::StreamEvent;
 use crate::llm::openai;
-use crate::stream::sse::{SseDecoder, SseEvent};
-
-/// Most bytes held for one SSE event.
-const MAX_EVENT_BYTES: usize = 1 << 20;
+use crate::llm::sse_stream::{fail, EventDecoder, Flow, SseStream};
+use crate::stream::sse::SseEvent;
 
 /// Incremental decoder of an OpenAI Chat Completions stream.
 ///
@@ -26,105 +24,47 @@ const MAX_EVENT_BYTES: usize = 1 << 20;
 ///
 /// `finish()` without `[DONE]`: `Done` if a `finish_reason` was seen (some compatible
 /// servers omit `[DONE]`), else an `Error` "provider stream ended early".
-#[derive(Debug)]
-pub struct StreamDecoder {
-    sse: SseDecoder,
-    events: Vec<SseEvent>,
+pub type StreamDecoder = SseStream<Events>;
+
+/// The per-event state of [`StreamDecoder`].
+#[derive(Debug, Default)]
+pub struct Events {
     started: bool,
     finished_reason: bool,
-    ended: bool,
     /// (provider index, provider id) of each tool call, in IR index order.
     calls: Vec<(u64, Option<String>)>,
 }
 
-impl Default for StreamDecoder {
-    fn default() -> Self {
-        Self::new()
+impl EventDecoder for Events {
+    const FRAMING_ERROR: &'static str = "provider stream";
+
+    fn event(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) -> Flow {
+        self.decode(ev, out)
+    }
+
+    /// Some compatible servers omit `[DONE]`: a seen `finish_reason` is a complete answer.
+    fn complete_without_marker(&self) -> bool {
+        self.finished_reason
     }
 }
 
-impl StreamDecoder {
-    pub fn new() -> Self {
-        StreamDecoder {
-            sse: SseDecoder::new(MAX_EVENT_BYTES),
-            events: Vec::new(),
-            started: false,
-            finished_reason: false,
-            ended: false,
-            calls: Vec::new(),
-        }
-    }
-
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) {
-        if self.ended {
-            return;
-        }
-        let result = self.sse.feed(chunk, &mut self.events);
-        self.drain(out);
-        if let Err(e) = result {
-            self.fail(out, format!("provider stream: {e}"));
-        }
-    }
-
-    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {
-        if !self.ended {
-            let result = self.sse.finish(&mut self.events);
-            self.drain(out);
-            if let Err(e) = result {
-                self.fail(out, format!("provider stream: {e}"));
-            }
-        }
-        if !self.ended {
-            self.ended = true;
-            if self.finished_reason {
-                out.push(StreamEvent::Done);
-            } else {
-                out.push(StreamEvent::Error(ProviderError {
-                    kind: ErrorKind::Server,
-                    status: 502,
-                    message: "provider stream ended early".to_string(),
-                }));
-            }
-        }
-    }
-
-    fn fail(&mut self, out: &mut Vec<StreamEvent>, message: String) {
-        if !self.ended {
-            self.ended = true;
-            out.push(StreamEvent::Error(ProviderError { kind: ErrorKind::Server, status: 502, message }));
-        }
-    }
-
-    fn drain(&mut self, out: &mut Vec<StreamEvent>) {
-        let events = std::mem::take(&mut self.events);
-        for ev in &events {
-            if self.ended {
-                break;
-            }
-            self.event(ev, out);
-        }
-        self.events = events;
-        self.events.clear();
-    }
-
-    fn event(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) {
+impl Events {
+    fn decode(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) -> Flow {
         let data = ev.data.trim();
         if data == "[DONE]" {
-            self.ended = true;
             out.push(StreamEvent::Done);
-            return;
+            return Flow::End;
         }
         if data.is_empty() {
-            return;
+            return Flow::Continue;
         }
         let chunk: WireCompletion = match serde_json::from_str(data) {
             Ok(c) => c,
-            Err(_) => return self.fail(out, "provider sent a stream event that is not a JSON chunk".to_string()),
+            Err(_) => return fail(out, "provider sent a stream event that is not a JSON chunk".to_string()),
         };
         if let Some(err) = chunk.error.as_ref().filter(|e| !e.is_null()) {
-            self.ended = true;
             out.push(StreamEvent::Error(provider_error_from_object(err, None)));
-            return;
+            return Flow::End;
         }
         if !self.started {
             self.started = true;
@@ -163,6 +103,7 @@ impl StreamDecoder {
         if let Some(u) = usage {
             out.push(StreamEvent::Usage(u));
         }
+        Flow::Continue
     }
 
     fn tool_call(&mut self, tc: &WireToolCall, out: &mut Vec<StreamEvent>) {
