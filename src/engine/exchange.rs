@@ -295,33 +295,29 @@ impl Exchange {
         prompts: Option<&Prompts>,
     ) -> Result<Vec<u8>, GatewayError> {
         let consumer = self.consumer.as_ref().map(|c| c.name.clone());
-        let mut request = match (prompts, &self.prompt_api) {
-            (Some(prompts), Some(api)) => {
-                let call = prompts
-                    .build_request(api, body, consumer.as_deref(), self.roll)
-                    .map_err(GatewayError::PromptApi)?;
-                self.template = Some((call.used.template, call.used.version));
-                call.request
+        // A prompt API's route is only chosen when prompts are configured (`Gateway::route`).
+        let mut request = if let (Some(prompts), Some(api)) = (prompts, &self.prompt_api) {
+            let call =
+                prompts.build_request(api, body, consumer.as_deref(), self.roll).map_err(GatewayError::PromptApi)?;
+            self.template = Some((call.used.template, call.used.version));
+            call.request
+        } else {
+            let selection = match prompts {
+                Some(_) => take_selection(body).map_err(GatewayError::Prompt)?,
+                None => None,
+            };
+            let (selection, body) = match &selection {
+                Some((sel, stripped)) => (Some(sel), stripped.as_slice()),
+                None => (None, body),
+            };
+            let mut request = dialect::decode_request(self.client, body).map_err(GatewayError::Translate)?;
+            if let Some(prompts) = prompts {
+                let ctx = PromptContext { path: &self.path, consumer: consumer.as_deref(), model: &route.model };
+                let applied =
+                    prompts.prepare(&mut request, selection, &ctx, self.roll).map_err(GatewayError::Prompt)?;
+                self.template = applied.template.map(|t| (t.template, t.version));
             }
-            (None, Some(_)) => return Err(GatewayError::MissingModel), // unreachable: APIs are prompts
-            (prompts, None) => {
-                let selection = match prompts {
-                    Some(_) => take_selection(body).map_err(GatewayError::Prompt)?,
-                    None => None,
-                };
-                let (selection, body) = match &selection {
-                    Some((sel, stripped)) => (Some(sel), stripped.as_slice()),
-                    None => (None, body),
-                };
-                let mut request = dialect::decode_request(self.client, body).map_err(GatewayError::Translate)?;
-                if let Some(prompts) = prompts {
-                    let ctx = PromptContext { path: &self.path, consumer: consumer.as_deref(), model: &route.model };
-                    let applied =
-                        prompts.prepare(&mut request, selection, &ctx, self.roll).map_err(GatewayError::Prompt)?;
-                    self.template = applied.template.map(|t| (t.template, t.version));
-                }
-                request
-            }
+            request
         };
         dialect::require_messages(self.client, &request).map_err(GatewayError::Translate)?;
         request.model = route.target_model.clone();
