@@ -52,9 +52,12 @@ fn body_of(action: BodyAction) -> String {
 #[test]
 fn routes_by_model_and_swaps_credentials() {
     let gw = gateway();
-    let (_, ops) = forward(&gw, &head("/v1/chat/completions?x=1", Some("gpt-alias")), 0);
+    let (_, ops) = forward(&gw, &head("/v1/chat/completions?key=secret", Some("gpt-alias")), 0);
     assert!(ops.contains(&set("x-llm-gateway-cluster", "openai_cluster")));
-    assert!(ops.contains(&set(":path", "/v1/chat/completions?x=1")));
+    // The client's query string is not forwarded, nor shown as the original path.
+    assert!(ops.contains(&set(":path", "/v1/chat/completions")));
+    assert!(ops.contains(&set("x-envoy-original-path", "/v1/chat/completions")));
+    assert!(!ops.iter().any(|o| format!("{o:?}").contains("secret")));
     assert!(ops.contains(&set(":authority", "api.openai.com")));
     assert!(ops.contains(&HeaderOp::Remove("x-api-key".to_string())));
     // The client's credential is removed before ours is set.
@@ -88,11 +91,10 @@ fn model_from_header_is_inserted_into_the_body() {
 #[test]
 fn local_replies_in_openai_shape() {
     let gw = gateway();
-    let cases = [
-        (head("/v1/chat/completions", Some("nope")), 404, "model_not_found"),
-        (head("/v1/chat/completions", None), 400, "you must provide a model parameter"),
-        (head("/v1/files", Some("gpt")), 404, "unknown_url"),
-    ];
+    let mut no_body = head("/v1/chat/completions", None);
+    no_body.header_model = Some("gpt");
+    no_body.no_body = true;
+    let cases = [(head("/v1/files", Some("gpt")), 404, "unknown_url"), (no_body, 400, "missing_body")];
     for (h, status, needle) in cases {
         let (mut exchange, action) = gw.on_request_headers(&h, 0, 0);
         let RequestAction::Reply(reply) = action else { panic!("expected a reply") };
@@ -109,6 +111,57 @@ fn local_replies_in_openai_shape() {
     invalid.body_invalid = true;
     let (_, RequestAction::Reply(reply)) = gw.on_request_headers(&invalid, 0, 0) else { panic!() };
     assert_eq!(reply.status, 400);
+}
+
+/// An unknown or missing model is answered once the body is read: json_to_metadata turns
+/// `"model": 123` into "123" and `null` into nothing, and only the body tells a wrong type
+/// from an unknown name. Nothing is routed meanwhile.
+#[test]
+fn model_errors_are_stated_from_the_body() {
+    let gw = gateway();
+    let cases: [(Option<&str>, &str, u16, serde_json::Value); 5] = [
+        (
+            Some("nope"),
+            r#"{"model":"nope","messages":[]}"#,
+            404,
+            serde_json::json!({"error": {
+            "message": "The model `nope` does not exist or you do not have access to it.",
+            "type": "invalid_request_error", "param": null, "code": "model_not_found"}}),
+        ),
+        (
+            None,
+            r#"{"messages":[]}"#,
+            400,
+            serde_json::json!({"error": {
+            "message": "you must provide a model parameter",
+            "type": "invalid_request_error", "param": null, "code": null}}),
+        ),
+        (Some("123"), r#"{"model":123,"messages":[]}"#, 400, serde_json::json!("model: must be a string")),
+        (None, r#"{"model":null,"messages":[]}"#, 400, serde_json::json!("model: must be a string")),
+        // Routed by one model, the body names another (a parser disagreement): refused.
+        (
+            Some("gpt"),
+            r#"{"model":"split","messages":[]}"#,
+            400,
+            serde_json::json!("model: the body names a different model than the one it was routed by"),
+        ),
+    ];
+    for (model, body, status, expected) in cases {
+        let (mut exchange, ops) = forward(&gw, &head("/v1/chat/completions", model), 0);
+        let routed = ops.iter().any(|o| matches!(o, HeaderOp::Set(name, _) if name == "x-llm-gateway-cluster"));
+        assert_eq!(routed, model == Some("gpt"), "only a known model chooses a cluster");
+        assert!(exchange.awaits_body());
+        let BodyAction::Reply(reply) = exchange.on_request_body(body.as_bytes(), 0, None, None) else {
+            panic!("{body}: expected a reply")
+        };
+        assert_eq!(reply.status, status, "{body}");
+        let got: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        match expected {
+            serde_json::Value::String(message) => assert_eq!(got["error"]["message"], message.as_str(), "{body}"),
+            whole => assert_eq!(got, whole, "{body}"),
+        }
+        assert!(!exchange.awaits_body());
+    }
 }
 
 #[test]

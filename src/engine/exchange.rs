@@ -90,6 +90,13 @@ pub struct Exchange {
     rejection: Option<(&'static str, Option<String>)>,
     /// The consumer is configured by name (not an unlisted JWT subject).
     pub(super) consumer_listed: bool,
+    /// The route was chosen by the body's `model` as Envoy's json_to_metadata read it: the
+    /// body the module sees must name the same model.
+    pub(super) model_from_body: bool,
+    /// A refusal decided at header time that waits for the body to be stated precisely.
+    deferred_rejection: Option<GatewayError>,
+    /// The body step ran (on the complete body): the request was admitted or refused.
+    body_seen: bool,
     /// Budget held for this request until it is settled or released.
     reservation: Option<Reservation>,
     /// What settlement charged (for the rate-limit filter's `hits_addend`).
@@ -123,6 +130,9 @@ impl Exchange {
             prompt_api: None,
             rejection: None,
             consumer_listed: false,
+            model_from_body: false,
+            deferred_rejection: None,
+            body_seen: false,
             reservation: None,
             settled: None,
             route: None,
@@ -176,9 +186,16 @@ impl Exchange {
         reply
     }
 
-    /// The route was chosen (the request goes upstream): the shell buffers the body.
-    pub fn is_routed(&self) -> bool {
-        self.route.is_some() && !self.replied
+    /// Refuses the request once its body is seen (see `Gateway::route`).
+    pub(super) fn defer_rejection(&mut self, error: GatewayError) {
+        self.deferred_rejection = Some(error);
+    }
+
+    /// The body must be read before the request may go anywhere: the shell buffers it and
+    /// hands it over complete, whether the stream ends with data or with trailers. Nothing
+    /// is forwarded while this is true.
+    pub fn awaits_body(&self) -> bool {
+        (self.route.is_some() || self.deferred_rejection.is_some()) && !self.replied && !self.body_seen
     }
 
     /// Names for the access log, known from the request headers on.
@@ -190,6 +207,11 @@ impl Exchange {
             ("llm_provider", self.route.as_ref().map(|r| r.provider.as_str())),
             ("llm_target_model", self.route.as_ref().map(|r| r.target_model.as_str())),
         ]
+    }
+
+    /// The largest request body admitted, in bytes.
+    pub fn body_limit(&self) -> usize {
+        self.limits.max_request_body_bytes
     }
 
     /// The request body has grown to `size` bytes: refuse it past the limit.
@@ -218,8 +240,20 @@ impl Exchange {
         quota: Option<Quota<'_>>,
         prompts: Option<&Prompts>,
     ) -> BodyAction {
+        self.body_seen = true;
         if let Some(reply) = self.reject_oversized_body(body.len()) {
             return BodyAction::Reply(reply);
+        }
+        // A prompt API's body holds variables; one may be called `model`.
+        let model_error = match self.prompt_api {
+            None => body_model_error(body, self.requested_model.as_deref(), self.model_from_body),
+            Some(_) => None,
+        };
+        if let Some(error) = model_error {
+            return BodyAction::Reply(self.reject(&error));
+        }
+        if let Some(error) = self.deferred_rejection.take() {
+            return BodyAction::Reply(self.reject(&error));
         }
         let Some(route) = self.route.clone() else {
             return BodyAction::Unchanged;
@@ -549,6 +583,34 @@ impl Exchange {
                 _ => Vec::new(),
             },
         })
+    }
+}
+
+/// The body's `model` against the name the request was routed by. Envoy's json_to_metadata
+/// read the model before the module saw the body, with its own parser; a body whose model
+/// is not a string, or reads differently here, is refused rather than sent where it was
+/// not meant to go. `None` when the body is fine (or not a JSON object: later steps say so).
+fn body_model_error(body: &[u8], routed: Option<&str>, routed_by_body: bool) -> Option<GatewayError> {
+    let members = json_scan::top_level_members(body).ok()?;
+    let invalid = |message: &str| {
+        Some(GatewayError::Translate(crate::llm::ir::TranslateError::Invalid {
+            field: "model".to_string(),
+            message: message.to_string(),
+        }))
+    };
+    let Some(raw) = json_scan::find(&members, "model").and_then(|m| body.get(m.value.clone())) else {
+        return if routed_by_body {
+            invalid("the model was read before the body and is missing from it")
+        } else {
+            None
+        };
+    };
+    match serde_json::from_slice::<String>(raw) {
+        Err(_) => invalid("must be a string"),
+        Ok(model) if routed_by_body && Some(model.as_str()) != routed => {
+            invalid("the body names a different model than the one it was routed by")
+        }
+        Ok(_) => None,
     }
 }
 

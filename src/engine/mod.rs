@@ -26,6 +26,14 @@ pub enum HeaderOp {
 /// Client credentials removed from every request: the provider gets only ours.
 const CLIENT_CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", "api-key", "x-goog-api-key"];
 
+/// Where the access log finds the path the client called when the module rewrote `:path`.
+const ORIGINAL_PATH: &str = "x-envoy-original-path";
+
+/// Request headers a client may not set: the shell removes them before anything else, on
+/// every request (answered locally or not). A client-sent `x-envoy-original-path` would be
+/// printed by the access log as the request's path.
+pub const UNTRUSTED_REQUEST_HEADERS: [&str; 1] = [ORIGINAL_PATH];
+
 /// Which API the client is calling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
@@ -198,10 +206,9 @@ impl Gateway {
         now_secs: u64,
         exchange: &mut Exchange,
     ) -> Result<Vec<HeaderOp>, GatewayError> {
-        let (path, query) = match head.path.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (head.path, None),
-        };
+        // The client's query string is never forwarded (it may carry a key): each provider
+        // gets only the parameters the gateway sets (Azure's api-version, Gemini's alt=sse).
+        let path = head.path.split_once('?').map_or(head.path, |(path, _)| path);
         // A published prompt: its template's version decides the model, not the body.
         let prompt_api = self.prompts().filter(|_| head.method == "POST").and_then(|p| p.api(path).map(|api| (p, api)));
         let (operation, client) = match prompt_api {
@@ -217,6 +224,10 @@ impl Gateway {
         // Template versions get their own roll: sharing the target's would tie a version
         // to a canary target.
         exchange.roll = roll.rotate_right(32);
+        // Without a body there is nothing to admit: refused before anyone is contacted.
+        if head.no_body && prompt_api.is_none() {
+            return Err(GatewayError::MissingBody);
+        }
         let requested = match (prompt_api, head.body_model, head.header_model) {
             (Some((prompts, api)), ..) => {
                 if head.no_body {
@@ -226,29 +237,44 @@ impl Gateway {
                     }));
                 }
                 exchange.prompt_api = Some(api.clone());
-                prompts.api_model(api, exchange.roll).map_err(GatewayError::PromptApi)?
+                Some(prompts.api_model(api, exchange.roll).map_err(GatewayError::PromptApi)?)
             }
-            (None, Some(model), _) | (None, None, Some(model)) => model,
+            (None, Some(model), _) => {
+                exchange.model_from_body = true;
+                Some(model)
+            }
+            (None, None, Some(model)) => Some(model),
             (None, None, None) if head.body_invalid => {
                 return Err(GatewayError::InvalidJson {
                     detail: "the body is not a JSON object sent with Content-Type: application/json".to_string(),
                 })
             }
-            (None, None, None) => return Err(GatewayError::MissingModel),
+            (None, None, None) => None,
         };
-        exchange.requested_model = Some(requested.to_string());
+        exchange.requested_model = requested.map(str::to_string);
         // Who is calling comes first: an unauthenticated caller learns nothing about models.
-        let consumer = self.identify(head, client, now_secs)?;
-        let unknown = || GatewayError::UnknownModel { model: requested.to_string() };
-        let route = self.config.lookup(requested).ok_or_else(unknown)?;
-        exchange.consumer = consumer;
+        exchange.consumer = self.identify(head, client, now_secs)?;
         if let (Some(access), Some(consumer)) = (&self.config.access, &exchange.consumer) {
             exchange.consumer_listed = access.auth.consumers().get(&consumer.name).is_some();
+        }
+        let Some(route) = requested.and_then(|name| self.config.lookup(name)) else {
+            let error = match requested {
+                Some(model) => GatewayError::UnknownModel { model: model.to_string() },
+                None => GatewayError::MissingModel,
+            };
+            // json_to_metadata reads `"model": 123` as "123" and `null` as missing: the body
+            // says whether the model is unknown or of the wrong type. Nothing goes upstream
+            // (no cluster is chosen); the body callback answers.
+            exchange.defer_rejection(error);
+            return Ok(CLIENT_CREDENTIAL_HEADERS.iter().map(|h| HeaderOp::Remove(h.to_string())).collect());
+        };
+        if let (Some(access), Some(consumer)) = (&self.config.access, &exchange.consumer) {
             access
                 .auth
                 .check_model(consumer, &route.name)
                 .map_err(|f| GatewayError::Forbidden { message: f.to_string() })?;
         }
+        let unknown = || GatewayError::UnknownModel { model: route.name.clone() };
         let target = route.pick(roll).ok_or_else(unknown)?;
         let provider = self.config.provider(target.provider).ok_or_else(unknown)?;
         let dialect = provider.kind.dialect();
@@ -258,7 +284,7 @@ impl Gateway {
                 provider: provider.name.clone(),
             });
         }
-        let upstream_path = upstream::path(provider, operation, &target.model, head.body_stream, query);
+        let upstream_path = upstream::path(provider, operation, &target.model, head.body_stream);
         let (provider_headers, signing) = upstream::headers(provider, &upstream_path);
         exchange.set_route(&route.name, provider, &target.model, head.body_stream, signing);
 
@@ -280,8 +306,10 @@ impl Gateway {
         ops.extend(provider_headers);
         if upstream_path != head.path {
             // What Envoy itself sets when a route rewrites the path: access logs written with
-            // `%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%` then show the path the client called.
-            ops.push(HeaderOp::Set("x-envoy-original-path".to_string(), head.path.to_string()));
+            // `%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%` then show the path the client called
+            // (without its query string, which may carry a key). A client's own value of this
+            // header was removed by the shell (`UNTRUSTED_REQUEST_HEADERS`).
+            ops.push(HeaderOp::Set(ORIGINAL_PATH.to_string(), path.to_string()));
         }
         ops.push(HeaderOp::Set(":path".to_string(), upstream_path));
         Ok(ops)

@@ -20,6 +20,8 @@ pub enum GatewayError {
         path: String,
     },
     MissingModel,
+    /// A POST that ended with its headers: there is no request to admit.
+    MissingBody,
     InvalidJson {
         detail: String,
     },
@@ -76,6 +78,7 @@ impl GatewayError {
         match self {
             GatewayError::UnknownEndpoint { .. } => "unknown_endpoint",
             GatewayError::MissingModel => "missing_model",
+            GatewayError::MissingBody => "missing_body",
             GatewayError::InvalidJson { .. } => "invalid_json",
             GatewayError::UnknownModel { .. } => "unknown_model",
             GatewayError::BodyTooLarge { .. } => "body_too_large",
@@ -106,13 +109,19 @@ impl GatewayError {
             GatewayError::UnknownEndpoint { method, path } => {
                 (format!("Invalid URL ({method} {path})"), None, Some("unknown_url"))
             }
-            GatewayError::MissingModel => ("you must provide a model parameter".to_string(), Some("model".to_string()), None),
+            // OpenAI answers both with `"param": null`.
+            GatewayError::MissingModel => ("you must provide a model parameter".to_string(), None, None),
+            GatewayError::MissingBody => (
+                "the request has no body: send the request as a JSON object".to_string(),
+                None,
+                Some("missing_body"),
+            ),
             GatewayError::InvalidJson { detail } => {
                 (format!("We could not parse the JSON body of your request: {detail}"), None, None)
             }
             GatewayError::UnknownModel { model } => (
                 format!("The model `{model}` does not exist or you do not have access to it."),
-                Some("model".to_string()),
+                None,
                 Some("model_not_found"),
             ),
             GatewayError::BodyTooLarge { limit } => {

@@ -6,21 +6,13 @@ use crate::config::{Provider, ProviderKind, UpstreamAuth};
 use crate::llm::bedrock::{self, sigv4};
 use crate::llm::gemini;
 
-/// The provider's path for this operation (the client's query string is kept for the
-/// OpenAI family, where it can carry provider options).
-pub fn path(provider: &Provider, operation: Operation, model: &str, stream: bool, query: Option<&str>) -> String {
+/// The provider's path for this operation. The client's query string is not forwarded.
+pub fn path(provider: &Provider, operation: Operation, model: &str, stream: bool) -> String {
     let base = provider.base_path.as_str();
     let suffix = match operation {
         Operation::Chat => "/chat/completions",
         Operation::Embeddings => "/embeddings",
         Operation::Responses => "/responses",
-    };
-    let with_query = |mut path: String| {
-        if let Some(q) = query.filter(|q| !q.is_empty()) {
-            path.push(if path.contains('?') { '&' } else { '?' });
-            path.push_str(q);
-        }
-        path
     };
     match provider.kind {
         ProviderKind::Anthropic => format!("{base}/messages"),
@@ -28,9 +20,9 @@ pub fn path(provider: &Provider, operation: Operation, model: &str, stream: bool
         ProviderKind::Bedrock => bedrock::upstream_path(model, stream),
         ProviderKind::AzureOpenAi => {
             let version = provider.api_version.as_deref().unwrap_or_default();
-            with_query(format!("{base}/deployments/{model}{suffix}?api-version={version}"))
+            format!("{base}/deployments/{model}{suffix}?api-version={version}")
         }
-        _ => with_query(format!("{base}{suffix}")),
+        _ => format!("{base}{suffix}"),
     }
 }
 

@@ -5,7 +5,9 @@ mod deferred;
 mod host;
 
 use crate::auth::TrustedSource;
-use crate::engine::{BodyAction, Exchange, Gateway, HeaderOp, LocalReply, RequestAction, RequestHead};
+use crate::engine::{
+    BodyAction, Exchange, Gateway, HeaderOp, LocalReply, RequestAction, RequestHead, UNTRUSTED_REQUEST_HEADERS,
+};
 use crate::metrics::{self, MetricKind};
 use crate::quota::{CasMismatch, Store};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -144,6 +146,28 @@ impl Stream {
         Some(String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// The complete request body, as buffered in the host: admission, then the body the
+    /// provider gets, or a local reply.
+    fn admit_body(&mut self, body: &[u8]) -> Action {
+        let Some(exchange) = self.exchange.as_mut() else {
+            return Action::Continue;
+        };
+        let action =
+            exchange.on_request_body(body, host::now_ms(), self.gateway.quota(&SharedStore), self.gateway.prompts());
+        let deferred = exchange.deferred_headers();
+        if !deferred.is_empty() {
+            let _ = host::set_property(&[DEFERRED_HEADERS], &crate::header_map::encode(deferred));
+        }
+        match action {
+            BodyAction::Unchanged => Action::Continue,
+            BodyAction::Replace(new_body) => {
+                let _ = host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body);
+                Action::Continue
+            }
+            BodyAction::Reply(reply) => self.reply(&reply),
+        }
+    }
+
     /// Ends the exchange once: metrics, and access-log fields while the host still takes them.
     fn finish(&mut self) {
         let quota = self.gateway.quota(&SharedStore);
@@ -210,6 +234,18 @@ fn read_trusted(source: &TrustedSource, headers: &[(String, String)]) -> Option<
     }
 }
 
+/// Removes the headers a client may not set (`UNTRUSTED_REQUEST_HEADERS`) from the request
+/// and from `headers`, the copy the callback decides with.
+fn remove_untrusted(headers: &mut Vec<(String, String)>) {
+    headers.retain(|(name, _)| {
+        let untrusted = UNTRUSTED_REQUEST_HEADERS.iter().any(|u| name.eq_ignore_ascii_case(u));
+        if untrusted {
+            apply(MapType::HttpRequestHeaders, HeaderOp::Remove(name.clone()));
+        }
+        !untrusted
+    });
+}
+
 fn apply(map: MapType, op: HeaderOp) {
     let _ = match op {
         HeaderOp::Set(name, value) => host::set_header(map, &name, &value),
@@ -220,7 +256,8 @@ fn apply(map: MapType, op: HeaderOp) {
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         // One host call for every header instead of one per header read or removal checked.
-        let headers = host::headers(MapType::HttpRequestHeaders).unwrap_or_default();
+        let mut headers = host::headers(MapType::HttpRequestHeaders).unwrap_or_default();
+        remove_untrusted(&mut headers);
         let request_header = |name: &str| header_in(&headers, name);
         let method = request_header(":method").unwrap_or_default();
         let path = request_header(":path").unwrap_or_default();
@@ -270,7 +307,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
-        let Some(exchange) = self.exchange.as_mut().filter(|e| e.is_routed()) else {
+        let Some(exchange) = self.exchange.as_mut().filter(|e| e.awaits_body()) else {
             return Action::Continue;
         };
         if !end_of_stream {
@@ -281,22 +318,22 @@ impl HttpContext for Stream {
             return Action::Pause;
         }
         let body = host::buffer(BufferType::HttpRequestBody, 0, size).unwrap_or_default();
-        let action =
-            exchange.on_request_body(&body, host::now_ms(), self.gateway.quota(&SharedStore), self.gateway.prompts());
-        let deferred = exchange.deferred_headers();
-        if !deferred.is_empty() {
-            let _ = host::set_property(&[DEFERRED_HEADERS], &crate::header_map::encode(deferred));
-        }
-        match action {
-            BodyAction::Unchanged => Action::Continue,
-            BodyAction::Replace(new_body) => {
-                let _ = host::set_buffer(BufferType::HttpRequestBody, 0, size, &new_body);
-                Action::Continue
-            }
-            BodyAction::Reply(reply) => self.reply(&reply),
-        }
+        self.admit_body(&body)
     }
 
+    /// An HTTP/2 request may end with a trailers frame: the body callback then never sees
+    /// the end of the stream, and returning `Continue` here would forward the buffered body
+    /// unread. Admission runs on the complete body here instead (fail closed).
+    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        let Some(exchange) = self.exchange.as_ref().filter(|e| e.awaits_body()) else {
+            return Action::Continue;
+        };
+        // The buffered size is not passed here: reading one byte past the limit shows an
+        // oversized body. An unreadable buffer reads as empty and is refused, never forwarded.
+        let max = exchange.body_limit().saturating_add(1);
+        let body = host::buffer(BufferType::HttpRequestBody, 0, max).unwrap_or_default();
+        self.admit_body(&body)
+    }
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
