@@ -238,3 +238,16 @@ def test_every_413_is_json_in_the_clients_dialect(shared_gateway, fake_requests,
             if who == "module":
                 assert "8388608" in reply["error"]["message"]
     assert fake_requests() == []
+
+
+@pytest.mark.parametrize("model", ["t-openai", "t-azure", "t-claude", "t-gemini", "t-bedrock", "t-mistral"])
+def test_translation_and_signing_after_trailers(shared_gateway, fake_requests, model):
+    """A body ending with trailers is translated for every provider, and Bedrock's SigV4
+    signature (computed on the translated body, applied by the second instance) verifies."""
+    from test_translation import CONFIG as TRANSLATION, UPSTREAM_PATHS
+    gw = shared_gateway(TRANSLATION)
+    status, reply = h2_trailers(gw.port, "/v1/chat/completions", {"content-type": "application/json"},
+                                chat("one two three", model=model, max_tokens=20))
+    assert status == 200, reply
+    assert json.loads(reply)["choices"][0]["message"]["content"] == "echo: one two three"
+    assert UPSTREAM_PATHS[model] in fake_requests.last()["path"]
