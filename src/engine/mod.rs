@@ -266,7 +266,10 @@ impl Gateway {
             // says whether the model is unknown or of the wrong type. Nothing goes upstream
             // (no cluster is chosen); the body callback answers.
             exchange.defer_rejection(error);
-            return Ok(CLIENT_CREDENTIAL_HEADERS.iter().map(|h| HeaderOp::Remove(h.to_string())).collect());
+            // A client-sent cluster header must not choose an upstream meanwhile.
+            let mut ops = vec![HeaderOp::Remove(self.config.cluster_header.clone())];
+            ops.extend(CLIENT_CREDENTIAL_HEADERS.iter().map(|h| HeaderOp::Remove(h.to_string())));
+            return Ok(ops);
         };
         if let (Some(access), Some(consumer)) = (&self.config.access, &exchange.consumer) {
             access
