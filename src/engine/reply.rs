@@ -143,9 +143,7 @@ impl GatewayError {
             GatewayError::Unauthorized { message, code } => (message.clone(), None, Some(*code)),
             GatewayError::Prompt(e) => (e.to_string(), e.param(), Some(e.code())),
             GatewayError::PromptApi(e) => (e.to_string(), e.api_param(), Some(e.code())),
-            GatewayError::Forbidden { message } => {
-                (message.clone(), Some("model".to_string()), Some("model_not_allowed"))
-            }
+            GatewayError::Forbidden { message } => (message.clone(), None, Some("model_not_allowed")),
             GatewayError::OverBudget { message, .. } => (message.clone(), None, Some("rate_limit_exceeded")),
             GatewayError::StreamNotRoutable => (
                 "the `stream` flag was not available when the request was routed; add the json_to_metadata rule \
@@ -161,9 +159,8 @@ impl GatewayError {
     pub fn to_reply(&self, client: ClientDialect) -> LocalReply {
         let status = self.status();
         let (message, param, code) = self.parts();
+        // OpenAI's own types: its 401 and 403 are `invalid_request_error` (with a code).
         let kind = match status {
-            401 => "authentication_error",
-            403 => "permission_error",
             429 => "rate_limit_error",
             _ => "invalid_request_error",
         };
