@@ -50,7 +50,7 @@ use super::api_key::{parse_digest, KeyIndex};
 use super::jwt::{JwtVerifier, VerifyKey};
 use super::{valid_consumer_name, Authenticator};
 use crate::config::ConfigError;
-use crate::quota::config::{validate_limits, RawLimit};
+use crate::quota::config::{check_models, validate_limits_for, ModelNames, RawLimit};
 use crate::quota::{Limit, Plans};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
@@ -185,22 +185,24 @@ impl Consumers {
     }
 }
 
-fn check_models(path: &str, models: &Option<Vec<String>>) -> Result<(), ConfigError> {
-    match models {
-        Some(list) if list.is_empty() => Err(err(path, "must name at least one model (omit it to allow every model)")),
-        Some(list) => match list.iter().position(|m| m.trim().is_empty()) {
-            Some(i) => Err(err(format!("{path}[{i}]"), "must not be empty")),
-            None => Ok(()),
-        },
-        None => Ok(()),
-    }
-}
-
-/// Validates the `consumers` section (at `path`) against the plans.
+/// Validates the `consumers` section (at `path`) against the plans, without checking model
+/// names (see [`validate_consumers_for`]).
 pub fn validate_consumers(
     path: &str,
     raw: &BTreeMap<String, RawConsumer>,
     plans: &Plans,
+) -> Result<Consumers, ConfigError> {
+    validate_consumers_for(path, raw, plans, &ModelNames::unchecked())
+}
+
+/// Validates the `consumers` section against the plans; every `models` list (the consumer's
+/// allow-list, its limits') resolved against `names` (aliases to their model, unknown names
+/// refused), as `Config::parse` does.
+pub fn validate_consumers_for(
+    path: &str,
+    raw: &BTreeMap<String, RawConsumer>,
+    plans: &Plans,
+    names: &ModelNames,
 ) -> Result<Consumers, ConfigError> {
     let mut consumers = Consumers::default();
     for (name, c) in raw {
@@ -218,7 +220,7 @@ pub fn validate_consumers(
                 return Err(err(format!("{cpath}.plan"), format!("no plan named {plan:?}")));
             }
         }
-        check_models(&format!("{cpath}.models"), &c.models)?;
+        let models = check_models(&format!("{cpath}.models"), &c.models, names)?;
         let index = u32::try_from(consumers.entries.len()).map_err(|_| err(path, "too many consumers"))?;
         for (i, hex) in c.api_keys.iter().enumerate() {
             let kpath = format!("{cpath}.api_keys[{i}]");
@@ -228,14 +230,9 @@ pub fn validate_consumers(
             }
             consumers.keys.push(digest, index);
         }
-        let limits = validate_limits(&format!("{cpath}.limits"), &c.limits)?;
+        let limits = validate_limits_for(&format!("{cpath}.limits"), &c.limits, names)?;
         consumers.by_name.insert(name.clone(), consumers.entries.len());
-        consumers.entries.push(ConsumerEntry {
-            name: name.clone(),
-            plan: c.plan.clone(),
-            models: c.models.clone(),
-            limits,
-        });
+        consumers.entries.push(ConsumerEntry { name: name.clone(), plan: c.plan.clone(), models, limits });
     }
     Ok(consumers)
 }
