@@ -269,6 +269,10 @@ impl Gateway {
             HeaderOp::Remove("content-length".to_string()),
         ];
         ops.extend(CLIENT_CREDENTIAL_HEADERS.iter().map(|h| HeaderOp::Remove(h.to_string())));
+        // Trusted identity headers are ours too: the provider never sees them.
+        ops.extend(
+            self.trusted_sources().into_iter().flat_map(|t| t.headers()).map(|h| HeaderOp::Remove(h.to_string())),
+        );
         if client == ClientDialect::Anthropic && dialect != ProviderDialect::Anthropic {
             ops.push(HeaderOp::Remove("anthropic-version".to_string()));
             ops.push(HeaderOp::Remove("anthropic-beta".to_string()));
