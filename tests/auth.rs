@@ -686,3 +686,70 @@ fn trusted_headers_never_reach_the_provider() {
     }
     assert_eq!(exchange.route_fields()[0], ("llm_consumer", Some("bob")));
 }
+
+// ---------------------------------------------------------------- item 8: GET /v1/models
+
+fn models_gateway(access: bool) -> llm_gateway::engine::Gateway {
+    let access = if access {
+        format!(
+            r#", "consumers": {{"alice": {{"api_keys": ["{}"], "models": ["gpt-latest"]}},
+                               "demo": {{"api_keys": ["{}"], "plan": "small"}}}},
+               "plans": {{"small": {{"models": ["gpt", "claude"]}}}}"#,
+            hex(&digest("sk-alice")),
+            hex(&digest("sk-demo"))
+        )
+    } else {
+        String::new()
+    };
+    let config = format!(
+        r#"{{"providers": {{"oa": {{"kind": "openai", "cluster": "c", "auth": {{"type": "bearer", "env": "KEY"}}}}}},
+            "models": {{"gpt": {{"provider": "oa", "model": "gpt-4o", "aliases": ["gpt-latest"]}},
+                       "claude": {{"provider": "oa", "model": "c"}},
+                       "mini": {{"provider": "oa", "model": "gpt-4o-mini"}}}}{access}}}"#
+    );
+    llm_gateway::engine::Gateway::from_json(config.as_bytes(), &|_| Some("sk-up".to_string())).unwrap()
+}
+
+/// (status, body) of `GET /v1/models` with these credential headers.
+fn list_models(
+    gw: &llm_gateway::engine::Gateway,
+    authorization: Option<&str>,
+    x_api_key: Option<&str>,
+) -> (u16, Value) {
+    use llm_gateway::engine::{RequestAction, RequestHead};
+    let head = RequestHead { method: "GET", path: "/v1/models", authorization, x_api_key, ..RequestHead::default() };
+    match gw.on_request_headers(&head, 0, NOW * 1000) {
+        (_, RequestAction::Reply(reply)) => (reply.status, serde_json::from_slice(&reply.body).unwrap()),
+        (_, RequestAction::Forward(ops)) => panic!("GET /v1/models must be answered locally, got {ops:?}"),
+    }
+}
+
+fn ids(list: &Value) -> Vec<&str> {
+    list["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn the_model_list_needs_a_credential_and_shows_only_allowed_models() {
+    let gw = models_gateway(true);
+    // No credential, or a wrong one: 401 in OpenAI's shape (bearer) or Anthropic's (x-api-key).
+    let (status, body) = list_models(&gw, None, None);
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("invalid_api_key")));
+    let (status, body) = list_models(&gw, Some("Bearer sk-wrong"), None);
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("invalid_api_key")));
+    let (status, body) = list_models(&gw, None, Some("sk-wrong"));
+    assert_eq!(status, 401);
+    assert_eq!((body["type"].as_str(), body["error"]["type"].as_str()), (Some("error"), Some("authentication_error")));
+    // alice may use "gpt" only (named by its alias): the model and its alias.
+    let (status, body) = list_models(&gw, Some("Bearer sk-alice"), None);
+    assert_eq!((status, ids(&body)), (200, vec!["gpt", "gpt-latest"]));
+    assert_eq!(body["object"], "list");
+    // demo's plan allows gpt and claude; as an Anthropic client, in Anthropic's list shape.
+    let (status, body) = list_models(&gw, None, Some("sk-demo"));
+    assert_eq!((status, ids(&body)), (200, vec!["claude", "gpt", "gpt-latest"]));
+    assert_eq!((body["has_more"].as_bool(), body["first_id"].as_str()), (Some(false), Some("claude")));
+    assert_eq!(body["data"][0]["type"], "model");
+    assert!(body["data"][0]["created_at"].as_str().unwrap().ends_with('Z'));
+    // An open gateway lists everything.
+    let (status, body) = list_models(&models_gateway(false), None, None);
+    assert_eq!((status, ids(&body)), (200, vec!["claude", "gpt", "gpt-latest", "mini"]));
+}
