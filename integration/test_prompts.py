@@ -230,3 +230,67 @@ def test_guard_violations_are_counted_by_rule(gw, fake_requests):
     after = metric_value(gw.prometheus(), "llm_gateway_rejections", llm_guard_rule="no-secrets",
                          llm_reason="prompt_blocked")
     assert after == before + 1
+
+
+# ----------------------------------------------------------------------------- item 21: obfuscation
+
+OBFUSCATION_CONFIG = {
+    **CONFIG,
+    "prompts": {**CONFIG["prompts"],
+                "guards": {"deny": [{"name": "no-secrets", "regex": "(?i)password\\s*:"}],
+                           "mask": [{"name": "email", "builtin": "email"}, {"name": "card", "builtin": "credit_card"}]}},
+}
+
+
+def tool_history(arguments: dict) -> list[dict]:
+    """An OpenAI conversation whose assistant turn called a tool with these arguments."""
+    return [
+        {"role": "user", "content": "look it up"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                                              "function": {"name": "lookup", "arguments": json.dumps(arguments)}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "done"},
+    ]
+
+
+@pytest.mark.parametrize("messages", [
+    [{"role": "user", "content": "my pass\u200bword: hunter2"}],
+    [{"role": "user", "content": "my ｐａｓｓｗｏｒｄ： hunter2"}],
+    [{"role": "user", "content": "my pass\u00adword\ufeff: hunter2"}],
+    tool_history({"password: hunter2": "x"}),
+    tool_history({"note": {"ｐａｓｓ\u200dｗｏｒｄ:": 1}}),
+], ids=["zero-width", "full-width", "soft-hyphen-bom", "tool-argument-key", "obfuscated-nested-key"])
+def test_deny_rules_see_through_obfuscation_and_argument_keys(shared_gateway, fake_requests, messages):
+    gw = shared_gateway(OBFUSCATION_CONFIG)
+    with pytest.raises(openai.BadRequestError) as err:
+        oa(gw).chat.completions.create(model="p-gpt", messages=messages)
+    assert "no-secrets" in err.value.message
+    assert fake_requests() == [], "a denied prompt never reaches the provider"
+
+
+def test_deny_rules_see_anthropic_tool_input_keys(shared_gateway, fake_requests):
+    gw = shared_gateway(OBFUSCATION_CONFIG)
+    with pytest.raises(anthropic.BadRequestError):
+        anthropic.Anthropic(base_url=gw.base_url, api_key="sk-x", max_retries=0).messages.create(
+            model="p-claude", max_tokens=10,
+            messages=[{"role": "user", "content": "look it up"},
+                      {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "lookup",
+                                                         "input": {"pass\u2060word:": "x"}}]},
+                      {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}])
+    assert fake_requests() == []
+
+
+def test_masks_catch_every_spelling_and_the_provider_never_sees_it(shared_gateway, fake_requests):
+    gw = shared_gateway(OBFUSCATION_CONFIG)
+    spellings = ["4111.1111.1111.1111", "4111 1111 1111 1111", "4111-1111-1111-1111",
+                 "４１１１ １１１１ １１１１ １１１１", "4111\u200b1111\u200b1111\u200b1111", "٤١١١١١١١١١١١١١١١"]
+    content = "cards: " + " | ".join(spellings) + " mail ａｄａ＠ｅｘａｍｐｌｅ．ｃｏｍ"
+    messages = [{"role": "user", "content": content}] + tool_history(
+        {"5500 0000 0000 0004": 5500000000000004, "contact": "ada\u200b@example.com"})[1:] + [
+        {"role": "user", "content": "thanks"}]
+    r = oa(gw).chat.completions.create(model="p-gpt", messages=messages)
+    assert r.choices
+    sent = json.dumps(fake_requests.last()["body"], ensure_ascii=False)
+    for secret in spellings + ["5500", "ａｄａ", "ada"]:
+        assert secret not in sent, f"{secret!r} reached the provider: {sent}"
+    assert sent.count("[CREDIT_CARD]") == len(spellings) + 2
+    assert sent.count("[EMAIL]") == 2

@@ -43,14 +43,28 @@ fn build(consumers: Value, auth: Value) -> Result<Authenticator, String> {
 }
 
 fn gateway() -> Authenticator {
+    gateway_with(json!({}))
+}
+
+/// The test gateway with extra `auth.jwt` fields.
+fn gateway_with(jwt_extra: Value) -> Authenticator {
+    let mut jwt = jwt_section();
+    jwt.as_object_mut().unwrap().extend(jwt_extra.as_object().unwrap().clone());
     build(
         json!({
             "demo": {"api_keys": [hex(&digest("sk-demo"))]},
             "alice": {"api_keys": [hex(&digest("sk-demo-alice"))], "plan": "small", "models": ["gpt-4o-mini"]},
             "bob": {"plan": "paid"},
-            "carol": {}
+            "carol": {},
+            "dave": {"api_keys": [hex(&digest("sk-dave"))], "jwt_subjects": ["dave@idp"]}
         }),
-        json!({"jwt": {
+        json!({ "jwt": jwt }),
+    )
+    .unwrap()
+}
+
+fn jwt_section() -> Value {
+    json!({
             "issuers": ["https://idp.example.com"],
             "audiences": ["llm-gateway"],
             "leeway_secs": 30,
@@ -63,9 +77,7 @@ fn gateway() -> Authenticator {
                 {"kid": "hs", "algorithm": "HS256", "secret_env": "JWT_HS256"}
             ],
             "jwks": serde_json::from_str::<Value>(&fixture("jwks.json")).unwrap()
-        }}),
-    )
-    .unwrap()
+    })
 }
 
 fn claims(sub: &str) -> Value {
@@ -245,7 +257,7 @@ fn tokens_of_every_supported_algorithm_verify() {
 #[test]
 fn the_plan_claim_chooses_the_plan_and_must_exist() {
     let gw = gateway();
-    let mut c = claims("bob");
+    let mut c = claims("carol");
     c["plan"] = json!("small");
     assert_eq!(consumer(auth(&gw, &bearer(&sign(Algorithm::RS256, Some("rsa-1"), &c)))).plan.as_deref(), Some("small"));
     c["plan"] = json!("platinum");
@@ -302,7 +314,8 @@ fn attack_hs256_signed_with_the_rsa_public_key() {
     // A gateway with only RSA keys never uses an HMAC verifier at all.
     let rsa_only = build(
         json!({"bob": {}}),
-        json!({"jwt": {"leeway_secs": 0, "keys": [{"algorithm": "RS256", "public_key_pem": fixture("rsa_public.pem")}]}}),
+        json!({"jwt": {"leeway_secs": 0, "allow_any_issuer": true, "allow_any_audience": true,
+                       "keys": [{"algorithm": "RS256", "public_key_pem": fixture("rsa_public.pem")}]}}),
     )
     .unwrap();
     header.kid = None;
@@ -461,6 +474,7 @@ fn verified_tokens_must_name_a_known_consumer() {
     let open = build(
         json!({}),
         json!({"allow_unlisted_consumers": true, "jwt": {"leeway_secs": 5, "consumer_claim": "email",
+            "allow_any_issuer": true, "allow_any_audience": true,
             "keys": [{"algorithm": "ES256", "public_key_pem": fixture("ec256_public.pem")}]}}),
     )
     .unwrap();
@@ -494,7 +508,11 @@ fn trusted_identities_from_an_earlier_filter() {
     let creds = Credentials { trusted_consumer: Some("bob"), ..Default::default() };
     let c = consumer(gw.authenticate(&creds, KeyHeader::Authorization, NOW));
     assert_eq!((c.name.as_str(), c.plan.as_deref(), c.method), ("bob", Some("paid"), Method::Trusted));
+    // Item 22: the configured plan of a listed consumer wins over a trusted plan value...
     let creds = Credentials { trusted_consumer: Some("bob"), trusted_plan: Some("small"), ..Default::default() };
+    assert_eq!(consumer(gw.authenticate(&creds, KeyHeader::Authorization, NOW)).plan.as_deref(), Some("paid"));
+    // ...which only chooses the plan of a consumer without one.
+    let creds = Credentials { trusted_consumer: Some("alice"), trusted_plan: Some("small"), ..Default::default() };
     assert_eq!(consumer(gw.authenticate(&creds, KeyHeader::Authorization, NOW)).plan.as_deref(), Some("small"));
     // Absent trusted value: API keys still work.
     let creds = Credentials { authorization: Some("Bearer sk-demo-alice"), ..Default::default() };
@@ -513,12 +531,225 @@ fn models_outside_the_consumer_or_plan_list_are_403() {
     let denied = gw.check_model(&alice, "gpt-4o").unwrap_err();
     assert_eq!(denied.status(), 403);
     assert_eq!(denied.to_string(), "Consumer \"alice\" is not allowed to use model `gpt-4o`.");
-    // bob on plan "small" (from a token): the plan's list applies.
-    let mut c = claims("bob");
+    // carol on plan "small" (from a token; she has no configured plan): the plan's list applies.
+    let mut c = claims("carol");
     c["plan"] = json!("small");
     let bob = consumer(auth(&gw, &bearer(&sign(Algorithm::RS256, Some("rsa-1"), &c))));
     assert!(gw.check_model(&bob, "gpt-4o").is_ok());
     assert!(gw.check_model(&bob, "claude-sonnet-4-5").is_err());
     let demo = consumer(auth(&gw, "Bearer sk-demo"));
     assert!(gw.check_model(&demo, "anything").is_ok());
+}
+
+// ---------------------------------------------------------------- item 23: JWT sources and plans
+
+#[test]
+fn jwt_issuers_and_audiences_are_required_unless_explicitly_open() {
+    let key = json!([{"algorithm": "RS256", "public_key_pem": fixture("rsa_public.pem")}]);
+    let cases = [
+        (
+            json!({"leeway_secs": 0, "audiences": ["a"], "keys": key}),
+            "auth.jwt.issuers: list the accepted `iss` values (or set `allow_any_issuer: true` to accept any)",
+        ),
+        (
+            json!({"leeway_secs": 0, "issuers": ["i"], "keys": key}),
+            "auth.jwt.audiences: list the accepted `aud` values (or set `allow_any_audience: true` to accept any)",
+        ),
+        (
+            json!({"leeway_secs": 0, "issuers": ["i"], "audiences": ["a"], "allow_any_audience": true, "keys": key}),
+            "auth.jwt.allow_any_audience: give either `audiences` or `allow_any_audience`, not both",
+        ),
+        (
+            json!({"leeway_secs": 0, "issuers": [""], "audiences": ["a"], "keys": key}),
+            "auth.jwt.issuers[0]: must not be empty",
+        ),
+        (
+            json!({"leeway_secs": 0, "issuers": ["i"], "audiences": ["a"], "plan_claim_overrides": true, "keys": key}),
+            "auth.jwt.plan_claim_overrides: needs `plan_claim`",
+        ),
+    ];
+    for (jwt, expected) in cases {
+        assert_eq!(build(json!({}), json!({"jwt": jwt})).err().unwrap(), expected);
+    }
+    // Explicitly open: a token without iss and aud verifies.
+    let open = build(
+        json!({"bob": {}}),
+        json!({"jwt": {"leeway_secs": 0, "allow_any_issuer": true, "allow_any_audience": true, "keys": key}}),
+    )
+    .unwrap();
+    let token = sign(Algorithm::RS256, None, &json!({"sub": "bob", "exp": NOW + 60}));
+    assert_eq!(consumer(auth(&open, &bearer(&token))).name, "bob");
+    // Required: the same token is refused by the default gateway for its missing iss.
+    assert_eq!(jwt_error(&gateway(), &token), JwtError::WrongIssuer);
+}
+
+#[test]
+fn a_jwt_subject_never_inherits_an_api_key_consumer() {
+    for allow_unlisted in [false, true] {
+        let gw = build(
+            json!({
+                "alice": {"api_keys": [hex(&digest("sk-alice"))], "plan": "small"},
+                "dave": {"api_keys": [hex(&digest("sk-dave"))], "plan": "paid", "jwt_subjects": ["dave@idp"]},
+                "bob": {"plan": "paid"}
+            }),
+            json!({"allow_unlisted_consumers": allow_unlisted, "jwt": jwt_section()}),
+        )
+        .unwrap();
+        // The token's `sub` is alice's name, but alice is an API-key consumer: refused, so the
+        // token cannot spend (or read) alice's budgets, whether unlisted identities are allowed.
+        assert_eq!(
+            auth(&gw, &bearer(&sign(Algorithm::RS256, Some("rsa-1"), &claims("alice")))),
+            AuthOutcome::Invalid(AuthError::UnknownConsumer("alice".into()))
+        );
+        // dave accepts the subject "dave@idp" (and only that one).
+        let c = consumer(auth(&gw, &bearer(&sign(Algorithm::RS256, Some("rsa-1"), &claims("dave@idp")))));
+        assert_eq!((c.name.as_str(), c.plan.as_deref(), c.method), ("dave", Some("paid"), Method::Jwt));
+        assert_eq!(
+            auth(&gw, &bearer(&sign(Algorithm::RS256, Some("rsa-1"), &claims("dave")))),
+            AuthOutcome::Invalid(AuthError::UnknownConsumer("dave".into()))
+        );
+        // A consumer without API keys is a token consumer: its name is its subject.
+        assert_eq!(consumer(auth(&gw, &bearer(&sign(Algorithm::RS256, Some("rsa-1"), &claims("bob"))))).name, "bob");
+        // The API keys still identify alice.
+        assert_eq!(consumer(auth(&gw, "Bearer sk-alice")).method, Method::ApiKey);
+    }
+    let errors = [
+        (json!({"x": {"jwt_subjects": ["a;b"]}}),
+         "consumers[\"x\"].jwt_subjects[0]: \"a;b\" is not a usable identity (1-128 printable ASCII characters, no ';', '=' or '\"')"),
+        (json!({"x": {"jwt_subjects": ["s"]}, "y": {"jwt_subjects": ["s"]}}),
+         "consumers[\"y\"].jwt_subjects[0]: \"s\" is already a JWT subject of a consumer"),
+        (json!({"x": {"jwt_subjects": ["y"]}, "y": {}}), "consumers[\"x\"].jwt_subjects[0]: \"y\" is the name of another consumer"),
+    ];
+    for (consumers, expected) in errors {
+        assert_eq!(build(consumers, json!(null)).err().unwrap(), expected);
+    }
+}
+
+#[test]
+fn the_plan_claim_overrides_a_configured_plan_only_when_allowed() {
+    let mut c = claims("bob");
+    c["plan"] = json!("small");
+    let token = bearer(&sign(Algorithm::RS256, Some("rsa-1"), &c));
+    // Default: bob's configured plan wins, whatever the token says (even an unknown plan).
+    assert_eq!(consumer(auth(&gateway(), &token)).plan.as_deref(), Some("paid"));
+    c["plan"] = json!("platinum");
+    let unknown = bearer(&sign(Algorithm::RS256, Some("rsa-1"), &c));
+    assert_eq!(consumer(auth(&gateway(), &unknown)).plan.as_deref(), Some("paid"));
+    // Opted in: the claim replaces it, and must name a plan.
+    let open = gateway_with(json!({"plan_claim_overrides": true}));
+    assert_eq!(consumer(auth(&open, &token)).plan.as_deref(), Some("small"));
+    assert_eq!(auth(&open, &unknown), AuthOutcome::Invalid(AuthError::UnknownPlan("platinum".into())));
+}
+
+// ---------------------------------------------------------------- item 22: trusted plans and headers
+
+#[test]
+fn a_trusted_plan_overrides_a_configured_plan_only_when_allowed() {
+    let consumers = json!({"bob": {"plan": "paid"}});
+    let gw = build(
+        consumers.clone(),
+        json!({"trusted": {"metadata": ["envoy.filters.http.jwt_authn", "payload", "sub"], "plan_header": "x-plan",
+                           "plan_overrides": true}}),
+    )
+    .unwrap();
+    let creds = Credentials { trusted_consumer: Some("bob"), trusted_plan: Some("small"), ..Default::default() };
+    assert_eq!(consumer(gw.authenticate(&creds, KeyHeader::Authorization, NOW)).plan.as_deref(), Some("small"));
+    assert_eq!(
+        build(consumers, json!({"trusted": {"header": "x-consumer", "plan_overrides": true}})).err().unwrap(),
+        "auth.trusted.plan_overrides: needs `plan_header` or `plan_metadata`"
+    );
+}
+
+#[test]
+fn trusted_headers_never_reach_the_provider() {
+    use llm_gateway::engine::{Gateway, HeaderOp, RequestAction, RequestHead};
+    let config = r#"{
+      "providers": {"oa": {"kind": "openai", "cluster": "c", "auth": {"type": "bearer", "env": "KEY"}}},
+      "models": {"gpt": {"provider": "oa", "model": "gpt-4o-mini"}},
+      "consumers": {"bob": {"plan": "paid"}},
+      "plans": {"paid": {}, "small": {}},
+      "auth": {"trusted": {"header": "X-Consumer", "plan_header": "x-plan"}}
+    }"#;
+    let gw = Gateway::from_json(config.as_bytes(), &|_| Some("sk-up".to_string())).unwrap();
+    let head = RequestHead {
+        method: "POST",
+        path: "/v1/chat/completions",
+        body_model: Some("gpt"),
+        trusted_consumer: Some("bob"),
+        trusted_plan: Some("small"),
+        ..RequestHead::default()
+    };
+    let (exchange, action) = gw.on_request_headers(&head, 0, 1_000);
+    let RequestAction::Forward(ops) = action else { panic!("refused: {action:?}") };
+    for header in ["x-consumer", "x-plan"] {
+        assert!(ops.contains(&HeaderOp::Remove(header.to_string())), "{header} is removed: {ops:?}");
+    }
+    assert_eq!(exchange.route_fields()[0], ("llm_consumer", Some("bob")));
+}
+
+// ---------------------------------------------------------------- item 8: GET /v1/models
+
+fn models_gateway(access: bool) -> llm_gateway::engine::Gateway {
+    let access = if access {
+        format!(
+            r#", "consumers": {{"alice": {{"api_keys": ["{}"], "models": ["gpt-latest"]}},
+                               "demo": {{"api_keys": ["{}"], "plan": "small"}}}},
+               "plans": {{"small": {{"models": ["gpt", "claude"]}}}}"#,
+            hex(&digest("sk-alice")),
+            hex(&digest("sk-demo"))
+        )
+    } else {
+        String::new()
+    };
+    let config = format!(
+        r#"{{"providers": {{"oa": {{"kind": "openai", "cluster": "c", "auth": {{"type": "bearer", "env": "KEY"}}}}}},
+            "models": {{"gpt": {{"provider": "oa", "model": "gpt-4o", "aliases": ["gpt-latest"]}},
+                       "claude": {{"provider": "oa", "model": "c"}},
+                       "mini": {{"provider": "oa", "model": "gpt-4o-mini"}}}}{access}}}"#
+    );
+    llm_gateway::engine::Gateway::from_json(config.as_bytes(), &|_| Some("sk-up".to_string())).unwrap()
+}
+
+/// (status, body) of `GET /v1/models` with these credential headers.
+fn list_models(
+    gw: &llm_gateway::engine::Gateway,
+    authorization: Option<&str>,
+    x_api_key: Option<&str>,
+) -> (u16, Value) {
+    use llm_gateway::engine::{RequestAction, RequestHead};
+    let head = RequestHead { method: "GET", path: "/v1/models", authorization, x_api_key, ..RequestHead::default() };
+    match gw.on_request_headers(&head, 0, NOW * 1000) {
+        (_, RequestAction::Reply(reply)) => (reply.status, serde_json::from_slice(&reply.body).unwrap()),
+        (_, RequestAction::Forward(ops)) => panic!("GET /v1/models must be answered locally, got {ops:?}"),
+    }
+}
+
+fn ids(list: &Value) -> Vec<&str> {
+    list["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn the_model_list_needs_a_credential_and_shows_only_allowed_models() {
+    let gw = models_gateway(true);
+    // No credential, or a wrong one: 401 in OpenAI's shape (bearer) or Anthropic's (x-api-key).
+    let (status, body) = list_models(&gw, None, None);
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("invalid_api_key")));
+    let (status, body) = list_models(&gw, Some("Bearer sk-wrong"), None);
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("invalid_api_key")));
+    let (status, body) = list_models(&gw, None, Some("sk-wrong"));
+    assert_eq!(status, 401);
+    assert_eq!((body["type"].as_str(), body["error"]["type"].as_str()), (Some("error"), Some("authentication_error")));
+    // alice may use "gpt" only (named by its alias): the model and its alias.
+    let (status, body) = list_models(&gw, Some("Bearer sk-alice"), None);
+    assert_eq!((status, ids(&body)), (200, vec!["gpt", "gpt-latest"]));
+    assert_eq!(body["object"], "list");
+    // demo's plan allows gpt and claude; as an Anthropic client, in Anthropic's list shape.
+    let (status, body) = list_models(&gw, None, Some("sk-demo"));
+    assert_eq!((status, ids(&body)), (200, vec!["claude", "gpt", "gpt-latest"]));
+    assert_eq!((body["has_more"].as_bool(), body["first_id"].as_str()), (Some(false), Some("claude")));
+    assert_eq!(body["data"][0]["type"], "model");
+    assert!(body["data"][0]["created_at"].as_str().unwrap().ends_with('Z'));
+    // An open gateway lists everything.
+    let (status, body) = list_models(&models_gateway(false), None, None);
+    assert_eq!((status, ids(&body)), (200, vec!["claude", "gpt", "gpt-latest", "mini"]));
 }

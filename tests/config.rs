@@ -211,3 +211,63 @@ fn top_level_errors() {
         "trailing characters"
     );
 }
+
+/// Item 20: a `models` list in a plan, a limit or a consumer names public models; an alias
+/// stands for its model and a name no model has is refused at its path (a typo used to switch
+/// the limit off silently).
+fn with_access(access: &str) -> String {
+    format!(
+        r#"{{"providers": {{{PROVIDER}}},
+            "models": {{"gpt": {{"provider": "openai", "model": "gpt-4o", "aliases": ["gpt-latest"]}},
+                        "mini": {{"provider": "openai", "model": "gpt-4o-mini"}}}},
+            {access}}}"#
+    )
+}
+
+#[test]
+fn limit_and_allow_list_models_resolve_aliases() {
+    let config = parse(&with_access(
+        r#""consumers": {"c": {"api_keys": [], "plan": "p", "models": ["gpt-latest", "gpt"],
+                              "limits": [{"name": "own", "window": "day", "requests": 5, "models": ["gpt-latest"]}]}},
+           "plans": {"p": {"models": ["gpt-latest", "mini"],
+                           "limits": [{"name": "big", "window": "minute", "tokens": 10, "models": ["gpt-latest"]}]}}"#,
+    ))
+    .unwrap();
+    let access = config.access.as_ref().unwrap();
+    // Calls are checked against the route name, whatever name the client used.
+    let limits: Vec<&str> = access.policy.limits_for("c", Some("p"), "gpt").iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(limits, ["big", "own"]);
+    assert!(access.policy.limits_for("c", Some("p"), "mini").is_empty());
+    assert_eq!(access.auth.consumers().get("c").unwrap().models.as_deref(), Some(&["gpt".to_string()][..]));
+    assert_eq!(
+        access.policy.plans().get("p").unwrap().models.as_deref(),
+        Some(&["gpt".to_string(), "mini".to_string()][..])
+    );
+}
+
+#[test]
+fn unknown_model_names_in_limits_and_allow_lists_are_refused_at_their_path() {
+    let known = "(models and aliases: gpt, gpt-latest, mini)";
+    let cases = [
+        (
+            r#""consumers": {"c": {"plan": "p"}},
+               "plans": {"p": {"limits": [{"window": "minute", "tokens": 10}, {"window": "day", "tokens": 10, "models": ["gpt", "gpt4o"]}]}}"#,
+            format!(r#"plans["p"].limits[1].models[1]: no model named "gpt4o" {known}"#),
+        ),
+        (
+            r#""consumers": {"c": {"plan": "p"}}, "plans": {"p": {"models": ["mini", "GPT"]}}"#,
+            format!(r#"plans["p"].models[1]: no model named "GPT" {known}"#),
+        ),
+        (
+            r#""consumers": {"c": {"models": ["gpt-4o"]}}"#,
+            format!(r#"consumers["c"].models[0]: no model named "gpt-4o" {known}"#),
+        ),
+        (
+            r#""consumers": {"c": {"limits": [{"window": "day", "requests": 1, "models": ["min"]}]}}"#,
+            format!(r#"consumers["c"].limits[0].models[0]: no model named "min" {known}"#),
+        ),
+    ];
+    for (access, expected) in cases {
+        assert_eq!(error(&with_access(access)), expected, "for {access}");
+    }
+}

@@ -7,7 +7,8 @@
 //!     "alice": {"api_keys": ["<sha256 hex of sk-demo-alice>"], "plan": "small",
 //!               "models": ["gpt-4o-mini"],
 //!               "limits": [{"name": "tpm", "window": "minute", "tokens": 2000}]},
-//!     "bob":   {"plan": "paid"}
+//!     "bob":   {"plan": "paid"},
+//!     "carol": {"api_keys": ["<sha256 hex>"], "jwt_subjects": ["carol@example.com"]}
 //!   },
 //!   "auth": {
 //!     "jwt": {
@@ -33,16 +34,24 @@
 //! - `plan`: a plan from `plans`; `models`: public model names the consumer may use;
 //!   `limits`: the consumer's own limits (same shape as a plan's; a limit with the name of a
 //!   plan limit replaces it).
+//! - `jwt_subjects`: JWT subjects (consumer-claim values) that identify this consumer.
+//!   Identities from different sources are distinct: a token reaches a consumer that lists
+//!   its subject, or one of the same name that has neither `api_keys` nor `jwt_subjects`; a
+//!   token naming an API-key consumer that does not list it is refused (401).
 //! - `jwt.keys`: each pins its `algorithm` (HS256/384/512, RS256/384/512, PS256/384/512,
 //!   ES256/384, EdDSA); asymmetric keys inline as PEM, HMAC secrets only by environment
 //!   variable name (at least 32/48/64 bytes for HS256/384/512). `jwt.jwks`: an inline JWKS
 //!   document; every key needs `alg`. `leeway_secs` is required (0 to 300). A token's
-//!   `iss` must be in `issuers` and its `aud` must contain one of `audiences` when those
-//!   are given. The consumer comes from `consumer_claim` (default `sub`), the plan from
-//!   `plan_claim` if set.
+//!   `iss` must be in `issuers` and its `aud` must contain one of `audiences`: both lists are
+//!   required, unless `allow_any_issuer: true` / `allow_any_audience: true` says explicitly
+//!   that any value is accepted. The consumer comes from `consumer_claim` (default `sub`),
+//!   the plan from `plan_claim` if set: for consumers without a configured plan only, unless
+//!   `plan_claim_overrides: true` lets the claim replace the configured plan.
 //! - `trusted`: where the shell reads an identity an earlier filter verified: `header` or
 //!   `metadata` (a property path under `metadata.filter_metadata`), and optionally
-//!   `plan_header` / `plan_metadata`.
+//!   `plan_header` / `plan_metadata` (the plan of consumers without a configured plan;
+//!   `plan_overrides: true` lets it replace the configured plan). Trusted headers are removed
+//!   before the request goes upstream.
 //! - `allow_unlisted_consumers`: accept JWT and trusted identities not listed in
 //!   `consumers` (they get the token's or the default plan). Default false.
 
@@ -50,7 +59,7 @@ use super::api_key::{parse_digest, KeyIndex};
 use super::jwt::{JwtVerifier, VerifyKey};
 use super::{valid_consumer_name, Authenticator};
 use crate::config::ConfigError;
-use crate::quota::config::{validate_limits, RawLimit};
+use crate::quota::config::{check_models, validate_limits_for, ModelNames, RawLimit};
 use crate::quota::{Limit, Plans};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
@@ -73,6 +82,9 @@ pub struct RawConsumer {
     pub models: Option<Vec<String>>,
     #[serde(default)]
     pub limits: Vec<RawLimit>,
+    /// JWT subjects (values of the consumer claim) that identify this consumer.
+    #[serde(default)]
+    pub jwt_subjects: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -93,11 +105,21 @@ pub struct RawJwt {
     pub issuers: Vec<String>,
     #[serde(default)]
     pub audiences: Vec<String>,
+    /// Accept tokens from any issuer (`issuers` must then be absent).
+    #[serde(default)]
+    pub allow_any_issuer: bool,
+    /// Accept tokens for any audience (`audiences` must then be absent).
+    #[serde(default)]
+    pub allow_any_audience: bool,
     pub leeway_secs: u64,
     #[serde(default)]
     pub consumer_claim: Option<String>,
     #[serde(default)]
     pub plan_claim: Option<String>,
+    /// The plan claim replaces the configured plan of a listed consumer (default: the
+    /// configured plan wins; the claim only chooses the plan of consumers without one).
+    #[serde(default)]
+    pub plan_claim_overrides: bool,
     #[serde(default)]
     pub keys: Vec<RawJwtKey>,
     /// An inline JWKS document (`{"keys": [...]}`).
@@ -128,6 +150,9 @@ pub struct RawTrusted {
     pub plan_header: Option<String>,
     #[serde(default)]
     pub plan_metadata: Option<Vec<String>>,
+    /// The trusted plan replaces the configured plan of a listed consumer (default false).
+    #[serde(default)]
+    pub plan_overrides: bool,
 }
 
 /// Where the shell reads a trusted value.
@@ -143,6 +168,19 @@ pub enum TrustedSource {
 pub struct TrustedConfig {
     pub consumer: TrustedSource,
     pub plan: Option<TrustedSource>,
+    /// Whether the trusted plan may replace a listed consumer's configured plan.
+    pub plan_overrides: bool,
+}
+
+impl TrustedConfig {
+    /// The request headers the trusted values are read from: removed before the request goes
+    /// upstream (the provider has no business with them).
+    pub fn headers(&self) -> impl Iterator<Item = &str> {
+        [Some(&self.consumer), self.plan.as_ref()].into_iter().flatten().filter_map(|s| match s {
+            TrustedSource::Header(name) => Some(name.as_str()),
+            TrustedSource::Metadata(_) => None,
+        })
+    }
 }
 
 /// A configured consumer.
@@ -152,6 +190,20 @@ pub struct ConsumerEntry {
     pub plan: Option<String>,
     pub models: Option<Vec<String>>,
     pub limits: Vec<Limit>,
+    /// JWT subjects that identify this consumer (see [`Consumers::for_jwt_subject`]).
+    pub jwt_subjects: Vec<String>,
+    /// Whether the consumer has API keys.
+    pub has_api_keys: bool,
+}
+
+/// What a JWT subject resolves to ([`Consumers::for_jwt_subject`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtSubject<'a> {
+    Consumer(&'a ConsumerEntry),
+    /// A consumer has this name but does not accept it as a JWT subject.
+    NotAccepted,
+    /// No consumer is named so.
+    Unlisted,
 }
 
 /// The `consumers` section, validated, with the API-key index.
@@ -159,12 +211,27 @@ pub struct ConsumerEntry {
 pub struct Consumers {
     entries: Vec<ConsumerEntry>,
     by_name: HashMap<String, usize>,
+    by_jwt_subject: HashMap<String, usize>,
     keys: KeyIndex,
 }
 
 impl Consumers {
     pub fn get(&self, name: &str) -> Option<&ConsumerEntry> {
         self.by_name.get(name).and_then(|&i| self.entries.get(i))
+    }
+
+    /// What a verified JWT subject names. Identities from different sources are distinct: a
+    /// subject reaches the consumer that lists it in `jwt_subjects`, or the consumer of that
+    /// name if it has neither API keys nor `jwt_subjects` (a consumer made for tokens).
+    pub fn for_jwt_subject(&self, subject: &str) -> JwtSubject<'_> {
+        if let Some(entry) = self.by_jwt_subject.get(subject).and_then(|&i| self.entries.get(i)) {
+            return JwtSubject::Consumer(entry);
+        }
+        match self.get(subject) {
+            Some(entry) if !entry.has_api_keys && entry.jwt_subjects.is_empty() => JwtSubject::Consumer(entry),
+            Some(_) => JwtSubject::NotAccepted,
+            None => JwtSubject::Unlisted,
+        }
     }
 
     pub fn entry(&self, index: u32) -> Option<&ConsumerEntry> {
@@ -185,22 +252,24 @@ impl Consumers {
     }
 }
 
-fn check_models(path: &str, models: &Option<Vec<String>>) -> Result<(), ConfigError> {
-    match models {
-        Some(list) if list.is_empty() => Err(err(path, "must name at least one model (omit it to allow every model)")),
-        Some(list) => match list.iter().position(|m| m.trim().is_empty()) {
-            Some(i) => Err(err(format!("{path}[{i}]"), "must not be empty")),
-            None => Ok(()),
-        },
-        None => Ok(()),
-    }
-}
-
-/// Validates the `consumers` section (at `path`) against the plans.
+/// Validates the `consumers` section (at `path`) against the plans, without checking model
+/// names (see [`validate_consumers_for`]).
 pub fn validate_consumers(
     path: &str,
     raw: &BTreeMap<String, RawConsumer>,
     plans: &Plans,
+) -> Result<Consumers, ConfigError> {
+    validate_consumers_for(path, raw, plans, &ModelNames::unchecked())
+}
+
+/// Validates the `consumers` section against the plans; every `models` list (the consumer's
+/// allow-list, its limits') resolved against `names` (aliases to their model, unknown names
+/// refused), as `Config::parse` does.
+pub fn validate_consumers_for(
+    path: &str,
+    raw: &BTreeMap<String, RawConsumer>,
+    plans: &Plans,
+    names: &ModelNames,
 ) -> Result<Consumers, ConfigError> {
     let mut consumers = Consumers::default();
     for (name, c) in raw {
@@ -218,7 +287,7 @@ pub fn validate_consumers(
                 return Err(err(format!("{cpath}.plan"), format!("no plan named {plan:?}")));
             }
         }
-        check_models(&format!("{cpath}.models"), &c.models)?;
+        let models = check_models(&format!("{cpath}.models"), &c.models, names)?;
         let index = u32::try_from(consumers.entries.len()).map_err(|_| err(path, "too many consumers"))?;
         for (i, hex) in c.api_keys.iter().enumerate() {
             let kpath = format!("{cpath}.api_keys[{i}]");
@@ -228,13 +297,33 @@ pub fn validate_consumers(
             }
             consumers.keys.push(digest, index);
         }
-        let limits = validate_limits(&format!("{cpath}.limits"), &c.limits)?;
+        let limits = validate_limits_for(&format!("{cpath}.limits"), &c.limits, names)?;
+        for (i, subject) in c.jwt_subjects.iter().enumerate() {
+            let spath = format!("{cpath}.jwt_subjects[{i}]");
+            if !valid_consumer_name(subject) {
+                return Err(err(
+                    spath,
+                    format!(
+                        "{subject:?} is not a usable identity (1-128 printable ASCII characters, no ';', '=' or '\"')"
+                    ),
+                ));
+            }
+            if consumers.by_jwt_subject.contains_key(subject) {
+                return Err(err(spath, format!("{subject:?} is already a JWT subject of a consumer")));
+            }
+            if subject != name && raw.contains_key(subject) {
+                return Err(err(spath, format!("{subject:?} is the name of another consumer")));
+            }
+            consumers.by_jwt_subject.insert(subject.clone(), consumers.entries.len());
+        }
         consumers.by_name.insert(name.clone(), consumers.entries.len());
         consumers.entries.push(ConsumerEntry {
             name: name.clone(),
             plan: c.plan.clone(),
-            models: c.models.clone(),
+            models,
             limits,
+            jwt_subjects: c.jwt_subjects.clone(),
+            has_api_keys: !c.api_keys.is_empty(),
         });
     }
     Ok(consumers)
@@ -295,14 +384,43 @@ fn validate_jwt(path: &str, raw: &RawJwt, env: &dyn Fn(&str) -> Option<String>) 
             }
         }
     }
+    let issuers = required_list(path, "issuers", &raw.issuers, raw.allow_any_issuer, "iss")?;
+    let audiences = required_list(path, "audiences", &raw.audiences, raw.allow_any_audience, "aud")?;
+    if raw.plan_claim_overrides && plan_claim.is_none() {
+        return Err(err(format!("{path}.plan_claim_overrides"), "needs `plan_claim`"));
+    }
     Ok(JwtVerifier {
         keys,
-        issuers: raw.issuers.clone(),
-        audiences: raw.audiences.clone(),
+        issuers,
+        audiences,
         leeway_secs: raw.leeway_secs,
         consumer_claim,
         plan_claim,
+        plan_claim_overrides: raw.plan_claim_overrides,
     })
+}
+
+/// `issuers` / `audiences`: required (a token minted by any issuer, or for any other service,
+/// must not be accepted by accident) unless `allow_any_<what>` says so explicitly.
+fn required_list(
+    path: &str,
+    field: &str,
+    values: &[String],
+    allow_any: bool,
+    claim: &str,
+) -> Result<Vec<String>, ConfigError> {
+    let switch = format!("allow_any_{}", field.trim_end_matches('s'));
+    match (values.is_empty(), allow_any) {
+        (true, false) => Err(err(
+            format!("{path}.{field}"),
+            format!("list the accepted `{claim}` values (or set `{switch}: true` to accept any)"),
+        )),
+        (false, true) => Err(err(format!("{path}.{switch}"), format!("give either `{field}` or `{switch}`, not both"))),
+        _ => match values.iter().position(|v| v.is_empty()) {
+            Some(i) => Err(err(format!("{path}.{field}[{i}]"), "must not be empty")),
+            None => Ok(values.to_vec()),
+        },
+    }
 }
 
 fn parse_algorithm(path: &str, name: &str) -> Result<Algorithm, ConfigError> {
@@ -417,5 +535,8 @@ fn validate_trusted(path: &str, raw: &RawTrusted) -> Result<TrustedConfig, Confi
     let consumer = source(path, &raw.header, &raw.metadata, ("header", "metadata"))?
         .ok_or_else(|| err(path, "name where the consumer is read: `header` or `metadata`"))?;
     let plan = source(path, &raw.plan_header, &raw.plan_metadata, ("plan_header", "plan_metadata"))?;
-    Ok(TrustedConfig { consumer, plan })
+    if raw.plan_overrides && plan.is_none() {
+        return Err(err(format!("{path}.plan_overrides"), "needs `plan_header` or `plan_metadata`"));
+    }
+    Ok(TrustedConfig { consumer, plan, plan_overrides: raw.plan_overrides })
 }

@@ -121,9 +121,10 @@ pub struct VerifiedClaims {
 #[derive(Debug)]
 pub struct JwtVerifier {
     pub keys: Vec<VerifyKey>,
-    /// Accepted `iss` values; empty: any (or none).
+    /// Accepted `iss` values; empty only with `allow_any_issuer`: any (or none).
     pub issuers: Vec<String>,
-    /// Accepted `aud` values (the token's `aud` must contain one); empty: not checked.
+    /// Accepted `aud` values (the token's `aud` must contain one); empty only with
+    /// `allow_any_audience`: not checked.
     pub audiences: Vec<String>,
     /// Seconds of clock skew accepted on `exp` and `nbf`.
     pub leeway_secs: u64,
@@ -131,6 +132,8 @@ pub struct JwtVerifier {
     pub consumer_claim: String,
     /// The claim naming the plan, if any.
     pub plan_claim: Option<String>,
+    /// Whether the plan claim replaces a listed consumer's configured plan.
+    pub plan_claim_overrides: bool,
 }
 
 fn segment(part: &str, what: &'static str) -> Result<Vec<u8>, JwtError> {

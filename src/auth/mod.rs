@@ -19,7 +19,7 @@ pub mod config;
 pub mod jwt;
 
 pub use api_key::KeyHeader;
-pub use config::{ConsumerEntry, Consumers, TrustedConfig, TrustedSource};
+pub use config::{ConsumerEntry, Consumers, JwtSubject, TrustedConfig, TrustedSource};
 
 use jwt::{JwtError, JwtVerifier};
 use std::collections::HashMap;
@@ -43,8 +43,10 @@ impl Method {
     }
 }
 
-/// An identified consumer. `plan` is the effective plan (token claim, else the consumer's
-/// configured plan, else the default plan); `None` means no plan: no limits apply.
+/// An identified consumer. `plan` is the effective plan: the consumer's configured plan
+/// (a plan asserted by a token claim or a trusted value replaces it only when the config
+/// says so: `plan_claim_overrides`, `trusted.plan_overrides`), else the asserted plan, else
+/// the default plan; `None` means no plan: no limits apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consumer {
     pub name: String,
@@ -220,7 +222,9 @@ impl Authenticator {
     pub fn authenticate(&self, credentials: &Credentials<'_>, prefer: KeyHeader, now_secs: u64) -> AuthOutcome {
         if self.trusted.is_some() {
             if let Some(name) = credentials.trusted_consumer.map(str::trim).filter(|n| !n.is_empty()) {
-                return self.resolve(name, credentials.trusted_plan.map(str::trim), Method::Trusted);
+                let overrides = self.trusted.as_ref().is_some_and(|t| t.plan_overrides);
+                let entry = self.consumers.get(name);
+                return self.resolve(name, entry, credentials.trusted_plan.map(str::trim), overrides, Method::Trusted);
             }
         }
         let Some(credential) = api_key::presented(credentials.authorization, credentials.x_api_key, prefer) else {
@@ -229,7 +233,7 @@ impl Authenticator {
         if looks_like_jwt(credential) {
             if let Some(verifier) = &self.jwt {
                 return match verifier.verify(credential, now_secs) {
-                    Ok(claims) => self.resolve(&claims.consumer, claims.plan.as_deref(), Method::Jwt),
+                    Ok(claims) => self.resolve_jwt(&claims, verifier.plan_claim_overrides),
                     Err(e) => AuthOutcome::Invalid(AuthError::Jwt(e)),
                 };
             }
@@ -251,22 +255,50 @@ impl Authenticator {
         }
     }
 
-    /// A name (and maybe a plan) from a verified token or a trusted value.
-    fn resolve(&self, name: &str, plan: Option<&str>, method: Method) -> AuthOutcome {
+    /// A verified token's subject: the consumer that accepts it (see
+    /// [`Consumers::for_jwt_subject`]); a subject that is an API-key consumer's name only is
+    /// refused, whatever `allow_unlisted_consumers` says, so that it cannot take over that
+    /// consumer's plan, limits or counters.
+    fn resolve_jwt(&self, claims: &jwt::VerifiedClaims, plan_overrides: bool) -> AuthOutcome {
+        let subject = claims.consumer.as_str();
+        let entry = match self.consumers.for_jwt_subject(subject) {
+            JwtSubject::Consumer(entry) => Some(entry),
+            JwtSubject::NotAccepted => {
+                let shown: String = subject.chars().take(64).collect();
+                return AuthOutcome::Invalid(AuthError::UnknownConsumer(shown));
+            }
+            JwtSubject::Unlisted => None,
+        };
+        let name = entry.map_or(subject, |e| e.name.as_str());
+        self.resolve(name, entry, claims.plan.as_deref(), plan_overrides, Method::Jwt)
+    }
+
+    /// A name (and maybe an asserted plan) from a verified token or a trusted value; `entry`
+    /// is the configured consumer it names, if any.
+    fn resolve(
+        &self,
+        name: &str,
+        entry: Option<&ConsumerEntry>,
+        asserted_plan: Option<&str>,
+        plan_overrides: bool,
+        method: Method,
+    ) -> AuthOutcome {
         if !valid_consumer_name(name) {
             return AuthOutcome::Invalid(AuthError::InvalidConsumerName);
         }
-        let entry = self.consumers.get(name);
         if entry.is_none() && !self.allow_unlisted {
-            return AuthOutcome::Invalid(AuthError::UnknownConsumer(name.to_string()));
+            let shown: String = name.chars().take(64).collect();
+            return AuthOutcome::Invalid(AuthError::UnknownConsumer(shown));
         }
-        let plan = match plan.filter(|p| !p.is_empty()) {
+        let configured = entry.and_then(|e| e.plan.clone());
+        let asserted = asserted_plan.filter(|p| !p.is_empty()).filter(|_| configured.is_none() || plan_overrides);
+        let plan = match asserted {
             Some(plan) if self.plan_models.contains_key(plan) => Some(plan.to_string()),
             Some(plan) => {
                 let shown: String = plan.chars().take(64).collect();
                 return AuthOutcome::Invalid(AuthError::UnknownPlan(shown));
             }
-            None => entry.and_then(|e| e.plan.clone()).or_else(|| self.default_plan.clone()),
+            None => configured.or_else(|| self.default_plan.clone()),
         };
         AuthOutcome::Consumer(Consumer { name: name.to_string(), plan, method })
     }

@@ -276,7 +276,9 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
 
 fn validate_access(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Access>, ConfigError> {
     use crate::{auth, quota};
-    let plans = quota::config::validate_plans("plans", &raw.plans)?;
+    // Limits and allow-lists name public models: resolved (aliases) and checked here.
+    let names = quota::config::ModelNames::new(raw.models.iter().map(|(n, m)| (n.as_str(), m.aliases.as_slice())));
+    let plans = quota::config::validate_plans_for("plans", &raw.plans, &names)?;
     let settings = quota::config::validate_quota("quota", raw.quota.as_ref(), &plans)?;
     let prices = quota::config::validate_prices("prices", raw.prices.as_ref())?;
     if raw.auth.is_none() && raw.consumers.is_empty() {
@@ -285,7 +287,7 @@ fn validate_access(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Res
         }
         return Ok(None);
     }
-    let consumers = auth::config::validate_consumers("consumers", &raw.consumers, &plans)?;
+    let consumers = auth::config::validate_consumers_for("consumers", &raw.consumers, &plans, &names)?;
     let overrides = consumers.overrides();
     let default_plan = settings.default_plan.clone();
     let auth = auth::config::validate_auth("auth", raw.auth.as_ref(), consumers, &plans, default_plan.as_deref(), env)?;

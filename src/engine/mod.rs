@@ -128,9 +128,9 @@ impl Gateway {
     /// host clock.
     pub fn on_request_headers(&self, head: &RequestHead<'_>, roll: u64, now_ms: u64) -> (Exchange, RequestAction) {
         let mut exchange = Exchange::new(now_ms, self.config.limits);
-        let action = if (head.method, head.path) == ("GET", "/v1/models") {
-            let reply = LocalReply { status: 200, headers: reply::json_headers(), body: self.model_list(now_ms) };
-            RequestAction::Reply(exchange.answer(reply))
+        let path = head.path.split_once('?').map_or(head.path, |(path, _)| path);
+        let action = if (head.method, path) == ("GET", "/v1/models") {
+            self.list_models(head, now_ms, &mut exchange)
         } else {
             match self.route(head, roll, now_ms / 1000, &mut exchange) {
                 Ok(ops) => RequestAction::Forward(ops),
@@ -187,16 +187,55 @@ impl Gateway {
         self.config.access.as_ref().map(|a| Quota { policy: &a.policy, store })
     }
 
-    /// `GET /v1/models`: the public names (aliases included) in OpenAI's list shape.
-    fn model_list(&self, now_ms: u64) -> Vec<u8> {
-        let mut names: Vec<&str> = self.config.routes.iter().map(|r| r.name.as_str()).collect();
-        names.extend(self.config.aliases());
+    /// `GET /v1/models`: identified like any request (401 without a credential when identity
+    /// is configured), then the models the consumer may use. The dialect is the credential's:
+    /// `x-api-key` alone is an Anthropic client (its list and error shapes), anything else
+    /// (a bearer token, or nothing) gets OpenAI's.
+    fn list_models(&self, head: &RequestHead<'_>, now_ms: u64, exchange: &mut Exchange) -> RequestAction {
+        let client = match (head.authorization, head.x_api_key) {
+            (None, Some(_)) => ClientDialect::Anthropic,
+            _ => ClientDialect::OpenAi,
+        };
+        exchange.client = client;
+        match self.identify(head, client, now_ms / 1000) {
+            Err(error) => RequestAction::Reply(exchange.reject(&error)),
+            Ok(consumer) => {
+                let body = self.model_list(consumer.as_ref(), client, now_ms / 1000);
+                exchange.consumer = consumer;
+                RequestAction::Reply(exchange.answer(LocalReply { status: 200, headers: reply::json_headers(), body }))
+            }
+        }
+    }
+
+    /// The public names (aliases included) `consumer` may call, sorted, in the dialect's
+    /// list shape.
+    fn model_list(&self, consumer: Option<&Consumer>, client: ClientDialect, now_secs: u64) -> Vec<u8> {
+        let allowed = |route: &str| match (&self.config.access, consumer) {
+            (Some(access), Some(consumer)) => access.auth.check_model(consumer, route).is_ok(),
+            _ => true,
+        };
+        let mut names: Vec<&str> =
+            self.config.routes.iter().map(|r| r.name.as_str()).filter(|name| allowed(name)).collect();
+        names.extend(self.config.aliases().filter(|alias| self.config.lookup(alias).is_some_and(|r| allowed(&r.name))));
         names.sort_unstable();
-        let data: Vec<serde_json::Value> = names
-            .iter()
-            .map(|id| serde_json::json!({"id": id, "object": "model", "created": now_ms / 1000, "owned_by": "llm-gateway"}))
-            .collect();
-        serde_json::json!({"object": "list", "data": data}).to_string().into_bytes()
+        let list = match client {
+            ClientDialect::OpenAi => {
+                let data: Vec<serde_json::Value> = names
+                    .iter()
+                    .map(|id| serde_json::json!({"id": id, "object": "model", "created": now_secs, "owned_by": "llm-gateway"}))
+                    .collect();
+                serde_json::json!({"object": "list", "data": data})
+            }
+            ClientDialect::Anthropic => {
+                let created_at = rfc3339(now_secs);
+                let data: Vec<serde_json::Value> = names
+                    .iter()
+                    .map(|id| serde_json::json!({"type": "model", "id": id, "display_name": id, "created_at": created_at}))
+                    .collect();
+                serde_json::json!({"data": data, "has_more": false, "first_id": names.first(), "last_id": names.last()})
+            }
+        };
+        list.to_string().into_bytes()
     }
 
     fn route(
@@ -298,6 +337,10 @@ impl Gateway {
             HeaderOp::Remove("content-length".to_string()),
         ];
         ops.extend(CLIENT_CREDENTIAL_HEADERS.iter().map(|h| HeaderOp::Remove(h.to_string())));
+        // Trusted identity headers are ours too: the provider never sees them.
+        ops.extend(
+            self.trusted_sources().into_iter().flat_map(|t| t.headers()).map(|h| HeaderOp::Remove(h.to_string())),
+        );
         if client == ClientDialect::Anthropic && dialect != ProviderDialect::Anthropic {
             ops.push(HeaderOp::Remove("anthropic-version".to_string()));
             ops.push(HeaderOp::Remove("anthropic-beta".to_string()));
@@ -317,4 +360,11 @@ impl Gateway {
         ops.push(HeaderOp::Set(":path".to_string(), upstream_path));
         Ok(ops)
     }
+}
+
+/// `secs` since the epoch as an RFC 3339 UTC timestamp (Anthropic's `created_at`).
+fn rfc3339(secs: u64) -> String {
+    let (year, month, day) = crate::quota::window::civil_from_days(secs / 86_400);
+    let rest = secs % 86_400;
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
 }

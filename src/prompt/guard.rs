@@ -4,8 +4,14 @@
 //! - IR `system` text parts (OpenAI system/developer messages, Anthropic `system` string or blocks);
 //! - text parts of every user and assistant message (string content or arrays of parts);
 //! - text parts inside tool results (OpenAI `role: tool` messages, Anthropic `tool_result`);
-//! - tool call arguments: the *string values* of the arguments JSON (decoded, so `\u0070` escapes
-//!   cannot hide a keyword; the raw text when it is not valid JSON).
+//! - tool call arguments: the object keys, string values and numbers of the arguments JSON
+//!   (decoded, so `\u0070` escapes cannot hide a keyword; the raw text when it is not valid
+//!   JSON). A masked key is renamed; a masked number becomes the placeholder string.
+//!
+//! Rules and masks match the text after [`super::fold`] (zero-width characters removed,
+//! full-width and other Unicode digit and letter forms folded to ASCII), so an obfuscated
+//! spelling matches like the plain one; deny and allow rules also see the text as written.
+//! A mask replaces the span of the original text the match was folded from.
 //!
 //! Not covered: images, thinking blocks (model output whose signature must stay intact) and
 //! tool definitions. Rules match within one text, not across two parts.
@@ -15,6 +21,7 @@
 //! backtracking), so no prompt can make a guard slow.
 
 use super::error::GuardViolation;
+use super::fold::{fold, to_original};
 use crate::config::ConfigError;
 use crate::llm::ir::{ChatRequest, Part};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
@@ -26,9 +33,10 @@ use std::borrow::Cow;
 pub enum Builtin {
     /// E-mail addresses.
     Email,
-    /// 13-19 digit card numbers (contiguous, or grouped 4-4-4-4 / 4-6-5 with spaces or dashes)
+    /// 13-19 digit card numbers, contiguous or in groups separated by up to three spaces, dots
+    /// or dashes (`4111 1111 1111 1111`, `4111.1111.1111.1111`, `4111-111111-11111`),
     /// starting with 2-6 (every major network) and passing the Luhn check, so order numbers,
-    /// phone numbers and millisecond timestamps stay.
+    /// phone numbers and millisecond timestamps stay ([`card_within`]).
     CreditCard,
     /// Common API key shapes: OpenAI/Anthropic `sk-...`, AWS `AKIA...`, GitHub `ghp_`/`gho_`/
     /// `ghu_`/`ghs_`/`ghr_`/`github_pat_`, Slack `xox?-`, Google `AIza...`.
@@ -39,9 +47,7 @@ impl Builtin {
     fn pattern(self) -> &'static str {
         match self {
             Builtin::Email => r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}",
-            Builtin::CreditCard => {
-                r"(?-u:\b)(?:[0-9]{4}[ \-][0-9]{4}[ \-][0-9]{4}[ \-][0-9]{4}|[0-9]{4}[ \-][0-9]{6}[ \-][0-9]{5}|[0-9]{13,19})(?-u:\b)"
-            }
+            Builtin::CreditCard => r"(?-u:\b)[0-9](?:[ .\-]{0,3}[0-9]){12,18}(?-u:\b)",
             Builtin::ApiKey => {
                 r"(?-u:\b)(?:sk-[A-Za-z0-9_\-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abprs]-[A-Za-z0-9\-]{10,}|AIza[0-9A-Za-z_\-]{35})"
             }
@@ -253,15 +259,24 @@ impl Guards {
                 return Err(violation("max_prompt_bytes"));
             }
         }
+        // Each text as written and, when folding changes it, folded.
+        let folded: Vec<Cow<'_, str>> = texts
+            .iter()
+            .filter_map(|t| match fold(t) {
+                Cow::Owned(f) => Some(Cow::Owned(f)),
+                Cow::Borrowed(_) => None,
+            })
+            .collect();
+        let views = || texts.iter().chain(folded.iter()).map(|t| t.as_ref());
         if let Some(deny) = &self.deny {
             let first =
-                texts.iter().filter(|t| deny.set.is_match(t)).filter_map(|t| deny.set.matches(t).iter().next()).min();
+                views().filter(|t| deny.set.is_match(t)).filter_map(|t| deny.set.matches(t).iter().next()).min();
             if let Some(name) = first.and_then(|i| deny.names.get(i)) {
                 return Err(violation(name));
             }
         }
         if let Some(allow) = &self.allow {
-            if !texts.iter().any(|t| allow.set.is_match(t)) {
+            if !views().any(|t| allow.set.is_match(t)) {
                 return Err(violation("allow"));
             }
         }
@@ -344,52 +359,124 @@ impl Guards {
         }
     }
 
+    /// Masks string values, object keys (a masked key is renamed, kept unique) and numbers (a
+    /// masked number becomes the placeholder string: a card number sent as a JSON number is
+    /// a card number).
     fn mask_value(&self, value: &mut Value, counts: &mut [usize]) {
         match value {
             Value::String(s) => self.mask_text(s, counts),
             Value::Array(items) => items.iter_mut().for_each(|v| self.mask_value(v, counts)),
-            Value::Object(map) => map.values_mut().for_each(|v| self.mask_value(v, counts)),
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (key, mut item) in entries {
+                    self.mask_value(&mut item, counts);
+                    let mut key = self.mask_str(&key, counts).unwrap_or(key);
+                    while map.contains_key(&key) {
+                        key.push('_');
+                    }
+                    map.insert(key, item);
+                }
+            }
+            Value::Number(n) => {
+                if let Some(masked) = self.mask_str(&n.to_string(), counts) {
+                    *value = Value::String(masked);
+                }
+            }
+            Value::Null | Value::Bool(_) => {}
         }
     }
 
-    /// Applies every mask in config order; `None` when nothing changed.
+    /// Applies every mask in config order; `None` when nothing changed. Each mask matches the
+    /// folded text and replaces the original spans its matches came from.
     fn mask_str(&self, text: &str, counts: &mut [usize]) -> Option<String> {
         let mut current: Option<String> = None;
         for (i, mask) in self.masks.iter().enumerate() {
             let haystack = current.as_deref().unwrap_or(text);
-            let mut out = String::new();
+            let spans = mask_spans(mask, haystack);
+            if spans.is_empty() {
+                continue;
+            }
+            let mut out = String::with_capacity(haystack.len());
             let mut copied = 0;
-            let mut replaced = 0usize;
-            for m in mask.regex.find_iter(haystack) {
-                if mask.luhn && !card_like(m.as_str()) {
-                    continue;
-                }
-                out.push_str(haystack.get(copied..m.start()).unwrap_or(""));
+            for &(start, end) in &spans {
+                out.push_str(haystack.get(copied..start).unwrap_or(""));
                 out.push_str(&mask.placeholder);
-                copied = m.end();
-                replaced += 1;
+                copied = end;
             }
-            if replaced > 0 {
-                out.push_str(haystack.get(copied..).unwrap_or(""));
-                current = Some(out);
-                if let Some(c) = counts.get_mut(i) {
-                    *c = c.saturating_add(replaced);
-                }
+            out.push_str(haystack.get(copied..).unwrap_or(""));
+            if let Some(c) = counts.get_mut(i) {
+                *c = c.saturating_add(spans.len());
             }
+            current = Some(out);
         }
         current
     }
 }
 
-/// Card networks' numbers start with 2-6 (Mastercard 2/5, Amex/Diners/JCB 3, Visa 4, Discover/UnionPay 6).
-fn card_like(span: &str) -> bool {
-    span.starts_with(['2', '3', '4', '5', '6']) && luhn_valid(span)
+/// The spans of `text` (as written) that `mask` replaces: its matches in the folded text
+/// (cards: the card number within each candidate), mapped back. Empty matches mask nothing.
+fn mask_spans(mask: &Mask, text: &str) -> Vec<(usize, usize)> {
+    let folded = fold(text);
+    let mut spans = Vec::new();
+    for m in mask.regex.find_iter(&folded) {
+        if m.is_empty() {
+            continue;
+        }
+        if mask.luhn {
+            if let Some((start, end)) = card_within(m.as_str()) {
+                spans.push((m.start() + start, m.start() + end));
+            }
+        } else {
+            spans.push((m.start(), m.end()));
+        }
+    }
+    match folded {
+        Cow::Borrowed(_) => spans,
+        Cow::Owned(_) => to_original(text, &spans),
+    }
+}
+
+/// The card number within a candidate span of digits and separators: the longest run of
+/// 13-19 of its digits that starts and ends at a digit group's edge, starts with 2-6 (card
+/// networks: Mastercard 2/5, Amex/Diners/JCB 3, Visa 4, Discover/UnionPay 6) and passes the
+/// Luhn check. A candidate may hold more than the card (`4111 1111 1111 1111 2` items).
+pub fn card_within(span: &str) -> Option<(usize, usize)> {
+    let digits: Vec<(usize, u32)> = span.char_indices().filter_map(|(i, c)| c.to_digit(10).map(|d| (i, d))).collect();
+    // A digit continues its group when it directly follows the previous digit.
+    let continues = |k: usize| match (k.checked_sub(1).and_then(|p| digits.get(p)), digits.get(k)) {
+        (Some(&(prev, _)), Some(&(here, _))) => here == prev + 1,
+        _ => false,
+    };
+    let mut best: Option<(usize, usize)> = None;
+    for first in 0..digits.len() {
+        let starts_card = digits.get(first).is_some_and(|&(_, d)| (2..=6).contains(&d));
+        if continues(first) || !starts_card {
+            continue;
+        }
+        for last in (first + 12..=(first + 18).min(digits.len().saturating_sub(1))).rev() {
+            if continues(last + 1) {
+                continue;
+            }
+            let run: Vec<u32> = digits.get(first..=last).unwrap_or_default().iter().map(|&(_, d)| d).collect();
+            if luhn_digits(&run) {
+                if best.is_none_or(|(a, b)| last - first > b - a) {
+                    best = Some((first, last));
+                }
+                break;
+            }
+        }
+    }
+    let (first, last) = best?;
+    Some((digits.get(first)?.0, digits.get(last)?.0 + 1))
 }
 
 /// The Luhn checksum over the digits of `span` (separators ignored), 13-19 digits.
 pub fn luhn_valid(span: &str) -> bool {
     let digits: Vec<u32> = span.chars().filter_map(|c| c.to_digit(10)).collect();
+    luhn_digits(&digits)
+}
+
+fn luhn_digits(digits: &[u32]) -> bool {
     if !(13..=19).contains(&digits.len()) {
         return false;
     }
@@ -437,11 +524,16 @@ fn collect_part<'a>(part: &'a Part, out: &mut Vec<Cow<'a, str>>) {
     }
 }
 
+/// Strings, object keys and numbers of a JSON value: everything a guard must see.
 fn collect_strings(value: Value, out: &mut Vec<Cow<'_, str>>) {
     match value {
         Value::String(s) => out.push(Cow::Owned(s)),
         Value::Array(items) => items.into_iter().for_each(|v| collect_strings(v, out)),
-        Value::Object(map) => map.into_iter().for_each(|(_, v)| collect_strings(v, out)),
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        Value::Object(map) => map.into_iter().for_each(|(k, v)| {
+            out.push(Cow::Owned(k));
+            collect_strings(v, out);
+        }),
+        Value::Number(n) => out.push(Cow::Owned(n.to_string())),
+        Value::Null | Value::Bool(_) => {}
     }
 }

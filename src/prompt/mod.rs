@@ -17,6 +17,7 @@ mod api;
 pub mod config;
 mod decorate;
 mod error;
+pub mod fold;
 mod guard;
 mod template;
 

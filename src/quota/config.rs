@@ -35,7 +35,8 @@
 //! `requests` or `usd` (a decimal string or number, at most 6 decimals). `name` defaults to
 //! `<metric>-<window>` (e.g. `tokens-minute`) and must be unique among a plan's limits; a
 //! consumer's limit with the same name replaces the plan's. `models` restricts a limit (and
-//! a plan) to public model names. `prices` entries are USD per million tokens and replace the
+//! a plan) to public model names; aliases stand for their model, and a name no model has is
+//! a configuration error ([`ModelNames`]). `prices` entries are USD per million tokens and replace the
 //! built-in entry of the same model id (see `money::RawPrice` for the fields).
 //!
 //! `estimator` sizes a request's input before the call: `fast` (default), `upper-bound`, and,
@@ -50,7 +51,7 @@ use super::money::{Decimal, PriceTable, RawPrice};
 use super::window::Window;
 use crate::config::ConfigError;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError { path: path.into(), message: message.into() }
@@ -207,22 +208,73 @@ pub fn check_limit_name(path: &str, name: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn check_models(path: &str, models: &Option<Vec<String>>) -> Result<Option<Vec<String>>, ConfigError> {
+/// The public model names a `models` list may use: every route's name and alias, each
+/// mapped to its route's name (limits and allow-lists compare with the route name, so an
+/// alias left as written would never match). Built from the `models` section.
+#[derive(Debug, Clone, Default)]
+pub struct ModelNames {
+    /// name or alias -> route name; `None`: names are not checked (tools and tests that
+    /// validate a section alone; `Config::parse` always checks).
+    names: Option<HashMap<String, String>>,
+}
+
+impl ModelNames {
+    /// `(route name, its aliases)` for every configured model.
+    pub fn new<'a>(models: impl IntoIterator<Item = (&'a str, &'a [String])>) -> Self {
+        let mut names = HashMap::new();
+        for (name, aliases) in models {
+            names.insert(name.to_string(), name.to_string());
+            for alias in aliases {
+                names.entry(alias.clone()).or_insert_with(|| name.to_string());
+            }
+        }
+        ModelNames { names: Some(names) }
+    }
+
+    /// Accepts any name as written (see the field's doc).
+    pub fn unchecked() -> Self {
+        ModelNames { names: None }
+    }
+
+    /// The route name `name` stands for; an error at `path` when no model has that name.
+    pub fn resolve(&self, path: &str, name: &str) -> Result<String, ConfigError> {
+        let Some(names) = &self.names else { return Ok(name.to_string()) };
+        names.get(name).cloned().ok_or_else(|| {
+            let mut known: Vec<&str> = names.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            err(path, format!("no model named {name:?} (models and aliases: {})", known.join(", ")))
+        })
+    }
+}
+
+/// A `models` list: not empty, each name resolved to its route name (aliases included),
+/// unknown names refused: a typo must not silently switch a limit or an allow-list off.
+pub fn check_models(
+    path: &str,
+    models: &Option<Vec<String>>,
+    names: &ModelNames,
+) -> Result<Option<Vec<String>>, ConfigError> {
     match models {
         None => Ok(None),
         Some(list) if list.is_empty() => Err(err(path, "must name at least one model (omit it to allow every model)")),
         Some(list) => {
+            let mut resolved: Vec<String> = Vec::with_capacity(list.len());
             for (i, m) in list.iter().enumerate() {
+                let item = format!("{path}[{i}]");
                 if m.trim().is_empty() {
-                    return Err(err(format!("{path}[{i}]"), "must not be empty"));
+                    return Err(err(item, "must not be empty"));
+                }
+                let name = names.resolve(&item, m)?;
+                if !resolved.contains(&name) {
+                    resolved.push(name);
                 }
             }
-            Ok(Some(list.clone()))
+            Ok(Some(resolved))
         }
     }
 }
 
-fn validate_limit(path: &str, raw: &RawLimit) -> Result<Limit, ConfigError> {
+fn validate_limit(path: &str, raw: &RawLimit, names: &ModelNames) -> Result<Limit, ConfigError> {
     let mut chosen: Vec<(Metric, u64)> = Vec::new();
     for (metric, value) in [
         (Metric::TotalTokens, raw.tokens),
@@ -258,16 +310,22 @@ fn validate_limit(path: &str, raw: &RawLimit) -> Result<Limit, ConfigError> {
         }
         None => format!("{}-{}", metric.as_str().replace('_', "-"), raw.window.as_str()),
     };
-    let models = check_models(&format!("{path}.models"), &raw.models)?;
+    let models = check_models(&format!("{path}.models"), &raw.models, names)?;
     Ok(Limit { name, metric, amount, window: raw.window, models })
 }
 
-/// Validates a list of limits at `path` (e.g. `plans["free"].limits`): names unique.
+/// Validates a list of limits at `path` (e.g. `plans["free"].limits`): names unique. Model
+/// names are not checked: [`validate_limits_for`] does, as `Config::parse` does.
 pub fn validate_limits(path: &str, raw: &[RawLimit]) -> Result<Vec<Limit>, ConfigError> {
+    validate_limits_for(path, raw, &ModelNames::unchecked())
+}
+
+/// [`validate_limits`], each limit's `models` resolved against `names`.
+pub fn validate_limits_for(path: &str, raw: &[RawLimit], names: &ModelNames) -> Result<Vec<Limit>, ConfigError> {
     let mut limits: Vec<Limit> = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
         let item = format!("{path}[{i}]");
-        let limit = validate_limit(&item, r)?;
+        let limit = validate_limit(&item, r, names)?;
         if limits.iter().any(|l| l.name == limit.name) {
             let field = if r.name.is_some() { format!("{item}.name") } else { item };
             return Err(err(field, format!("another limit is already named {:?}; give this one a `name`", limit.name)));
@@ -277,14 +335,24 @@ pub fn validate_limits(path: &str, raw: &[RawLimit]) -> Result<Vec<Limit>, Confi
     Ok(limits)
 }
 
-/// Validates the `plans` section.
+/// Validates the `plans` section without checking model names (see [`validate_plans_for`]).
 pub fn validate_plans(path: &str, raw: &BTreeMap<String, RawPlan>) -> Result<Plans, ConfigError> {
+    validate_plans_for(path, raw, &ModelNames::unchecked())
+}
+
+/// Validates the `plans` section; every `models` list (the plan's, its limits') resolved
+/// against `names`.
+pub fn validate_plans_for(
+    path: &str,
+    raw: &BTreeMap<String, RawPlan>,
+    names: &ModelNames,
+) -> Result<Plans, ConfigError> {
     let mut plans = BTreeMap::new();
     for (name, p) in raw {
         let plan_path = format!("{path}[{name:?}]");
         check_limit_name(&plan_path, name)?;
-        let limits = validate_limits(&format!("{plan_path}.limits"), &p.limits)?;
-        let models = check_models(&format!("{plan_path}.models"), &p.models)?;
+        let limits = validate_limits_for(&format!("{plan_path}.limits"), &p.limits, names)?;
+        let models = check_models(&format!("{plan_path}.models"), &p.models, names)?;
         plans.insert(name.clone(), Plan { name: name.clone(), limits, models });
     }
     Ok(Plans { plans })
