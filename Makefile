@@ -11,6 +11,7 @@ help:
 	@echo "make down    stop the demo stack"
 	@echo "make test    everything CI runs: fmt, clippy (native and wasm32), cargo test, build, integration"
 	@echo "make fmt     cargo fmt"
+	@echo "make fuzz    coverage-guided fuzzing of every parser and codec (nightly; FUZZ_SECONDS per target)"
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -55,3 +56,8 @@ bench-estimators: ## token estimators (fast, upper-bound, exact, auto) in real E
 
 bench-native:   ## criterion micro-benchmarks of the native core: benches/core.rs, benches/translate.rs
 	cargo bench --bench core --bench translate
+
+# Fuzzing (not part of `make test`, which replays fuzz/regressions/ in tests/fuzz_regressions.rs).
+.PHONY: fuzz
+fuzz:           ## cargo-fuzz, each target FUZZ_SECONDS (default 60): fuzz/results/latest.md
+	@bash scripts/fuzz.sh

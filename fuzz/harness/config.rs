@@ -1,0 +1,125 @@
+//! The plugin configuration (`Gateway::from_json`) and the prompt layer (template parsing
+//! and rendering, selections, guards, masks, decorators).
+
+use super::{must_parse, split_parts};
+use llm_gateway::engine::{BodyAction, Gateway, RequestAction, RequestHead};
+use llm_gateway::llm::dialect;
+use llm_gateway::llm::ir::ClientDialect;
+use llm_gateway::prompt::{take_selection, Context, Prompts};
+use llm_gateway::quota::MemoryStore;
+use serde_json::json;
+
+/// Every environment variable a configuration names is set, to a secret long enough for
+/// HS256, so validation goes past the environment checks.
+fn env(_: &str) -> Option<String> {
+    Some("fuzz-secret-value-of-at-least-32-bytes".to_string())
+}
+
+/// The data is a plugin configuration. When it loads, the gateway it builds answers a
+/// model list and a small request for each of its first models, in both client dialects.
+pub fn config(data: &[u8]) {
+    let Ok(gateway) = Gateway::from_json(data, &env) else { return };
+    let list = RequestHead { method: "GET", path: "/v1/models", ..RequestHead::default() };
+    match gateway.on_request_headers(&list, 0, 1_000).1 {
+        RequestAction::Reply(reply) => {
+            must_parse("the model list", &reply.body);
+        }
+        RequestAction::Forward(_) => panic!("GET /v1/models was forwarded"),
+    }
+    let names: Vec<String> = gateway.config().routes.iter().take(4).map(|r| r.name.clone()).collect();
+    let store = MemoryStore::new();
+    for name in &names {
+        for path in ["/v1/chat/completions", "/v1/messages"] {
+            small_request(&gateway, &store, path, name);
+        }
+    }
+}
+
+fn small_request(gateway: &Gateway, store: &MemoryStore, path: &str, model: &str) {
+    let head = RequestHead { method: "POST", path, body_model: Some(model), ..RequestHead::default() };
+    let (mut exchange, action) = gateway.on_request_headers(&head, 7, 1_000);
+    if let RequestAction::Reply(reply) = action {
+        must_parse("a local reply", &reply.body);
+        return;
+    }
+    let body = json!({"model": model, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let quota = gateway.quota(store);
+    match exchange.on_request_body(body.to_string().as_bytes(), 1_000, quota, gateway.prompts()) {
+        BodyAction::Reply(reply) => {
+            must_parse("a local reply", &reply.body);
+        }
+        BodyAction::Replace(bytes) => {
+            must_parse("the upstream body", &bytes);
+        }
+        BodyAction::Unchanged => panic!("a routed request body passed without admission"),
+    }
+    let _ = exchange.finish(2_000, gateway.quota(store));
+}
+
+/// A prompt configuration around the fuzzed template text (the system message of the only
+/// template), with every variable type, guards, masks and a decorator.
+fn prompt_config(template_text: &str) -> Vec<u8> {
+    json!({
+        "templates": {"t": {
+            "model": "m",
+            "variables": {
+                "text": {"type": "string"},
+                "n": {"type": "number", "default": 1},
+                "flag": {"type": "boolean", "required": false},
+                "style": {"type": "enum", "values": ["short", "long"], "default": "short"}
+            },
+            "weights": {"1": 3, "2": 1},
+            "versions": {
+                "1": {"messages": [{"role": "system", "content": template_text},
+                                   {"role": "user", "content": "{{text}} ({{style}}, {{n}}, {{flag}})"}]},
+                "2": {"messages": [{"role": "user", "content": template_text}]}
+            }
+        }},
+        "prompt_apis": {"/v1/prompts/t": {"template": "t"}},
+        "decorators": [{"name": "d", "match": {"route_prefix": "/v1/"},
+                        "prepend": [{"role": "system", "content": "house style"}]}],
+        "guards": {
+            "deny": [{"name": "secrets", "regex": "(?:password|secret)\\s*[:=]", "case_insensitive": true},
+                     {"name": "jailbreak", "keywords": ["ignore previous instructions"], "case_insensitive": true}],
+            "max_prompt_bytes": 100000,
+            "max_messages": 50,
+            "mask": [{"name": "email", "builtin": "email"}, {"name": "card", "builtin": "credit_card"},
+                     {"name": "keys", "builtin": "api_key"}, {"name": "emp", "pattern": "EMP-[0-9]{6}"}]
+        }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The data is a template text, `SEP`, and an OpenAI request body (with or without an
+/// `llm_gateway_template` selection). The body also goes to the template's prompt API.
+pub fn template(data: &[u8]) {
+    let (text, body) = split_parts(data);
+    let text = String::from_utf8_lossy(text);
+    let is_model = |name: &str| name == "m";
+    let Ok(prompts) = Prompts::parse(&prompt_config(&text), "prompts", &is_model) else { return };
+    for roll in [0, 3] {
+        if let Some(api) = prompts.api("/v1/prompts/t") {
+            let _ = prompts.build_request(api, body, Some("alice"), roll);
+        }
+        let Ok(selected) = take_selection(body) else { continue };
+        let (selection, rest) = match selected {
+            Some((selection, rest)) => (Some(selection), rest),
+            None => (None, body.to_vec()),
+        };
+        if let Some(selection) = &selection {
+            let _ = prompts.render(selection, roll);
+        }
+        let Ok(mut request) = dialect::decode_request(ClientDialect::OpenAi, &rest) else { continue };
+        let ctx = Context { path: "/v1/chat/completions", consumer: None, model: "m" };
+        if prompts.prepare(&mut request, selection.as_ref(), &ctx, roll).is_ok() {
+            for provider in
+                [llm_gateway::llm::ir::ProviderDialect::OpenAi, llm_gateway::llm::ir::ProviderDialect::Anthropic]
+            {
+                if let Ok(bytes) = dialect::encode_request(provider, &request) {
+                    must_parse("a prepared request", &bytes);
+                }
+            }
+        }
+    }
+}
