@@ -268,8 +268,8 @@ fn item10_a_non_json_error_page_is_rewritten_and_a_json_error_passes() {
 // ------------------------------------------------------------- item 11: non-JSON 200, translated
 
 #[test]
-fn item11_a_translated_non_json_200_is_a_502() {
-    for (client, model) in [("openai", "claude"), ("anthropic", "gpt")] {
+fn item11_a_non_json_200_is_a_502() {
+    for (client, model) in [("openai", "claude"), ("anthropic", "gpt"), ("openai", "gpt"), ("anthropic", "claude")] {
         let mut ex = exchange(client, model, false);
         let ops = ex.on_response_headers(200, Some("text/html"));
         assert_eq!(status_set(&ops), Some("502"), "{client}");
@@ -385,4 +385,16 @@ fn item25_an_abandoned_json_answer_is_estimated_from_the_bytes_seen() {
         assert_eq!(record.usage.output, Some(400), "{model}: 1600 bytes seen");
         assert_eq!(record.usage.source, UsageSource::Estimated);
     }
+}
+
+#[test]
+fn item4_a_translated_answer_cut_short_is_counted_from_its_bytes() {
+    let mut ex = exchange("openai", "claude", false);
+    ex.on_response_headers(200, Some("application/json"));
+    let body = format!(r#"{{"id":"msg_1","type":"message","content":[{{"type":"text","text":"{}"#, "v".repeat(400));
+    let client = feed(&mut ex, &[body.as_bytes()], false);
+    assert_openai_error(&client);
+    let record = finish(&mut ex);
+    assert_eq!(record.usage.output, Some((body.len() as u64).div_ceil(4)));
+    assert_eq!(record.usage.source, UsageSource::Estimated);
 }

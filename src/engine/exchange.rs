@@ -468,10 +468,10 @@ impl Exchange {
                 format!("llm-gateway: provider `{}` failed with HTTP {status} (a non-JSON body)", route.provider);
             return self.substitute(status, ErrorKind::from_status(status), message, None);
         }
-        if ok && !is_stream && !is_json && self.translates() {
-            // The body is read only after the headers are sent, so a translated answer that
-            // is not JSON is known from its content type here (an undecodable JSON body still
-            // reaches the client as an error body under the provider's status).
+        if ok && !is_stream && !is_json && !content_type.is_empty() {
+            // The body is read only after the headers are sent, so an answer that is not
+            // JSON is known from its content type here (an undecodable JSON body still
+            // reaches the client under the provider's status: translated, as an error body).
             let message = format!(
                 "llm-gateway: provider `{}` answered HTTP {status} with content-type {content_type:?}, not JSON",
                 route.provider

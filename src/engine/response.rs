@@ -325,6 +325,9 @@ impl Buffered {
             }
             (Some(shape), None) => {
                 if self.overflowed {
+                    // The client gets an error, but the provider generated (and bills) what it
+                    // sent: estimated from the bytes.
+                    meter.generated(self.seen, 0);
                     let error = crate::llm::ir::ProviderError {
                         kind: crate::llm::ir::ErrorKind::Server,
                         status: 502,
@@ -344,7 +347,11 @@ impl Buffered {
                         meter.generated(generated_bytes(&response), 0);
                         Some(shape.response(&response))
                     }
-                    Err(error) => Some(shape.error(&error)),
+                    Err(error) => {
+                        // A 2xx body cut short or garbled: counted like one past the limit.
+                        meter.generated(self.seen, 0);
+                        Some(shape.error(&error))
+                    }
                 }
             }
         }
