@@ -331,8 +331,9 @@ fn provider_errors_pass_through_uncounted() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
     exchange.on_request_body(br#"{"model":"gpt","messages":[]}"#, 0, None, None);
-    exchange.on_response_headers(503, Some("text/html"));
-    assert_eq!(exchange.on_response_body(b"<html>bad gateway</html>", true, 1_001), BodyAction::Unchanged);
+    exchange.on_response_headers(503, Some("application/json"));
+    let error = br#"{"error":{"message":"overloaded","type":"server_error","param":null,"code":null}}"#;
+    assert_eq!(exchange.on_response_body(error, true, 1_001), BodyAction::Unchanged);
     let record = exchange.finish(1_002, None).unwrap();
     assert_eq!(record.status, 503);
     assert_eq!(record.usage.source, UsageSource::None);

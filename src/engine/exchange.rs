@@ -2,18 +2,18 @@
 
 use super::meter::Meter;
 use super::reply::{GatewayError, LocalReply};
-use super::response::{Buffered, Observed, OpenAiSse, ResponseBody, Shape, ShapeEncoder, Translated};
+use super::response::{Buffered, Observed, OpenAiSse, ResponseBody, Shape, ShapeEncoder, Substitute, Translated};
 use super::upstream::SigningPlan;
 use super::{HeaderOp, Operation, Quota};
 use crate::auth::Consumer;
 use crate::config::{Limits, Provider};
 use crate::json_scan::{self, Edit, Member};
 use crate::llm::dialect::{self, StreamDecoder};
-use crate::llm::ir::{ClientDialect, ProviderDialect};
+use crate::llm::ir::{ClientDialect, ErrorKind, ProviderDialect, ProviderError};
 use crate::prompt::{take_selection, Context as PromptContext, PromptApi, Prompts, TemplateUse};
 use crate::quota::{Reservation, Settlement, TokenCounts};
 use crate::stream::sse::SseDecoder;
-use crate::usage::{estimate_tokens, Usage, UsageSource};
+use crate::usage::{estimate_tokens, Usage};
 
 /// What to do with a body the shell handed over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +113,28 @@ pub struct Exchange {
     replied: bool,
     deferred_headers: Vec<(String, String)>,
     finished: bool,
+    /// A line for the host log (a provider's detail the client must not see).
+    log_line: Option<String>,
+}
+
+/// Where a response comes from, as Envoy's `response.code_details` tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseOrigin {
+    /// `via_upstream` (or the host did not say): the provider's own response.
+    Upstream,
+    /// Envoy's own local reply (upstream reset, timeout, overflow, no healthy upstream...),
+    /// with its details string.
+    Envoy(String),
+}
+
+impl ResponseOrigin {
+    /// From the `response.code_details` property, when the host gives it.
+    pub fn from_code_details(details: Option<&str>) -> Self {
+        match details.map(str::trim) {
+            None | Some("" | "via_upstream") => ResponseOrigin::Upstream,
+            Some(other) => ResponseOrigin::Envoy(other.to_string()),
+        }
+    }
 }
 
 impl Exchange {
@@ -145,6 +167,7 @@ impl Exchange {
             replied: false,
             deferred_headers: Vec::new(),
             finished: false,
+            log_line: None,
         }
     }
 
@@ -427,24 +450,75 @@ impl Exchange {
         }
     }
 
-    /// Response headers: choose how to read the body; returns response-header changes.
+    /// Response headers from the provider: see [`Exchange::on_response`].
     pub fn on_response_headers(&mut self, status: u16, content_type: Option<&str>) -> Vec<HeaderOp> {
+        self.on_response(status, content_type, &ResponseOrigin::Upstream)
+    }
+
+    /// A line for the host log, once (the provider's detail of an error the client gets
+    /// without it).
+    pub fn take_log_line(&mut self) -> Option<String> {
+        self.log_line.take()
+    }
+
+    /// Response headers: choose how to read the body; returns response-header changes.
+    /// Every error the client sees is JSON in its dialect: Envoy's own replies and a
+    /// provider's non-JSON error pages are replaced (status kept); a provider refusing the
+    /// gateway's credentials becomes a 502 that says nothing of them.
+    pub fn on_response(&mut self, status: u16, content_type: Option<&str>, origin: &ResponseOrigin) -> Vec<HeaderOp> {
         if self.replied {
             return Vec::new();
         }
         self.status = Some(status);
+        let content_type = content_type.unwrap_or_default().trim_start();
+        let is_json = content_type.get(..16).is_some_and(|t| t.eq_ignore_ascii_case("application/json"));
+        if let ResponseOrigin::Envoy(details) = origin {
+            let message = format!("llm-gateway: the request to the provider failed ({details})");
+            return self.substitute(status, ErrorKind::from_status(status), message, None);
+        }
         let Some(route) = self.route.clone() else {
             self.body = ResponseBody::Opaque;
             return Vec::new();
         };
-        let content_type = content_type.unwrap_or_default().trim_start();
+        if matches!(status, 401 | 403) {
+            // The provider refused the gateway's own credential; its message may quote it.
+            let message = format!(
+                "llm-gateway: provider `{}` rejected the gateway's credentials (HTTP {status}); \
+                 the gateway's operator must fix its provider key",
+                route.provider
+            );
+            let heading = format!(
+                "llm-gateway: provider `{}` answered HTTP {status} to the gateway's credentials",
+                route.provider
+            );
+            return self.substitute(502, ErrorKind::Server, message, Some(heading));
+        }
         let is_stream = content_type.starts_with("text/event-stream")
             || content_type.starts_with("application/vnd.amazon.eventstream");
         let ok = (200..300).contains(&status);
+        if !ok && !is_json {
+            // An HTML or plain-text error page (a proxy's 502): the client gets its dialect.
+            let message =
+                format!("llm-gateway: provider `{}` failed with HTTP {status} (a non-JSON body)", route.provider);
+            return self.substitute(status, ErrorKind::from_status(status), message, None);
+        }
+        if ok && !is_stream && !is_json && !content_type.is_empty() {
+            // The body is read only after the headers are sent, so an answer that is not
+            // JSON is known from its content type here (an undecodable JSON body still
+            // reaches the client under the provider's status: translated, as an error body).
+            let message = format!(
+                "llm-gateway: provider `{}` answered HTTP {status} with content-type {content_type:?}, not JSON",
+                route.provider
+            );
+            return self.substitute(502, ErrorKind::Server, message, None);
+        }
         let responses_api = self.operation == Some(Operation::Responses);
+        let counts_output = self.operation != Some(Operation::Embeddings);
         let json = |translate: Option<Shape>, error_status| {
             ResponseBody::Json(Box::new(Buffered {
                 copy: Vec::new(),
+                seen: 0,
+                counts_output,
                 overflowed: false,
                 translate,
                 error_status,
@@ -490,22 +564,49 @@ impl Exchange {
                     decoder: SseDecoder::new(self.limits.max_sse_event_bytes),
                     rewrite,
                     broken: false,
+                    terminated: false,
+                    tail: Vec::new(),
                     events: Vec::new(),
                     responses_api,
                 }));
-                if rewrite {
-                    return vec![HeaderOp::Remove("content-length".to_string())];
-                }
+                // Rewritten, or ended by the gateway when the provider cuts it.
+                return vec![HeaderOp::Remove("content-length".to_string())];
             }
             (true, ClientDialect::Anthropic) => {
                 self.body = ResponseBody::Observed(Box::new(Observed {
                     decoder: StreamDecoder::new(route.dialect),
                     events: Vec::new(),
+                    tail: Vec::new(),
                 }));
+                return vec![HeaderOp::Remove("content-length".to_string())];
             }
             (false, _) => self.body = json(None, None),
         }
         Vec::new()
+    }
+
+    /// Replaces the response with a gateway error in the client's dialect, under `status`.
+    /// With a `log_heading`, the dropped body goes to the host log under it.
+    fn substitute(
+        &mut self,
+        status: u16,
+        kind: ErrorKind,
+        message: String,
+        log_heading: Option<String>,
+    ) -> Vec<HeaderOp> {
+        self.status = Some(status);
+        let error = ProviderError { kind, status, message };
+        let body = match (&self.prompt_api, self.client) {
+            (Some(_), _) => dialect::encode_error(ClientDialect::OpenAi, &error),
+            (None, client) => dialect::encode_error(client, &error),
+        };
+        self.body = ResponseBody::Substitute(Box::new(Substitute { body, log_heading, dropped: Vec::new() }));
+        vec![
+            HeaderOp::Set(":status".to_string(), status.to_string()),
+            HeaderOp::Remove("content-length".to_string()),
+            HeaderOp::Remove("content-encoding".to_string()),
+            HeaderOp::Set("content-type".to_string(), "application/json".to_string()),
+        ]
     }
 
     /// One response body chunk, as it arrives.
@@ -513,6 +614,9 @@ impl Exchange {
         let max = self.limits.max_response_body_bytes;
         let rewrite = self.body.chunk(&mut self.meter, chunk, end_of_stream, now_ms, max);
         if end_of_stream {
+            if let ResponseBody::Substitute(substitute) = &self.body {
+                self.log_line = substitute.log_line();
+            }
             // Read to the end: nothing is left for `finish` to account for.
             self.body = ResponseBody::Opaque;
         }
@@ -531,19 +635,10 @@ impl Exchange {
         self.finished = true;
         self.body.abandon(&mut self.meter, now_ms);
         let meter = &self.meter;
-        let mut usage = meter.usage;
         let answered = self.status.is_some_and(|s| (200..300).contains(&s)) && self.route.is_some();
-        if answered && usage.source != UsageSource::Reported {
-            // The provider's count is missing (stream cut, or none sent): estimate.
-            usage = Usage {
-                input: Some(self.input_estimate),
-                output: Some(estimate_tokens(meter.generated_bytes)),
-                cached_input: None,
-                cache_write: None,
-                reasoning: None,
-                source: UsageSource::Estimated,
-            };
-        }
+        // An answer is charged what the provider reported, completed by the estimate where
+        // the report is missing, partial or cut short.
+        let usage = if answered { meter.settled_usage(self.input_estimate) } else { meter.usage };
         self.settle(quota, &usage, now_ms);
         let meter = &self.meter;
         let duration_ms = now_ms.saturating_sub(self.started_ms);

@@ -1,7 +1,7 @@
 //! What a response has shown so far: usage, generated text, first-token time.
 
 use crate::llm::ir::StreamEvent;
-use crate::usage::{Usage, UsageSource};
+use crate::usage::{estimate_tokens, Usage, UsageSource};
 
 #[derive(Debug, Default)]
 pub struct Meter {
@@ -10,6 +10,10 @@ pub struct Meter {
     /// Generated text seen (for an estimate when no report comes).
     pub generated_bytes: usize,
     pub first_token_ms: Option<u64>,
+    /// The response reached its end marker (`[DONE]`, the last event, a complete JSON body):
+    /// the provider's report is final. Until then a report may be partial (Anthropic's
+    /// `message_start` counts 1 output token) and is not trusted below the estimate.
+    pub completed: bool,
 }
 
 impl Meter {
@@ -37,6 +41,36 @@ impl Meter {
         }
     }
 
+    /// The usage to record and settle for an answered request: the provider's report where it
+    /// is complete, otherwise the estimate from the prompt and from the output delivered.
+    /// A side the report leaves out is estimated; an answer cut short is charged at least
+    /// what was generated. Never 0 output when output reached the client.
+    pub fn settled_usage(&self, input_estimate: u64) -> Usage {
+        let output_estimate = estimate_tokens(self.generated_bytes);
+        let reported = &self.usage;
+        if reported.source != UsageSource::Reported {
+            return Usage {
+                input: Some(input_estimate),
+                output: Some(output_estimate),
+                source: UsageSource::Estimated,
+                ..Usage::default()
+            };
+        }
+        let input = reported.input.unwrap_or(input_estimate);
+        let output = match reported.output {
+            Some(out) if self.completed => out,
+            Some(out) => out.max(output_estimate),
+            None => output_estimate,
+        };
+        let exact = reported.input.is_some() && reported.output == Some(output);
+        Usage {
+            input: Some(input),
+            output: Some(output),
+            source: if exact { UsageSource::Reported } else { UsageSource::Estimated },
+            ..*reported
+        }
+    }
+
     /// Reads one decoded stream event.
     pub fn observe(&mut self, event: &StreamEvent, now_ms: u64) {
         match event {
@@ -44,6 +78,7 @@ impl Meter {
             StreamEvent::TextDelta { text } | StreamEvent::ThinkingDelta { text } => self.generated(text.len(), now_ms),
             StreamEvent::ToolCallStart { name, .. } => self.generated(name.len(), now_ms),
             StreamEvent::ToolCallDelta { arguments, .. } => self.generated(arguments.len(), now_ms),
+            StreamEvent::Done => self.completed = true,
             _ => {}
         }
     }

@@ -7,7 +7,7 @@ mod reply;
 mod response;
 mod upstream;
 
-pub use exchange::{BodyAction, Exchange, Record};
+pub use exchange::{BodyAction, Exchange, Record, ResponseOrigin};
 pub use reply::{GatewayError, LocalReply};
 
 use crate::auth::{AuthOutcome, Consumer, Credentials, KeyHeader, TrustedConfig};

@@ -3,7 +3,7 @@
 use super::meter::Meter;
 use crate::json_scan;
 use crate::llm::dialect::{self, StreamDecoder, StreamEncoder};
-use crate::llm::ir::{ChatResponse, ClientDialect, ProviderDialect, ProviderError, StreamEvent};
+use crate::llm::ir::{ChatResponse, ClientDialect, Part, ProviderDialect, ProviderError, StreamEvent};
 use crate::llm::{openai, openai_responses};
 use crate::prompt::{prompt_response, PromptStreamEncoder, TemplateUse};
 use crate::stream::sse::{encode_event, SseDecoder, SseEvent};
@@ -25,11 +25,47 @@ pub enum ResponseBody {
     Observed(Box<Observed>),
     /// A provider stream translated event by event into the client's dialect.
     Translated(Box<Translated>),
+    /// The upstream body is dropped and a gateway error in the client's dialect takes its
+    /// place: Envoy's own plain-text replies, a non-JSON error page, a provider refusing the
+    /// gateway's credentials (whose message may quote them).
+    Substitute(Box<Substitute>),
+}
+
+#[derive(Debug)]
+pub struct Substitute {
+    /// What the client gets instead.
+    pub body: Vec<u8>,
+    /// The dropped body is kept (bounded) for the host log, under this heading.
+    pub log_heading: Option<String>,
+    pub dropped: Vec<u8>,
+}
+
+/// How much of a dropped provider body the host log gets.
+const MAX_LOGGED_BYTES: usize = 2048;
+
+impl Substitute {
+    fn chunk(&mut self, chunk: &[u8], end: bool) -> Rewrite {
+        if self.log_heading.is_some() {
+            let room = MAX_LOGGED_BYTES.saturating_sub(self.dropped.len());
+            self.dropped.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+        }
+        Some(if end { std::mem::take(&mut self.body) } else { Vec::new() })
+    }
+
+    /// The log line for the dropped body, once the body is complete.
+    pub fn log_line(&self) -> Option<String> {
+        let heading = self.log_heading.as_ref()?;
+        Some(format!("{heading}: {}", String::from_utf8_lossy(&self.dropped)))
+    }
 }
 
 #[derive(Debug)]
 pub struct Buffered {
     pub copy: Vec<u8>,
+    /// Every byte seen, kept or not: a body past the copy limit still counts as delivered.
+    pub seen: usize,
+    /// The body is generated output when it reports no usage (not for embeddings: vectors).
+    pub counts_output: bool,
     pub overflowed: bool,
     /// Set when the body is translated for the client.
     pub translate: Option<Shape>,
@@ -46,6 +82,11 @@ pub struct OpenAiSse {
     pub decoder: SseDecoder,
     pub rewrite: bool,
     pub broken: bool,
+    /// The stream's own end was seen (`[DONE]`, an error event, the Responses API's last
+    /// event): a body that ends without it was cut by the provider.
+    pub terminated: bool,
+    /// The last bytes passed to the client, to end its last event before one is appended.
+    pub tail: Vec<u8>,
     pub events: Vec<SseEvent>,
     pub responses_api: bool,
 }
@@ -54,6 +95,27 @@ pub struct OpenAiSse {
 pub struct Observed {
     pub decoder: StreamDecoder,
     pub events: Vec<StreamEvent>,
+    /// The last bytes passed to the client, to end its last event before one is appended.
+    pub tail: Vec<u8>,
+}
+
+/// Keeps the last few bytes the client was sent.
+fn remember_tail(tail: &mut Vec<u8>, sent: &[u8]) {
+    tail.extend_from_slice(sent.get(sent.len().saturating_sub(4)..).unwrap_or_default());
+    let excess = tail.len().saturating_sub(4);
+    tail.drain(..excess);
+}
+
+/// What to write before an appended event so the client's last event ends first (a stream
+/// cut mid-event still gets its partial event dispatched: the bytes are already sent).
+fn event_separator(tail: &[u8]) -> &'static [u8] {
+    if tail.is_empty() || tail.ends_with(b"\n\n") || tail.ends_with(b"\r\n\r\n") || tail.ends_with(b"\r\r") {
+        b""
+    } else if tail.ends_with(b"\n") || tail.ends_with(b"\r") {
+        b"\n"
+    } else {
+        b"\n\n"
+    }
 }
 
 /// What a translated answer looks like to the client.
@@ -130,16 +192,8 @@ impl ResponseBody {
             ResponseBody::Pending | ResponseBody::Opaque => None,
             ResponseBody::Json(b) => b.chunk(meter, chunk, end, max_copy),
             ResponseBody::OpenAiSse(s) => s.chunk(meter, chunk, end, now_ms),
-            ResponseBody::Observed(o) => {
-                o.decoder.feed(chunk, &mut o.events);
-                if end {
-                    o.decoder.finish(&mut o.events);
-                }
-                for event in o.events.drain(..) {
-                    meter.observe(&event, now_ms);
-                }
-                None
-            }
+            ResponseBody::Observed(o) => o.chunk(meter, chunk, end, now_ms),
+            ResponseBody::Substitute(s) => s.chunk(chunk, end),
             ResponseBody::Translated(t) => {
                 let mut out = Vec::new();
                 t.decoder.feed(chunk, &mut t.events);
@@ -177,8 +231,45 @@ impl ResponseBody {
             }
             ResponseBody::Observed(o) => drain_finished(&mut o.decoder, &mut o.events, meter, now_ms),
             ResponseBody::Translated(t) => drain_finished(&mut t.decoder, &mut t.events, meter, now_ms),
+            // Only an answer counts: a provider error or a substitute carries no output.
+            ResponseBody::Json(b) if b.error_status.is_none() && b.counts_output => meter.generated(b.seen, now_ms),
             _ => {}
         }
+    }
+}
+
+impl Observed {
+    /// Observes for usage; a stream the provider cut (the body ends without the dialect's end
+    /// event) gets the error event the decoder produced for it, in the client's own dialect.
+    fn chunk(&mut self, meter: &mut Meter, chunk: &[u8], end: bool, now_ms: u64) -> Rewrite {
+        self.decoder.feed(chunk, &mut self.events);
+        for event in self.events.drain(..) {
+            meter.observe(&event, now_ms);
+        }
+        remember_tail(&mut self.tail, chunk);
+        if !end {
+            return None;
+        }
+        self.decoder.finish(&mut self.events);
+        let mut appended = Vec::new();
+        for event in self.events.drain(..) {
+            meter.observe(&event, now_ms);
+            if let StreamEvent::Error(error) = &event {
+                let data =
+                    String::from_utf8_lossy(&dialect::encode_error(ClientDialect::Anthropic, error)).into_owned();
+                encode_event(
+                    &SseEvent { event: Some("error".to_string()), data, ..SseEvent::default() },
+                    &mut appended,
+                );
+            }
+        }
+        if appended.is_empty() {
+            return None;
+        }
+        let mut out = chunk.to_vec();
+        out.extend_from_slice(event_separator(&self.tail));
+        out.extend_from_slice(&appended);
+        Some(out)
     }
 }
 
@@ -191,6 +282,7 @@ fn drain_finished(decoder: &mut StreamDecoder, events: &mut Vec<StreamEvent>, me
 
 impl Buffered {
     fn chunk(&mut self, meter: &mut Meter, chunk: &[u8], end: bool, max_copy: usize) -> Rewrite {
+        self.seen = self.seen.saturating_add(chunk.len());
         if !self.overflowed {
             if self.copy.len() + chunk.len() > max_copy {
                 self.overflowed = true;
@@ -207,15 +299,23 @@ impl Buffered {
         match (&self.translate, self.error_status) {
             (None, Some(_)) => None,
             (None, None) => {
-                let usage = if self.responses_api {
+                let usage = if self.overflowed {
+                    None
+                } else if self.responses_api {
                     openai_responses::response_usage(&body)
                 } else if self.provider == ProviderDialect::OpenAi {
                     openai::response_usage(&body)
                 } else {
                     dialect::decode_response(self.provider, &body).ok().map(|r| r.usage)
                 };
-                if let Some(usage) = usage {
-                    meter.report(&usage);
+                let usage = usage.filter(|u| u.input.is_some() || u.output.is_some());
+                if let Some(usage) = &usage {
+                    meter.report(usage);
+                    meter.completed = true;
+                }
+                // No output count: the estimate is what reached the client.
+                if self.counts_output && usage.is_none_or(|u| u.output.is_none()) {
+                    meter.generated(self.delivered_output_bytes(&body), 0);
                 }
                 None
             }
@@ -225,6 +325,9 @@ impl Buffered {
             }
             (Some(shape), None) => {
                 if self.overflowed {
+                    // The client gets an error, but the provider generated (and bills) what it
+                    // sent: estimated from the bytes.
+                    meter.generated(self.seen, 0);
                     let error = crate::llm::ir::ProviderError {
                         kind: crate::llm::ir::ErrorKind::Server,
                         status: 502,
@@ -239,14 +342,46 @@ impl Buffered {
                         }
                         if response.usage.input.is_some() || response.usage.output.is_some() {
                             meter.report(&response.usage);
+                            meter.completed = true;
                         }
+                        meter.generated(generated_bytes(&response), 0);
                         Some(shape.response(&response))
                     }
-                    Err(error) => Some(shape.error(&error)),
+                    Err(error) => {
+                        // A 2xx body cut short or garbled: counted like one past the limit.
+                        meter.generated(self.seen, 0);
+                        Some(shape.error(&error))
+                    }
                 }
             }
         }
     }
+}
+
+impl Buffered {
+    /// Output bytes of a passthrough answer that reports no usage: its generated text when
+    /// the body decodes, else every byte delivered (a body past the copy limit included).
+    fn delivered_output_bytes(&self, body: &[u8]) -> usize {
+        let decoded = if self.overflowed || self.responses_api {
+            None
+        } else {
+            dialect::decode_response(self.provider, body).ok()
+        };
+        decoded.map_or(self.seen, |r| generated_bytes(&r))
+    }
+}
+
+/// Bytes of text, thinking and tool calls in a complete answer.
+fn generated_bytes(response: &ChatResponse) -> usize {
+    response
+        .content
+        .iter()
+        .map(|part| match part {
+            Part::Text(text) | Part::Thinking { text, .. } => text.len(),
+            Part::ToolCall(call) => call.name.len() + call.arguments.len(),
+            _ => 0,
+        })
+        .sum()
 }
 
 impl OpenAiSse {
@@ -254,12 +389,16 @@ impl OpenAiSse {
         if self.broken {
             return Some(Vec::new());
         }
+        if !self.rewrite {
+            remember_tail(&mut self.tail, chunk);
+        }
         let mut failed = self.decoder.feed(chunk, &mut self.events).err();
         if end && failed.is_none() {
             failed = self.decoder.finish(&mut self.events).err();
         }
         let mut out = self.rewrite.then(Vec::new);
         for event in self.events.drain(..) {
+            self.terminated |= ends_openai_stream(&event, self.responses_api);
             let keep = observe_openai_event(&event, meter, now_ms, self.rewrite, self.responses_api);
             if let Some(out) = out.as_mut() {
                 match keep {
@@ -273,12 +412,48 @@ impl OpenAiSse {
             // An event beyond the bound cannot be forwarded intact: end the stream cleanly.
             self.broken = true;
             let out = out.get_or_insert_with(Vec::new);
-            let message = format!("llm-gateway: {error}; stream ended");
-            let data = String::from_utf8_lossy(&openai::error_body(&message, "server_error", None, None)).into_owned();
-            encode_event(&SseEvent { data, ..SseEvent::default() }, out);
+            encode_openai_stream_error(&format!("llm-gateway: {error}; stream ended"), out);
+        } else if end && !self.terminated {
+            // The provider closed the body without ending the stream: end it with an error
+            // event, so the client knows the answer is incomplete.
+            meter.completed = false;
+            let out = out.get_or_insert_with(|| chunk.to_vec());
+            let separator = if self.rewrite { b"".as_slice() } else { event_separator(&self.tail) };
+            out.extend_from_slice(separator);
+            encode_openai_stream_error("llm-gateway: provider stream ended early", out);
+        }
+
+        if self.terminated && !self.broken {
+            meter.completed = true;
         }
         out
     }
+}
+
+/// An error event as OpenAI sends one mid-stream (`data: {"error": {...}}`).
+fn encode_openai_stream_error(message: &str, out: &mut Vec<u8>) {
+    let data = String::from_utf8_lossy(&openai::error_body(message, "server_error", None, None)).into_owned();
+    encode_event(&SseEvent { data, ..SseEvent::default() }, out);
+}
+
+/// The event that ends an OpenAI stream: `[DONE]`, an error, or the Responses API's last event.
+fn ends_openai_stream(event: &SseEvent, responses_api: bool) -> bool {
+    let data = event.data.trim();
+    if data == "[DONE]" {
+        return true;
+    }
+    let Ok(members) = json_scan::top_level_members(data.as_bytes()) else {
+        return false;
+    };
+    if json_scan::find(&members, "error").is_some() {
+        return true;
+    }
+    let kind = json_scan::find(&members, "type").and_then(|m| data.as_bytes().get(m.value.clone()));
+    responses_api
+        && matches!(
+            kind,
+            Some(b"\"response.completed\"" | b"\"response.failed\"" | b"\"response.incomplete\"" | b"\"error\"")
+        )
 }
 
 enum Keep {

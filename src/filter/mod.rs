@@ -6,7 +6,8 @@ mod host;
 
 use crate::auth::TrustedSource;
 use crate::engine::{
-    BodyAction, Exchange, Gateway, HeaderOp, LocalReply, RequestAction, RequestHead, UNTRUSTED_REQUEST_HEADERS,
+    BodyAction, Exchange, Gateway, HeaderOp, LocalReply, RequestAction, RequestHead, ResponseOrigin,
+    UNTRUSTED_REQUEST_HEADERS,
 };
 use crate::metrics::{self, MetricKind};
 use crate::quota::{CasMismatch, Store};
@@ -341,7 +342,11 @@ impl HttpContext for Stream {
         let response_header = |name: &str| host::header(MapType::HttpResponseHeaders, name).ok().flatten();
         let status = response_header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let content_type = response_header("content-type");
-        let mut ops = exchange.on_response_headers(status, content_type.as_deref());
+        // `via_upstream` for the provider's own response; anything else is Envoy's local
+        // reply (`upstream_reset_before_response_started{...}`, `response_timeout`...).
+        let details = host::property(&["response", "code_details"]).ok().flatten();
+        let origin = ResponseOrigin::from_code_details(details.as_deref().map(String::from_utf8_lossy).as_deref());
+        let mut ops = exchange.on_response(status, content_type.as_deref(), &origin);
         ops.extend(exchange.budget_headers(host::now_ms()));
         for op in ops {
             apply(MapType::HttpResponseHeaders, op);
@@ -360,6 +365,9 @@ impl HttpContext for Stream {
             if size > 0 { host::buffer(BufferType::HttpResponseBody, 0, size).unwrap_or_default() } else { Vec::new() };
         if let BodyAction::Replace(bytes) = exchange.on_response_body(&chunk, end_of_stream, host::now_ms()) {
             let _ = host::set_buffer(BufferType::HttpResponseBody, 0, size, &bytes);
+        }
+        if let Some(line) = exchange.take_log_line() {
+            host::log(LogLevel::Warn, &line);
         }
         if end_of_stream {
             self.finish();
