@@ -345,3 +345,78 @@ fn each_image_costs_at_least_the_providers_worst_case_in_every_estimator() {
     forwarded(action);
     assert!(10_000_000 - remaining(&ex) >= 3_779);
 }
+
+// ---------------------------------------------------------------- item 17: the prompt layer
+
+/// Guards and masks, a decorator for one consumer, a forced template for one model.
+fn prompt_gateway(extra: Value) -> Gateway {
+    let mut prompts = json!({
+        "templates": {"fixed": {"versions": {"1": {"messages": [{"role": "system", "content": "Be brief."}]}}}},
+        "guards": {
+            "deny": [{"name": "secrets", "regex": "password\\s*[:=]"}],
+            "mask": [{"name": "email", "builtin": "email"}]
+        }
+    });
+    prompts.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    let config = json!({
+        "providers": {"oa": {"kind": "openai", "cluster": "oa", "auth": {"type": "bearer", "env": "KEY"}}},
+        "models": {"gpt": {"provider": "oa", "model": "gpt-4o"}, "emb": {"provider": "oa", "model": "text-embedding-3-small"}},
+        "prompts": prompts,
+    });
+    Gateway::from_json(config.to_string().as_bytes(), &|k| (k == "KEY").then(|| "sk-upstream".to_string())).unwrap()
+}
+
+#[test]
+fn responses_and_embeddings_are_guarded_and_masked() {
+    let gw = prompt_gateway(json!({}));
+    let store = MemoryStore::new();
+    let blocked = [
+        ("/v1/responses", json!({"model": "gpt", "input": "my password: hunter2"})),
+        ("/v1/responses", json!({"model": "gpt", "input": "hi", "instructions": "password = x"})),
+        (
+            "/v1/responses",
+            json!({"model": "gpt", "input": [{"role": "user", "content": [{"type": "input_text", "text": "password: x"}]}]}),
+        ),
+        ("/v1/embeddings", json!({"model": "emb", "input": "password: hunter2"})),
+        ("/v1/embeddings", json!({"model": "emb", "input": ["fine", "password: hunter2"]})),
+    ];
+    for (path, body) in blocked {
+        let (status, error) = refused(admit(&gw, &store, path, &body).1);
+        assert_eq!((status, error["error"]["code"].as_str()), (400, Some("prompt_blocked")), "{path} {body}");
+    }
+    let body = json!({"model": "gpt", "instructions": "reply to ada@example.com",
+                      "input": [{"role": "user", "content": [{"type": "input_text", "text": "mail bob@example.com"},
+                                                             {"type": "input_image", "image_url": "https://x/a.png"}]}]});
+    let sent = forwarded(admit(&gw, &store, "/v1/responses", &body).1);
+    assert_eq!(sent["instructions"], "reply to [EMAIL]");
+    assert_eq!(sent["input"][0]["content"][0]["text"], "mail [EMAIL]");
+    assert_eq!(sent["input"][0]["content"][1]["image_url"], "https://x/a.png", "structure is left alone");
+    let sent =
+        forwarded(admit(&gw, &store, "/v1/embeddings", &json!({"model": "emb", "input": ["a@example.com", "b"]})).1);
+    assert_eq!(sent["input"], json!(["[EMAIL]", "b"]));
+    assert_eq!(sent["model"], "text-embedding-3-small");
+    // Token ids cannot be screened.
+    let tokens = json!({"model": "emb", "input": [[1, 2, 3]]});
+    let (status, error) = refused(admit(&gw, &store, "/v1/embeddings", &tokens).1);
+    assert_eq!((status, error["error"]["code"].as_str()), (400, Some("prompt_layer_not_applicable")));
+}
+
+#[test]
+fn forced_templates_and_decorators_refuse_what_they_cannot_carry() {
+    let decorated = prompt_gateway(json!({
+        "decorators": [{"name": "house-style", "match": {"route_prefix": "/v1/responses"},
+                        "prepend": [{"role": "system", "content": "House style."}]}]
+    }));
+    let store = MemoryStore::new();
+    let (status, error) =
+        refused(admit(&decorated, &store, "/v1/responses", &json!({"model": "gpt", "input": "hi"})).1);
+    assert_eq!((status, error["error"]["code"].as_str()), (400, Some("prompt_layer_not_applicable")));
+    assert!(error["error"]["message"].as_str().unwrap().contains("\"house-style\""), "{error}");
+    // The decorator does not match embeddings: they pass.
+    forwarded(admit(&decorated, &store, "/v1/embeddings", &json!({"model": "emb", "input": "hi"})).1);
+    let forced = prompt_gateway(json!({"forced_templates": [{"match": {"model": "emb"}, "template": "fixed"}]}));
+    let (status, error) = refused(admit(&forced, &store, "/v1/embeddings", &json!({"model": "emb", "input": "hi"})).1);
+    assert_eq!(status, 400);
+    assert!(error["error"]["message"].as_str().unwrap().contains("forced prompt template \"fixed\""), "{error}");
+    forwarded(admit(&forced, &store, "/v1/responses", &json!({"model": "gpt", "input": "hi"})).1);
+}

@@ -11,7 +11,7 @@ use crate::json_scan::{self, BodyFacts, Edit, InspectError, Member};
 use crate::llm::dialect::{self, StreamDecoder};
 use crate::llm::ir::TranslateError;
 use crate::llm::ir::{ClientDialect, ProviderDialect};
-use crate::prompt::{take_selection, Context as PromptContext, PromptApi, Prompts, TemplateUse};
+use crate::prompt::{take_selection, Context as PromptContext, PromptApi, Prompts, RawApi, TemplateUse};
 use crate::quota::{Media, Reservation, Settlement, TokenCounts};
 use crate::stream::sse::SseDecoder;
 use crate::usage::{estimate_tokens, Usage, UsageSource};
@@ -244,6 +244,18 @@ impl Exchange {
                 return BodyAction::Reply(self.reject(&error));
             }
         };
+        // Responses and Embeddings bypass the IR: the prompt layer screens their JSON.
+        let screened = match self.screen_raw(&route, body, prompts) {
+            Ok(screened) => screened,
+            Err(error) => return BodyAction::Reply(self.reject(&error)),
+        };
+        let (body, facts) = match &screened {
+            Some(masked) => match json_scan::inspect(masked) {
+                Ok(facts) => (masked.as_slice(), facts),
+                Err(error) => return BodyAction::Reply(self.reject(&inspect_error(error))),
+            },
+            None => (body, facts),
+        };
         let media = Media {
             count: facts.media,
             tokens_each: crate::quota::estimate::media_tokens(route.dialect, &route.target_model),
@@ -265,6 +277,26 @@ impl Exchange {
             }
             Err(error) => BodyAction::Reply(self.reject(&error)),
         }
+    }
+
+    /// Guards and masks for a Responses or Embeddings body (see `prompt::RawApi`): the masked
+    /// body when a mask changed it.
+    fn screen_raw(
+        &self,
+        route: &Route,
+        body: &[u8],
+        prompts: Option<&Prompts>,
+    ) -> Result<Option<Vec<u8>>, GatewayError> {
+        let api = match self.operation {
+            Some(Operation::Responses) => RawApi::Responses,
+            Some(Operation::Embeddings) => RawApi::Embeddings,
+            _ => return Ok(None),
+        };
+        let Some(prompts) = prompts else { return Ok(None) };
+        let consumer = self.consumer.as_ref().map(|c| c.name.as_str());
+        let ctx = PromptContext { path: &self.path, consumer, model: &route.model };
+        let screened = prompts.screen_raw(api, body, &ctx).map_err(GatewayError::Prompt)?;
+        Ok(screened.map(|(masked, _counts)| masked))
     }
 
     fn patch_request(
