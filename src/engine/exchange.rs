@@ -296,7 +296,7 @@ impl Exchange {
         let consumer = self.consumer.as_ref().map(|c| c.name.as_str());
         let ctx = PromptContext { path: &self.path, consumer, model: &route.model };
         let screened = prompts.screen_raw(api, body, &ctx).map_err(GatewayError::Prompt)?;
-        Ok(screened.map(|(masked, _counts)| masked))
+        Ok(screened.map(|masked| masked.body))
     }
 
     fn patch_request(

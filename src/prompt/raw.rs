@@ -34,6 +34,13 @@ impl RawApi {
     }
 }
 
+/// A body a mask changed, re-serialized, with the counts per mask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Masked {
+    pub body: Vec<u8>,
+    pub counts: Vec<MaskCount>,
+}
+
 /// Members whose strings are structure or references, not the client's text.
 const STRUCTURAL: &[&str] = &[
     "type",
@@ -56,12 +63,7 @@ impl Prompts {
     /// Applies guards and masks to a Responses or Embeddings body, and refuses what a forced
     /// template or decorator matches (see the module docs). Returns the masked body when a
     /// mask changed something, with the counts per mask.
-    pub fn screen_raw(
-        &self,
-        api: RawApi,
-        body: &[u8],
-        ctx: &Context<'_>,
-    ) -> Result<Option<(Vec<u8>, Vec<MaskCount>)>, PromptError> {
+    pub fn screen_raw(&self, api: RawApi, body: &[u8], ctx: &Context<'_>) -> Result<Option<Masked>, PromptError> {
         let not_applicable = |what: String| PromptError::NotApplicable { api: api.name(), what };
         if let Some(rule) = self.forced.iter().find(|f| f.matcher.matches(ctx)) {
             return Err(not_applicable(format!("the forced prompt template {:?}", super::error::clip(&rule.template))));
@@ -127,7 +129,7 @@ impl Prompts {
         }
         let bytes = serde_json::to_vec(&root)
             .map_err(|e| PromptError::InvalidBody { detail: format!("the masked body could not be written ({e})") })?;
-        Ok(Some((bytes, masked)))
+        Ok(Some(Masked { body: bytes, counts: masked }))
     }
 }
 
