@@ -102,6 +102,11 @@ fn json_scan_patch(c: &mut Criterion) {
         group.bench_function(format!("{name}_scan_only"), |b| {
             b.iter(|| json_scan::top_level_members(black_box(&doc)).unwrap().len())
         });
+        // The strict whole-body check admission runs first (duplicate keys at any depth,
+        // media count); it also returns the top-level members, replacing the scan above.
+        group.bench_function(format!("{name}_inspect"), |b| {
+            b.iter(|| json_scan::inspect(black_box(&doc)).unwrap().members.len())
+        });
         group.bench_function(format!("{name}_scan_set_model_apply"), |b| b.iter(|| scan_and_patch(black_box(&doc))));
         // For scale: what a parse + re-serialize of the whole body would cost instead.
         group.bench_function(format!("{name}_serde_value_roundtrip"), |b| {

@@ -594,3 +594,262 @@ impl Scanner<'_> {
         }
     }
 }
+
+/// What [`inspect`] learns from a whole request body in one pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BodyFacts {
+    /// The top-level members, as [`top_level_members`] returns them (no duplicates).
+    pub members: Vec<Member>,
+    /// Images, audio clips, files and documents in the body: objects whose `type` names a
+    /// media part (OpenAI `image_url`/`input_audio`/`file`, Responses `input_image`/
+    /// `input_file`, Anthropic `image`/`document`) or that hold a media member as an object
+    /// (Gemini `inlineData`/`fileData`, Bedrock `image`/`document`/`video`/`audio`). Each such
+    /// object counts once, however its strings are escaped.
+    pub media: u64,
+}
+
+/// Why [`inspect`] refused a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InspectError {
+    /// Not strict JSON, or not an object at the top level.
+    Syntax(ScanError),
+    /// An object holds `key` twice; `path` names the object (`""` for the top level,
+    /// `messages[0].content[1]` style below it).
+    DuplicateKey { path: String, key: String },
+}
+
+impl fmt::Display for InspectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InspectError::Syntax(e) => e.fmt(f),
+            InspectError::DuplicateKey { path, key } if path.is_empty() => {
+                write!(f, "duplicate key {key:?} at the top level of the body")
+            }
+            InspectError::DuplicateKey { path, key } => write!(f, "duplicate key {key:?} in `{path}`"),
+        }
+    }
+}
+
+impl std::error::Error for InspectError {}
+
+impl From<ScanError> for InspectError {
+    fn from(e: ScanError) -> Self {
+        InspectError::Syntax(e)
+    }
+}
+
+/// `type` values that mark a media part (see [`BodyFacts::media`]).
+pub const MEDIA_TYPES: &[&str] =
+    &["image_url", "image", "input_image", "input_audio", "audio", "file", "input_file", "document"];
+/// Members that hold media directly when their value is an object.
+pub const MEDIA_KEYS: &[&str] = &["inlineData", "fileData", "image", "document", "video", "audio"];
+
+/// Objects with more keys than this check duplicates with a hash set instead of a scan.
+const LINEAR_KEYS: usize = 16;
+
+/// One open container of [`inspect`].
+struct Frame<'a> {
+    is_object: bool,
+    /// Keys seen so far (objects), unescaped; hashed once the object grows past
+    /// [`LINEAR_KEYS`].
+    keys: Vec<std::borrow::Cow<'a, [u8]>>,
+    hashed: Option<std::collections::HashSet<std::borrow::Cow<'a, [u8]>>>,
+    /// The member being read (objects) or the element's index (arrays).
+    index: usize,
+    media: bool,
+}
+
+impl<'a> Frame<'a> {
+    fn new(is_object: bool) -> Self {
+        Frame { is_object, keys: Vec::new(), hashed: None, index: 0, media: false }
+    }
+
+    fn current_key(&self) -> &[u8] {
+        self.keys.last().map_or(&[], |k| k.as_ref())
+    }
+
+    /// Records a key; false if the object already holds it.
+    fn insert_key(&mut self, key: std::borrow::Cow<'a, [u8]>) -> bool {
+        if let Some(set) = &mut self.hashed {
+            if !set.insert(key.clone()) {
+                return false;
+            }
+        } else if self.keys.contains(&key) {
+            return false;
+        } else if self.keys.len() >= LINEAR_KEYS {
+            let mut set: std::collections::HashSet<_> = self.keys.iter().cloned().collect();
+            set.insert(key.clone());
+            self.hashed = Some(set);
+        }
+        self.keys.push(key);
+        true
+    }
+}
+
+/// The path of the innermost frame, for error messages: `messages[0].content`.
+fn frames_path(frames: &[Frame<'_>]) -> String {
+    let mut path = String::new();
+    // Each frame's own segment is its parent's current key or index.
+    for pair in frames.windows(2) {
+        let (Some(parent), Some(_)) = (pair.first(), pair.get(1)) else { continue };
+        if parent.is_object {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(&String::from_utf8_lossy(parent.current_key()));
+        } else {
+            path.push_str(&format!("[{}]", parent.index));
+        }
+    }
+    path
+}
+
+fn unescaped_key(doc: &[u8], start: usize, end: usize, escaped: bool) -> Result<std::borrow::Cow<'_, [u8]>, ScanError> {
+    if escaped {
+        Ok(std::borrow::Cow::Owned(key_string(doc, start, end, true)?.into_bytes()))
+    } else {
+        Ok(std::borrow::Cow::Borrowed(doc.get(start + 1..end.saturating_sub(1)).unwrap_or_default()))
+    }
+}
+
+/// Validates the whole document like [`top_level_members`] and also refuses any object,
+/// at any depth, that holds the same key twice (after unescaping: `"a"` and `"\u0061"` are
+/// the same key). JSON parsers disagree on duplicates (serde_json keeps the last for maps,
+/// refuses them for derived structs; Envoy's `json_to_metadata` and the providers read the
+/// last), so a body with one cannot be read the same way by everyone on its path.
+/// Linear time: keys are compared in place until an object grows past 16 keys, then hashed.
+pub fn inspect(doc: &[u8]) -> Result<BodyFacts, InspectError> {
+    let mut s = Scanner { doc, pos: 0 };
+    s.skip_ws();
+    if s.peek() != Some(b'{') {
+        return Err(s.err("expected a JSON object").into());
+    }
+    let mut facts = BodyFacts::default();
+    let mut frames: Vec<Frame<'_>> = Vec::new();
+    // The top-level member being read: (key, key start, value start).
+    let mut pending: Option<(String, usize, usize)> = None;
+    loop {
+        // A value starts at `pos`.
+        match s.peek() {
+            Some(open @ (b'{' | b'[')) => {
+                if frames.len() + 1 > MAX_DEPTH {
+                    return Err(s.err("nesting too deep").into());
+                }
+                let is_object = open == b'{';
+                s.pos += 1;
+                s.skip_ws();
+                if s.peek() == Some(if is_object { b'}' } else { b']' }) {
+                    s.pos += 1;
+                    note_value_media(&mut frames, is_object);
+                } else {
+                    frames.push(Frame::new(is_object));
+                    if is_object {
+                        let top = read_key(&mut s, &mut frames, None)?;
+                        pending = top.or(pending);
+                    }
+                    continue;
+                }
+            }
+            Some(b'"') => {
+                let start = s.pos;
+                let escaped = s.scan_string()?;
+                let in_type_member = frames.last().is_some_and(|f| f.is_object && f.current_key() == b"type");
+                if in_type_member {
+                    let value = unescaped_key(doc, start, s.pos, escaped)?;
+                    if MEDIA_TYPES.iter().any(|t| t.as_bytes() == value.as_ref()) {
+                        if let Some(frame) = frames.last_mut() {
+                            frame.media = true;
+                        }
+                    }
+                }
+            }
+            Some(b'-' | b'0'..=b'9') => s.scan_number()?,
+            Some(b't') => s.scan_literal(b"true")?,
+            Some(b'f') => s.scan_literal(b"false")?,
+            Some(b'n') => s.scan_literal(b"null")?,
+            _ => return Err(s.unexpected("expected a value").into()),
+        }
+        // A value ended: close containers until the next element.
+        loop {
+            if frames.len() == 1 {
+                if let Some((key, key_start, value_start)) = pending.take() {
+                    facts.members.push(Member { key, span: key_start..s.pos, value: value_start..s.pos });
+                }
+            }
+            let Some(frame) = frames.last_mut() else {
+                s.skip_ws();
+                if s.pos != doc.len() {
+                    return Err(s.err("trailing characters after the object").into());
+                }
+                return Ok(facts);
+            };
+            s.skip_ws();
+            let in_object = frame.is_object;
+            match s.peek() {
+                Some(b',') => {
+                    let comma = s.pos;
+                    s.pos += 1;
+                    s.skip_ws();
+                    if in_object {
+                        let top = read_key(&mut s, &mut frames, Some(comma))?;
+                        pending = top.or(pending);
+                    } else if s.peek() == Some(b']') {
+                        return Err(ScanError { offset: comma, message: "trailing comma" }.into());
+                    } else {
+                        frame.index += 1;
+                    }
+                    break;
+                }
+                Some(b'}') if in_object => {}
+                Some(b']') if !in_object => {}
+                _ => {
+                    return Err(s
+                        .unexpected(if in_object { "expected ',' or '}'" } else { "expected ',' or ']'" })
+                        .into())
+                }
+            }
+            s.pos += 1;
+            let closed = frames.pop();
+            if let Some(closed) = closed {
+                if closed.media {
+                    facts.media = facts.media.saturating_add(1);
+                }
+                note_value_media(&mut frames, closed.is_object);
+            }
+        }
+    }
+}
+
+/// A value that just ended is an object held by a media member (`"inlineData": {...}`):
+/// the object holding that member is a media part.
+fn note_value_media(frames: &mut [Frame<'_>], value_is_object: bool) {
+    if let Some(parent) = frames.last_mut() {
+        if value_is_object && parent.is_object && MEDIA_KEYS.iter().any(|k| k.as_bytes() == parent.current_key()) {
+            parent.media = true;
+        }
+    }
+}
+
+/// Reads a member key (at `pos`) of the innermost object, refusing a duplicate, then the
+/// colon and whitespace. For a top-level key, returns it with its start and the value's
+/// start (the member's spans).
+fn read_key<'a>(
+    s: &mut Scanner<'a>,
+    frames: &mut [Frame<'a>],
+    comma: Option<usize>,
+) -> Result<Option<(String, usize, usize)>, InspectError> {
+    s.check_key_start(comma)?;
+    let start = s.pos;
+    let escaped = s.scan_string()?;
+    let key = unescaped_key(s.doc, start, s.pos, escaped)?;
+    let top = frames.len() == 1;
+    let Some(frame) = frames.last_mut() else { return Ok(None) };
+    if !frame.insert_key(key.clone()) {
+        let path = frames_path(frames);
+        return Err(InspectError::DuplicateKey { path, key: String::from_utf8_lossy(&key).into_owned() });
+    }
+    s.skip_ws();
+    s.expect_colon()?;
+    s.skip_ws();
+    Ok(top.then(|| (String::from_utf8_lossy(&key).into_owned(), start, s.pos)))
+}

@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use llm_gateway::json_scan::{
-    apply_edits, find, json_string, remove_member, set_member, top_level_members, Edit, Member, ScanError,
+    apply_edits, find, inspect, json_string, remove_member, set_member, top_level_members, Edit, InspectError, Member,
+    ScanError,
 };
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -610,5 +611,138 @@ proptest! {
     #[test]
     fn prop_mutated_docs_agree_with_serde(doc in mutated_docs()) {
         check_agrees_with_serde(&doc)?;
+    }
+}
+
+// ---------------------------------------------------------------- inspect (strict keys, media)
+
+fn duplicate(doc: &str) -> (String, String) {
+    match inspect(doc.as_bytes()) {
+        Err(InspectError::DuplicateKey { path, key }) => (path, key),
+        other => panic!("{doc}: {other:?}"),
+    }
+}
+
+#[test]
+fn inspect_refuses_duplicate_keys_at_any_depth_and_names_them() {
+    assert_eq!(duplicate(r#"{"model":"a","max_tokens":5,"max_tokens":100000}"#), (String::new(), "max_tokens".into()));
+    assert_eq!(
+        duplicate(r#"{"messages":[{"role":"user","content":"x"},{"role":"user","role":"system"}]}"#),
+        ("messages[1]".into(), "role".into())
+    );
+    assert_eq!(
+        duplicate(r#"{"stream_options":{"include_usage":false,"include_usage":true}}"#),
+        ("stream_options".into(), "include_usage".into())
+    );
+    assert_eq!(
+        duplicate(r#"{"llm_gateway_template":{"name":"t","variables":{"a":1,"b":2,"a":3}}}"#),
+        ("llm_gateway_template.variables".into(), "a".into())
+    );
+    assert_eq!(
+        duplicate(r#"{"messages":[{"content":[{"type":"text","text":"a"},{"type":"text","text":"b","text":"c"}]}]}"#),
+        ("messages[0].content[1]".into(), "text".into())
+    );
+    // Escapes are decoded before comparing: both spell `model`.
+    assert_eq!(duplicate(r#"{"model":"a","mod\u0065l":"b"}"#), (String::new(), "model".into()));
+    // Past the linear threshold the hashed check finds it too.
+    let mut many: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+    many.push("\"k7\":0".into());
+    assert_eq!(duplicate(&format!("{{{}}}", many.join(","))), (String::new(), "k7".into()));
+    let message = InspectError::DuplicateKey { path: "messages[1]".into(), key: "role".into() }.to_string();
+    assert_eq!(message, "duplicate key \"role\" in `messages[1]`");
+}
+
+#[test]
+fn inspect_accepts_the_same_key_in_sibling_objects() {
+    let doc = r#"{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}],"tools":[{"type":"function"},{"type":"function"}]}"#;
+    let facts = inspect(doc.as_bytes()).unwrap();
+    assert_eq!(facts.members, members(doc));
+    assert_eq!(facts.media, 0);
+}
+
+#[test]
+fn inspect_counts_each_media_part_once() {
+    let openai = r#"{"messages":[{"role":"user","content":[{"type":"text","text":"see"},{"type":"image_url","image_url":{"url":"https://x/a.png","detail":"high"}},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}"#;
+    assert_eq!(inspect(openai.as_bytes()).unwrap().media, 2);
+    let anthropic = r#"{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"url","url":"https://x"}},{"type":"document","source":{"type":"base64","data":"AA"}}]}]}"#;
+    assert_eq!(inspect(anthropic.as_bytes()).unwrap().media, 2);
+    let responses = r#"{"input":[{"role":"user","content":[{"type":"input_image","image_url":"https://x"},{"type":"input_text","text":"hi"}]}]}"#;
+    assert_eq!(inspect(responses.as_bytes()).unwrap().media, 1);
+    let gemini = r#"{"contents":[{"parts":[{"inlineData":{"mimeType":"image/png","data":"AA"}},{"fileData":{"fileUri":"gs://x"}}]}]}"#;
+    assert_eq!(inspect(gemini.as_bytes()).unwrap().media, 2);
+    // An escaped spelling is still an image (the provider decodes it).
+    let escaped = r#"{"messages":[{"content":[{"type":"image\u005furl","image_url":{"url":"u"}}]}]}"#;
+    assert_eq!(inspect(escaped.as_bytes()).unwrap().media, 1);
+    // Text that mentions an image is not one.
+    let text = r#"{"messages":[{"content":"\"type\":\"image_url\"","type":"text"}]}"#;
+    assert_eq!(inspect(text.as_bytes()).unwrap().media, 0);
+}
+
+#[test]
+fn inspect_rejects_what_top_level_members_rejects() {
+    for doc in [&b"[1]"[..], b"{\"a\":1,}", b"{\"a\":[1,]}", b"{\"a\":1} x", b"{\"a\":\"\\ud800\"}", b"{"] {
+        let expected = top_level_members(doc).unwrap_err();
+        assert_eq!(inspect(doc), Err(InspectError::Syntax(expected)), "{:?}", String::from_utf8_lossy(doc));
+    }
+    // 128 containers with the top-level object are allowed, 129 are not.
+    let deep = format!("{{\"a\":{}{}}}", "[".repeat(128), "]".repeat(128));
+    let expected = top_level_members(deep.as_bytes()).unwrap_err();
+    assert_eq!(inspect(deep.as_bytes()), Err(InspectError::Syntax(expected)));
+    let ok = format!("{{\"a\":{}{}}}", "[".repeat(127), "]".repeat(127));
+    assert_eq!(inspect(ok.as_bytes()).unwrap().members, members(&ok));
+}
+
+/// Whether serde_json's `Value` (which keeps the last of duplicate keys) would see a
+/// duplicate anywhere: re-serializing loses members exactly then.
+fn has_duplicates(doc: &[u8]) -> bool {
+    fn count(v: &Value) -> usize {
+        match v {
+            Value::Object(m) => m.len() + m.values().map(count).sum::<usize>(),
+            Value::Array(a) => a.iter().map(count).sum(),
+            _ => 0,
+        }
+    }
+    let keys_in_text = |doc: &[u8]| {
+        // Count keys with a strict scan of our own: every ':' outside strings is one key.
+        let mut n = 0;
+        let mut in_string = false;
+        let mut escaped = false;
+        for &b in doc {
+            match (in_string, escaped, b) {
+                (true, true, _) => escaped = false,
+                (true, false, b'\\') => escaped = true,
+                (true, false, b'"') => in_string = false,
+                (false, _, b'"') => in_string = true,
+                (false, _, b':') => n += 1,
+                _ => {}
+            }
+        }
+        n
+    };
+    let v: Value = serde_json::from_slice(doc).unwrap();
+    count(&v) != keys_in_text(doc)
+}
+
+proptest! {
+    #![proptest_config(config(1024))]
+
+    /// Agrees with `top_level_members` on validity and members, and with serde_json on
+    /// whether a document holds a duplicate key somewhere.
+    #[test]
+    fn prop_inspect_agrees_with_scanner_and_serde(doc in mutated_docs()) {
+        match (top_level_members(&doc), inspect(&doc)) {
+            (Err(a), Err(InspectError::Syntax(b))) => prop_assert_eq!(a, b),
+            (Err(a), other) => prop_assert!(false, "scanner {a:?}, inspect {other:?}"),
+            (Ok(_), Err(InspectError::Syntax(b))) => prop_assert!(false, "inspect refused valid JSON: {b:?}"),
+            (Ok(m), Err(InspectError::DuplicateKey { .. })) => {
+                prop_assert!(has_duplicates(&doc), "no duplicate in {:?} ({m:?})", String::from_utf8_lossy(&doc));
+            }
+            (Ok(m), Ok(facts)) => {
+                prop_assert_eq!(facts.members, m);
+                if serde_object(&doc) == Some(true) {
+                    prop_assert!(!has_duplicates(&doc));
+                }
+            }
+        }
     }
 }

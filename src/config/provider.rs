@@ -75,6 +75,20 @@ impl ProviderKind {
         }
     }
 
+    /// The request member that caps output tokens in this provider's chat API (OpenAI
+    /// dialect): OpenAI, Azure, Groq and xAI read `max_completion_tokens` (OpenAI's reasoning
+    /// models refuse `max_tokens`); Mistral, DeepSeek, Together, Fireworks and OpenRouter
+    /// document only `max_tokens`, and a generic OpenAI-compatible server, Ollama or vLLM read
+    /// `max_tokens` in every version. Other dialects have their own field (`max_tokens`).
+    pub fn max_tokens_field(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::Groq | ProviderKind::Xai => {
+                "max_completion_tokens"
+            }
+            _ => "max_tokens",
+        }
+    }
+
     /// The header carrying an API key in this provider's own convention, and the value prefix.
     pub fn api_key_header(self) -> Option<(&'static str, &'static str)> {
         // An Option so a future kind without API keys is a config error, not a guess.

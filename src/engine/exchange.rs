@@ -6,12 +6,12 @@ use super::response::{Buffered, Observed, OpenAiSse, ResponseBody, Shape, ShapeE
 use super::upstream::SigningPlan;
 use super::{HeaderOp, Operation, Quota};
 use crate::auth::Consumer;
-use crate::config::{Limits, Provider};
-use crate::json_scan::{self, Edit, Member};
+use crate::config::{Limits, Provider, ProviderKind};
+use crate::json_scan::{self, BodyFacts, Edit, InspectError, Member};
 use crate::llm::dialect::{self, StreamDecoder};
-use crate::llm::ir::{ClientDialect, ErrorKind, ProviderDialect, ProviderError};
-use crate::prompt::{take_selection, Context as PromptContext, PromptApi, Prompts, TemplateUse};
-use crate::quota::{Reservation, Settlement, TokenCounts};
+use crate::llm::ir::{ClientDialect, ErrorKind, ProviderDialect, ProviderError, TranslateError};
+use crate::prompt::{take_selection, Context as PromptContext, PromptApi, Prompts, RawApi, TemplateUse};
+use crate::quota::{Media, Reservation, Settlement, TokenCounts};
 use crate::stream::sse::SseDecoder;
 use crate::usage::{estimate_tokens, Usage};
 
@@ -64,6 +64,8 @@ struct Route {
     model: String,
     provider: String,
     dialect: ProviderDialect,
+    /// The provider kind (which member caps output in its API).
+    kind: ProviderKind,
     target_model: String,
     /// The upstream path was chosen for a streaming (true) or single response.
     planned_stream: bool,
@@ -183,6 +185,7 @@ impl Exchange {
             model: model.to_string(),
             provider: provider.name.clone(),
             dialect: provider.kind.dialect(),
+            kind: provider.kind,
             target_model: target_model.to_string(),
             planned_stream,
             signing: signing.map(Box::new),
@@ -267,6 +270,22 @@ impl Exchange {
         if let Some(reply) = self.reject_oversized_body(body.len()) {
             return BodyAction::Reply(reply);
         }
+        // One strict pass over the whole body before anything reads it: a key repeated in
+        // any object is refused (the gateway, Envoy's json_to_metadata and the provider would
+        // not agree on its value), and media parts are counted for the estimate.
+        let facts = match json_scan::inspect(body) {
+            Ok(facts) => facts,
+            Err(error) => {
+                let error = match error {
+                    // A prompt API's body is its variables: its own error names that.
+                    InspectError::Syntax(e) if self.prompt_api.is_some() => {
+                        GatewayError::PromptApi(crate::prompt::PromptError::InvalidBody { detail: e.to_string() })
+                    }
+                    error => inspect_error(error),
+                };
+                return BodyAction::Reply(self.reject(&error));
+            }
+        };
         // A prompt API's body holds variables; one may be called `model`.
         let model_error = match self.prompt_api {
             None => body_model_error(body, self.requested_model.as_deref(), self.model_from_body),
@@ -281,13 +300,29 @@ impl Exchange {
         let Some(route) = self.route.clone() else {
             return BodyAction::Unchanged;
         };
+        // Responses and Embeddings bypass the IR: the prompt layer screens their JSON.
+        let screened = match self.screen_raw(&route, body, prompts) {
+            Ok(screened) => screened,
+            Err(error) => return BodyAction::Reply(self.reject(&error)),
+        };
+        let (body, facts) = match &screened {
+            Some(masked) => match json_scan::inspect(masked) {
+                Ok(facts) => (masked.as_slice(), facts),
+                Err(error) => return BodyAction::Reply(self.reject(&inspect_error(error))),
+            },
+            None => (body, facts),
+        };
+        let media = Media {
+            count: facts.media,
+            tokens_each: crate::quota::estimate::media_tokens(route.dialect, &route.target_model),
+        };
         // The prompt layer works on the IR, so configured prompts take the IR path even
         // when client and provider share a dialect.
         let prompts = prompts.filter(|_| self.operation == Some(Operation::Chat));
         let result = if self.translates() || prompts.is_some() {
-            self.translate_request(&route, body, quota, now_ms, prompts)
+            self.translate_request(&route, body, media, quota, now_ms, prompts)
         } else {
-            self.patch_request(&route, body, quota, now_ms)
+            self.patch_request(&route, body, &facts, media, quota, now_ms)
         };
         match result {
             Ok(new_body) => {
@@ -300,53 +335,138 @@ impl Exchange {
         }
     }
 
+    /// Guards and masks for a Responses or Embeddings body (see `prompt::RawApi`): the masked
+    /// body when a mask changed it.
+    fn screen_raw(
+        &self,
+        route: &Route,
+        body: &[u8],
+        prompts: Option<&Prompts>,
+    ) -> Result<Option<Vec<u8>>, GatewayError> {
+        let api = match self.operation {
+            Some(Operation::Responses) => RawApi::Responses,
+            Some(Operation::Embeddings) => RawApi::Embeddings,
+            _ => return Ok(None),
+        };
+        let Some(prompts) = prompts else { return Ok(None) };
+        let consumer = self.consumer.as_ref().map(|c| c.name.as_str());
+        let ctx = PromptContext { path: &self.path, consumer, model: &route.model };
+        let screened = prompts.screen_raw(api, body, &ctx).map_err(GatewayError::Prompt)?;
+        Ok(screened.map(|masked| masked.body))
+    }
+
     fn patch_request(
         &mut self,
         route: &Route,
         body: &[u8],
+        facts: &BodyFacts,
+        media: Media,
         quota: Option<Quota<'_>>,
         now_ms: u64,
     ) -> Result<Vec<u8>, GatewayError> {
-        let members =
-            json_scan::top_level_members(body).map_err(|e| GatewayError::InvalidJson { detail: e.to_string() })?;
-        let value = |key: &str| json_scan::find(&members, key).and_then(|m| body.get(m.value.clone()));
-        let prompt_field = match self.operation {
-            Some(Operation::Embeddings | Operation::Responses) => "input",
-            _ => "messages",
-        };
-        self.input_estimate = estimate_tokens(value(prompt_field).map_or(0, <[u8]>::len));
+        let members = &facts.members;
+        let value = |key: &str| member_value(body, members, key);
+        // The whole body is estimated, as the translated path does: `system`, `tools`,
+        // `response_format`, `instructions`... are prompt too (the JSON around them makes it
+        // a slight over-estimate, the safe side).
+        self.input_estimate = estimate_tokens(body.len());
         self.stream = value("stream") == Some(b"true");
         self.client_wants_usage = self.client == ClientDialect::Anthropic;
         let mut edits =
-            vec![json_scan::set_member(body, &members, "model", &json_scan::json_string(&route.target_model))];
-        // The field this dialect caps output with; OpenAI's newer name wins when both are sent.
-        let max_field = match (self.client, value("max_completion_tokens")) {
-            (ClientDialect::Anthropic, _) => "max_tokens",
-            (ClientDialect::OpenAi, Some(_)) => "max_completion_tokens",
-            (ClientDialect::OpenAi, None) if value("max_tokens").is_some() => "max_tokens",
-            (ClientDialect::OpenAi, None) => "max_completion_tokens",
-        };
-        let requested_max =
-            value(max_field).and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.trim().parse().ok());
-        let prompt = value(prompt_field).unwrap_or_default();
-        if let Some(clamped) = self.reserve(route, quota, prompt, requested_max, now_ms)? {
-            let is_chat = self.operation == Some(Operation::Chat);
-            if is_chat && Some(clamped) != requested_max {
-                edits.push(json_scan::set_member(body, &members, max_field, clamped.to_string().as_bytes()));
+            vec![json_scan::set_member(body, members, "model", &json_scan::json_string(&route.target_model))];
+        // Every member that caps output here, validated; the largest is what may be produced.
+        let fields = output_fields(self.operation, self.client);
+        let mut requested: Vec<(&str, u64)> = Vec::new();
+        for field in fields {
+            if let Some(n) = positive_integer(field, value(field), u64::MAX)? {
+                requested.push((field, n));
+            }
+        }
+        let choices = self.choices(body, members)?;
+        let requested_max = requested.iter().map(|(_, n)| *n).max();
+        let total = requested_max.map(|n| n.saturating_mul(choices));
+        if let Some(clamped) = self.reserve(route, quota, body, media, total, now_ms)? {
+            let per_choice = self.per_choice(quota, clamped, choices, now_ms)?;
+            // Lower every cap above what the budget pays for; make sure the member the
+            // provider reads carries it.
+            for (field, n) in &requested {
+                if *n > per_choice {
+                    edits.push(json_scan::set_member(body, members, field, per_choice.to_string().as_bytes()));
+                }
+            }
+            let read = self.provider_output_field(route);
+            if let Some(read) = read.filter(|r| !requested.iter().any(|(f, _)| f == r)) {
+                edits.push(json_scan::set_member(body, members, read, per_choice.to_string().as_bytes()));
             }
         }
         if self.stream && self.client == ClientDialect::OpenAi && self.operation == Some(Operation::Chat) {
-            let (wants, edit) = stream_options_edit(body, &members, value("stream_options"));
+            let (wants, edit) = stream_options_edit(body, members, value("stream_options"));
             self.client_wants_usage = wants;
             edits.extend(edit);
         }
         Ok(json_scan::apply_edits(body, &edits))
     }
 
+    /// How many answers one request asks for (OpenAI chat `n`, and `best_of` that some
+    /// OpenAI-compatible servers accept): each may produce the whole output cap.
+    fn choices(&self, body: &[u8], members: &[Member]) -> Result<u64, GatewayError> {
+        if (self.operation, self.client) != (Some(Operation::Chat), ClientDialect::OpenAi) {
+            return Ok(1);
+        }
+        let value = |key: &str| member_value(body, members, key);
+        // OpenAI's own bound on `n`.
+        let n = positive_integer("n", value("n"), 128)?.unwrap_or(1);
+        let best_of = positive_integer("best_of", value("best_of"), 128)?.unwrap_or(1);
+        Ok(n.max(best_of))
+    }
+
+    /// The output cap of each choice when the budget pays for `total` output tokens in all;
+    /// refuses (and gives the reservation back) when that is below the configured minimum.
+    fn per_choice(
+        &mut self,
+        quota: Option<Quota<'_>>,
+        total: u64,
+        choices: u64,
+        now_ms: u64,
+    ) -> Result<u64, GatewayError> {
+        let per_choice = total / choices.max(1);
+        let minimum = quota.map_or(1, |q| q.policy.settings().reserve.min_output_tokens).max(1);
+        if choices == 1 || per_choice >= minimum {
+            return Ok(per_choice.max(1));
+        }
+        let headers = self.budget_headers(now_ms).into_iter().filter_map(|op| match op {
+            HeaderOp::Set(name, value) => Some((name, value)),
+            HeaderOp::Remove(_) => None,
+        });
+        let headers = headers.collect();
+        if let (Some(quota), Some(reservation)) = (quota, self.reservation.take()) {
+            crate::quota::release(quota.store, reservation);
+        }
+        Err(GatewayError::OverBudget {
+            message: format!(
+                "The budget left pays for {total} output tokens: not enough for {choices} choices of at least \
+                 {minimum} tokens each. Ask for fewer choices (`n`) or retry later."
+            ),
+            headers,
+        })
+    }
+
+    /// The member the provider reads the output cap from, for the operations the gateway
+    /// clamps (chat and Responses; embeddings produce no output tokens).
+    fn provider_output_field(&self, route: &Route) -> Option<&'static str> {
+        match (self.operation, self.client) {
+            (Some(Operation::Chat), ClientDialect::OpenAi) => Some(route.kind.max_tokens_field()),
+            (Some(Operation::Chat), ClientDialect::Anthropic) => Some("max_tokens"),
+            (Some(Operation::Responses), _) => Some("max_output_tokens"),
+            _ => None,
+        }
+    }
+
     fn translate_request(
         &mut self,
         route: &Route,
         body: &[u8],
+        media: Media,
         quota: Option<Quota<'_>>,
         now_ms: u64,
         prompts: Option<&Prompts>,
@@ -384,12 +504,12 @@ impl Exchange {
         if path_depends_on_stream && request.stream != route.planned_stream {
             return Err(GatewayError::StreamNotRoutable);
         }
-        let mut encoded = dialect::encode_request(route.dialect, &request).map_err(GatewayError::Translate)?;
+        let mut encoded = encode_for(route, &request)?;
         // Estimated from what the provider will read: template and decorator text included.
-        if let Some(clamped) = self.reserve(route, quota, &encoded, request.max_tokens, now_ms)? {
+        if let Some(clamped) = self.reserve(route, quota, &encoded, media, request.max_tokens, now_ms)? {
             if request.max_tokens != Some(clamped) {
                 request.max_tokens = Some(clamped);
-                encoded = dialect::encode_request(route.dialect, &request).map_err(GatewayError::Translate)?;
+                encoded = encode_for(route, &request)?;
             }
         }
         self.input_estimate = estimate_tokens(encoded.len());
@@ -403,12 +523,14 @@ impl Exchange {
         route: &Route,
         quota: Option<Quota<'_>>,
         prompt: &[u8],
+        media: Media,
         max_output_tokens: Option<u64>,
         now_ms: u64,
     ) -> Result<Option<u64>, GatewayError> {
         let (Some(quota), Some(consumer)) = (quota, &self.consumer) else { return Ok(None) };
-        // The estimator the config chose (exact BPE counting needs the upstream model).
-        let estimate = quota.policy.prompt(prompt, max_output_tokens);
+        // The estimator the config chose (exact BPE counting needs the upstream model), with
+        // the least each image can cost.
+        let estimate = quota.policy.prompt_with_media(prompt, max_output_tokens, media);
         let reserved = quota.policy.reserve(
             quota.store,
             &consumer.name,
@@ -688,7 +810,7 @@ impl Exchange {
 fn body_model_error(body: &[u8], routed: Option<&str>, routed_by_body: bool) -> Option<GatewayError> {
     let members = json_scan::top_level_members(body).ok()?;
     let invalid = |message: &str| {
-        Some(GatewayError::Translate(crate::llm::ir::TranslateError::Invalid {
+        Some(GatewayError::Translate(TranslateError::Invalid {
             field: "model".to_string(),
             message: message.to_string(),
         }))
@@ -707,6 +829,78 @@ fn body_model_error(body: &[u8], routed: Option<&str>, routed_by_body: bool) -> 
         }
         Ok(_) => None,
     }
+}
+
+/// The raw value of top-level member `key`.
+fn member_value<'a>(body: &'a [u8], members: &[Member], key: &str) -> Option<&'a [u8]> {
+    json_scan::find(members, key).and_then(|m| body.get(m.value.clone()))
+}
+
+/// The body could not be admitted as it is.
+fn inspect_error(error: InspectError) -> GatewayError {
+    match error {
+        InspectError::Syntax(e) => GatewayError::InvalidJson { detail: e.to_string() },
+        InspectError::DuplicateKey { path, key } => GatewayError::DuplicateKey { path, key },
+    }
+}
+
+/// The members that cap output tokens in the client's API, for one operation.
+fn output_fields(operation: Option<Operation>, client: ClientDialect) -> &'static [&'static str] {
+    match (operation, client) {
+        (Some(Operation::Chat), ClientDialect::OpenAi) => &["max_completion_tokens", "max_tokens"],
+        (Some(Operation::Chat), ClientDialect::Anthropic) => &["max_tokens"],
+        (Some(Operation::Responses), _) => &["max_output_tokens"],
+        _ => &[],
+    }
+}
+
+/// A member that must be an integer from 1 to `max` when present (`null` is absent, as
+/// OpenAI treats it); anything else is refused in OpenAI's wording, since a value the
+/// gateway cannot read is one it cannot budget for.
+fn positive_integer(field: &str, raw: Option<&[u8]>, max: u64) -> Result<Option<u64>, GatewayError> {
+    let Some(raw) = raw.filter(|r| *r != b"null") else { return Ok(None) };
+    let invalid =
+        |message: String| GatewayError::Translate(TranslateError::Invalid { field: field.to_string(), message });
+    let text = std::str::from_utf8(raw).unwrap_or_default();
+    let is_integer =
+        !text.is_empty() && text.bytes().enumerate().all(|(i, b)| b.is_ascii_digit() || (i == 0 && b == b'-'));
+    if !is_integer {
+        let got = match raw.first() {
+            Some(b'"') => "a string",
+            Some(b'[') => "an array",
+            Some(b'{') => "an object",
+            Some(b't' | b'f') => "a boolean",
+            _ => "a decimal",
+        };
+        return Err(invalid(format!("Invalid type for '{field}': expected an integer, but got {got} instead.")));
+    }
+    match text.parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+        Ok(n) if n > max => Err(invalid(format!(
+            "Invalid '{field}': integer above maximum value. Expected a value <= {max}, but got {n} instead."
+        ))),
+        // Zero, negative, or beyond 64 bits (then also above any maximum).
+        _ if text.starts_with('-') || text == "0" => Err(invalid(format!(
+            "Invalid '{field}': integer below minimum value. Expected a value >= 1, but got {text} instead."
+        ))),
+        _ => Err(invalid(format!("Invalid '{field}': integer above maximum value, got {text} instead."))),
+    }
+}
+
+/// The request in the provider's dialect; OpenAI-compatible servers that read only
+/// `max_tokens` get the cap there.
+fn encode_for(route: &Route, request: &crate::llm::ir::ChatRequest) -> Result<Vec<u8>, GatewayError> {
+    let encoded = match route.dialect {
+        ProviderDialect::OpenAi => {
+            let legacy_max_tokens = route.kind.max_tokens_field() == "max_tokens";
+            crate::llm::openai_chat::encode_request_with(
+                request,
+                crate::llm::openai_chat::EncodeOptions { legacy_max_tokens },
+            )
+        }
+        _ => dialect::encode_request(route.dialect, request),
+    };
+    encoded.map_err(GatewayError::Translate)
 }
 
 /// For a streaming request: whether the client itself asked for usage, and the edit that

@@ -25,6 +25,11 @@ pub enum GatewayError {
     InvalidJson {
         detail: String,
     },
+    /// An object of the body holds a key twice (`path` names the object, empty at the top).
+    DuplicateKey {
+        path: String,
+        key: String,
+    },
     UnknownModel {
         model: String,
     },
@@ -80,6 +85,7 @@ impl GatewayError {
             GatewayError::MissingModel => "missing_model",
             GatewayError::MissingBody => "missing_body",
             GatewayError::InvalidJson { .. } => "invalid_json",
+            GatewayError::DuplicateKey { .. } => "duplicate_key",
             GatewayError::UnknownModel { .. } => "unknown_model",
             GatewayError::BodyTooLarge { .. } => "body_too_large",
             GatewayError::UnsupportedOperation { .. } => "unsupported_operation",
@@ -118,6 +124,18 @@ impl GatewayError {
             ),
             GatewayError::InvalidJson { detail } => {
                 (format!("We could not parse the JSON body of your request: {detail}"), None, None)
+            }
+            GatewayError::DuplicateKey { path, key } => {
+                let param = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let at = if path.is_empty() { "at the top level".to_string() } else { format!("in `{path}`") };
+                (
+                    format!(
+                        "Duplicate key '{key}' {at} of the request body: parsers disagree on which value wins, \
+                         so the gateway refuses it. Send each key once."
+                    ),
+                    Some(param),
+                    Some("duplicate_key"),
+                )
             }
             GatewayError::UnknownModel { model } => (
                 format!("The model `{model}` does not exist or you do not have access to it."),

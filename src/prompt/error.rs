@@ -70,6 +70,13 @@ pub enum PromptError {
         template: String,
     },
     Guard(GuardViolation),
+    /// A forced template or decorator matches a request of an API that cannot carry it
+    /// (Responses, Embeddings), or guards cannot read its input (token ids): refused rather
+    /// than skipped.
+    NotApplicable {
+        api: &'static str,
+        what: String,
+    },
 }
 
 impl PromptError {
@@ -91,6 +98,7 @@ impl PromptError {
             PromptError::StreamNotAllowed { .. } => "stream_not_allowed",
             PromptError::TemplateForced { .. } => "template_forced",
             PromptError::Guard(_) => "prompt_blocked",
+            PromptError::NotApplicable { .. } => "prompt_layer_not_applicable",
         }
     }
 
@@ -110,7 +118,7 @@ impl PromptError {
                 Some(super::SELECTION_FIELD.to_string())
             }
             PromptError::StreamNotAllowed { .. } => Some("stream".to_string()),
-            PromptError::InvalidBody { .. } | PromptError::Guard(_) => None,
+            PromptError::InvalidBody { .. } | PromptError::Guard(_) | PromptError::NotApplicable { .. } => None,
         }
     }
 }
@@ -161,6 +169,11 @@ impl fmt::Display for PromptError {
                 clip(template)
             ),
             PromptError::Guard(v) => v.fmt(f),
+            PromptError::NotApplicable { api, what } => write!(
+                f,
+                "{what} applies to this request, but the {api} API cannot carry it; the gateway refuses the request \
+                 rather than send it without"
+            ),
         }
     }
 }

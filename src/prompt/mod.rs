@@ -19,12 +19,14 @@ mod decorate;
 mod error;
 pub mod fold;
 mod guard;
+mod raw;
 mod template;
 
 pub use api::{prompt_response, PromptApi, PromptStreamEncoder};
 pub use decorate::{decorate, Context, Decorator, Matcher};
 pub use error::{GuardViolation, PromptError};
 pub use guard::{luhn_valid, Builtin, Guards, MaskCount};
+pub use raw::{Masked, RawApi};
 pub use template::{
     merge, take_selection, Rendered, Selection, Template, TemplateRole, TemplateUse, VarType, Variable, Version,
     SELECTION_FIELD,

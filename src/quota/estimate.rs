@@ -207,8 +207,34 @@ pub const TOKENS_PER_NAME: u64 = 1;
 /// Tokens that open the reply (`<|start|>assistant<|message|>`).
 pub const REPLY_TOKENS: u64 = 3;
 /// An image, audio clip or file in the prompt: the cost of a 1024x1024 high-detail image in
-/// GPT-4o (85 + 4 x 170). The real cost depends on the media, which the gateway does not read.
+/// GPT-4o (85 + 4 x 170), for [`prompt_tokens`]. Admission uses [`media_tokens`] instead.
 pub const MEDIA_TOKENS: u64 = 765;
+
+/// What admission charges at least per image (audio clip, file, document) for a provider
+/// model, since the gateway cannot see the pixels: the largest count the provider's published
+/// image recipe can give for one image after its own resizing.
+/// - OpenAI dialect (OpenAI, Azure and the OpenAI-compatible servers): 3,779, GPT-4.1-nano's
+///   patch recipe at its cap (1,536 patches x 2.46), the largest of OpenAI's recipes besides
+///   GPT-4o-mini (GPT-4o high detail: 85 + 8 x 170 = 1,445 for a 768 x 2048 image; GPT-5:
+///   70 + 8 x 140; o-series: 75 + 8 x 150; GPT-4.1-mini: 1,536 x 1.62). `gpt-4o-mini` counts
+///   its tiles 33 times higher: 2,833 + 8 x 5,667 = 48,169.
+/// - Anthropic (and Bedrock, which serves Claude): 1,600, about the most Claude gives an image
+///   (images are scaled to at most about 1.15 megapixels; tokens = pixels / 750).
+/// - Gemini: 1,120, Gemini 3's high media resolution (Gemini 2.x: 258 per 768 x 768 tile).
+///
+/// Fast and upper-bound estimates add this to their count of the body's bytes (a data URL's
+/// bytes are counted too, so a request costs at least the larger of its bytes' estimate and
+/// this minimum per image); exact counts ([`prompt_tokens_with_media`]) use it per media part.
+/// PDF documents may cost more per page than one image: their base64 bytes still count.
+pub fn media_tokens(provider: crate::llm::ir::ProviderDialect, upstream_model: &str) -> u64 {
+    use crate::llm::ir::ProviderDialect;
+    match provider {
+        ProviderDialect::OpenAi if upstream_model.to_ascii_lowercase().contains("4o-mini") => 48_169,
+        ProviderDialect::OpenAi => 3_779,
+        ProviderDialect::Anthropic | ProviderDialect::Bedrock => 1_600,
+        ProviderDialect::Gemini => 1_120,
+    }
+}
 
 /// Members whose values are not prompt text (parameters, markers, signatures, ids of content
 /// the provider already holds).
@@ -255,11 +281,9 @@ const AS_JSON: &[&str] = &[
     "args",
 ];
 
-/// Content types whose payload is media rather than text.
-const MEDIA_TYPES: &[&str] =
-    &["image_url", "image", "input_image", "input_audio", "audio", "file", "input_file", "document"];
-/// Keys that hold media directly (Gemini parts, Bedrock content blocks).
-const MEDIA_KEYS: &[&str] = &["inlineData", "fileData", "image", "document", "video", "audio"];
+// Content types whose payload is media rather than text, and keys that hold media directly
+// (Gemini parts, Bedrock content blocks): the same lists admission counts media with.
+use crate::json_scan::{MEDIA_KEYS, MEDIA_TYPES};
 
 /// The prompt tokens of a request body (or of its `messages`/`input` value alone) when each
 /// text is counted by `count`: the text of every message, system prompt and tool call, tool
@@ -268,8 +292,13 @@ const MEDIA_KEYS: &[&str] = &["inlineData", "fileData", "image", "document", "vi
 /// [`REPLY_TOKENS`]. This is OpenAI's published recipe for chat prompts, extended to the other
 /// dialects' shapes. A body that is not JSON counts as text.
 pub fn prompt_tokens(body: &[u8], count: &mut dyn FnMut(&str) -> u64) -> u64 {
+    prompt_tokens_with_media(body, MEDIA_TOKENS, count)
+}
+
+/// [`prompt_tokens`] with `media` tokens per image, audio clip or file ([`media_tokens`]).
+pub fn prompt_tokens_with_media(body: &[u8], media: u64, count: &mut dyn FnMut(&str) -> u64) -> u64 {
     let walked = match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(value) => walk(&value, count),
+        Ok(value) => walk(&value, media, count),
         Err(_) => count(&String::from_utf8_lossy(body)),
     };
     walked.saturating_add(REPLY_TOKENS)
@@ -280,12 +309,12 @@ fn is_media(map: &serde_json::Map<String, serde_json::Value>) -> bool {
     typed || map.iter().any(|(k, v)| v.is_object() && MEDIA_KEYS.contains(&k.as_str()))
 }
 
-fn walk(value: &serde_json::Value, count: &mut dyn FnMut(&str) -> u64) -> u64 {
+fn walk(value: &serde_json::Value, media: u64, count: &mut dyn FnMut(&str) -> u64) -> u64 {
     use serde_json::Value;
     match value {
         Value::String(s) => count(s),
-        Value::Array(items) => items.iter().fold(0u64, |t, v| t.saturating_add(walk(v, count))),
-        Value::Object(map) if is_media(map) => MEDIA_TOKENS,
+        Value::Array(items) => items.iter().fold(0u64, |t, v| t.saturating_add(walk(v, media, count))),
+        Value::Object(map) if is_media(map) => media,
         Value::Object(map) => {
             let mut total = 0u64;
             if map.contains_key("role") {
@@ -300,7 +329,7 @@ fn walk(value: &serde_json::Value, count: &mut dyn FnMut(&str) -> u64) -> u64 {
                     continue;
                 }
                 let as_json = AS_JSON.contains(&key) || (matches!(key, "input" | "arguments") && v.is_object());
-                let tokens = if as_json { count(&v.to_string()) } else { walk(v, count) };
+                let tokens = if as_json { count(&v.to_string()) } else { walk(v, media, count) };
                 total = total.saturating_add(tokens);
             }
             total

@@ -112,9 +112,14 @@ impl Policy {
     /// The exact prompt tokens of `prompt` (a request body, or its `messages`/`input` value) for
     /// `upstream_model`, when this build counts exactly and the model has a public BPE.
     pub fn exact_input(&self, prompt: &[u8], upstream_model: &str) -> Option<u64> {
+        self.exact_input_with_media(prompt, upstream_model, estimate::MEDIA_TOKENS)
+    }
+
+    /// [`Policy::exact_input`] with `media_each` tokens per image, audio clip or file.
+    fn exact_input_with_media(&self, prompt: &[u8], upstream_model: &str, media_each: u64) -> Option<u64> {
         let vocabulary = self.vocabulary(upstream_model)?;
         let mut failed = false;
-        let tokens = estimate::prompt_tokens(prompt, &mut |text| {
+        let tokens = estimate::prompt_tokens_with_media(prompt, media_each, &mut |text| {
             bpe::count(vocabulary, text).unwrap_or_else(|| {
                 failed = true;
                 0
@@ -139,7 +144,33 @@ impl Policy {
     /// with the upstream model (for the BPE) and, in `auto`, the remaining budget. `prompt` is
     /// the request body or its `messages`/`input` value.
     pub fn prompt<'a>(&self, prompt: &'a [u8], max_output_tokens: Option<u64>) -> ReserveInput<'a> {
-        ReserveInput::Prompt { prompt, max_output_tokens }
+        ReserveInput::Prompt { prompt, max_output_tokens, media: Media::default() }
+    }
+
+    /// [`Policy::prompt`] for a prompt holding `media.count` images (audio clips, files), each
+    /// costing at least `media.tokens_each` ([`estimate::media_tokens`]).
+    pub fn prompt_with_media<'a>(
+        &self,
+        prompt: &'a [u8],
+        max_output_tokens: Option<u64>,
+        media: Media,
+    ) -> ReserveInput<'a> {
+        ReserveInput::Prompt { prompt, max_output_tokens, media }
+    }
+
+    /// The input estimate of a prompt with media: the configured estimator over its bytes plus
+    /// the per-image minimum (exact counts put the minimum in place of each media part).
+    fn estimate_with_media(&self, prompt: &[u8], upstream_model: &str, media: Media) -> u64 {
+        let exact = (self.settings.estimator == Estimator::Exact)
+            .then(|| self.exact_input_with_media(prompt, upstream_model, media.tokens_each))
+            .flatten();
+        exact.unwrap_or_else(|| {
+            let bytes = match self.settings.estimator {
+                Estimator::UpperBound => estimate::upper_bound_tokens(prompt.len()),
+                _ => estimate::estimate_tokens(prompt),
+            };
+            bytes.saturating_add(media.tokens())
+        })
     }
 
     /// Reserves budget for one request. `model` is the public name (for limits' model groups),
@@ -165,17 +196,17 @@ impl Policy {
             let request = ReserveRequest { consumer, limits: &limits, price, estimate };
             reserve(store, &request, &self.settings.reserve, now_secs)
         };
-        let (prompt, max_output_tokens) = match estimate.into() {
+        let (prompt, max_output_tokens, media) = match estimate.into() {
             ReserveInput::Estimated(estimate) => return run(estimate),
-            ReserveInput::Prompt { prompt, max_output_tokens } => (prompt, max_output_tokens),
+            ReserveInput::Prompt { prompt, max_output_tokens, media } => (prompt, max_output_tokens, media),
         };
         let with_input = |input_tokens| Estimate { input_tokens, max_output_tokens };
         if self.settings.estimator != Estimator::Auto {
-            return run(with_input(self.estimate_prompt(prompt, upstream_model)));
+            return run(with_input(self.estimate_with_media(prompt, upstream_model, media)));
         }
         // auto: the fast estimate with a margin, unless that is refused or clamped (the input
         // estimate then decides the outcome) and the model has a public BPE: then exactly.
-        let fast = estimate::estimate_tokens(prompt);
+        let fast = estimate::estimate_tokens(prompt).saturating_add(media.tokens());
         let input_matters =
             limits.iter().any(|l| matches!(l.metric, Metric::InputTokens | Metric::TotalTokens | Metric::MicroUsd));
         if !input_matters || !bpe::AVAILABLE || self.vocabulary(upstream_model).is_none() {
@@ -199,7 +230,7 @@ impl Policy {
                 Err(rejection) => return Err(rejection),
             },
         }
-        let exact = self.exact_input(prompt, upstream_model).unwrap_or(fast);
+        let exact = self.exact_input_with_media(prompt, upstream_model, media.tokens_each).unwrap_or(fast);
         run(with_input(exact))
     }
 }
@@ -210,7 +241,20 @@ pub enum ReserveInput<'a> {
     /// An estimate made by the caller.
     Estimated(Estimate),
     /// The prompt: the configured estimator sizes it ([`Policy::prompt`]).
-    Prompt { prompt: &'a [u8], max_output_tokens: Option<u64> },
+    Prompt { prompt: &'a [u8], max_output_tokens: Option<u64>, media: Media },
+}
+
+/// The images (audio clips, files) of a prompt and the least each costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Media {
+    pub count: u64,
+    pub tokens_each: u64,
+}
+
+impl Media {
+    pub fn tokens(self) -> u64 {
+        self.count.saturating_mul(self.tokens_each)
+    }
 }
 
 impl From<Estimate> for ReserveInput<'_> {
