@@ -119,6 +119,7 @@ pub fn engine(data: &[u8]) {
         x_api_key,
         trusted_consumer: None,
         trusted_plan: None,
+        anthropic_version: path_sel & 8 != 0,
         no_body: flags & 64 != 0,
     };
     let store = MemoryStore::new();

@@ -85,6 +85,8 @@ pub struct RequestHead<'a> {
     pub x_api_key: Option<&'a str>,
     pub trusted_consumer: Option<&'a str>,
     pub trusted_plan: Option<&'a str>,
+    /// The client sent `anthropic-version` (Anthropic's SDKs always do).
+    pub anthropic_version: bool,
     /// The request ended with its headers: no body follows.
     pub no_body: bool,
 }
@@ -189,11 +191,11 @@ impl Gateway {
 
     /// `GET /v1/models`: identified like any request (401 without a credential when identity
     /// is configured), then the models the consumer may use. The dialect is the credential's:
-    /// `x-api-key` alone is an Anthropic client (its list and error shapes), anything else
-    /// (a bearer token, or nothing) gets OpenAI's.
+    /// an `anthropic-version` header (every Anthropic SDK sends one) or `x-api-key` alone is
+    /// an Anthropic client (its list and error shapes), anything else gets OpenAI's.
     fn list_models(&self, head: &RequestHead<'_>, now_ms: u64, exchange: &mut Exchange) -> RequestAction {
-        let client = match (head.authorization, head.x_api_key) {
-            (None, Some(_)) => ClientDialect::Anthropic,
+        let client = match (head.anthropic_version, head.authorization, head.x_api_key) {
+            (true, ..) | (false, None, Some(_)) => ClientDialect::Anthropic,
             _ => ClientDialect::OpenAi,
         };
         exchange.client = client;

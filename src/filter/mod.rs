@@ -280,6 +280,7 @@ impl HttpContext for Stream {
             x_api_key,
             trusted_consumer: trusted_consumer.as_deref(),
             trusted_plan: trusted_plan.as_deref(),
+            anthropic_version: request_header("anthropic-version").is_some(),
             no_body: end_of_stream,
         };
         let (exchange, action) = self.gateway.on_request_headers(&head, self.roll(), host::now_ms());
