@@ -12,6 +12,7 @@ import socket
 
 import httpx
 import pytest
+from fault_upstream import dechunk
 from h2client import h2_request
 
 KEY = "sk-proto"
@@ -65,19 +66,8 @@ def h1_chunked_trailers(port, path, headers, body):
     head, _, rest = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     if b"transfer-encoding: chunked" in head.lower():
-        rest = _dechunk(rest)
+        rest = dechunk(rest)
     return status, rest
-
-
-def _dechunk(data: bytes) -> bytes:
-    out = b""
-    while data:
-        size_line, _, data = data.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            break
-        out, data = out + data[:size], data[size + 2:]
-    return out
 
 
 def h2_one_frame(port, path, headers, body):
