@@ -22,7 +22,8 @@
 //!   the bytes of the serialized `messages` array also covers the chat template's per-message
 //!   tokens (each message's JSON wrapper is longer than its template tokens); [`REPLY_PRIMING`]
 //!   adds the few tokens that open the reply. This is the estimate under which the budget
-//!   bound in [`super::budget`] is exact. It does not hold for images or audio given by URL.
+//!   bound in [`super::budget`] is exact. Images, audio and files given by URL are not in
+//!   their bytes: admission adds [`media_tokens`] for each (every estimator).
 
 /// Tokens a chat template adds to open the assistant's reply.
 pub const REPLY_PRIMING: u64 = 8;
