@@ -338,8 +338,12 @@ impl Exchange {
                     edits.push(json_scan::set_member(body, members, field, per_choice.to_string().as_bytes()));
                 }
             }
+            // Inserted only when no cap the provider honours was sent: OpenAI's family reads
+            // both names and refuses both at once; the others may ignore the newer name.
             let read = self.provider_output_field(route);
-            if let Some(read) = read.filter(|r| !requested.iter().any(|(f, _)| f == r)) {
+            let honoured =
+                |field: &str| Some(field) == read || (read == Some("max_completion_tokens") && field == "max_tokens");
+            if let Some(read) = read.filter(|_| !requested.iter().any(|(f, _)| honoured(f))) {
                 edits.push(json_scan::set_member(body, members, read, per_choice.to_string().as_bytes()));
             }
         }
