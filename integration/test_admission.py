@@ -109,6 +109,13 @@ def test_several_choices_are_reserved_and_clamped_per_choice(gateway, fake_reque
     assert 16 * per_choice <= reserved <= 2_000
 
 
+def test_choices_without_a_cap_get_the_default_output_each(gateway, fake_requests):
+    gw = gateway(config(100_000))
+    raw = oa(gw).chat.completions.with_raw_response.create(model="a-gpt", messages=MESSAGES, n=4)
+    assert fake_requests.last()["body"]["max_completion_tokens"] == 64  # default_max_output_tokens
+    assert 100_000 - int(raw.headers["x-ratelimit-remaining-tokens"]) >= 4 * 64
+
+
 def test_choices_the_budget_cannot_pay_for_are_refused(gateway, fake_requests):
     gw = gateway(config(300, min_output_tokens=16))
     with pytest.raises(openai.RateLimitError) as err:
