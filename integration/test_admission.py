@@ -104,9 +104,16 @@ def test_several_choices_are_reserved_and_clamped_per_choice(gateway, fake_reque
     sent = fake_requests.last()["body"]
     per_choice = sent["max_tokens"]
     assert sent["n"] == 16 and 1 <= per_choice < 1000
-    assert sent["max_completion_tokens"] == per_choice, "the field OpenAI reads carries the cap too"
+    assert "max_completion_tokens" not in sent, "OpenAI refuses both caps at once"
     reserved = 2_000 - int(raw.headers["x-ratelimit-remaining-tokens"])
     assert 16 * per_choice <= reserved <= 2_000
+
+
+def test_choices_without_a_cap_get_the_default_output_each(gateway, fake_requests):
+    gw = gateway(config(100_000))
+    raw = oa(gw).chat.completions.with_raw_response.create(model="a-gpt", messages=MESSAGES, n=4)
+    assert fake_requests.last()["body"]["max_completion_tokens"] == 64  # default_max_output_tokens
+    assert 100_000 - int(raw.headers["x-ratelimit-remaining-tokens"]) >= 4 * 64
 
 
 def test_choices_the_budget_cannot_pay_for_are_refused(gateway, fake_requests):
@@ -208,3 +215,54 @@ def test_images_cost_their_worst_case_at_admission(gateway, fake_requests):
     raw = raw_post(gw, "/v1/responses", json.dumps({"model": "a-gpt", "max_output_tokens": 16, "input": [
         {"role": "user", "content": [{"type": "input_image", "image_url": "https://example.com/a.png"}] * 30}]}).encode())
     assert raw.status_code == 429
+
+
+# ------------------------------------------------------------------- item 17: the prompt layer
+
+def prompt_config() -> dict:
+    return {
+        "providers": {"fake": PROVIDERS["fake"]},
+        "models": {"a-gpt": {"provider": "fake", "model": "gpt-4o"},
+                   "a-emb": {"provider": "fake", "model": "text-embedding-3-small"},
+                   "a-deco": {"provider": "fake", "model": "gpt-4o"},
+                   "a-forced": {"provider": "fake", "model": "text-embedding-3-small"}},
+        "prompts": {
+            "templates": {"fixed": {"versions": {"1": {"messages": [{"role": "system", "content": "Be brief."}]}}}},
+            "guards": {"deny": [{"name": "secrets", "regex": "password\\s*[:=]"}],
+                       "mask": [{"name": "email", "builtin": "email"}]},
+            "decorators": [{"name": "house-style", "match": {"model": "a-deco"},
+                            "prepend": [{"role": "system", "content": "House style."}]}],
+            "forced_templates": [{"match": {"model": "a-forced"}, "template": "fixed"}],
+        },
+    }
+
+
+def test_responses_and_embeddings_get_guards_and_masks(gateway, fake_requests):
+    gw = gateway(prompt_config())
+    client = oa(gw)
+    for call in (lambda: client.responses.create(model="a-gpt", input="my password: hunter2"),
+                 lambda: client.responses.create(model="a-gpt", input="hi", instructions="password = x"),
+                 lambda: client.embeddings.create(model="a-emb", input=["fine", "password: hunter2"])):
+        with pytest.raises(openai.BadRequestError) as err:
+            call()
+        assert err.value.body["code"] == "prompt_blocked"
+    assert fake_requests() == []
+    client.responses.create(model="a-gpt", instructions="answer ada@example.com", input=[
+        {"role": "user", "content": [{"type": "input_text", "text": "mail bob@example.com"}]}])
+    sent = fake_requests.last()["body"]
+    assert sent["instructions"] == "answer [EMAIL]"
+    assert sent["input"][0]["content"][0]["text"] == "mail [EMAIL]"
+    client.embeddings.create(model="a-emb", input=["ada@example.com", "plain"])
+    assert fake_requests.last()["body"]["input"] == ["[EMAIL]", "plain"]
+
+
+def test_templates_and_decorators_that_cannot_apply_are_refused(gateway, fake_requests):
+    gw = gateway(prompt_config())
+    client = oa(gw)
+    for call in (lambda: client.responses.create(model="a-deco", input="hi"),
+                 lambda: client.embeddings.create(model="a-forced", input="hi"),
+                 lambda: client.embeddings.create(model="a-emb", input=[[1, 2, 3]])):
+        with pytest.raises(openai.BadRequestError) as err:
+            call()
+        assert err.value.body["code"] == "prompt_layer_not_applicable"
+    assert fake_requests() == []

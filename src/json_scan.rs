@@ -647,41 +647,48 @@ pub const MEDIA_KEYS: &[&str] = &["inlineData", "fileData", "image", "document",
 /// Objects with more keys than this check duplicates with a hash set instead of a scan.
 const LINEAR_KEYS: usize = 16;
 
-/// One open container of [`inspect`].
+type Key<'a> = std::borrow::Cow<'a, [u8]>;
+
+/// One open container of [`inspect`]. The keys of all open objects share one stack (each
+/// frame owns `keys[keys_start..]` until it closes), so an object allocates nothing of its
+/// own unless it grows past [`LINEAR_KEYS`] keys.
 struct Frame<'a> {
     is_object: bool,
-    /// Keys seen so far (objects), unescaped; hashed once the object grows past
-    /// [`LINEAR_KEYS`].
-    keys: Vec<std::borrow::Cow<'a, [u8]>>,
-    hashed: Option<std::collections::HashSet<std::borrow::Cow<'a, [u8]>>>,
-    /// The member being read (objects) or the element's index (arrays).
+    keys_start: usize,
+    /// The object's keys, hashed, once it has more than [`LINEAR_KEYS`].
+    hashed: Option<std::collections::HashSet<Key<'a>>>,
+    /// The member being read (objects).
+    current: Key<'a>,
+    /// The element being read (arrays).
     index: usize,
     media: bool,
 }
 
 impl<'a> Frame<'a> {
-    fn new(is_object: bool) -> Self {
-        Frame { is_object, keys: Vec::new(), hashed: None, index: 0, media: false }
+    fn new(is_object: bool, keys_start: usize) -> Self {
+        Frame { is_object, keys_start, hashed: None, current: Key::Borrowed(&[]), index: 0, media: false }
     }
 
     fn current_key(&self) -> &[u8] {
-        self.keys.last().map_or(&[], |k| k.as_ref())
+        &self.current
     }
 
-    /// Records a key; false if the object already holds it.
-    fn insert_key(&mut self, key: std::borrow::Cow<'a, [u8]>) -> bool {
+    /// Records a key on the shared stack; false if the object already holds it.
+    fn insert_key(&mut self, keys: &mut Vec<Key<'a>>, key: Key<'a>) -> bool {
+        let own = keys.get(self.keys_start..).unwrap_or_default();
         if let Some(set) = &mut self.hashed {
             if !set.insert(key.clone()) {
                 return false;
             }
-        } else if self.keys.contains(&key) {
+        } else if own.contains(&key) {
             return false;
-        } else if self.keys.len() >= LINEAR_KEYS {
-            let mut set: std::collections::HashSet<_> = self.keys.iter().cloned().collect();
+        } else if own.len() >= LINEAR_KEYS {
+            let mut set: std::collections::HashSet<_> = own.iter().cloned().collect();
             set.insert(key.clone());
             self.hashed = Some(set);
         }
-        self.keys.push(key);
+        keys.push(key.clone());
+        self.current = key;
         true
     }
 }
@@ -726,6 +733,7 @@ pub fn inspect(doc: &[u8]) -> Result<BodyFacts, InspectError> {
     }
     let mut facts = BodyFacts::default();
     let mut frames: Vec<Frame<'_>> = Vec::new();
+    let mut keys: Vec<Key<'_>> = Vec::new();
     // The top-level member being read: (key, key start, value start).
     let mut pending: Option<(String, usize, usize)> = None;
     loop {
@@ -742,9 +750,9 @@ pub fn inspect(doc: &[u8]) -> Result<BodyFacts, InspectError> {
                     s.pos += 1;
                     note_value_media(&mut frames, is_object);
                 } else {
-                    frames.push(Frame::new(is_object));
+                    frames.push(Frame::new(is_object, keys.len()));
                     if is_object {
-                        let top = read_key(&mut s, &mut frames, None)?;
+                        let top = read_key(&mut s, &mut frames, &mut keys, None)?;
                         pending = top.or(pending);
                     }
                     continue;
@@ -791,7 +799,7 @@ pub fn inspect(doc: &[u8]) -> Result<BodyFacts, InspectError> {
                     s.pos += 1;
                     s.skip_ws();
                     if in_object {
-                        let top = read_key(&mut s, &mut frames, Some(comma))?;
+                        let top = read_key(&mut s, &mut frames, &mut keys, Some(comma))?;
                         pending = top.or(pending);
                     } else if s.peek() == Some(b']') {
                         return Err(ScanError { offset: comma, message: "trailing comma" }.into());
@@ -811,6 +819,7 @@ pub fn inspect(doc: &[u8]) -> Result<BodyFacts, InspectError> {
             s.pos += 1;
             let closed = frames.pop();
             if let Some(closed) = closed {
+                keys.truncate(closed.keys_start);
                 if closed.media {
                     facts.media = facts.media.saturating_add(1);
                 }
@@ -836,6 +845,7 @@ fn note_value_media(frames: &mut [Frame<'_>], value_is_object: bool) {
 fn read_key<'a>(
     s: &mut Scanner<'a>,
     frames: &mut [Frame<'a>],
+    keys: &mut Vec<Key<'a>>,
     comma: Option<usize>,
 ) -> Result<Option<(String, usize, usize)>, InspectError> {
     s.check_key_start(comma)?;
@@ -844,7 +854,7 @@ fn read_key<'a>(
     let key = unescaped_key(s.doc, start, s.pos, escaped)?;
     let top = frames.len() == 1;
     let Some(frame) = frames.last_mut() else { return Ok(None) };
-    if !frame.insert_key(key.clone()) {
+    if !frame.insert_key(keys, key.clone()) {
         let path = frames_path(frames);
         return Err(InspectError::DuplicateKey { path, key: String::from_utf8_lossy(&key).into_owned() });
     }

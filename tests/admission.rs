@@ -163,8 +163,25 @@ fn several_choices_are_reserved_and_clamped_per_choice() {
     let reserved = 2_000 - remaining(&ex);
     assert!(reserved >= 16 * per_choice, "reserved {reserved} for 16 x {per_choice}");
     assert!(reserved <= 2_000);
-    // The field OpenAI reads was inserted too.
-    assert_eq!(sent["max_completion_tokens"].as_u64(), Some(per_choice));
+    // OpenAI honours `max_tokens` and refuses it together with `max_completion_tokens`:
+    // nothing is inserted.
+    assert!(sent.get("max_completion_tokens").is_none(), "{sent}");
+}
+
+#[test]
+fn choices_without_a_cap_reserve_the_default_output_each() {
+    // default_max_output_tokens is 64: 4 choices reserve 256 output tokens and get 64 each.
+    let gw = gateway(100_000, 1, "upper-bound");
+    let store = MemoryStore::new();
+    let (ex, action) = admit(&gw, &store, "/v1/chat/completions", &chat(json!({"n": 4})));
+    let sent = forwarded(action);
+    assert_eq!(sent["max_completion_tokens"], 64, "{sent}");
+    assert!(100_000 - remaining(&ex) >= 4 * 64);
+    // Under a small budget the total is clamped and shared between the choices.
+    let gw = gateway(400, 1, "upper-bound");
+    let (ex, action) = admit(&gw, &MemoryStore::new(), "/v1/chat/completions", &chat(json!({"n": 8})));
+    let per_choice = forwarded(action)["max_completion_tokens"].as_u64().unwrap();
+    assert!(per_choice < 64 && 400 - remaining(&ex) >= 8 * per_choice);
 }
 
 #[test]

@@ -746,3 +746,110 @@ proptest! {
         }
     }
 }
+
+// ------------------------------------- inspect vs an independent serde oracle on duplicates
+
+/// An independent duplicate-key check: a serde visitor over the document that collects each
+/// object's keys (serde unescapes them) and fails on the first repeat.
+struct DupCheck;
+
+impl<'de> serde::Deserialize<'de> for DupCheck {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DupVisitor)
+    }
+}
+
+struct DupVisitor;
+
+impl<'de> serde::de::Visitor<'de> for DupVisitor {
+    type Value = DupCheck;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<DupCheck, E> {
+        Ok(DupCheck)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<DupCheck, E> {
+        Ok(DupCheck)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<DupCheck, E> {
+        Ok(DupCheck)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<DupCheck, E> {
+        Ok(DupCheck)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<DupCheck, E> {
+        Ok(DupCheck)
+    }
+    fn visit_unit<E>(self) -> Result<DupCheck, E> {
+        Ok(DupCheck)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<DupCheck, A::Error> {
+        while seq.next_element::<DupCheck>()?.is_some() {}
+        Ok(DupCheck)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<DupCheck, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!("DUPLICATE {key}")));
+            }
+            map.next_value::<DupCheck>()?;
+        }
+        Ok(DupCheck)
+    }
+}
+
+/// A JSON text whose objects draw keys from a tiny set, spelled plainly or escaped, so that
+/// repeats (and repeats hidden by escapes) are common.
+fn dup_prone_json() -> impl Strategy<Value = String> {
+    let key =
+        prop::sample::select(vec![r#""a""#, r#""\u0061""#, r#""b""#, r#""\u0062""#, r#""é""#, r#""\u00e9""#, r#""c""#]);
+    let leaf = prop_oneof![Just("1".to_string()), Just("null".to_string()), Just(r#""x""#.to_string())];
+    leaf.prop_recursive(4, 40, 4, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(|items| format!("[{}]", items.join(","))),
+            prop::collection::vec((key.clone(), inner), 0..4).prop_map(|members| {
+                let members: Vec<String> = members.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                format!("{{{}}}", members.join(","))
+            }),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(config(2048))]
+
+    /// `inspect` refuses exactly the documents with a repeated key somewhere, and names the
+    /// first repeat.
+    #[test]
+    fn prop_inspect_finds_exactly_the_duplicates_serde_finds(inner in dup_prone_json()) {
+        let doc = format!(r#"{{"wrap":{inner}}}"#);
+        let oracle = serde_json::from_str::<DupCheck>(&doc).err().map(|e| e.to_string());
+        match (inspect(doc.as_bytes()), oracle) {
+            (Ok(_), None) => {}
+            (Err(InspectError::DuplicateKey { key, .. }), Some(message)) => {
+                // Both read in document order: the first repeat they meet is the same key.
+                prop_assert!(message.contains(&format!("DUPLICATE {key} ")), "{doc}: {key} vs {message}");
+            }
+            (ours, theirs) => prop_assert!(false, "{doc}: inspect {ours:?}, serde {theirs:?}"),
+        }
+    }
+}
+
+/// The generator above does produce both kinds of documents (the property is not vacuous).
+#[test]
+fn dup_prone_json_yields_duplicates_and_clean_documents() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut dups, mut clean) = (0, 0);
+    for _ in 0..500 {
+        let inner = dup_prone_json().new_tree(&mut runner).unwrap().current();
+        match inspect(format!(r#"{{"wrap":{inner}}}"#).as_bytes()) {
+            Err(InspectError::DuplicateKey { .. }) => dups += 1,
+            Ok(_) => clean += 1,
+            Err(e) => panic!("{inner}: {e}"),
+        }
+    }
+    assert!(dups > 50 && clean > 50, "{dups} with duplicates, {clean} without");
+}

@@ -384,8 +384,19 @@ impl Exchange {
         }
         let choices = self.choices(body, members)?;
         let requested_max = requested.iter().map(|(_, n)| *n).max();
-        let total = requested_max.map(|n| n.saturating_mul(choices));
-        if let Some(clamped) = self.reserve(route, quota, body, media, total, now_ms)? {
+        // Each choice may produce the whole cap; with no cap, the default output reserve is
+        // per choice too.
+        let reserve = quota.map(|q| &q.policy.settings().reserve);
+        let per_choice_ask =
+            requested_max.or_else(|| reserve.filter(|_| choices > 1).map(|r| r.default_max_output_tokens));
+        let total = per_choice_ask.map(|n| n.saturating_mul(choices));
+        let clamped = self.reserve(route, quota, body, media, total, now_ms)?;
+        // The client set no cap: clamping sets one (per choice), as it does for one choice.
+        let clamped = clamped.or_else(|| {
+            let clamp = reserve.is_some_and(|r| r.clamp) && requested_max.is_none();
+            self.reservation.as_ref().filter(|_| clamp).map(|r| r.output_tokens())
+        });
+        if let Some(clamped) = clamped {
             let per_choice = self.per_choice(quota, clamped, choices, now_ms)?;
             // Lower every cap above what the budget pays for; make sure the member the
             // provider reads carries it.
@@ -394,8 +405,12 @@ impl Exchange {
                     edits.push(json_scan::set_member(body, members, field, per_choice.to_string().as_bytes()));
                 }
             }
+            // Inserted only when no cap the provider honours was sent: OpenAI's family reads
+            // both names and refuses both at once; the others may ignore the newer name.
             let read = self.provider_output_field(route);
-            if let Some(read) = read.filter(|r| !requested.iter().any(|(f, _)| f == r)) {
+            let honoured =
+                |field: &str| Some(field) == read || (read == Some("max_completion_tokens") && field == "max_tokens");
+            if let Some(read) = read.filter(|_| !requested.iter().any(|(f, _)| honoured(f))) {
                 edits.push(json_scan::set_member(body, members, read, per_choice.to_string().as_bytes()));
             }
         }

@@ -22,7 +22,8 @@
 //!   the bytes of the serialized `messages` array also covers the chat template's per-message
 //!   tokens (each message's JSON wrapper is longer than its template tokens); [`REPLY_PRIMING`]
 //!   adds the few tokens that open the reply. This is the estimate under which the budget
-//!   bound in [`super::budget`] is exact. It does not hold for images or audio given by URL.
+//!   bound in [`super::budget`] is exact. Images, audio and files given by URL are not in
+//!   their bytes: admission adds [`media_tokens`] for each (every estimator).
 
 /// Tokens a chat template adds to open the assistant's reply.
 pub const REPLY_PRIMING: u64 = 8;
@@ -225,7 +226,8 @@ pub const MEDIA_TOKENS: u64 = 765;
 /// Fast and upper-bound estimates add this to their count of the body's bytes (a data URL's
 /// bytes are counted too, so a request costs at least the larger of its bytes' estimate and
 /// this minimum per image); exact counts ([`prompt_tokens_with_media`]) use it per media part.
-/// PDF documents may cost more per page than one image: their base64 bytes still count.
+/// A PDF document may cost more than one image per page: the fast and upper-bound
+/// estimates still count its base64 bytes, an exact count only this figure (a known gap).
 pub fn media_tokens(provider: crate::llm::ir::ProviderDialect, upstream_model: &str) -> u64 {
     use crate::llm::ir::ProviderDialect;
     match provider {
