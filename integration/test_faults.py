@@ -301,6 +301,15 @@ def test_fault_cell(fault_gw, cell):
     else:
         assert not fault_counts, f"a failed request was charged: {fault_counts}"
         usage = "none (released)"
+    if mode == "auth_401":
+        # The provider's detail (quoting its key) is in Envoy's log, never in the answer.
+        wanted = "answered HTTP 401 to the gateway's credentials: "
+        for _ in range(50):
+            if any(wanted in line and fault_upstream.KEY_QUOTE in line for line in gw.log_text().splitlines()):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"no log line with the provider's detail:\n{gw.log_tail()}")
     if mode in ("no_usage", "huge") and answered:
         assert "estimated" in fault_counts, fault_counts
     RESULTS[cell] = f"{seen} | {usage}"

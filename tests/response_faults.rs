@@ -223,7 +223,7 @@ fn item10_envoy_local_replies_reach_each_client_in_its_dialect() {
         {
             let mut ex = exchange(client, model, true);
             let origin = ResponseOrigin::from_code_details(Some(details));
-            let ops = ex.on_response(status, Some("text/plain"), &origin);
+            let ops = ex.on_response(status, Some("text/plain"), &origin, false);
             assert_eq!(status_set(&ops), Some(status.to_string().as_str()), "status kept");
             assert!(sets_json(&ops));
             let body = feed(&mut ex, &[envoy_body.as_bytes()], false);
@@ -233,6 +233,19 @@ fn item10_envoy_local_replies_reach_each_client_in_its_dialect() {
             assert_eq!((record.status, record.usage.source), (status, UsageSource::None));
         }
     }
+}
+
+#[test]
+fn item10_a_reply_without_body_keeps_its_headers() {
+    // Envoy's rate-limit filter answers 429 with headers only: no body can be added.
+    let mut ex = exchange("openai", "gpt", false);
+    let origin = ResponseOrigin::from_code_details(Some("request_rate_limited"));
+    assert_eq!(ex.on_response(429, None, &origin, true), vec![HeaderOp::Set(":status".to_string(), "429".to_string())]);
+    // A provider 401 without a body still becomes a 502.
+    let mut ex = exchange("openai", "gpt", false);
+    let ops = ex.on_response(401, None, &ResponseOrigin::Upstream, true);
+    assert_eq!(ops, vec![HeaderOp::Set(":status".to_string(), "502".to_string())]);
+    assert_eq!(finish(&mut ex).status, 502);
 }
 
 #[test]

@@ -108,6 +108,8 @@ pub struct Exchange {
     finished: bool,
     /// A line for the host log (a provider's detail the client must not see).
     log_line: Option<String>,
+    /// The response ended with its headers.
+    headers_only: bool,
 }
 
 /// Where a response comes from, as Envoy's `response.code_details` tells.
@@ -158,6 +160,7 @@ impl Exchange {
             deferred_headers: Vec::new(),
             finished: false,
             log_line: None,
+            headers_only: false,
         }
     }
 
@@ -418,7 +421,7 @@ impl Exchange {
 
     /// Response headers from the provider: see [`Exchange::on_response`].
     pub fn on_response_headers(&mut self, status: u16, content_type: Option<&str>) -> Vec<HeaderOp> {
-        self.on_response(status, content_type, &ResponseOrigin::Upstream)
+        self.on_response(status, content_type, &ResponseOrigin::Upstream, false)
     }
 
     /// A line for the host log, once (the provider's detail of an error the client gets
@@ -430,16 +433,24 @@ impl Exchange {
     /// Response headers: choose how to read the body; returns response-header changes.
     /// Every error the client sees is JSON in its dialect: Envoy's own replies and a
     /// provider's non-JSON error pages are replaced (status kept); a provider refusing the
-    /// gateway's credentials becomes a 502 that says nothing of them.
-    pub fn on_response(&mut self, status: u16, content_type: Option<&str>, origin: &ResponseOrigin) -> Vec<HeaderOp> {
+    /// gateway's credentials becomes a 502 that says nothing of them. `headers_only`: the
+    /// response has no body (none can be added then; only the status changes).
+    pub fn on_response(
+        &mut self,
+        status: u16,
+        content_type: Option<&str>,
+        origin: &ResponseOrigin,
+        headers_only: bool,
+    ) -> Vec<HeaderOp> {
         if self.replied {
             return Vec::new();
         }
         self.status = Some(status);
+        self.headers_only = headers_only;
         let content_type = content_type.unwrap_or_default().trim_start();
         let is_json = content_type.get(..16).is_some_and(|t| t.eq_ignore_ascii_case("application/json"));
         if let ResponseOrigin::Envoy(details) = origin {
-            let message = format!("llm-gateway: the request to the provider failed ({details})");
+            let message = format!("llm-gateway: the proxy answered instead of the provider ({details})");
             return self.substitute(status, ErrorKind::from_status(status), message, None);
         }
         let Some(route) = self.route.clone() else {
@@ -472,6 +483,9 @@ impl Exchange {
             // The body is read only after the headers are sent, so an answer that is not
             // JSON is known from its content type here (an undecodable JSON body still
             // reaches the client under the provider's status: translated, as an error body).
+            // Measured on Envoy 1.40: returning Pause from the response-header callback to
+            // hold the status stops the body too (the host turns StopIteration into
+            // StopAllIterationAndWatermark): the body callback never runs, the client hangs.
             let message = format!(
                 "llm-gateway: provider `{}` answered HTTP {status} with content-type {content_type:?}, not JSON",
                 route.provider
@@ -567,6 +581,9 @@ impl Exchange {
             (None, client) => dialect::encode_error(client, &error),
         };
         self.body = ResponseBody::Substitute(Box::new(Substitute { body, log_heading, dropped: Vec::new() }));
+        if self.headers_only {
+            return vec![HeaderOp::Set(":status".to_string(), status.to_string())];
+        }
         vec![
             HeaderOp::Set(":status".to_string(), status.to_string()),
             HeaderOp::Remove("content-length".to_string()),

@@ -308,7 +308,7 @@ impl HttpContext for Stream {
         // reply (`upstream_reset_before_response_started{...}`, `response_timeout`...).
         let details = host::property(&["response", "code_details"]).ok().flatten();
         let origin = ResponseOrigin::from_code_details(details.as_deref().map(String::from_utf8_lossy).as_deref());
-        let mut ops = exchange.on_response(status, content_type.as_deref(), &origin);
+        let mut ops = exchange.on_response(status, content_type.as_deref(), &origin, end_of_stream);
         ops.extend(exchange.budget_headers(host::now_ms()));
         for op in ops {
             apply(MapType::HttpResponseHeaders, op);
