@@ -411,3 +411,19 @@ fn item4_a_translated_answer_cut_short_is_counted_from_its_bytes() {
     assert_eq!(record.usage.output, Some((body.len() as u64).div_ceil(4)));
     assert_eq!(record.usage.source, UsageSource::Estimated);
 }
+
+#[test]
+fn item15_a_complete_anthropic_stream_without_its_final_usage_is_charged_what_was_generated() {
+    // message_stop arrives, but the message_delta carrying the output count does not.
+    let text = String::from_utf8(ANTHROPIC_STREAM.to_vec()).unwrap();
+    let without_delta: String =
+        text.split("\n\n").filter(|e| !e.contains("message_delta")).map(|e| format!("{e}\n\n")).collect();
+    let mut ex = exchange("anthropic", "claude", true);
+    ex.on_response_headers(200, Some("text/event-stream"));
+    let body = feed(&mut ex, &[without_delta.trim_end().as_bytes()], false);
+    assert!(!String::from_utf8_lossy(&body).contains("event: error"));
+    let record = finish(&mut ex);
+    // "Hello there!" = 12 bytes -> 3 tokens, more than message_start's 1.
+    assert_eq!((record.usage.input, record.usage.output), (Some(11), Some(3)));
+    assert_eq!(record.usage.source, UsageSource::Estimated);
+}
