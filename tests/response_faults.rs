@@ -236,15 +236,32 @@ fn item10_envoy_local_replies_reach_each_client_in_its_dialect() {
 }
 
 #[test]
-fn item10_a_reply_without_body_keeps_its_headers() {
-    // Envoy's rate-limit filter answers 429 with headers only: no body can be added.
+fn item10_a_response_without_body_is_answered_in_its_place() {
+    // Envoy's 503 for a missing cluster, the rate-limit filter's 429: headers only.
+    for (client, status, details) in [
+        ("openai", 503, "cluster_not_found"),
+        ("anthropic", 503, "cluster_not_found"),
+        ("openai", 429, "request_rate_limited"),
+    ] {
+        let mut ex = exchange(client, "gpt", false);
+        let origin = ResponseOrigin::from_code_details(Some(details));
+        assert_eq!(ex.on_response(status, None, &origin, true), Vec::new());
+        let reply = ex.take_reply().expect("a reply in its place");
+        assert_eq!(reply.status, status);
+        assert!(reply.headers.contains(&("content-type".to_string(), "application/json".to_string())));
+        let message =
+            if client == "openai" { assert_openai_error(&reply.body) } else { assert_anthropic_error(&reply.body) };
+        assert!(message.contains(details), "{message}");
+        assert_eq!(ex.take_reply(), None, "once");
+        // The reply passes through the response callbacks untouched.
+        assert_eq!(ex.on_response(status, Some("application/json"), &ResponseOrigin::Upstream, false), Vec::new());
+        assert_eq!(finish(&mut ex).status, status);
+    }
+    // A provider 401 without a body: a 502 in its place, the status in the log.
     let mut ex = exchange("openai", "gpt", false);
-    let origin = ResponseOrigin::from_code_details(Some("request_rate_limited"));
-    assert_eq!(ex.on_response(429, None, &origin, true), vec![HeaderOp::Set(":status".to_string(), "429".to_string())]);
-    // A provider 401 without a body still becomes a 502.
-    let mut ex = exchange("openai", "gpt", false);
-    let ops = ex.on_response(401, None, &ResponseOrigin::Upstream, true);
-    assert_eq!(ops, vec![HeaderOp::Set(":status".to_string(), "502".to_string())]);
+    assert_eq!(ex.on_response(401, None, &ResponseOrigin::Upstream, true), Vec::new());
+    assert_eq!(ex.take_reply().unwrap().status, 502);
+    assert!(ex.take_log_line().unwrap().contains("HTTP 401"));
     assert_eq!(finish(&mut ex).status, 502);
 }
 

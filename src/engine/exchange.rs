@@ -110,6 +110,8 @@ pub struct Exchange {
     log_line: Option<String>,
     /// The response ended with its headers.
     headers_only: bool,
+    /// A reply to send in place of a response that has no body to replace.
+    pending_reply: Option<LocalReply>,
 }
 
 /// Where a response comes from, as Envoy's `response.code_details` tells.
@@ -161,6 +163,7 @@ impl Exchange {
             finished: false,
             log_line: None,
             headers_only: false,
+            pending_reply: None,
         }
     }
 
@@ -424,6 +427,11 @@ impl Exchange {
         self.on_response(status, content_type, &ResponseOrigin::Upstream, false)
     }
 
+    /// The reply to send instead of the response (after [`Exchange::on_response`]), once.
+    pub fn take_reply(&mut self) -> Option<LocalReply> {
+        self.pending_reply.take()
+    }
+
     /// A line for the host log, once (the provider's detail of an error the client gets
     /// without it).
     pub fn take_log_line(&mut self) -> Option<String> {
@@ -580,10 +588,16 @@ impl Exchange {
             (Some(_), _) => dialect::encode_error(ClientDialect::OpenAi, &error),
             (None, client) => dialect::encode_error(client, &error),
         };
-        self.body = ResponseBody::Substitute(Box::new(Substitute { body, log_heading, dropped: Vec::new() }));
         if self.headers_only {
-            return vec![HeaderOp::Set(":status".to_string(), status.to_string())];
+            // No body can be added to a response that ends with its headers: the gateway
+            // answers in its place (a local reply while encoding replaces the response
+            // before anything reached the client; measured through Envoy 1.40).
+            self.log_line = log_heading;
+            let reply = LocalReply { status, headers: super::reply::json_headers(), body };
+            self.pending_reply = Some(self.answer(reply));
+            return Vec::new();
         }
+        self.body = ResponseBody::Substitute(Box::new(Substitute { body, log_heading, dropped: Vec::new() }));
         vec![
             HeaderOp::Set(":status".to_string(), status.to_string()),
             HeaderOp::Remove("content-length".to_string()),
