@@ -444,3 +444,35 @@ fn item15_a_complete_anthropic_stream_without_its_final_usage_is_charged_what_wa
     assert_eq!((record.usage.input, record.usage.output), (Some(11), Some(3)));
     assert_eq!(record.usage.source, UsageSource::Estimated);
 }
+
+#[test]
+fn item10_json_content_types_are_told_apart_from_pages() {
+    for (content_type, replaced) in [
+        ("application/json", false),
+        ("application/json; charset=UTF-8", false),
+        ("Application/JSON;charset=utf-8", false),
+        ("application/problem+json", false),
+        ("text/html; charset=utf-8", true),
+        ("text/plain", true),
+        ("application/jsonp-but-not", true),
+    ] {
+        let mut ex = exchange("openai", "gpt", false);
+        let ops = ex.on_response_headers(500, Some(content_type));
+        assert_eq!(status_set(&ops).is_some(), replaced, "{content_type}");
+    }
+}
+
+#[test]
+fn item12_a_provider_error_event_is_not_doubled() {
+    let upstream = include_bytes!("fixtures/anthropic/stream_error_overloaded.sse");
+    let mut ex = exchange("anthropic", "claude", true);
+    ex.on_response_headers(200, Some("text/event-stream"));
+    let body = feed(&mut ex, &[upstream.as_slice()], false);
+    assert_eq!(body, upstream, "the provider's own error event ends the stream as it is");
+    let text =
+        "data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\",\"param\":null,\"code\":null}}\n\n";
+    let mut ex = exchange("openai", "gpt", true);
+    ex.on_response_headers(200, Some("text/event-stream"));
+    let body = feed(&mut ex, &[text.as_bytes()], false);
+    assert_eq!(String::from_utf8(body).unwrap().matches("\"error\"").count(), 1);
+}

@@ -456,7 +456,8 @@ impl Exchange {
         self.status = Some(status);
         self.headers_only = headers_only;
         let content_type = content_type.unwrap_or_default().trim_start();
-        let is_json = content_type.get(..16).is_some_and(|t| t.eq_ignore_ascii_case("application/json"));
+        // `application/json`, with parameters, and `+json` types (`application/problem+json`).
+        let is_json = content_type.split(';').next().is_some_and(|t| t.trim().to_ascii_lowercase().ends_with("json"));
         if let ResponseOrigin::Envoy(details) = origin {
             let message = format!("llm-gateway: the proxy answered instead of the provider ({details})");
             return self.substitute(status, ErrorKind::from_status(status), message, None);
