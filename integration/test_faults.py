@@ -57,8 +57,9 @@ def plugin_config() -> dict:
     providers = {
         "oa": {"kind": "openai", "cluster": "fake_openai", "auth": {"type": "bearer", "env": "TEST_OPENAI_KEY"}},
         "an": {"kind": "anthropic", "cluster": "fake_openai", "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
+        "gone": {"kind": "openai", "cluster": "no_such_cluster", "auth": {"type": "bearer", "env": "TEST_OPENAI_KEY"}},
     }
-    models = {}
+    models = {"gone": {"provider": "gone", "model": "ok"}}
     for mode in fault_upstream.MODES:
         models[f"oa-{mode}"] = {"provider": "oa", "model": mode}
         models[f"an-{mode}"] = {"provider": "an", "model": mode}
@@ -301,6 +302,49 @@ def test_fault_cell(fault_gw, cell):
     else:
         assert not fault_counts, f"a failed request was charged: {fault_counts}"
         usage = "none (released)"
+    if mode == "auth_401":
+        # The provider's detail (quoting its key) is in Envoy's log, never in the answer.
+        wanted = "answered HTTP 401 to the gateway's credentials: "
+        for _ in range(50):
+            if any(wanted in line and fault_upstream.KEY_QUOTE in line for line in gw.log_text().splitlines()):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"no log line with the provider's detail:\n{gw.log_tail()}")
     if mode in ("no_usage", "huge") and answered:
         assert "estimated" in fault_counts, fault_counts
     RESULTS[cell] = f"{seen} | {usage}"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("path", PATHS)
+def test_sdks_raise_on_a_stream_the_provider_cut(fault_gw, client, path):
+    """The official SDKs read the gateway's closing error event as an API error."""
+    model = model_for("truncated", client, path)
+    messages = [{"role": "user", "content": "hi"}]
+    seen = []
+    if client == "openai":
+        c = openai.OpenAI(base_url=f"{fault_gw.base_url}/v1", api_key=key(0), max_retries=0, timeout=10)
+        with pytest.raises(openai.APIError) as err:
+            for chunk in c.chat.completions.create(model=model, max_tokens=64, messages=messages, stream=True):
+                seen.extend(choice.delta.content or "" for choice in chunk.choices)
+    else:
+        c = anthropic.Anthropic(base_url=fault_gw.base_url, api_key=key(0), max_retries=0, timeout=10)
+        with pytest.raises(anthropic.APIError) as err:
+            for event in c.messages.create(model=model, max_tokens=64, messages=messages, stream=True):
+                if event.type == "content_block_delta":
+                    seen.append(event.delta.text)
+    assert "ended early" in str(err.value), err.value
+    assert "".join(seen), "the text before the cut reached the client"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("stream", STREAMS)
+def test_an_envoy_local_reply_without_the_provider_is_json(fault_gw, client, stream):
+    """A provider whose cluster does not exist: Envoy answers 503 itself (`cluster_not_found`)."""
+    status, content_type, body = send(fault_gw, client, "gone", stream, key(1))
+    assert (status, content_type) == (503, "application/json"), body
+    value = json.loads(body)
+    assert is_error(client, value), value
+    message = value["error"]["message"]
+    assert "cluster_not_found" in message, message

@@ -223,7 +223,7 @@ fn item10_envoy_local_replies_reach_each_client_in_its_dialect() {
         {
             let mut ex = exchange(client, model, true);
             let origin = ResponseOrigin::from_code_details(Some(details));
-            let ops = ex.on_response(status, Some("text/plain"), &origin);
+            let ops = ex.on_response(status, Some("text/plain"), &origin, false);
             assert_eq!(status_set(&ops), Some(status.to_string().as_str()), "status kept");
             assert!(sets_json(&ops));
             let body = feed(&mut ex, &[envoy_body.as_bytes()], false);
@@ -233,6 +233,36 @@ fn item10_envoy_local_replies_reach_each_client_in_its_dialect() {
             assert_eq!((record.status, record.usage.source), (status, UsageSource::None));
         }
     }
+}
+
+#[test]
+fn item10_a_response_without_body_is_answered_in_its_place() {
+    // Envoy's 503 for a missing cluster, the rate-limit filter's 429: headers only.
+    for (client, status, details) in [
+        ("openai", 503, "cluster_not_found"),
+        ("anthropic", 503, "cluster_not_found"),
+        ("openai", 429, "request_rate_limited"),
+    ] {
+        let mut ex = exchange(client, "gpt", false);
+        let origin = ResponseOrigin::from_code_details(Some(details));
+        assert_eq!(ex.on_response(status, None, &origin, true), Vec::new());
+        let reply = ex.take_reply().expect("a reply in its place");
+        assert_eq!(reply.status, status);
+        assert!(reply.headers.contains(&("content-type".to_string(), "application/json".to_string())));
+        let message =
+            if client == "openai" { assert_openai_error(&reply.body) } else { assert_anthropic_error(&reply.body) };
+        assert!(message.contains(details), "{message}");
+        assert_eq!(ex.take_reply(), None, "once");
+        // The reply passes through the response callbacks untouched.
+        assert_eq!(ex.on_response(status, Some("application/json"), &ResponseOrigin::Upstream, false), Vec::new());
+        assert_eq!(finish(&mut ex).status, status);
+    }
+    // A provider 401 without a body: a 502 in its place, the status in the log.
+    let mut ex = exchange("openai", "gpt", false);
+    assert_eq!(ex.on_response(401, None, &ResponseOrigin::Upstream, true), Vec::new());
+    assert_eq!(ex.take_reply().unwrap().status, 502);
+    assert!(ex.take_log_line().unwrap().contains("HTTP 401"));
+    assert_eq!(finish(&mut ex).status, 502);
 }
 
 #[test]
@@ -397,4 +427,52 @@ fn item4_a_translated_answer_cut_short_is_counted_from_its_bytes() {
     let record = finish(&mut ex);
     assert_eq!(record.usage.output, Some((body.len() as u64).div_ceil(4)));
     assert_eq!(record.usage.source, UsageSource::Estimated);
+}
+
+#[test]
+fn item15_a_complete_anthropic_stream_without_its_final_usage_is_charged_what_was_generated() {
+    // message_stop arrives, but the message_delta carrying the output count does not.
+    let text = String::from_utf8(ANTHROPIC_STREAM.to_vec()).unwrap();
+    let without_delta: String =
+        text.split("\n\n").filter(|e| !e.contains("message_delta")).map(|e| format!("{e}\n\n")).collect();
+    let mut ex = exchange("anthropic", "claude", true);
+    ex.on_response_headers(200, Some("text/event-stream"));
+    let body = feed(&mut ex, &[without_delta.trim_end().as_bytes()], false);
+    assert!(!String::from_utf8_lossy(&body).contains("event: error"));
+    let record = finish(&mut ex);
+    // "Hello there!" = 12 bytes -> 3 tokens, more than message_start's 1.
+    assert_eq!((record.usage.input, record.usage.output), (Some(11), Some(3)));
+    assert_eq!(record.usage.source, UsageSource::Estimated);
+}
+
+#[test]
+fn item10_json_content_types_are_told_apart_from_pages() {
+    for (content_type, replaced) in [
+        ("application/json", false),
+        ("application/json; charset=UTF-8", false),
+        ("Application/JSON;charset=utf-8", false),
+        ("application/problem+json", false),
+        ("text/html; charset=utf-8", true),
+        ("text/plain", true),
+        ("application/jsonp-but-not", true),
+    ] {
+        let mut ex = exchange("openai", "gpt", false);
+        let ops = ex.on_response_headers(500, Some(content_type));
+        assert_eq!(status_set(&ops).is_some(), replaced, "{content_type}");
+    }
+}
+
+#[test]
+fn item12_a_provider_error_event_is_not_doubled() {
+    let upstream = include_bytes!("fixtures/anthropic/stream_error_overloaded.sse");
+    let mut ex = exchange("anthropic", "claude", true);
+    ex.on_response_headers(200, Some("text/event-stream"));
+    let body = feed(&mut ex, &[upstream.as_slice()], false);
+    assert_eq!(body, upstream, "the provider's own error event ends the stream as it is");
+    let text =
+        "data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\",\"param\":null,\"code\":null}}\n\n";
+    let mut ex = exchange("openai", "gpt", true);
+    ex.on_response_headers(200, Some("text/event-stream"));
+    let body = feed(&mut ex, &[text.as_bytes()], false);
+    assert_eq!(String::from_utf8(body).unwrap().matches("\"error\"").count(), 1);
 }

@@ -117,6 +117,10 @@ pub struct Exchange {
     finished: bool,
     /// A line for the host log (a provider's detail the client must not see).
     log_line: Option<String>,
+    /// The response ended with its headers.
+    headers_only: bool,
+    /// A reply to send in place of a response that has no body to replace.
+    pending_reply: Option<LocalReply>,
 }
 
 /// Where a response comes from, as Envoy's `response.code_details` tells.
@@ -170,6 +174,8 @@ impl Exchange {
             deferred_headers: Vec::new(),
             finished: false,
             log_line: None,
+            headers_only: false,
+            pending_reply: None,
         }
     }
 
@@ -589,7 +595,12 @@ impl Exchange {
 
     /// Response headers from the provider: see [`Exchange::on_response`].
     pub fn on_response_headers(&mut self, status: u16, content_type: Option<&str>) -> Vec<HeaderOp> {
-        self.on_response(status, content_type, &ResponseOrigin::Upstream)
+        self.on_response(status, content_type, &ResponseOrigin::Upstream, false)
+    }
+
+    /// The reply to send instead of the response (after [`Exchange::on_response`]), once.
+    pub fn take_reply(&mut self) -> Option<LocalReply> {
+        self.pending_reply.take()
     }
 
     /// A line for the host log, once (the provider's detail of an error the client gets
@@ -601,16 +612,25 @@ impl Exchange {
     /// Response headers: choose how to read the body; returns response-header changes.
     /// Every error the client sees is JSON in its dialect: Envoy's own replies and a
     /// provider's non-JSON error pages are replaced (status kept); a provider refusing the
-    /// gateway's credentials becomes a 502 that says nothing of them.
-    pub fn on_response(&mut self, status: u16, content_type: Option<&str>, origin: &ResponseOrigin) -> Vec<HeaderOp> {
+    /// gateway's credentials becomes a 502 that says nothing of them. `headers_only`: the
+    /// response has no body (none can be added then; only the status changes).
+    pub fn on_response(
+        &mut self,
+        status: u16,
+        content_type: Option<&str>,
+        origin: &ResponseOrigin,
+        headers_only: bool,
+    ) -> Vec<HeaderOp> {
         if self.replied {
             return Vec::new();
         }
         self.status = Some(status);
+        self.headers_only = headers_only;
         let content_type = content_type.unwrap_or_default().trim_start();
-        let is_json = content_type.get(..16).is_some_and(|t| t.eq_ignore_ascii_case("application/json"));
+        // `application/json`, with parameters, and `+json` types (`application/problem+json`).
+        let is_json = content_type.split(';').next().is_some_and(|t| t.trim().to_ascii_lowercase().ends_with("json"));
         if let ResponseOrigin::Envoy(details) = origin {
-            let message = format!("llm-gateway: the request to the provider failed ({details})");
+            let message = format!("llm-gateway: the proxy answered instead of the provider ({details})");
             return self.substitute(status, ErrorKind::from_status(status), message, None);
         }
         let Some(route) = self.route.clone() else {
@@ -643,6 +663,9 @@ impl Exchange {
             // The body is read only after the headers are sent, so an answer that is not
             // JSON is known from its content type here (an undecodable JSON body still
             // reaches the client under the provider's status: translated, as an error body).
+            // Measured on Envoy 1.40: returning Pause from the response-header callback to
+            // hold the status stops the body too (the host turns StopIteration into
+            // StopAllIterationAndWatermark): the body callback never runs, the client hangs.
             let message = format!(
                 "llm-gateway: provider `{}` answered HTTP {status} with content-type {content_type:?}, not JSON",
                 route.provider
@@ -737,6 +760,15 @@ impl Exchange {
             (Some(_), _) => dialect::encode_error(ClientDialect::OpenAi, &error),
             (None, client) => dialect::encode_error(client, &error),
         };
+        if self.headers_only {
+            // No body can be added to a response that ends with its headers: the gateway
+            // answers in its place (a local reply while encoding replaces the response
+            // before anything reached the client; measured through Envoy 1.40).
+            self.log_line = log_heading;
+            let reply = LocalReply { status, headers: super::reply::json_headers(), body };
+            self.pending_reply = Some(self.answer(reply));
+            return Vec::new();
+        }
         self.body = ResponseBody::Substitute(Box::new(Substitute { body, log_heading, dropped: Vec::new() }));
         vec![
             HeaderOp::Set(":status".to_string(), status.to_string()),

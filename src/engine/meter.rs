@@ -10,10 +10,11 @@ pub struct Meter {
     /// Generated text seen (for an estimate when no report comes).
     pub generated_bytes: usize,
     pub first_token_ms: Option<u64>,
-    /// The response reached its end marker (`[DONE]`, the last event, a complete JSON body):
-    /// the provider's report is final. Until then a report may be partial (Anthropic's
-    /// `message_start` counts 1 output token) and is not trusted below the estimate.
-    pub completed: bool,
+    /// The last report came after the last output seen, so it covers all of it. A report
+    /// followed by more output is partial (Anthropic's `message_start` counts 1 output token,
+    /// a stream cut or abandoned before its final usage event) and is not trusted below the
+    /// estimate.
+    pub report_is_final: bool,
 }
 
 impl Meter {
@@ -32,10 +33,12 @@ impl Meter {
         merge(&mut u.cache_write, reported.cache_write);
         merge(&mut u.reasoning, reported.reasoning);
         u.source = UsageSource::Reported;
+        self.report_is_final = true;
     }
 
     pub fn generated(&mut self, bytes: usize, now_ms: u64) {
         if bytes > 0 {
+            self.report_is_final = false;
             self.generated_bytes += bytes;
             self.first_token_ms.get_or_insert(now_ms);
         }
@@ -58,7 +61,7 @@ impl Meter {
         }
         let input = reported.input.unwrap_or(input_estimate);
         let output = match reported.output {
-            Some(out) if self.completed => out,
+            Some(out) if self.report_is_final => out,
             Some(out) => out.max(output_estimate),
             None => output_estimate,
         };
@@ -78,7 +81,6 @@ impl Meter {
             StreamEvent::TextDelta { text } | StreamEvent::ThinkingDelta { text } => self.generated(text.len(), now_ms),
             StreamEvent::ToolCallStart { name, .. } => self.generated(name.len(), now_ms),
             StreamEvent::ToolCallDelta { arguments, .. } => self.generated(arguments.len(), now_ms),
-            StreamEvent::Done => self.completed = true,
             _ => {}
         }
     }

@@ -309,13 +309,12 @@ impl Buffered {
                     dialect::decode_response(self.provider, &body).ok().map(|r| r.usage)
                 };
                 let usage = usage.filter(|u| u.input.is_some() || u.output.is_some());
-                if let Some(usage) = &usage {
-                    meter.report(usage);
-                    meter.completed = true;
-                }
                 // No output count: the estimate is what reached the client.
                 if self.counts_output && usage.is_none_or(|u| u.output.is_none()) {
                     meter.generated(self.delivered_output_bytes(&body), 0);
+                }
+                if let Some(usage) = &usage {
+                    meter.report(usage); // covers the whole body
                 }
                 None
             }
@@ -340,11 +339,10 @@ impl Buffered {
                         if response.model.is_empty() {
                             response.model = std::mem::take(&mut self.fallback_model);
                         }
-                        if response.usage.input.is_some() || response.usage.output.is_some() {
-                            meter.report(&response.usage);
-                            meter.completed = true;
-                        }
                         meter.generated(generated_bytes(&response), 0);
+                        if response.usage.input.is_some() || response.usage.output.is_some() {
+                            meter.report(&response.usage); // covers the whole body
+                        }
                         Some(shape.response(&response))
                     }
                     Err(error) => {
@@ -416,16 +414,12 @@ impl OpenAiSse {
         } else if end && !self.terminated {
             // The provider closed the body without ending the stream: end it with an error
             // event, so the client knows the answer is incomplete.
-            meter.completed = false;
             let out = out.get_or_insert_with(|| chunk.to_vec());
             let separator = if self.rewrite { b"".as_slice() } else { event_separator(&self.tail) };
             out.extend_from_slice(separator);
             encode_openai_stream_error("llm-gateway: provider stream ended early", out);
         }
 
-        if self.terminated && !self.broken {
-            meter.completed = true;
-        }
         out
     }
 }

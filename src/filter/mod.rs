@@ -347,7 +347,19 @@ impl HttpContext for Stream {
         // reply (`upstream_reset_before_response_started{...}`, `response_timeout`...).
         let details = host::property(&["response", "code_details"]).ok().flatten();
         let origin = ResponseOrigin::from_code_details(details.as_deref().map(String::from_utf8_lossy).as_deref());
-        let mut ops = exchange.on_response(status, content_type.as_deref(), &origin);
+        let mut ops = exchange.on_response(status, content_type.as_deref(), &origin, end_of_stream);
+        if let Some(line) = exchange.take_log_line() {
+            host::log(LogLevel::Warn, &line);
+        }
+        if let Some(mut reply) = exchange.take_reply() {
+            // A response without a body to replace: the gateway answers in its place, with
+            // the response's own headers (`x-envoy-ratelimited`, `retry-after`...).
+            let replaced = host::headers(MapType::HttpResponseHeaders).unwrap_or_default();
+            reply.headers.extend(replaced.into_iter().filter(|(name, _)| {
+                !name.starts_with(':') && !matches!(name.as_str(), "content-type" | "content-length")
+            }));
+            return self.reply(&reply);
+        }
         ops.extend(exchange.budget_headers(host::now_ms()));
         for op in ops {
             apply(MapType::HttpResponseHeaders, op);
