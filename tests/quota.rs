@@ -830,3 +830,61 @@ fn reservation_ttl_is_validated() {
     assert_eq!(quota(86_401), Err("quota.reservation_ttl_secs: must be at most 86400 (a day)".to_string()));
     assert_eq!(validate_quota("quota", None, &plans).unwrap().reserve.reservation_ttl_secs, 600);
 }
+
+// ---------------------------------------------------------------- item 24: unlisted consumers
+
+#[test]
+fn unlisted_consumers_past_the_cap_share_a_pool_and_the_store_stays_bounded() {
+    let raw: BTreeMap<String, RawPlan> = serde_json::from_value(
+        serde_json::json!({"free": {"limits": [{"name": "rpd", "window": "day", "requests": 3}]}}),
+    )
+    .unwrap();
+    let plans = validate_plans("plans", &raw).unwrap();
+    let quota: RawQuota = serde_json::from_value(serde_json::json!({"max_unlisted_consumers": 2})).unwrap();
+    let settings = validate_quota("quota", Some(&quota), &plans).unwrap();
+    let policy = Policy::new(settings, plans, PriceTable::empty(), []).with_listed_consumers(["alice".to_string()]);
+    let store = MemoryStore::new();
+    let estimate = Estimate { input_tokens: 1, max_output_tokens: Some(1) };
+    let admit = |consumer: &str| policy.reserve(&store, consumer, Some("free"), "m", "m", estimate, NOW);
+    // 200 distinct unlisted identities (an IdP's users, or names sprayed at a trusted header).
+    let mut admitted = 0;
+    for i in 0..200 {
+        if let Ok(r) = admit(&format!("user-{i}")) {
+            admitted += 1;
+            std::mem::forget(r);
+        }
+    }
+    // user-0 and user-1 were admitted on counters of their own; the other 198 share one pool
+    // of 3 requests.
+    assert_eq!(admitted, 2 + 3);
+    // 2 registry entries, the registry count, 2 own counters and the pool's: nothing per
+    // later identity.
+    let keys = store.keys();
+    assert_eq!(keys.len(), 2 + 1 + 2 + 1, "bounded store: {keys:?}");
+    assert!(keys.contains(&counter_key(
+        ";unlisted;free",
+        policy.plans().get("free").unwrap().limits.first().unwrap(),
+        Window::Day.id(NOW)
+    )));
+    // The first two keep their own counters; listed consumers are not registered at all.
+    let first = admit("user-0").unwrap();
+    assert_eq!(first.consumer(), "user-0");
+    release(&store, first);
+    let alice = admit("alice").unwrap();
+    assert_eq!(alice.consumer(), "alice");
+    release(&store, alice);
+    assert!(!store.keys().iter().any(|k| k == "llmgw:u:alice"));
+    let late = admit("user-150");
+    assert_eq!(late.unwrap_err().reason, RejectReason::Exhausted, "the pool is spent");
+}
+
+#[test]
+fn max_unlisted_consumers_is_validated() {
+    let plans = Plans::default();
+    let raw: RawQuota = serde_json::from_value(serde_json::json!({"max_unlisted_consumers": 2_000_000})).unwrap();
+    assert_eq!(
+        validate_quota("quota", Some(&raw), &plans).unwrap_err().to_string(),
+        "quota.max_unlisted_consumers: must be at most 1000000 (every one keeps store keys for good)"
+    );
+    assert_eq!(validate_quota("quota", None, &plans).unwrap().max_unlisted_consumers, 10_000);
+}

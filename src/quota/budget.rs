@@ -680,3 +680,40 @@ pub fn used(store: &dyn Store, consumer: &str, limit: &Limit, at_secs: u64) -> (
     let (counter, _) = load(store, &counter_key(consumer, limit, window_id), window_id);
     (counter.used, counter.reserved(at_secs))
 }
+
+/// Store key counting the unlisted consumers that have counters of their own.
+const UNLISTED_COUNT_KEY: &str = "llmgw:u#count";
+
+/// Whose counters an unlisted consumer (a JWT subject or trusted identity not in
+/// `consumers`, admitted by `allow_unlisted_consumers`) spends. Shared data never forgets a
+/// key, so each new name would add counters for good: the first `cap` names
+/// (`quota.max_unlisted_consumers`) get their own, recorded in a registry
+/// (`llmgw:u:<name>`, one `get` per request); later ones share one pool per plan
+/// (`;unlisted;<plan>`, which no consumer name can spell), as does everyone while the count
+/// stays contended. The trade-off: the store is bounded, and past the cap new unlisted
+/// consumers spend a common budget (never an unlimited one).
+pub fn unlisted_owner(store: &dyn Store, consumer: &str, plan: Option<&str>, cap: u64) -> String {
+    let registered = format!("llmgw:u:{consumer}");
+    if store.get(&registered).is_some() {
+        return consumer.to_string();
+    }
+    let pool = format!(";unlisted;{}", plan.unwrap_or("-"));
+    for _ in 0..ReserveOptions::default().max_attempts {
+        let (count, cas) = match store.get(UNLISTED_COUNT_KEY) {
+            None => (0, CREATE_CAS),
+            // Unreadable: treated as full (bounded, fail closed).
+            Some((raw, cas)) => (raw.as_slice().try_into().map_or(u64::MAX, u64::from_le_bytes), cas),
+        };
+        if count >= cap {
+            return pool;
+        }
+        if store.set(UNLISTED_COUNT_KEY, &count.saturating_add(1).to_le_bytes(), Some(cas)).is_ok() {
+            // Two workers registering the same name both count it: the cap errs low.
+            return match store.set(&registered, b"1", None) {
+                Ok(()) => consumer.to_string(),
+                Err(_) => pool,
+            };
+        }
+    }
+    pool
+}

@@ -27,6 +27,7 @@
 //!     "min_output_tokens": 16,
 //!     "estimator": "fast",
 //!     "reservation_ttl_secs": 600,
+//!     "max_unlisted_consumers": 10000,
 //!     "tokenizers": {"my-azure-gpt4o": "o200k_base"}
 //!   }
 //! }
@@ -44,6 +45,10 @@
 //! request never settles (its VM reloaded or crashed): the next writer of the counter drops
 //! it after that long. Set it above the longest request your Envoy routes allow (route and
 //! stream timeouts): a request that outlives it loses its hold (its usage is still charged).
+//!
+//! `max_unlisted_consumers` (default 10000, 0 to 1000000) caps the unlisted consumers (JWT
+//! or trusted identities admitted by `auth.allow_unlisted_consumers`) that get budget
+//! counters of their own; later ones share one pool per plan (`budget::unlisted_owner`).
 //!
 //! `estimator` sizes a request's input before the call: `fast` (default), `upper-bound`, and,
 //! in a module built with the cargo feature `tiktoken`, `exact` and `auto` (see
@@ -153,6 +158,10 @@ pub struct RawQuota {
     /// How long a reservation holds budget when its request never settles (default 600).
     #[serde(default)]
     pub reservation_ttl_secs: Option<u64>,
+    /// Unlisted consumers with counters of their own (default 10000); later ones share a
+    /// pool per plan (`budget::unlisted_owner`).
+    #[serde(default)]
+    pub max_unlisted_consumers: Option<u64>,
 }
 
 /// Longest `quota.reservation_ttl_secs`: past a day a lost reservation is as bad as none
@@ -197,7 +206,13 @@ pub struct QuotaSettings {
     pub estimator: Estimator,
     /// `quota.tokenizers`: provider model id -> vocabulary, before the built-in rules.
     pub tokenizers: BTreeMap<String, Vocabulary>,
+    /// `quota.max_unlisted_consumers`.
+    pub max_unlisted_consumers: u64,
 }
+
+/// Default of `quota.max_unlisted_consumers`.
+pub const DEFAULT_MAX_UNLISTED_CONSUMERS: u64 = 10_000;
+const MAX_UNLISTED_CONSUMERS: u64 = 1_000_000;
 
 impl Default for QuotaSettings {
     fn default() -> Self {
@@ -206,6 +221,7 @@ impl Default for QuotaSettings {
             reserve: ReserveOptions { min_output_tokens: 16, ..ReserveOptions::default() },
             estimator: Estimator::Fast,
             tokenizers: BTreeMap::new(),
+            max_unlisted_consumers: DEFAULT_MAX_UNLISTED_CONSUMERS,
         }
     }
 }
@@ -421,6 +437,13 @@ pub fn validate_quota(path: &str, raw: Option<&RawQuota>, plans: &Plans) -> Resu
             format!("must be at most {MAX_RESERVATION_TTL_SECS} (a day)"),
         ));
     }
+    let max_unlisted_consumers = raw.max_unlisted_consumers.unwrap_or(defaults.max_unlisted_consumers);
+    if max_unlisted_consumers > MAX_UNLISTED_CONSUMERS {
+        return Err(err(
+            format!("{path}.max_unlisted_consumers"),
+            format!("must be at most {MAX_UNLISTED_CONSUMERS} (every one keeps store keys for good)"),
+        ));
+    }
     let estimator = raw.estimator.unwrap_or_default();
     if estimator.counts_exactly() && !super::bpe::AVAILABLE {
         return Err(err(
@@ -450,5 +473,6 @@ pub fn validate_quota(path: &str, raw: Option<&RawQuota>, plans: &Plans) -> Resu
         },
         estimator,
         tokenizers,
+        max_unlisted_consumers,
     })
 }
