@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import json
 import re
 import time
 
@@ -161,3 +162,52 @@ def test_exact_counting_needs_the_tiktoken_build(envoy_rejects):
     code, log = envoy_rejects(bad)
     assert code != 0
     assert 'quota.estimator: "exact" needs exact token counting' in log
+
+
+def test_a_reservation_that_is_never_settled_lapses_after_its_ttl(gateway):
+    """Item 24: a reservation is held at most `quota.reservation_ttl_secs` (a VM that reloads
+    mid-request never settles it). A stream kept in flight past the TTL stands in for such a
+    request: its hold lapses while it runs, through the host's shared data, and its usage is
+    still charged when it ends."""
+    cfg = config(0)
+    cfg["plans"] = {"small": {"limits": [{"name": "monthly", "window": "month", "tokens": 300}]}}
+    cfg["quota"] = {"clamp_max_tokens": False, "estimator": "upper-bound", "reservation_ttl_secs": 2}
+    gw = gateway(cfg)
+    body = {"model": "q-gpt", "messages": MESSAGES, "max_tokens": 200}
+    headers = {"authorization": "Bearer sk-alice"}
+    streamed = []
+
+    def slow_stream():
+        with httpx.stream("POST", f"{gw.base_url}/v1/chat/completions", timeout=30,
+                          headers={**headers, "x-fake-words": "8", "x-fake-chunk-delay-ms": "700"},
+                          json={**body, "stream": True, "stream_options": {"include_usage": True}}) as r:
+            streamed.append(r.status_code)
+            for line in r.iter_lines():
+                streamed.append(line)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        started = time.monotonic()
+        running = pool.submit(slow_stream)
+        deadline = started + 5
+        while not streamed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert streamed and streamed[0] == 200, streamed
+        # The stream holds 200+ of the 300 tokens: another request of that size is refused...
+        held = httpx.post(f"{gw.base_url}/v1/chat/completions", headers=headers, json=body, timeout=10)
+        assert held.status_code == 429, held.text
+        # ...until the hold lapses (TTL 2 s, rounded up by at most half a second), stream still running.
+        time.sleep(max(0.0, started + 3.2 - time.monotonic()))
+        assert not running.done(), "the stream must still be in flight"
+        after = httpx.post(f"{gw.base_url}/v1/chat/completions", headers=headers, json=body, timeout=10)
+        assert after.status_code == 200, after.text
+        running.result(timeout=30)
+    assert "data: [DONE]" in streamed, streamed[-3:]
+    usages = [json.loads(line[len("data: "):])["usage"] for line in streamed[1:]
+              if line.startswith("data: {") and json.loads(line[len("data: "):]).get("usage")]
+    assert usages, streamed
+    spent = usages[-1]["total_tokens"] + after.json()["usage"]["total_tokens"]
+    # Both answers were charged, the lapsed stream's too, and nothing stays held: what remains
+    # of the month is the budget minus what the provider reported.
+    text = gw.wait_for_metrics(lambda t: metric_value(t, "llm_gateway_budget_remaining", llm_consumer="alice",
+                                                      llm_limit="monthly") == 300 - spent)
+    assert metric_value(text, "llm_gateway_budget_remaining", llm_consumer="alice", llm_limit="monthly") == 300 - spent

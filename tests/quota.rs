@@ -732,3 +732,159 @@ fn nested_interleavings_do_hit_cas_conflicts_and_still_hold() {
     assert_eq!(used, tally.charged.borrow()["tpm"]);
     assert!(tally.admitted.get() >= 6, "admitted {}", tally.admitted.get());
 }
+
+// ---------------------------------------------------------------- item 24: reservations lapse
+
+fn ttl_options(ttl: u64) -> ReserveOptions {
+    ReserveOptions { clamp: false, reservation_ttl_secs: ttl, ..ReserveOptions::default() }
+}
+
+#[test]
+fn a_reservation_that_never_settles_lapses_after_its_ttl() {
+    // A monthly budget: without expiry a request whose VM reloaded would hold it all month.
+    let store = MemoryStore::new();
+    let monthly = limit("monthly", Metric::TotalTokens, 1_000, Window::Month);
+    let limits = [&monthly];
+    let opts = ttl_options(300);
+    let lost = reserve(&store, &request(&limits, None, 100, Some(800)), &opts, NOW).unwrap();
+    // The VM holding `lost` is gone: it is never settled nor released.
+    std::mem::forget(lost);
+    let big = request(&limits, None, 100, Some(800));
+    let refused = reserve(&store, &big, &opts, NOW + 60).unwrap_err();
+    assert_eq!(refused.reason, RejectReason::Exhausted);
+    assert_eq!(budget::used(&store, "alice", &monthly, NOW + 60), (0, 900));
+    // Still held just before the TTL, given back after it (plus at most a quarter TTL of rounding).
+    assert!(reserve(&store, &big, &opts, NOW + 299).is_err());
+    assert_eq!(budget::used(&store, "alice", &monthly, NOW + 300 + 75), (0, 0));
+    let admitted = reserve(&store, &big, &opts, NOW + 300 + 75).unwrap();
+    let settled = settle(&store, admitted, &TokenCounts { input: 90, output: 10, ..TokenCounts::default() }, NOW + 400);
+    assert_eq!(settled.charged, vec![("monthly".to_string(), Metric::TotalTokens, 100)]);
+    assert_eq!(budget::used(&store, "alice", &monthly, NOW + 400), (100, 0));
+}
+
+#[test]
+fn a_request_that_outlives_its_hold_is_still_charged_and_frees_nobody_else() {
+    let store = MemoryStore::new();
+    let daily = limit("daily", Metric::TotalTokens, 1_000, Window::Day);
+    let limits = [&daily];
+    let opts = ttl_options(60);
+    let slow = reserve(&store, &request(&limits, None, 100, Some(300)), &opts, NOW).unwrap();
+    // Its hold lapses; another request reserves after that.
+    let later = reserve(&store, &request(&limits, None, 100, Some(300)), &opts, NOW + 120).unwrap();
+    assert_eq!(budget::used(&store, "alice", &daily, NOW + 120), (0, 400));
+    // The slow one settles: its usage is charged, the later hold is untouched.
+    settle(&store, slow, &TokenCounts { input: 100, output: 250, ..TokenCounts::default() }, NOW + 130);
+    assert_eq!(budget::used(&store, "alice", &daily, NOW + 130), (350, 400));
+    release(&store, later);
+    assert_eq!(budget::used(&store, "alice", &daily, NOW + 131), (350, 0));
+}
+
+#[test]
+fn counters_keep_a_fixed_size_whatever_the_traffic() {
+    let store = MemoryStore::new();
+    let daily = limit("daily", Metric::Requests, 1_000_000, Window::Day);
+    let limits = [&daily];
+    let opts = ttl_options(40);
+    // A reservation every 3 seconds for 20 minutes, none settled (all VMs lost).
+    for i in 0..400 {
+        let r = reserve(&store, &request(&limits, None, 1, Some(1)), &opts, NOW + i * 3).unwrap();
+        std::mem::forget(r);
+    }
+    let key = counter_key("alice", &daily, Window::Day.id(NOW));
+    let (value, _) = store.get(&key).unwrap();
+    assert_eq!(value.len(), 113, "version, window, used, 6 holds");
+    // Only the reservations of the last TTL (plus rounding) are still held.
+    let (_, held) = budget::used(&store, "alice", &daily, NOW + 399 * 3);
+    assert!((14..=18).contains(&held), "held {held}");
+}
+
+#[test]
+fn version_1_counters_are_read_and_their_reservations_dropped() {
+    let store = MemoryStore::new();
+    let daily = limit("daily", Metric::TotalTokens, 1_000, Window::Day);
+    let key = counter_key("alice", &daily, Window::Day.id(NOW));
+    let mut v1 = vec![1u8];
+    for word in [Window::Day.id(NOW), 100, 700] {
+        v1.extend_from_slice(&u64::to_le_bytes(word));
+    }
+    store.set(&key, &v1, None).unwrap();
+    let limits = [&daily];
+    let opts = ttl_options(60);
+    // The old layout had no expiry: its reservations are dropped at once, its usage kept.
+    assert_eq!(budget::used(&store, "alice", &daily, NOW), (100, 0));
+    let r = reserve(&store, &request(&limits, None, 100, Some(200)), &opts, NOW).unwrap();
+    assert_eq!(budget::used(&store, "alice", &daily, NOW), (100, 300));
+    assert_eq!(store.get(&key).unwrap().0.len(), 113, "rewritten in the new layout");
+    release(&store, r);
+}
+
+#[test]
+fn reservation_ttl_is_validated() {
+    let plans = Plans::default();
+    let quota = |ttl: u64| {
+        let raw: RawQuota = serde_json::from_value(serde_json::json!({"reservation_ttl_secs": ttl})).unwrap();
+        validate_quota("quota", Some(&raw), &plans).map(|s| s.reserve.reservation_ttl_secs).map_err(|e| e.to_string())
+    };
+    assert_eq!(quota(120), Ok(120));
+    assert_eq!(quota(0), Err("quota.reservation_ttl_secs: must be greater than 0".to_string()));
+    assert_eq!(quota(86_401), Err("quota.reservation_ttl_secs: must be at most 86400 (a day)".to_string()));
+    assert_eq!(validate_quota("quota", None, &plans).unwrap().reserve.reservation_ttl_secs, 600);
+}
+
+// ---------------------------------------------------------------- item 24: unlisted consumers
+
+#[test]
+fn unlisted_consumers_past_the_cap_share_a_pool_and_the_store_stays_bounded() {
+    let raw: BTreeMap<String, RawPlan> = serde_json::from_value(
+        serde_json::json!({"free": {"limits": [{"name": "rpd", "window": "day", "requests": 3}]}}),
+    )
+    .unwrap();
+    let plans = validate_plans("plans", &raw).unwrap();
+    let quota: RawQuota = serde_json::from_value(serde_json::json!({"max_unlisted_consumers": 2})).unwrap();
+    let settings = validate_quota("quota", Some(&quota), &plans).unwrap();
+    let policy = Policy::new(settings, plans, PriceTable::empty(), []).with_listed_consumers(["alice".to_string()]);
+    let store = MemoryStore::new();
+    let estimate = Estimate { input_tokens: 1, max_output_tokens: Some(1) };
+    let admit = |consumer: &str| policy.reserve(&store, consumer, Some("free"), "m", "m", estimate, NOW);
+    // 200 distinct unlisted identities (an IdP's users, or names sprayed at a trusted header).
+    let mut admitted = 0;
+    for i in 0..200 {
+        if let Ok(r) = admit(&format!("user-{i}")) {
+            admitted += 1;
+            std::mem::forget(r);
+        }
+    }
+    // user-0 and user-1 were admitted on counters of their own; the other 198 share one pool
+    // of 3 requests.
+    assert_eq!(admitted, 2 + 3);
+    // 2 registry entries, the registry count, 2 own counters and the pool's: nothing per
+    // later identity.
+    let keys = store.keys();
+    assert_eq!(keys.len(), 2 + 1 + 2 + 1, "bounded store: {keys:?}");
+    assert!(keys.contains(&counter_key(
+        ";unlisted;free",
+        policy.plans().get("free").unwrap().limits.first().unwrap(),
+        Window::Day.id(NOW)
+    )));
+    // The first two keep their own counters; listed consumers are not registered at all.
+    let first = admit("user-0").unwrap();
+    assert_eq!(first.consumer(), "user-0");
+    release(&store, first);
+    let alice = admit("alice").unwrap();
+    assert_eq!(alice.consumer(), "alice");
+    release(&store, alice);
+    assert!(!store.keys().iter().any(|k| k == "llmgw:u:alice"));
+    let late = admit("user-150");
+    assert_eq!(late.unwrap_err().reason, RejectReason::Exhausted, "the pool is spent");
+}
+
+#[test]
+fn max_unlisted_consumers_is_validated() {
+    let plans = Plans::default();
+    let raw: RawQuota = serde_json::from_value(serde_json::json!({"max_unlisted_consumers": 2_000_000})).unwrap();
+    assert_eq!(
+        validate_quota("quota", Some(&raw), &plans).unwrap_err().to_string(),
+        "quota.max_unlisted_consumers: must be at most 1000000 (every one keeps store keys for good)"
+    );
+    assert_eq!(validate_quota("quota", None, &plans).unwrap().max_unlisted_consumers, 10_000);
+}

@@ -289,9 +289,11 @@ fn validate_access(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Res
     }
     let consumers = auth::config::validate_consumers_for("consumers", &raw.consumers, &plans, &names)?;
     let overrides = consumers.overrides();
+    let listed: Vec<String> = consumers.iter().map(|c| c.name.clone()).collect();
     let default_plan = settings.default_plan.clone();
     let auth = auth::config::validate_auth("auth", raw.auth.as_ref(), consumers, &plans, default_plan.as_deref(), env)?;
-    Ok(Some(Access { auth, policy: quota::Policy::new(settings, plans, prices, overrides) }))
+    let policy = quota::Policy::new(settings, plans, prices, overrides).with_listed_consumers(listed);
+    Ok(Some(Access { auth, policy }))
 }
 
 fn validate_provider(

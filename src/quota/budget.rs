@@ -1,9 +1,16 @@
 //! Budgets that hold: reserve before the call, settle after it, over a CAS [`Store`].
 //!
 //! # Protocol
-//! Each (consumer, limit) pair has a counter per window, `{window, used, reserved}`, in two
+//! Each (consumer, limit) pair has a counter per window, `{window, used, holds}`, in two
 //! alternating slots (`window % 2`) so the store holds a bounded number of keys and a
 //! reservation made in window W can still settle against W after the window rolled over.
+//! `holds` is what reservations in flight hold, grouped by when each lapses: a reservation
+//! made at `t` lapses at `t + reservation_ttl_secs` rounded up to a quarter of the TTL, so
+//! at most 6 groups are alive at once and the value has a fixed size (113 bytes). Whoever
+//! next writes the counter (a reservation, a settlement) drops the lapsed groups, so a
+//! request that never settles (its VM reloaded after a panic, `FAIL_RELOAD`, or crashed)
+//! holds its budget for one TTL at most instead of until its window ends (a month for a
+//! monthly limit). Every operation is still one `get` and one CAS `set` per counter.
 //!
 //! - [`reserve`] adds the request's worst case (estimated input + the output it may produce)
 //!   to `reserved` of every applicable limit, each with a CAS loop that re-checks
@@ -28,7 +35,9 @@
 //! `U_i <= R_i` when the provider produces at most the reserved output (it honours
 //! `max_tokens`: with clamping on the gateway always sets it, so this holds; without
 //! clamping only when the client set it) and the prompt has at most the estimated input
-//! tokens. So **with clamping on and an input estimate that is an upper bound (e.g.
+//! tokens, and every request settles within `reservation_ttl_secs` (a longer one loses its
+//! hold when the TTL passes: concurrent requests may then be admitted on that budget; its
+//! usage is still charged). So **with clamping on and an input estimate that is an upper bound (e.g.
 //! [`super::estimate::upper_bound_tokens`]), concurrent requests can never spend more than
 //! the budget.** With the fast estimator the overspend is at most the input under-estimate
 //! of the requests in flight, priced at the worst-case input rate. Money limits reserve at
@@ -111,11 +120,23 @@ pub struct ReserveOptions {
     pub min_output_tokens: u64,
     /// CAS attempts per counter before giving up.
     pub max_attempts: u32,
+    /// How long a reservation holds budget unless settled or released first: a request whose
+    /// VM is gone (reload, crash) never settles, and its hold lapses after this long.
+    pub reservation_ttl_secs: u64,
 }
+
+/// Default of [`ReserveOptions::reservation_ttl_secs`] (`quota.reservation_ttl_secs`).
+pub const DEFAULT_RESERVATION_TTL_SECS: u64 = 600;
 
 impl Default for ReserveOptions {
     fn default() -> Self {
-        ReserveOptions { clamp: true, default_max_output_tokens: 4096, min_output_tokens: 1, max_attempts: 64 }
+        ReserveOptions {
+            clamp: true,
+            default_max_output_tokens: 4096,
+            min_output_tokens: 1,
+            max_attempts: 64,
+            reservation_ttl_secs: DEFAULT_RESERVATION_TTL_SECS,
+        }
     }
 }
 
@@ -204,6 +225,8 @@ struct Charge {
     limit: Limit,
     key: String,
     window_id: u64,
+    /// When this charge's hold lapses (the hold's id in the counter).
+    expires_at: u64,
     reserved: u64,
     /// `used + reserved` right after this reservation.
     consumed_after: u64,
@@ -280,40 +303,126 @@ pub struct Settlement {
     pub remaining: Vec<(String, u64)>,
 }
 
-/// The stored counter of one limit in one window.
+/// Reserved budget that lapses at `expires_at` (seconds since the epoch; 0: an empty slot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Hold {
+    expires_at: u64,
+    amount: u64,
+}
+
+/// Holds per counter. Reservations are grouped by expiry, rounded up to a multiple of
+/// [`hold_granularity`] (a quarter of the TTL), so the live holds (expiring within TTL plus
+/// one granule) never need more than 6 slots: the value has a fixed size and every operation
+/// stays one `get` and one `set`.
+const HOLDS: usize = 6;
+
+/// The stored counter of one limit in one window: committed usage and the reservations in
+/// flight, grouped by when they lapse. A writer drops the holds that have lapsed (their
+/// requests outlived the TTL, or their VM is gone), so a lost settlement frees its budget
+/// within the TTL instead of at the end of the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Counter {
     window_id: u64,
     used: u64,
-    reserved: u64,
+    holds: [Hold; HOLDS],
 }
 
-const COUNTER_VERSION: u8 = 1;
+/// Layout version 1: `{window, used, reserved}` without expiry (read at an upgrade).
+const COUNTER_V1: u8 = 1;
+/// Layout version 2: version, window, used, then 6 × (expires_at, amount), little endian.
+const COUNTER_VERSION: u8 = 2;
+const ENCODED_LEN: usize = 1 + 16 + HOLDS * 16;
+
+/// Expiries are rounded up to multiples of this (seconds): a quarter of the TTL.
+fn hold_granularity(ttl_secs: u64) -> u64 {
+    ttl_secs.div_ceil(4).max(1)
+}
+
+/// When a hold made at `now_secs` lapses: at least `ttl_secs` later.
+fn expiry(now_secs: u64, ttl_secs: u64) -> u64 {
+    let granule = hold_granularity(ttl_secs);
+    now_secs.saturating_add(ttl_secs).div_ceil(granule).saturating_mul(granule)
+}
 
 impl Counter {
-    fn encode(&self) -> [u8; 25] {
-        let mut out = [0u8; 25];
-        let (version, rest) = out.split_at_mut(1);
-        version.fill(COUNTER_VERSION);
-        let (a, rest) = rest.split_at_mut(8);
-        let (b, c) = rest.split_at_mut(8);
-        a.copy_from_slice(&self.window_id.to_le_bytes());
-        b.copy_from_slice(&self.used.to_le_bytes());
-        c.copy_from_slice(&self.reserved.to_le_bytes());
+    fn fresh(window_id: u64) -> Counter {
+        Counter { window_id, ..Counter::default() }
+    }
+
+    fn fresh_with_used(window_id: u64, used: u64) -> Counter {
+        Counter { window_id, used, ..Counter::default() }
+    }
+
+    fn encode(&self) -> [u8; ENCODED_LEN] {
+        let mut out = [0u8; ENCODED_LEN];
+        let words =
+            [self.window_id, self.used].into_iter().chain(self.holds.iter().flat_map(|h| [h.expires_at, h.amount]));
+        for (chunk, word) in out.get_mut(1..).unwrap_or_default().chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        if let Some(version) = out.first_mut() {
+            *version = COUNTER_VERSION;
+        }
         out
     }
 
+    /// Reads both layouts. A version-1 counter's reservations cannot be told apart by age:
+    /// they are dropped (once, at the upgrade; their requests' usage is still charged when
+    /// they settle), rather than held with no end as before.
     fn decode(raw: &[u8]) -> Option<Counter> {
         let (&version, rest) = raw.split_first()?;
-        if version != COUNTER_VERSION || rest.len() != 24 {
-            return None;
-        }
         let word = |i: usize| rest.get(i * 8..i * 8 + 8).and_then(|s| s.try_into().ok()).map(u64::from_le_bytes);
-        Some(Counter { window_id: word(0)?, used: word(1)?, reserved: word(2)? })
+        match version {
+            COUNTER_V1 if rest.len() == 24 => Some(Counter::fresh_with_used(word(0)?, word(1)?)),
+            COUNTER_VERSION if rest.len() == ENCODED_LEN - 1 => {
+                let mut holds = [Hold::default(); HOLDS];
+                for (i, hold) in holds.iter_mut().enumerate() {
+                    *hold = Hold { expires_at: word(2 + 2 * i)?, amount: word(3 + 2 * i)? };
+                }
+                Some(Counter { window_id: word(0)?, used: word(1)?, holds })
+            }
+            _ => None,
+        }
     }
 
-    fn consumed(&self) -> u64 {
-        self.used.saturating_add(self.reserved)
+    /// Budget held at `now_secs` by reservations that have not lapsed.
+    fn reserved(&self, now_secs: u64) -> u64 {
+        self.holds.iter().filter(|h| h.expires_at > now_secs).fold(0u64, |acc, h| acc.saturating_add(h.amount))
+    }
+
+    fn consumed(&self, now_secs: u64) -> u64 {
+        self.used.saturating_add(self.reserved(now_secs))
+    }
+
+    /// Empties the holds that lapsed by `now_secs`.
+    fn prune(&mut self, now_secs: u64) {
+        for hold in self.holds.iter_mut().filter(|h| h.expires_at <= now_secs || h.amount == 0) {
+            *hold = Hold::default();
+        }
+    }
+
+    /// Adds `amount` to the hold lapsing at `expires_at` (prune first). `None` when every
+    /// slot holds another live expiry (cannot happen with [`expiry`]'s rounding and a shared
+    /// clock; refused rather than merged into an earlier expiry).
+    fn hold(&mut self, expires_at: u64, amount: u64) -> Option<()> {
+        let slot = match self.holds.iter().position(|h| h.expires_at == expires_at) {
+            Some(i) => i,
+            None => self.holds.iter().position(|h| h.expires_at == 0)?,
+        };
+        let hold = self.holds.get_mut(slot)?;
+        *hold = Hold { expires_at, amount: hold.amount.saturating_add(amount) };
+        Some(())
+    }
+
+    /// Takes `amount` off the hold lapsing at `expires_at`, if it is still there (a lapsed,
+    /// pruned hold has nothing left to give back).
+    fn unhold(&mut self, expires_at: u64, amount: u64) {
+        if let Some(hold) = self.holds.iter_mut().find(|h| h.expires_at == expires_at) {
+            hold.amount = hold.amount.saturating_sub(amount);
+            if hold.amount == 0 {
+                *hold = Hold::default();
+            }
+        }
     }
 }
 
@@ -327,10 +436,10 @@ pub fn counter_key(consumer: &str, limit: &Limit, window_id: u64) -> String {
 /// older window in the slot, or an unreadable value all read as a fresh counter.
 fn load(store: &dyn Store, key: &str, window_id: u64) -> (Counter, u32) {
     match store.get(key) {
-        None => (Counter { window_id, ..Counter::default() }, CREATE_CAS),
+        None => (Counter::fresh(window_id), CREATE_CAS),
         Some((raw, cas)) => match Counter::decode(&raw) {
             Some(c) if c.window_id == window_id => (c, cas),
-            _ => (Counter { window_id, ..Counter::default() }, cas),
+            _ => (Counter::fresh(window_id), cas),
         },
     }
 }
@@ -406,13 +515,17 @@ pub fn reserve(
         }
         let window_id = limit.window.id(now_secs);
         let key = counter_key(request.consumer, limit, window_id);
+        let expires_at = expiry(now_secs, options.reservation_ttl_secs);
         let mut attempts = 0;
         let charge = loop {
             attempts += 1;
-            let (counter, cas) = load(store, &key, window_id);
-            let remaining = limit.amount.saturating_sub(counter.consumed());
+            let (mut counter, cas) = load(store, &key, window_id);
+            // The next writer of a counter releases the holds that lapsed.
+            counter.prune(now_secs);
+            let consumed = counter.consumed(now_secs);
+            let remaining = limit.amount.saturating_sub(consumed);
             let refuse = |reason| {
-                let limit_status = status(limit, counter.consumed(), now_secs);
+                let limit_status = status(limit, consumed, now_secs);
                 (reason, limit_status)
             };
             if attempts > options.max_attempts {
@@ -433,14 +546,18 @@ pub fn reserve(
                 let reason = if smallest > limit.amount { RejectReason::TooLarge } else { RejectReason::Exhausted };
                 break Err(refuse(reason));
             }
-            let updated = Counter { reserved: counter.reserved.saturating_add(need), ..counter };
+            let mut updated = counter;
+            if updated.hold(expires_at, need).is_none() {
+                break Err(refuse(RejectReason::Contention));
+            }
             if store.set(&key, &updated.encode(), Some(cas)).is_ok() {
                 break Ok(Charge {
                     limit: limit.clone(),
                     key: key.clone(),
                     window_id,
+                    expires_at,
                     reserved: need,
-                    consumed_after: updated.consumed(),
+                    consumed_after: updated.consumed(now_secs),
                 });
             }
         };
@@ -451,7 +568,7 @@ pub fn reserve(
             }
             Err((reason, limit_status)) => {
                 for charge in &charges {
-                    give_back(store, charge, charge.reserved, None, options.max_attempts);
+                    give_back(store, charge, charge.reserved, None, Some(now_secs), options.max_attempts);
                 }
                 statuses.push(limit_status.clone());
                 return Err(Rejection { reason, limit: limit_status, statuses });
@@ -464,7 +581,7 @@ pub fn reserve(
         let final_need = reserve_amount(&charge.limit, input, output, request.price).unwrap_or(charge.reserved);
         if final_need < charge.reserved {
             let excess = charge.reserved - final_need;
-            if give_back(store, charge, excess, None, options.max_attempts).is_some() {
+            if give_back(store, charge, excess, None, Some(now_secs), options.max_attempts).is_some() {
                 charge.reserved = final_need;
                 charge.consumed_after = charge.consumed_after.saturating_sub(excess);
             }
@@ -487,28 +604,36 @@ pub fn reserve(
     })
 }
 
-/// Takes `amount` off `reserved` in the charge's window and adds `used` (if any) to `used`.
-/// Returns false if the window is gone or the counter stayed contended.
-/// Returns the counter as written, or `None` when the slot expired or stayed contended.
-fn give_back(store: &dyn Store, charge: &Charge, amount: u64, used: Option<u64>, max_attempts: u32) -> Option<Counter> {
+/// Takes `amount` off the charge's hold in its window and adds `used` (if any) to `used`;
+/// with `now_secs`, also drops the holds that lapsed by then. Returns the counter as written,
+/// or `None` when the slot expired or stayed contended.
+fn give_back(
+    store: &dyn Store,
+    charge: &Charge,
+    amount: u64,
+    used: Option<u64>,
+    now_secs: Option<u64>,
+    max_attempts: u32,
+) -> Option<Counter> {
     for _ in 0..max_attempts.max(1) {
-        let (counter, cas) = load_existing(store, &charge.key, charge.window_id)?;
-        let updated = Counter {
-            reserved: counter.reserved.saturating_sub(amount),
-            used: counter.used.saturating_add(used.unwrap_or(0)),
-            ..counter
-        };
-        if store.set(&charge.key, &updated.encode(), Some(cas)).is_ok() {
-            return Some(updated);
+        let (mut counter, cas) = load_existing(store, &charge.key, charge.window_id)?;
+        counter.unhold(charge.expires_at, amount);
+        if let Some(now) = now_secs {
+            counter.prune(now);
+        }
+        counter.used = counter.used.saturating_add(used.unwrap_or(0));
+        if store.set(&charge.key, &counter.encode(), Some(cas)).is_ok() {
+            return Some(counter);
         }
     }
     None
 }
 
 /// Settles a reservation to what was actually consumed (also after a client disconnect:
-/// pass what was consumed up to then). Charges the window the reservation was made in,
-/// whatever `_now_secs` is (kept in the signature so callers pass the time like everywhere).
-pub fn settle(store: &dyn Store, reservation: Reservation, actual: &TokenCounts, _now_secs: u64) -> Settlement {
+/// pass what was consumed up to then). Charges the window the reservation was made in; a
+/// hold that lapsed meanwhile (the request outlived `reservation_ttl_secs`) has nothing to
+/// give back, and the usage is still charged.
+pub fn settle(store: &dyn Store, reservation: Reservation, actual: &TokenCounts, now_secs: u64) -> Settlement {
     let price = reservation.price.as_ref();
     let mut out = Settlement { cost_micros: price.map(|p| p.cost(actual)), ..Settlement::default() };
     // Settling can take longer than admitting: a lost settlement leaves budget held.
@@ -519,9 +644,10 @@ pub fn settle(store: &dyn Store, reservation: Reservation, actual: &TokenCounts,
             out.expired += 1;
             continue;
         }
-        if let Some(counter) = give_back(store, charge, charge.reserved, Some(amount), attempts) {
+        if let Some(counter) = give_back(store, charge, charge.reserved, Some(amount), Some(now_secs), attempts) {
             out.charged.push((charge.limit.name.clone(), charge.limit.metric, amount));
-            out.remaining.push((charge.limit.name.clone(), charge.limit.amount.saturating_sub(counter.consumed())));
+            out.remaining
+                .push((charge.limit.name.clone(), charge.limit.amount.saturating_sub(counter.consumed(now_secs))));
         } else if load_existing(store, &charge.key, charge.window_id).is_none() {
             out.expired += 1;
         } else {
@@ -535,7 +661,7 @@ pub fn settle(store: &dyn Store, reservation: Reservation, actual: &TokenCounts,
 pub fn release(store: &dyn Store, reservation: Reservation) {
     let attempts = ReserveOptions::default().max_attempts * 4;
     for charge in &reservation.charges {
-        give_back(store, charge, charge.reserved, None, attempts);
+        give_back(store, charge, charge.reserved, None, None, attempts);
     }
 }
 
@@ -544,12 +670,50 @@ pub fn release(store: &dyn Store, reservation: Reservation) {
 pub fn peek(store: &dyn Store, consumer: &str, limit: &Limit, now_secs: u64) -> LimitStatus {
     let window_id = limit.window.id(now_secs);
     let (counter, _) = load(store, &counter_key(consumer, limit, window_id), window_id);
-    status(limit, counter.consumed(), now_secs)
+    status(limit, counter.consumed(now_secs), now_secs)
 }
 
-/// Committed usage (`used`) of `limit` in the window containing `at_secs` (tests, metrics).
+/// Committed usage (`used`) and live reservations of `limit` in the window containing
+/// `at_secs`, as seen at `at_secs` (tests, metrics).
 pub fn used(store: &dyn Store, consumer: &str, limit: &Limit, at_secs: u64) -> (u64, u64) {
     let window_id = limit.window.id(at_secs);
     let (counter, _) = load(store, &counter_key(consumer, limit, window_id), window_id);
-    (counter.used, counter.reserved)
+    (counter.used, counter.reserved(at_secs))
+}
+
+/// Store key counting the unlisted consumers that have counters of their own.
+const UNLISTED_COUNT_KEY: &str = "llmgw:u#count";
+
+/// Whose counters an unlisted consumer (a JWT subject or trusted identity not in
+/// `consumers`, admitted by `allow_unlisted_consumers`) spends. Shared data never forgets a
+/// key, so each new name would add counters for good: the first `cap` names
+/// (`quota.max_unlisted_consumers`) get their own, recorded in a registry
+/// (`llmgw:u:<name>`, one `get` per request); later ones share one pool per plan
+/// (`;unlisted;<plan>`, which no consumer name can spell), as does everyone while the count
+/// stays contended. The trade-off: the store is bounded, and past the cap new unlisted
+/// consumers spend a common budget (never an unlimited one).
+pub fn unlisted_owner(store: &dyn Store, consumer: &str, plan: Option<&str>, cap: u64) -> String {
+    let registered = format!("llmgw:u:{consumer}");
+    if store.get(&registered).is_some() {
+        return consumer.to_string();
+    }
+    let pool = format!(";unlisted;{}", plan.unwrap_or("-"));
+    for _ in 0..ReserveOptions::default().max_attempts {
+        let (count, cas) = match store.get(UNLISTED_COUNT_KEY) {
+            None => (0, CREATE_CAS),
+            // Unreadable: treated as full (bounded, fail closed).
+            Some((raw, cas)) => (raw.as_slice().try_into().map_or(u64::MAX, u64::from_le_bytes), cas),
+        };
+        if count >= cap {
+            return pool;
+        }
+        if store.set(UNLISTED_COUNT_KEY, &count.saturating_add(1).to_le_bytes(), Some(cas)).is_ok() {
+            // Two workers registering the same name both count it: the cap errs low.
+            return match store.set(&registered, b"1", None) {
+                Ok(()) => consumer.to_string(),
+                Err(_) => pool,
+            };
+        }
+    }
+    pool
 }

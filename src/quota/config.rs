@@ -26,6 +26,8 @@
 //!     "default_max_output_tokens": 4096,
 //!     "min_output_tokens": 16,
 //!     "estimator": "fast",
+//!     "reservation_ttl_secs": 600,
+//!     "max_unlisted_consumers": 10000,
 //!     "tokenizers": {"my-azure-gpt4o": "o200k_base"}
 //!   }
 //! }
@@ -38,6 +40,15 @@
 //! a plan) to public model names; aliases stand for their model, and a name no model has is
 //! a configuration error ([`ModelNames`]). `prices` entries are USD per million tokens and replace the
 //! built-in entry of the same model id (see `money::RawPrice` for the fields).
+//!
+//! `reservation_ttl_secs` (default 600) bounds how long a reservation holds budget when its
+//! request never settles (its VM reloaded or crashed): the next writer of the counter drops
+//! it after that long. Set it above the longest request your Envoy routes allow (route and
+//! stream timeouts): a request that outlives it loses its hold (its usage is still charged).
+//!
+//! `max_unlisted_consumers` (default 10000, 0 to 1000000) caps the unlisted consumers (JWT
+//! or trusted identities admitted by `auth.allow_unlisted_consumers`) that get budget
+//! counters of their own; later ones share one pool per plan (`budget::unlisted_owner`).
 //!
 //! `estimator` sizes a request's input before the call: `fast` (default), `upper-bound`, and,
 //! in a module built with the cargo feature `tiktoken`, `exact` and `auto` (see
@@ -144,7 +155,18 @@ pub struct RawQuota {
     /// proxies' aliases): `{"my-gpt4o-deployment": "o200k_base"}`.
     #[serde(default)]
     pub tokenizers: Option<BTreeMap<String, Vocabulary>>,
+    /// How long a reservation holds budget when its request never settles (default 600).
+    #[serde(default)]
+    pub reservation_ttl_secs: Option<u64>,
+    /// Unlisted consumers with counters of their own (default 10000); later ones share a
+    /// pool per plan (`budget::unlisted_owner`).
+    #[serde(default)]
+    pub max_unlisted_consumers: Option<u64>,
 }
+
+/// Longest `quota.reservation_ttl_secs`: past a day a lost reservation is as bad as none
+/// expiring.
+const MAX_RESERVATION_TTL_SECS: u64 = 86_400;
 
 /// A validated plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,7 +206,13 @@ pub struct QuotaSettings {
     pub estimator: Estimator,
     /// `quota.tokenizers`: provider model id -> vocabulary, before the built-in rules.
     pub tokenizers: BTreeMap<String, Vocabulary>,
+    /// `quota.max_unlisted_consumers`.
+    pub max_unlisted_consumers: u64,
 }
+
+/// Default of `quota.max_unlisted_consumers`.
+pub const DEFAULT_MAX_UNLISTED_CONSUMERS: u64 = 10_000;
+const MAX_UNLISTED_CONSUMERS: u64 = 1_000_000;
 
 impl Default for QuotaSettings {
     fn default() -> Self {
@@ -193,6 +221,7 @@ impl Default for QuotaSettings {
             reserve: ReserveOptions { min_output_tokens: 16, ..ReserveOptions::default() },
             estimator: Estimator::Fast,
             tokenizers: BTreeMap::new(),
+            max_unlisted_consumers: DEFAULT_MAX_UNLISTED_CONSUMERS,
         }
     }
 }
@@ -400,6 +429,21 @@ pub fn validate_quota(path: &str, raw: Option<&RawQuota>, plans: &Plans) -> Resu
             format!("{min_output_tokens} is more than default_max_output_tokens ({default_max_output_tokens})"),
         ));
     }
+    let reservation_ttl_secs =
+        positive("reservation_ttl_secs", raw.reservation_ttl_secs, defaults.reserve.reservation_ttl_secs)?;
+    if reservation_ttl_secs > MAX_RESERVATION_TTL_SECS {
+        return Err(err(
+            format!("{path}.reservation_ttl_secs"),
+            format!("must be at most {MAX_RESERVATION_TTL_SECS} (a day)"),
+        ));
+    }
+    let max_unlisted_consumers = raw.max_unlisted_consumers.unwrap_or(defaults.max_unlisted_consumers);
+    if max_unlisted_consumers > MAX_UNLISTED_CONSUMERS {
+        return Err(err(
+            format!("{path}.max_unlisted_consumers"),
+            format!("must be at most {MAX_UNLISTED_CONSUMERS} (every one keeps store keys for good)"),
+        ));
+    }
     let estimator = raw.estimator.unwrap_or_default();
     if estimator.counts_exactly() && !super::bpe::AVAILABLE {
         return Err(err(
@@ -425,8 +469,10 @@ pub fn validate_quota(path: &str, raw: Option<&RawQuota>, plans: &Plans) -> Resu
             default_max_output_tokens,
             min_output_tokens,
             max_attempts: defaults.reserve.max_attempts,
+            reservation_ttl_secs,
         },
         estimator,
         tokenizers,
+        max_unlisted_consumers,
     })
 }

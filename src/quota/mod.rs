@@ -37,6 +37,9 @@ pub struct Policy {
     plans: Plans,
     prices: PriceTable,
     overrides: HashMap<String, Vec<Limit>>,
+    /// Configured consumer names, when known ([`Policy::with_listed_consumers`]): the others
+    /// are unlisted and their counters are capped ([`budget::unlisted_owner`]).
+    listed: Option<std::collections::HashSet<String>>,
 }
 
 impl Policy {
@@ -48,7 +51,25 @@ impl Policy {
         overrides: impl IntoIterator<Item = (String, Vec<Limit>)>,
     ) -> Self {
         let overrides = overrides.into_iter().filter(|(_, limits)| !limits.is_empty()).collect();
-        Policy { settings, plans, prices, overrides }
+        Policy { settings, plans, prices, overrides, listed: None }
+    }
+
+    /// Names the configured consumers: any other name is unlisted and its counters are
+    /// capped by `quota.max_unlisted_consumers` (`Config::parse` always does this).
+    pub fn with_listed_consumers(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.listed = Some(names.into_iter().collect());
+        self
+    }
+
+    /// Whose counters `consumer` spends: its own, or for an unlisted consumer past the cap a
+    /// pool shared per plan ([`budget::unlisted_owner`]).
+    fn counter_owner(&self, store: &dyn Store, consumer: &str, plan: Option<&str>) -> String {
+        match &self.listed {
+            Some(listed) if !listed.contains(consumer) => {
+                budget::unlisted_owner(store, consumer, plan, self.settings.max_unlisted_consumers)
+            }
+            _ => consumer.to_string(),
+        }
     }
 
     pub fn settings(&self) -> &QuotaSettings {
@@ -192,8 +213,9 @@ impl Policy {
     ) -> Result<Reservation, Rejection> {
         let limits = self.limits_for(consumer, plan, model);
         let price = self.price(upstream_model);
+        let owner = if limits.is_empty() { consumer.to_string() } else { self.counter_owner(store, consumer, plan) };
         let run = |estimate: Estimate| {
-            let request = ReserveRequest { consumer, limits: &limits, price, estimate };
+            let request = ReserveRequest { consumer: &owner, limits: &limits, price, estimate };
             reserve(store, &request, &self.settings.reserve, now_secs)
         };
         let (prompt, max_output_tokens, media) = match estimate.into() {
