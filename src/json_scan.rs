@@ -171,18 +171,27 @@ fn remove_range_by_scan(doc: &[u8], span: &Range<usize>) -> Range<usize> {
 /// insertions before a replacement starting at the same offset, ties kept in
 /// the given order) in a single pass into a new buffer. Ranges are clamped to
 /// the document; a range overlapping an earlier edit is clipped to start after
-/// it.
+/// it. Insertions at the same offset that do not end with a comma (what
+/// [`set_member`] inserts into an empty object) are joined with commas, so
+/// several members inserted into `{}` still make one valid object.
 pub fn apply_edits(doc: &[u8], edits: &[Edit]) -> Vec<u8> {
     let mut sorted: Vec<&Edit> = edits.iter().collect();
     sorted.sort_by_key(|e| (e.range.start, e.range.end));
-    let added: usize = sorted.iter().map(|e| e.replacement.len()).sum();
+    let added: usize = sorted.iter().map(|e| e.replacement.len() + 1).sum();
     let mut out = Vec::with_capacity(doc.len() + added);
     let mut cursor = 0;
+    // Offset of the previous edit when it was an insertion without a trailing comma.
+    let mut open_insertion = None;
     for e in sorted {
         let start = e.range.start.max(cursor).min(doc.len());
         let end = e.range.end.min(doc.len()).max(start);
         out.extend_from_slice(doc.get(cursor..start).unwrap_or_default());
+        let insertion = e.range.is_empty() && !e.replacement.is_empty();
+        if insertion && open_insertion == Some(start) {
+            out.push(b',');
+        }
         out.extend_from_slice(&e.replacement);
+        open_insertion = (insertion && !e.replacement.ends_with(b",")).then_some(start);
         cursor = end;
     }
     out.extend_from_slice(doc.get(cursor..).unwrap_or_default());

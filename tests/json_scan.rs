@@ -853,3 +853,27 @@ fn dup_prone_json_yields_duplicates_and_clean_documents() {
     }
     assert!(dups > 50 && clean > 50, "{dups} with duplicates, {clean} without");
 }
+
+/// Found by fuzzing (fuzz/regressions/json_scan/crash-two-insertions-into-empty-object): the
+/// engine inserts `model` and a clamped `max_completion_tokens` into a body of `{}`; both
+/// land right after `{` and must be joined by a comma.
+#[test]
+fn several_members_inserted_into_an_empty_object_stay_valid_json() {
+    for doc in ["{}", "{\n    }\n     "] {
+        let m = members(doc);
+        let edits = [
+            set_member(doc.as_bytes(), &m, "model", br#""gpt""#),
+            set_member(doc.as_bytes(), &m, "max_completion_tokens", b"5"),
+            set_member(doc.as_bytes(), &m, "stream_options", br#"{"include_usage":true}"#),
+        ];
+        let out = apply_edits(doc.as_bytes(), &edits);
+        let v: Value =
+            serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
+        assert_eq!(v, json!({"model": "gpt", "max_completion_tokens": 5, "stream_options": {"include_usage": true}}));
+    }
+    // Into a non-empty object the inserted members carry their own commas: none is added.
+    let doc = br#"{"a":1}"#;
+    let m = top_level_members(doc).unwrap();
+    let out = apply_edits(doc, &[set_member(doc, &m, "x", b"1"), set_member(doc, &m, "y", b"2")]);
+    assert_eq!(out, br#"{"x":1,"y":2,"a":1}"#);
+}

@@ -536,3 +536,18 @@ proptest! {
         prop_assert_eq!(back, events);
     }
 }
+
+/// Found by fuzzing (fuzz/regressions/sse/crash-invalid-utf8-grows-past-the-limit): invalid
+/// UTF-8 bytes decode to U+FFFD (3 bytes each), so a `data` line within the limit as raw
+/// bytes held up to 3x the limit once decoded.
+#[test]
+fn invalid_utf8_counts_as_decoded_against_the_limit() {
+    let mut input = b"data: ".to_vec();
+    input.extend([0xff; 20]);
+    input.extend(b"\n\n");
+    // 20 raw bytes (26 with the field name) fit in 40; their 60 decoded bytes do not.
+    let (events, err) = decode_every_split(40, &input);
+    assert_eq!((events, err), (vec![], Some(SseError::EventTooLarge { limit: 40 })));
+    // Within the limit once decoded: delivered.
+    assert_eq!(decode_every_split(64, &input).0, vec![data(&"\u{fffd}".repeat(20))]);
+}

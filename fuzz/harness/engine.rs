@@ -137,7 +137,10 @@ pub fn engine(data: &[u8]) {
                 let _ = exchange.finish(NOW_MS + 2, gateway.quota(&store));
                 return;
             }
-            BodyAction::Replace(_) => {}
+            // What goes upstream is JSON (every provider API here takes JSON).
+            BodyAction::Replace(body) => {
+                must_parse("the upstream request body", &body);
+            }
             BodyAction::Unchanged => panic!("a routed request body went upstream without admission"),
         }
     }

@@ -209,6 +209,10 @@ impl SseDecoder {
                 self.line = line;
             }
         }
+        // Decoding can grow a value: each invalid UTF-8 byte becomes U+FFFD (3 bytes).
+        if self.pending_bytes() > self.max_event_bytes {
+            return Err(self.fail());
+        }
         Ok(())
     }
 
