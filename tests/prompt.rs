@@ -1482,3 +1482,29 @@ fn masks_rename_secret_keys_in_tool_call_arguments() {
         assert!(!call.arguments.contains(secret), "{secret} left in {}", call.arguments);
     }
 }
+
+#[test]
+fn obfuscated_guard_workload() {
+    // 100 KB that folds everywhere (full-width letters and digits, zero-width spaces): the
+    // fold's worst case. Prints timings like `realistic_guard_workload`.
+    let mut config = guards_config();
+    config["guards"]["mask"] = mask_config()["guards"]["mask"].clone();
+    let prompts = load(config);
+    let chunk = "Ｔｈｅ\u{200B}ｑｕｉｃｋ ｆｏｘ ｐａｙｓ ｗｉｔｈ ４１１１ １１１１ １１１１ １１１１ ｏｒ ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ. ";
+    let body: String = chunk.repeat(100_000 / chunk.len() + 1);
+    let mut req = simple_request(&body);
+    let started = Instant::now();
+    assert_eq!(prompts.guards().check(&req, &[]), Ok(()));
+    let checked = started.elapsed();
+    let counts = prompts.guards().mask(&mut req);
+    let masked = started.elapsed() - checked;
+    println!("check {} bytes: {checked:?}; mask: {masked:?} ({counts:?})", body.len());
+    let repeats = 100_000 / chunk.len() + 1;
+    assert_eq!(
+        counts,
+        vec![
+            MaskCount { mask: "email".to_string(), count: repeats },
+            MaskCount { mask: "card".to_string(), count: repeats }
+        ]
+    );
+}

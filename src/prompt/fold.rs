@@ -61,6 +61,11 @@ fn fold_char(c: char) -> Fold {
         return Fold::Keep;
     }
     let cp = u32::from(c);
+    // Fast path for the scripts of most prose, where nothing folds (Latin letters, Greek,
+    // Cyrillic, Armenian, Hebrew, kana, CJK, Hangul).
+    if matches!(cp, 0x00C0..=0x02FF | 0x0370..=0x05FF | 0x3040..=0x30FF | 0x4E00..=0x9FFF | 0xAC00..=0xD7A3) {
+        return Fold::Keep;
+    }
     match cp {
         0x00AD
         | 0x034F

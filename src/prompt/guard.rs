@@ -389,10 +389,12 @@ impl Guards {
     /// Applies every mask in config order; `None` when nothing changed. Each mask matches the
     /// folded text and replaces the original spans its matches came from.
     fn mask_str(&self, text: &str, counts: &mut [usize]) -> Option<String> {
+        // Placeholders are ASCII: a text with nothing to fold stays so after masking.
+        let folds = matches!(fold(text), Cow::Owned(_));
         let mut current: Option<String> = None;
         for (i, mask) in self.masks.iter().enumerate() {
             let haystack = current.as_deref().unwrap_or(text);
-            let spans = mask_spans(mask, haystack);
+            let spans = mask_spans(mask, haystack, folds);
             if spans.is_empty() {
                 continue;
             }
@@ -415,8 +417,9 @@ impl Guards {
 
 /// The spans of `text` (as written) that `mask` replaces: its matches in the folded text
 /// (cards: the card number within each candidate), mapped back. Empty matches mask nothing.
-fn mask_spans(mask: &Mask, text: &str) -> Vec<(usize, usize)> {
-    let folded = fold(text);
+/// `folds`: whether folding changes `text` (known to the caller).
+fn mask_spans(mask: &Mask, text: &str, folds: bool) -> Vec<(usize, usize)> {
+    let folded = if folds { fold(text) } else { Cow::Borrowed(text) };
     let mut spans = Vec::new();
     for m in mask.regex.find_iter(&folded) {
         if m.is_empty() {
