@@ -170,7 +170,8 @@ def test_a_reservation_that_is_never_settled_lapses_after_its_ttl(gateway):
     request: its hold lapses while it runs, through the host's shared data, and its usage is
     still charged when it ends."""
     cfg = config(0)
-    cfg["plans"] = {"small": {"limits": [{"name": "monthly", "window": "month", "tokens": 300}]}}
+    # Each request reserves its whole body (upper-bound: a token per byte, ~150) plus 200.
+    cfg["plans"] = {"small": {"limits": [{"name": "monthly", "window": "month", "tokens": 500}]}}
     cfg["quota"] = {"clamp_max_tokens": False, "estimator": "upper-bound", "reservation_ttl_secs": 2}
     gw = gateway(cfg)
     body = {"model": "q-gpt", "messages": MESSAGES, "max_tokens": 200}
@@ -192,7 +193,7 @@ def test_a_reservation_that_is_never_settled_lapses_after_its_ttl(gateway):
         while not streamed and time.monotonic() < deadline:
             time.sleep(0.05)
         assert streamed and streamed[0] == 200, streamed
-        # The stream holds 200+ of the 300 tokens: another request of that size is refused...
+        # The stream holds 300+ of the 500 tokens: another request of that size is refused...
         held = httpx.post(f"{gw.base_url}/v1/chat/completions", headers=headers, json=body, timeout=10)
         assert held.status_code == 429, held.text
         # ...until the hold lapses (TTL 2 s, rounded up by at most half a second), stream still running.
@@ -209,5 +210,5 @@ def test_a_reservation_that_is_never_settled_lapses_after_its_ttl(gateway):
     # Both answers were charged, the lapsed stream's too, and nothing stays held: what remains
     # of the month is the budget minus what the provider reported.
     text = gw.wait_for_metrics(lambda t: metric_value(t, "llm_gateway_budget_remaining", llm_consumer="alice",
-                                                      llm_limit="monthly") == 300 - spent)
-    assert metric_value(text, "llm_gateway_budget_remaining", llm_consumer="alice", llm_limit="monthly") == 300 - spent
+                                                      llm_limit="monthly") == 500 - spent)
+    assert metric_value(text, "llm_gateway_budget_remaining", llm_consumer="alice", llm_limit="monthly") == 500 - spent
