@@ -289,10 +289,14 @@ fn json_response_usage_and_metrics() {
     let gw = gateway();
     let (mut exchange, _) = forward(&gw, &head("/v1/chat/completions", Some("gpt")), 0);
     exchange.on_request_body(br#"{"model":"gpt","messages":[]}"#, 0, None, None);
-    assert!(exchange.on_response_headers(200, Some("application/json")).is_empty());
+    assert_eq!(
+        exchange.on_response_headers(200, Some("application/json")),
+        [HeaderOp::Remove("content-length".to_string())]
+    );
     let (a, b) = COMPLETION.split_at(100);
-    assert_eq!(exchange.on_response_body(a, false, 1_001), BodyAction::Unchanged);
-    assert_eq!(exchange.on_response_body(b, true, 1_002), BodyAction::Unchanged);
+    // Held until known to be complete JSON, then sent byte for byte.
+    assert_eq!(exchange.on_response_body(a, false, 1_001), BodyAction::Replace(Vec::new()));
+    assert_eq!(exchange.on_response_body(b, true, 1_002), BodyAction::Replace(COMPLETION.to_vec()));
     let record = exchange.finish(1_250, None).unwrap();
     assert_eq!((record.usage.input, record.usage.output), (Some(1117), Some(46)));
     let points = metrics::points(&record);

@@ -476,3 +476,22 @@ fn item12_a_provider_error_event_is_not_doubled() {
     let body = feed(&mut ex, &[text.as_bytes()], false);
     assert_eq!(String::from_utf8(body).unwrap().matches("\"error\"").count(), 1);
 }
+
+#[test]
+fn a_passthrough_answer_cut_short_becomes_an_error_in_the_client_dialect() {
+    for (client, model) in [("openai", "gpt"), ("anthropic", "claude")] {
+        let mut ex = exchange(client, model, false);
+        ex.on_response_headers(200, Some("application/json"));
+        let body = completion(&"c".repeat(400), r#","usage":{"prompt_tokens":9,"completion_tokens":100}"#);
+        let cut = &body[..body.len() / 2];
+        let sent = feed(&mut ex, &[&cut[..100], &cut[100..]], false);
+        let message = if client == "openai" { assert_openai_error(&sent) } else { assert_anthropic_error(&sent) };
+        assert!(message.contains("not complete JSON"), "{message}");
+        let record = finish(&mut ex);
+        assert_eq!(record.usage.output, Some((cut.len() as u64).div_ceil(4)), "counted from the bytes");
+        // A complete answer is sent byte for byte.
+        let mut ex = exchange(client, model, false);
+        ex.on_response_headers(200, Some("application/json"));
+        assert_eq!(feed(&mut ex, &[&body[..100], &body[100..]], false), body);
+    }
+}

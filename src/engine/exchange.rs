@@ -674,11 +674,15 @@ impl Exchange {
         }
         let responses_api = self.operation == Some(Operation::Responses);
         let counts_output = self.operation != Some(Operation::Embeddings);
-        let json = |translate: Option<Shape>, error_status| {
+        let client = self.client;
+        let json = |translate: Option<Shape>, error_status: Option<u16>| {
+            // A passthrough answer is held until it is known to be complete JSON.
+            let hold = (translate.is_none() && error_status.is_none()).then_some(client);
             ResponseBody::Json(Box::new(Buffered {
                 copy: Vec::new(),
                 seen: 0,
                 counts_output,
+                hold,
                 overflowed: false,
                 translate,
                 error_status,
@@ -729,8 +733,6 @@ impl Exchange {
                     events: Vec::new(),
                     responses_api,
                 }));
-                // Rewritten, or ended by the gateway when the provider cuts it.
-                return vec![HeaderOp::Remove("content-length".to_string())];
             }
             (true, ClientDialect::Anthropic) => {
                 self.body = ResponseBody::Observed(Box::new(Observed {
@@ -738,11 +740,12 @@ impl Exchange {
                     events: Vec::new(),
                     tail: Vec::new(),
                 }));
-                return vec![HeaderOp::Remove("content-length".to_string())];
             }
             (false, _) => self.body = json(None, None),
         }
-        Vec::new()
+        // Streams may be rewritten or ended by the gateway when the provider cuts them; a
+        // JSON answer is held, and replaced by an error when it is not complete JSON.
+        vec![HeaderOp::Remove("content-length".to_string())]
     }
 
     /// Replaces the response with a gateway error in the client's dialect, under `status`.

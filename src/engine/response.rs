@@ -3,7 +3,7 @@
 use super::meter::Meter;
 use crate::json_scan;
 use crate::llm::dialect::{self, StreamDecoder, StreamEncoder};
-use crate::llm::ir::{ChatResponse, ClientDialect, Part, ProviderDialect, ProviderError, StreamEvent};
+use crate::llm::ir::{ChatResponse, ClientDialect, ErrorKind, Part, ProviderDialect, ProviderError, StreamEvent};
 use crate::llm::{openai, openai_responses};
 use crate::prompt::{prompt_response, PromptStreamEncoder, TemplateUse};
 use crate::stream::sse::{encode_event, SseDecoder, SseEvent};
@@ -66,6 +66,10 @@ pub struct Buffered {
     pub seen: usize,
     /// The body is generated output when it reports no usage (not for embeddings: vectors).
     pub counts_output: bool,
+    /// A passthrough answer held back (bounded) until it is known to be complete JSON: a body
+    /// cut short or garbled becomes an error in this client dialect. Past the bound, what
+    /// was held goes out and the rest passes as it comes.
+    pub hold: Option<ClientDialect>,
     pub overflowed: bool,
     /// Set when the body is translated for the client.
     pub translate: Option<Shape>,
@@ -283,21 +287,26 @@ fn drain_finished(decoder: &mut StreamDecoder, events: &mut Vec<StreamEvent>, me
 impl Buffered {
     fn chunk(&mut self, meter: &mut Meter, chunk: &[u8], end: bool, max_copy: usize) -> Rewrite {
         self.seen = self.seen.saturating_add(chunk.len());
+        let mut flushed = None;
         if !self.overflowed {
             if self.copy.len() + chunk.len() > max_copy {
                 self.overflowed = true;
-                self.copy = Vec::new();
+                let mut held = std::mem::take(&mut self.copy);
+                if self.hold.take().is_some() {
+                    held.extend_from_slice(chunk);
+                    flushed = Some(held);
+                }
             } else {
                 self.copy.extend_from_slice(chunk);
             }
         }
         if !end {
-            // Translated bodies are held back (bounded) until complete.
-            return self.translate.as_ref().map(|_| Vec::new());
+            // Translated and held bodies are held back (bounded) until complete.
+            return flushed.or_else(|| (self.translate.is_some() || self.hold.is_some()).then(Vec::new));
         }
         let body = std::mem::take(&mut self.copy);
         match (&self.translate, self.error_status) {
-            (None, Some(_)) => None,
+            (None, Some(_)) => flushed,
             (None, None) => {
                 let usage = if self.overflowed {
                     None
@@ -316,7 +325,19 @@ impl Buffered {
                 if let Some(usage) = &usage {
                     meter.report(usage); // covers the whole body
                 }
-                None
+                match self.hold {
+                    None => flushed,
+                    Some(_) if json_scan::top_level_members(&body).is_ok() => Some(body),
+                    Some(client) => {
+                        let error = ProviderError {
+                            kind: ErrorKind::Server,
+                            status: 502,
+                            message: "llm-gateway: the provider's answer is not complete JSON (cut short or garbled)"
+                                .to_string(),
+                        };
+                        Some(dialect::encode_error(client, &error))
+                    }
+                }
             }
             (Some(shape), Some(status)) => {
                 let error = dialect::decode_error(self.provider, status, &body);
