@@ -336,6 +336,7 @@ impl HttpContext for Stream {
         let body = host::buffer(BufferType::HttpRequestBody, 0, max).unwrap_or_default();
         self.admit_body(&body)
     }
+
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
