@@ -241,3 +241,11 @@ def test_translation_and_signing_after_trailers(shared_gateway, fake_requests, m
     assert status == 200, reply
     assert json.loads(reply)["choices"][0]["message"]["content"] == "echo: one two three"
     assert UPSTREAM_PATHS[model] in fake_requests.last()["path"]
+
+
+def test_the_provider_is_never_asked_to_compress(gw, fake_requests):
+    """A compressed answer could not be read for usage: the provider is asked for identity."""
+    r = httpx.post(f"{gw.base_url}/v1/chat/completions", content=chat("z"),
+                   headers={**AUTH, "accept-encoding": "gzip, deflate, br"})
+    assert r.status_code == 200, r.text
+    assert fake_requests.last()["headers"]["accept-encoding"] == "identity"

@@ -337,6 +337,11 @@ impl Gateway {
             HeaderOp::Remove(self.config.model_header.clone()),
             // The body is patched or translated, so its length changes.
             HeaderOp::Remove("content-length".to_string()),
+            // The answer must be readable for usage: a client asking for gzip (the OpenAI SDK
+            // does) would otherwise get a compressed body the gateway cannot count; without the
+            // header any coding is acceptable (RFC 9110), so ask for none. Envoy's compressor
+            // filter, placed before the module, can still compress toward the client.
+            HeaderOp::Set("accept-encoding".to_string(), "identity".to_string()),
         ];
         ops.extend(CLIENT_CREDENTIAL_HEADERS.iter().map(|h| HeaderOp::Remove(h.to_string())));
         // Trusted identity headers are ours too: the provider never sees them.
