@@ -1,0 +1,222 @@
+"""The module delivered the way Istio and Envoy Gateway deliver it, in real Envoy.
+
+Istio (../shared/mesh-reference/istio/, the ECDS config dump): the wasm filter arrives by ECDS
+(extension config discovery; here a file Envoy watches, rewritten atomically), its code a local
+file (Istio's agent downloads the module and rewrites the resource to a local path), no
+default_config. Envoy Gateway (../shared/mesh-reference/envoy-gateway/xds-wasm/wasm.*.yaml):
+the wasm filter in the listener, `disabled: true`, switched on per route; the code fetched over
+HTTP from `wasm_cluster` and checked by sha256. Both: json_to_metadata before the module, buffer
+and the signer instance after it, routes matched on the header the module sets.
+
+Measured with Envoy 1.40 (these tests assert it):
+- a sha256 that does not match the fetched module: Envoy fetches it (1 + num_retries times),
+  logs "Plugin configured to fail closed failed to load", the listener serves, and every request
+  gets 503 with an empty body; nothing reaches a provider;
+- an ECDS resource that is missing (no resource in the file) or rejected while no earlier
+  version was accepted: every request gets 500 with an empty body (Envoy's missing-config
+  filter), `extension_config_discovery.http_filter.<name>.config_fail` counts the rejection;
+  nothing reaches a provider;
+- hot reload: see test_hot_reload_* below.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import threading
+import time
+
+import httpx
+import pytest
+
+import core_flow
+import ecds
+import harness
+from test_gateway import metric_value
+
+EG_TEMPLATE = harness.INTEGRATION_DIR / "envoy.envoy-gateway.yaml.tmpl"
+# ECDS resources are read while the listener initializes; past this Envoy serves without them
+# (the missing-config filter answers 500).
+INITIAL_FETCH_TIMEOUT = "15s"
+
+
+def start_istio_shaped(factory, directory, plugin_config, code, **kw) -> harness.Gateway:
+    files = ecds.EcdsFiles(directory)
+    files.publish(plugin_config, code)
+    gw = factory.start(plugin_config, template=ecds.ECDS_TEMPLATE, ECDS_DIR=directory,
+                       INITIAL_FETCH_TIMEOUT=kw.pop("initial_fetch_timeout", INITIAL_FETCH_TIMEOUT),
+                       WASM_HTTP_PORT=kw.pop("wasm_http_port", 9), timeout=60, **kw)
+    gw.ecds = files
+    return gw
+
+
+def post_chat(gw, key=core_flow.ALICE, model="m-gpt", **headers) -> httpx.Response:
+    return httpx.post(f"{gw.base_url}/v1/chat/completions", timeout=20,
+                      headers={"authorization": f"Bearer {key}", **headers},
+                      json={"model": model, "messages": core_flow.MESSAGES, "max_tokens": 5})
+
+
+@pytest.fixture(scope="module")
+def istio_gw(fake, wasm_path, tmp_path_factory):
+    """One Envoy for the module's tests below (the V8 compile costs seconds per start)."""
+    work = tmp_path_factory.mktemp("istio-shaped")
+    factory = harness.GatewayFactory(fake.port, wasm_path, work / "envoy")
+    gw = start_istio_shaped(factory, work / "ecds", core_flow.config(), ecds.local_code(wasm_path))
+    yield gw
+    factory.stop_all()
+
+
+def test_istio_shaped_ecds_local_code_serves_the_core_flow(istio_gw, fake_requests):
+    assert ecds.ecds_stat(istio_gw, ecds.MODULE, "config_reload") == 1
+    assert ecds.ecds_stat(istio_gw, ecds.SIGNER, "config_reload") == 1
+    core_flow.run(istio_gw, fake_requests)
+
+
+def test_envoy_gateway_shaped_remote_code_checked_by_sha256_serves_the_core_flow(
+        gateway, fake_requests, wasm_path):
+    server = ecds.WasmServer(wasm_path.read_bytes())
+    try:
+        gw = gateway(core_flow.config(), template=EG_TEMPLATE, timeout=60,
+                     WASM_HTTP_PORT=server.port, WASM_SHA256=server.sha256)
+        assert server.fetches and all(p == f"/{server.sha256}.wasm" for p in server.fetches)
+        core_flow.run(gw, fake_requests)
+        # A request the module refuses is answered by the module, never by the entry route.
+        r = post_chat(gw, model="no-such-model")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    finally:
+        server.stop()
+
+
+def test_a_wrong_sha256_fails_closed(fake, fake_requests, wasm_path, tmp_path):
+    """The module fetched over HTTP whose sha256 does not match: Envoy refuses it, and no request
+    passes the chain without the module."""
+    server = ecds.WasmServer(wasm_path.read_bytes())
+    factory = harness.GatewayFactory(fake.port, wasm_path, tmp_path / "envoy")
+    try:
+        wrong = "0" * 64
+        gw = start_istio_shaped(factory, tmp_path / "ecds", core_flow.config(),
+                                ecds.remote_code(server.port, wrong, name=server.sha256),
+                                wasm_http_port=server.port)
+        assert server.fetches, "Envoy never fetched the module"
+        for _ in range(3):
+            r = post_chat(gw)
+            assert r.status_code == 503 and r.content == b"", (r.status_code, r.text)
+        assert fake_requests() == []
+        assert "Plugin configured to fail closed failed to load" in gw.log_text()
+    finally:
+        factory.stop_all()
+        server.stop()
+
+
+def test_a_missing_or_rejected_ecds_resource_fails_closed(fake, fake_requests, wasm_path, tmp_path):
+    """No default_config: while Envoy has no accepted version of the module's resource, every
+    request is refused (500, Envoy's missing-config filter), none reaches a provider."""
+    factory = harness.GatewayFactory(fake.port, wasm_path, tmp_path / "envoy")
+    directory = tmp_path / "ecds"
+    files = ecds.EcdsFiles(directory)
+    for name in (ecds.MODULE, ecds.SIGNER):  # files Envoy can watch, holding no resource
+        (directory / f"{name}.json").write_text(json.dumps({"version_info": "0", "resources": []}))
+    try:
+        gw = factory.start(core_flow.config(), template=ecds.ECDS_TEMPLATE, ECDS_DIR=directory,
+                           INITIAL_FETCH_TIMEOUT="1s", WASM_HTTP_PORT=9, timeout=60)
+        r = post_chat(gw)
+        assert r.status_code == 500 and r.content == b"", (r.status_code, r.text)
+        assert ecds.ecds_stat(gw, ecds.MODULE, "config_fail") >= 1
+        # A plugin config the module rejects is rejected as an ECDS update: still refused.
+        fails = ecds.ecds_stat(gw, ecds.MODULE, "config_fail")
+        files.publish('{"providers": 5}', ecds.local_code(wasm_path))
+        wait_until(lambda: ecds.ecds_stat(gw, ecds.MODULE, "config_fail") > fails, 30,
+                   "Envoy never rejected the bad plugin config")
+        r = post_chat(gw)
+        assert r.status_code == 500 and r.content == b"", (r.status_code, r.text)
+        assert fake_requests() == []
+    finally:
+        factory.stop_all()
+
+
+def wait_until(predicate, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.1)
+
+
+def remaining_tokens(response) -> int:
+    assert response.status_code == 200, (response.status_code, response.text)
+    return int(response.headers["x-ratelimit-remaining-tokens"])
+
+
+def test_hot_reload_through_ecds_while_traffic_flows(istio_gw, fake_requests, wasm_path):
+    """A new plugin config by ECDS under load: no request fails, a stream in flight finishes on
+    the old config, the new config serves afterwards, budgets (shared data) and counters (Envoy
+    stats) carry on from where they were."""
+    gw = istio_gw
+    alice_before = remaining_tokens(post_chat(gw))
+    counted_before = metric_value(gw.prometheus(), "gen_ai_server_requests",
+                                  gen_ai_request_model="m-gpt", http_status_code="200")
+    reloads = ecds.ecds_stat(gw, ecds.MODULE, "config_reload")
+
+    stop = threading.Event()
+    seen: list[tuple[int, str]] = []  # (status, model the provider answered with)
+
+    def traffic():
+        while not stop.is_set():
+            r = post_chat(gw)
+            seen.append((r.status_code, r.json().get("model", "") if r.status_code == 200 else r.text))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        # ~8 chunks 400 ms apart: the stream spans the reload.
+        slow = pool.submit(core_flow.stream_text, gw, "a slow stream that spans the reload",
+                           **{"x-fake-chunk-delay-ms": "400"})
+        load = pool.submit(traffic)
+        time.sleep(0.6)
+        reload_started = time.monotonic()
+        gw.ecds.publish(core_flow.config(target_model="gpt-4o"), ecds.local_code(wasm_path),
+                        signer=False)
+        wait_until(lambda: ecds.ecds_stat(gw, ecds.MODULE, "config_reload") > reloads, 30,
+                   "Envoy did not apply the new ECDS resource")
+        wait_until(lambda: seen and seen[-1][1] == "gpt-4o", 30,
+                   "the new config never served")
+        reload_seconds = time.monotonic() - reload_started
+        assert not slow.done(), "the stream ended before the reload: make it slower"
+        text, model = slow.result(timeout=30)
+        time.sleep(0.3)
+        stop.set()
+        load.result(timeout=30)
+
+    print(f"reload applied and serving after {reload_seconds:.2f}s; {len(seen)} requests "
+          "during the reload")
+    assert (text, model) == ("echo: a slow stream that spans the reload", "gpt-4o-mini")
+    assert all(status == 200 for status, _ in seen), [s for s in seen if s[0] != 200]
+    models = [m for _, m in seen]
+    first_new = models.index("gpt-4o")
+    assert set(models[:first_new]) <= {"gpt-4o-mini"} and set(models[first_new:]) == {"gpt-4o"}
+    assert first_new > 0, "no request ran on the old config: the test saw no reload"
+
+    # Budgets live in shared data, which the reload keeps: alice's spend carries on.
+    alice_after = remaining_tokens(post_chat(gw))
+    assert alice_after < alice_before - len(seen), (alice_before, alice_after, len(seen))
+    # Envoy's stats outlive the plugin's root contexts: the counter carries on too.
+    counted_after = metric_value(gw.prometheus(), "gen_ai_server_requests",
+                                 gen_ai_request_model="m-gpt", http_status_code="200")
+    assert counted_after >= counted_before + len(seen) + 2, (counted_before, counted_after)
+
+
+def test_hot_reload_refuses_a_bad_config_and_the_old_one_keeps_serving(istio_gw, fake_requests,
+                                                                      wasm_path):
+    gw = istio_gw
+    serving = core_flow.chat_ok(gw)  # the model the accepted config routes m-gpt to
+    fails = ecds.ecds_stat(gw, ecds.MODULE, "config_fail")
+    bad = core_flow.config()
+    bad["models"]["m-gpt"]["provider"] = "no-such-provider"  # valid JSON the module refuses
+    gw.ecds.publish(bad, ecds.local_code(wasm_path), signer=False)
+    wait_until(lambda: ecds.ecds_stat(gw, ecds.MODULE, "config_fail") > fails, 30,
+               "Envoy did not count the rejected ECDS update in config_fail")
+    # (Envoy 1.40 also counts it in config_reload; config_fail and the log tell the truth.)
+    log = gw.log_text()
+    assert "no-such-provider" in log, "the module's reason is not in Envoy's log"
+    assert "config update rejected: Unable to create Wasm plugin llm_gateway" in log
+    for _ in range(3):
+        assert core_flow.chat_ok(gw) == serving
+    text, model = core_flow.stream_text(gw)
+    assert (text, model) == ("echo: stream me please", serving)
