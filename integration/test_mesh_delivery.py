@@ -87,16 +87,21 @@ def test_envoy_gateway_shaped_remote_code_checked_by_sha256_serves_the_core_flow
         server.stop()
 
 
-def test_a_wrong_sha256_fails_closed(fake, fake_requests, wasm_path, tmp_path):
+@pytest.mark.parametrize("shape", ["istio-ecds", "envoy-gateway"])
+def test_a_wrong_sha256_fails_closed(shape, fake, fake_requests, wasm_path, tmp_path):
     """The module fetched over HTTP whose sha256 does not match: Envoy refuses it, and no request
-    passes the chain without the module."""
+    passes the chain without the module (whether the filter came by ECDS or in the listener)."""
     server = ecds.WasmServer(wasm_path.read_bytes())
     factory = harness.GatewayFactory(fake.port, wasm_path, tmp_path / "envoy")
+    wrong = "0" * 64
     try:
-        wrong = "0" * 64
-        gw = start_istio_shaped(factory, tmp_path / "ecds", core_flow.config(),
-                                ecds.remote_code(server.port, wrong, name=server.sha256),
-                                wasm_http_port=server.port)
+        if shape == "istio-ecds":
+            gw = start_istio_shaped(factory, tmp_path / "ecds", core_flow.config(),
+                                    ecds.remote_code(server.port, wrong, name=server.sha256),
+                                    wasm_http_port=server.port)
+        else:
+            gw = factory.start(core_flow.config(), template=EG_TEMPLATE, timeout=60,
+                               WASM_HTTP_PORT=server.port, WASM_SHA256=wrong)
         assert server.fetches, "Envoy never fetched the module"
         for _ in range(3):
             r = post_chat(gw)
