@@ -23,11 +23,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
+import re
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 import core_flow
 import ecds
@@ -225,3 +229,99 @@ def test_hot_reload_refuses_a_bad_config_and_the_old_one_keeps_serving(istio_gw,
         assert core_flow.chat_ok(gw) == serving
     text, model = core_flow.stream_text(gw)
     assert (text, model) == ("echo: stream me please", serving)
+
+
+# ----------------------------------------------------------------------------- shape check
+# The templates above claim the control planes' shape; this keeps them honest against the
+# configuration Istio and Envoy Gateway generate (../shared/mesh-reference next to the
+# repository, or LLM_GATEWAY_MESH_REFERENCE).
+
+REFERENCE = Path(os.environ.get("LLM_GATEWAY_MESH_REFERENCE")
+                 or harness.REPO_ROOT.parent / "shared" / "mesh-reference")
+
+
+def snake(key: str) -> str:
+    """Envoy accepts both; the references use camelCase (Envoy Gateway) or snake_case."""
+    return key if key.startswith("@") else re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+
+
+def snake_keys(value):
+    if isinstance(value, dict):
+        return {snake(k): snake_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [snake_keys(v) for v in value]
+    return value
+
+
+def reference(relative: str):
+    path = REFERENCE / relative
+    assert path.is_file(), (f"{path} is missing: the mesh reference data (../shared/mesh-reference "
+                            "next to the repository, or LLM_GATEWAY_MESH_REFERENCE) is required")
+    text = path.read_text()
+    return snake_keys(json.loads(text) if path.suffix == ".json" else yaml.safe_load(text))
+
+
+def http_filters(listener: dict) -> list[dict]:
+    chain = listener.get("default_filter_chain") or listener["filter_chains"][0]
+    return chain["filters"][0]["typed_config"]["http_filters"]
+
+
+def test_istio_shaped_resource_matches_istios_ecds_dump(wasm_path):
+    dump = reference("istio/istioctl_pkg_writer_envoy_configdump_testdata_ecds_configdump.json")
+    theirs = [f["ecds_filter"] for c in dump["configs"] for f in c["ecds_filters"]
+              if f["ecds_filter"].get("typed_config", {}).get("@type") == ecds.WASM_TYPE]
+    assert theirs, "no wasm filter in Istio's ECDS dump"
+    ours = ecds.wasm_resource(ecds.MODULE, core_flow.config(), ecds.local_code(wasm_path))
+    for resource in theirs:
+        assert resource["@type"] == ours["@type"]
+        config, mine = resource["typed_config"]["config"], ours["typed_config"]["config"]
+        assert config["name"] == resource["name"] and mine["name"] == ours["name"]
+        assert set(config["vm_config"]["code"]) == set(mine["vm_config"]["code"]) == {"local"}
+        assert config["vm_config"]["runtime"] == mine["vm_config"]["runtime"]
+        assert set(config["vm_config"]["environment_variables"]) <= {"key_values", "host_env_keys"}
+    # Our listener takes the filter by config_discovery, with no default config (fail closed).
+    rendered = yaml.safe_load(Path(harness.render_envoy_config(
+        ecds.ECDS_TEMPLATE, ECDS_DIR="/x", LISTEN_PORT=1, ADMIN_PORT=2, FAKE_PORT=3,
+        ACCESS_LOG_PATH="/dev/null", INITIAL_FETCH_TIMEOUT="1s", WASM_HTTP_PORT=4)).read_text())
+    names = [f["name"] for f in http_filters(rendered["static_resources"]["listeners"][0])]
+    assert names == ["envoy.filters.http.json_to_metadata", ecds.MODULE,
+                     "envoy.filters.http.buffer", ecds.SIGNER, "envoy.filters.http.router"]
+    for f in http_filters(rendered["static_resources"]["listeners"][0])[1:4:2]:
+        assert f["config_discovery"]["type_urls"] == [ecds.WASM_TYPE]
+        assert "default_config" not in f["config_discovery"]
+
+
+def test_envoy_gateway_shaped_listener_matches_envoy_gateways_output():
+    theirs_listener = reference("envoy-gateway/xds-wasm/wasm.listeners.yaml")[0]
+    theirs_routes = reference("envoy-gateway/xds-wasm/wasm.routes.yaml")[0]
+    rendered = yaml.safe_load(Path(harness.render_envoy_config(
+        EG_TEMPLATE, LISTEN_PORT=1, ADMIN_PORT=2, FAKE_PORT=3, ACCESS_LOG_PATH="/dev/null",
+        PLUGIN_CONFIG_JSON='"{}"', WASM_HTTP_PORT=4, WASM_SHA256="ab" * 32)).read_text())
+    ours_listener = rendered["static_resources"]["listeners"][0]
+
+    def wasm_filters(listener):
+        return [f for f in http_filters(listener) if f["name"].startswith("envoy.filters.http.wasm/")]
+
+    theirs, ours = wasm_filters(theirs_listener), wasm_filters(ours_listener)
+    assert theirs and len(ours) == 2
+    for f in theirs + ours:
+        assert f["disabled"] is True
+        assert f["name"].startswith("envoy.filters.http.wasm/envoyextensionpolicy/")
+        remote = f["typed_config"]["config"]["vm_config"]["code"]["remote"]
+        assert remote["http_uri"]["cluster"] == "wasm_cluster" and len(remote["sha256"]) == 64
+        assert remote["http_uri"]["uri"].endswith(".wasm")
+        assert set(remote) == {"http_uri", "retry_policy", "sha256"}
+
+    # Each route switches the filters on with an empty FilterConfig, as Envoy Gateway does.
+    def enabling(route):
+        return {name: cfg for name, cfg in route.get("typed_per_filter_config", {}).items()
+                if cfg.get("@type") == "type.googleapis.com/envoy.config.route.v3.FilterConfig"}
+
+    their_cfgs = [c for r in theirs_routes["virtual_hosts"][0]["routes"] for c in enabling(r).values()]
+    assert their_cfgs and all(c == {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+                                    "config": {}} for c in their_cfgs)
+    our_routes = (ours_listener["filter_chains"][0]["filters"][0]["typed_config"]
+                  ["route_config"]["virtual_hosts"][0]["routes"])
+    for route in our_routes:
+        assert set(enabling(route)) == {f["name"] for f in ours}
+        assert all(c["config"] == {} for c in enabling(route).values())
