@@ -19,6 +19,7 @@ import pytest
 import core_flow
 import ecds
 import harness
+from test_mesh_delivery import assert_module_unavailable
 
 SCRIPT = harness.REPO_ROOT / "scripts" / "envoy-versions.sh"
 DEFAULT_VERSIONS = ["1.36.4", "1.37.0", "1.38.2", "1.39.3", "1.40.0"]
@@ -78,7 +79,8 @@ def test_an_envoy_without_v8_refuses_the_module_and_fails_closed(envoy_binaries,
                                                                  fake_requests, wasm_path,
                                                                  tmp_path):
     """An Envoy built without the V8 runtime cannot load the module: the ECDS resource is
-    rejected with a clear log line, and requests get 500 (no filter-less chain)."""
+    rejected with a clear log line, and requests get 500 (no filter-less chain), in the
+    client's error shape (the template's local_reply_config)."""
     factory = harness.GatewayFactory(fake.port, wasm_path, tmp_path / "envoy")
     directory = tmp_path / "ecds"
     ecds.EcdsFiles(directory).publish(core_flow.config(), ecds.local_code(wasm_path))
@@ -89,7 +91,7 @@ def test_an_envoy_without_v8_refuses_the_module_and_fails_closed(envoy_binaries,
         r = httpx.post(f"{gw.base_url}/v1/chat/completions", timeout=20,
                        headers={"authorization": f"Bearer {core_flow.ALICE}"},
                        json={"model": "m-gpt", "messages": core_flow.MESSAGES})
-        assert r.status_code == 500, (r.status_code, r.text)
+        assert_module_unavailable(r, 500)
         assert fake_requests() == []
         assert "Envoy was compiled without support for it" in gw.log_text()
         assert ecds.ecds_stat(gw, ecds.MODULE, "config_fail") >= 1

@@ -11,11 +11,13 @@ and the signer instance after it, routes matched on the header the module sets.
 Measured with Envoy 1.40 (these tests assert it):
 - a sha256 that does not match the fetched module: Envoy fetches it (1 + num_retries times),
   logs "Plugin configured to fail closed failed to load", the listener serves, and every request
-  gets 503 with an empty body; nothing reaches a provider;
+  gets 503 (response code details `wasm_fail_stream`); nothing reaches a provider;
 - an ECDS resource that is missing (no resource in the file) or rejected while no earlier
-  version was accepted: every request gets 500 with an empty body (Envoy's missing-config
-  filter), `extension_config_discovery.http_filter.<name>.config_fail` counts the rejection;
-  nothing reaches a provider;
+  version was accepted: every request gets 500 (Envoy's missing-config filter, empty response
+  code details), `extension_config_discovery.http_filter.<name>.config_fail` counts the
+  rejection; nothing reaches a provider;
+- both replies have an empty body from Envoy; the templates' local_reply_config (a CEL filter on
+  those details) gives them a JSON body in the client's error shape;
 - hot reload: see test_hot_reload_* below.
 """
 
@@ -58,6 +60,23 @@ def post_chat(gw, key=core_flow.ALICE, model="m-gpt", **headers) -> httpx.Respon
     return httpx.post(f"{gw.base_url}/v1/chat/completions", timeout=20,
                       headers={"authorization": f"Bearer {key}", **headers},
                       json={"model": model, "messages": core_flow.MESSAGES, "max_tokens": 5})
+
+
+def post_messages(gw, key=core_flow.ALICE) -> httpx.Response:
+    return httpx.post(f"{gw.base_url}/v1/messages", timeout=20, headers={"x-api-key": key},
+                      json={"model": "m-gpt", "max_tokens": 5, "messages": core_flow.MESSAGES})
+
+
+def assert_module_unavailable(r: httpx.Response, status: int, anthropic: bool = False) -> None:
+    """Envoy's own answer when the module did not run (local_reply_config of the templates):
+    the status Envoy chose, the body in the client's error shape."""
+    assert r.status_code == status, (r.status_code, r.text)
+    body = r.json()
+    if anthropic:
+        assert body["type"] == "error" and body["error"]["type"] == "api_error", body
+    else:
+        assert body["error"]["code"] == "gateway_module_unavailable", body
+    assert "not forwarded" in body["error"]["message"]
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +127,8 @@ def test_a_wrong_sha256_fails_closed(shape, fake, fake_requests, wasm_path, tmp_
                                WASM_HTTP_PORT=server.port, WASM_SHA256=wrong)
         assert server.fetches, "Envoy never fetched the module"
         for _ in range(3):
-            r = post_chat(gw)
-            assert r.status_code == 503 and r.content == b"", (r.status_code, r.text)
+            assert_module_unavailable(post_chat(gw), 503)
+        assert_module_unavailable(post_messages(gw), 503, anthropic=True)
         assert fake_requests() == []
         assert "Plugin configured to fail closed failed to load" in gw.log_text()
     finally:
@@ -128,16 +147,15 @@ def test_a_missing_or_rejected_ecds_resource_fails_closed(fake, fake_requests, w
     try:
         gw = factory.start(core_flow.config(), template=ecds.ECDS_TEMPLATE, ECDS_DIR=directory,
                            INITIAL_FETCH_TIMEOUT="1s", WASM_HTTP_PORT=9, timeout=60)
-        r = post_chat(gw)
-        assert r.status_code == 500 and r.content == b"", (r.status_code, r.text)
+        assert_module_unavailable(post_chat(gw), 500)
+        assert_module_unavailable(post_messages(gw), 500, anthropic=True)
         assert ecds.ecds_stat(gw, ecds.MODULE, "config_fail") >= 1
         # A plugin config the module rejects is rejected as an ECDS update: still refused.
         fails = ecds.ecds_stat(gw, ecds.MODULE, "config_fail")
         files.publish('{"providers": 5}', ecds.local_code(wasm_path))
         wait_until(lambda: ecds.ecds_stat(gw, ecds.MODULE, "config_fail") > fails, 30,
                    "Envoy never rejected the bad plugin config")
-        r = post_chat(gw)
-        assert r.status_code == 500 and r.content == b"", (r.status_code, r.text)
+        assert_module_unavailable(post_chat(gw), 500)
         assert fake_requests() == []
     finally:
         factory.stop_all()
@@ -174,9 +192,9 @@ def test_hot_reload_through_ecds_while_traffic_flows(istio_gw, fake_requests, wa
             seen.append((r.status_code, r.json().get("model", "") if r.status_code == 200 else r.text))
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        # ~8 chunks 400 ms apart: the stream spans the reload.
+        # 8 chunks 700 ms apart (~5 s): the stream spans the reload (~0.15 s) even on a busy host.
         slow = pool.submit(core_flow.stream_text, gw, "a slow stream that spans the reload",
-                           **{"x-fake-chunk-delay-ms": "400"})
+                           **{"x-fake-chunk-delay-ms": "700"})
         load = pool.submit(traffic)
         time.sleep(0.6)
         reload_started = time.monotonic()
