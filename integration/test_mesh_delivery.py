@@ -84,9 +84,13 @@ def istio_gw(fake, wasm_path, tmp_path_factory):
     """One Envoy for the module's tests below (the V8 compile costs seconds per start)."""
     work = tmp_path_factory.mktemp("istio-shaped")
     factory = harness.GatewayFactory(fake.port, wasm_path, work / "envoy")
-    gw = start_istio_shaped(factory, work / "ecds", core_flow.config(), ecds.local_code(wasm_path))
+    server = ecds.WasmServer(wasm_path.read_bytes())
+    gw = start_istio_shaped(factory, work / "ecds", core_flow.config(), ecds.local_code(wasm_path),
+                            wasm_http_port=server.port)
+    gw.wasm_server = server
     yield gw
     factory.stop_all()
+    server.stop()
 
 
 def test_istio_shaped_ecds_local_code_serves_the_core_flow(istio_gw, fake_requests):
@@ -302,9 +306,10 @@ def test_istio_shaped_resource_matches_istios_ecds_dump(wasm_path):
         ecds.ECDS_TEMPLATE, ECDS_DIR="/x", LISTEN_PORT=1, ADMIN_PORT=2, FAKE_PORT=3,
         ACCESS_LOG_PATH="/dev/null", INITIAL_FETCH_TIMEOUT="1s", WASM_HTTP_PORT=4)).read_text())
     names = [f["name"] for f in http_filters(rendered["static_resources"]["listeners"][0])]
-    assert names == ["envoy.filters.http.json_to_metadata", ecds.MODULE,
+    assert names == ["envoy.filters.http.header_mutation",
+                     "envoy.filters.http.json_to_metadata", ecds.MODULE,
                      "envoy.filters.http.buffer", ecds.SIGNER, "envoy.filters.http.router"]
-    for f in http_filters(rendered["static_resources"]["listeners"][0])[1:4:2]:
+    for f in http_filters(rendered["static_resources"]["listeners"][0])[2:5:2]:
         assert f["config_discovery"]["type_urls"] == [ecds.WASM_TYPE]
         assert "default_config" not in f["config_discovery"]
 
@@ -343,3 +348,28 @@ def test_envoy_gateway_shaped_listener_matches_envoy_gateways_output():
     for route in our_routes:
         assert set(enabling(route)) == {f["name"] for f in ours}
         assert all(c["config"] == {} for c in enabling(route).values())
+
+
+
+def test_an_ecds_update_to_remote_code_skips_the_module_and_the_route_match_stays_closed(
+        istio_gw, fake_requests, wasm_path):
+    """Measured hazard (Envoy 1.40): an ECDS *update* whose code is remote and not in Envoy's
+    cache is accepted (config_reload), nothing is fetched ("Wasm remote code fetch is unstable"
+    in the log), and the module silently never runs: fail OPEN. What keeps the chain closed is
+    the routing: routes match only the header the module sets, and a client-sent copy of it is
+    removed before anything runs. (Runs last on this Envoy: it leaves the module skipped.)"""
+    gw = istio_gw
+    reloads = ecds.ecds_stat(gw, ecds.MODULE, "config_reload")
+    gw.ecds.publish(core_flow.config(), ecds.remote_code(gw.wasm_server.port, gw.wasm_server.sha256),
+                    signer=False)
+    wait_until(lambda: ecds.ecds_stat(gw, ecds.MODULE, "config_reload") > reloads, 30,
+               "Envoy did not take the remote-code update")
+    time.sleep(1)
+    assert gw.wasm_server.fetches == [], "Envoy fetched remote code after startup: update this test"
+    assert "Wasm remote code fetch is unstable" in gw.log_text()
+    # A client forging the routing header, with a key of its own: not routed anywhere.
+    r = post_chat(gw, key="sk-not-a-consumer", **{"x-llm-gateway-cluster": "fake_openai"})
+    assert r.status_code == 404 and r.content == b"", (r.status_code, r.text)
+    time.sleep(0.3)  # the access log is flushed every 100 ms
+    assert gw.access_log_lines()[-1].endswith("details=route_not_found"), "the module ran"
+    assert fake_requests() == [], "a request passed without the module"
