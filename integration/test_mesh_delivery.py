@@ -18,7 +18,7 @@ Measured with Envoy 1.40 (these tests assert it):
   rejection; nothing reaches a provider;
 - both replies have an empty body from Envoy; the templates' local_reply_config (a CEL filter on
   those details) gives them a JSON body in the client's error shape;
-- hot reload: see test_hot_reload_* below.
+- hot reload: see test_hot_reload_* (ECDS) and test_envoy_gateway_shaped_reload_by_lds_* below.
 """
 
 from __future__ import annotations
@@ -373,3 +373,118 @@ def test_an_ecds_update_to_remote_code_skips_the_module_and_the_route_match_stay
     time.sleep(0.3)  # the access log is flushed every 100 ms
     assert gw.access_log_lines()[-1].endswith("details=route_not_found"), "the module ran"
     assert fake_requests() == [], "a request passed without the module"
+
+
+# ----------------------------------------------------------------------------- Envoy Gateway reload
+# Envoy Gateway changes a wasm extension by pushing a new listener (LDS), not by ECDS: the new
+# listener warms (remote code fetched and checked before it serves), new connections go to it,
+# the old one drains. Here LDS is a file Envoy watches.
+
+
+class LdsGateway:
+    """The Envoy Gateway-shaped config with its listener delivered by a watched LDS file."""
+
+    def __init__(self, work: Path, fake_port: int, server: ecds.WasmServer):
+        self.work, self.server = work, server
+        self.subs = {"LISTEN_PORT": harness.free_port(), "ADMIN_PORT": harness.free_port(),
+                     "FAKE_PORT": fake_port, "ACCESS_LOG_PATH": str(work / "access.log"),
+                     "WASM_HTTP_PORT": server.port}
+        self.version = 0
+        self.gw: harness.Gateway | None = None
+
+    def publish(self, plugin_config, sha256: str | None = None) -> dict:
+        """Render the template for this plugin config and replace the LDS file atomically;
+        returns the rest of the bootstrap."""
+        path = harness.render_envoy_config(
+            EG_TEMPLATE, str(self.work / "rendered.yaml"), **self.subs,
+            PLUGIN_CONFIG_JSON=harness.plugin_config_scalar(plugin_config),
+            WASM_SHA256=sha256 or self.server.sha256)
+        bootstrap = yaml.safe_load(Path(path).read_text())
+        listener = bootstrap["static_resources"].pop("listeners")[0]
+        listener["@type"] = "type.googleapis.com/envoy.config.listener.v3.Listener"
+        self.version += 1
+        tmp = self.work / ".lds.json.tmp"
+        tmp.write_text(json.dumps({"version_info": str(self.version), "resources": [listener]}))
+        os.rename(tmp, self.work / "lds.json")
+        return bootstrap
+
+    def start(self, plugin_config) -> harness.Gateway:
+        bootstrap = self.publish(plugin_config)
+        bootstrap["dynamic_resources"] = {"lds_config": {
+            "path_config_source": {"path": str(self.work / "lds.json")},
+            "resource_api_version": "V3"}}
+        config = self.work / "bootstrap.yaml"
+        config.write_text(yaml.safe_dump(bootstrap))
+        log = self.work / "envoy.log"
+        proc = harness.start_envoy(config, harness.next_base_id(), self.subs["ADMIN_PORT"], log,
+                                   timeout=60)
+        self.gw = harness.Gateway(proc, self.subs["LISTEN_PORT"], self.subs["ADMIN_PORT"], config,
+                                  self.subs["ACCESS_LOG_PATH"], log, 0)
+        return self.gw
+
+    def lds_stat(self, name: str) -> int:
+        status, text = harness.http_get(f"{self.gw.admin_url}/stats?filter=listener_manager",
+                                        timeout=60)
+        assert status == 200
+        return sum(int(v) for k, _, v in (line.partition(": ") for line in text.splitlines())
+                   if k == f"listener_manager.{name}")
+
+
+def test_envoy_gateway_shaped_reload_by_lds_while_traffic_flows(fake, fake_requests, wasm_path,
+                                                                tmp_path):
+    server = ecds.WasmServer(wasm_path.read_bytes())
+    lds = LdsGateway(tmp_path, fake.port, server)
+    try:
+        gw = lds.start(core_flow.config())
+        alice_before = remaining_tokens(post_chat(gw))
+        stop = threading.Event()
+        seen: list[tuple[int, str]] = []
+
+        def traffic():  # a new connection per request: each lands on the newest listener
+            while not stop.is_set():
+                r = post_chat(gw)
+                seen.append((r.status_code, r.json().get("model", "") if r.status_code == 200 else r.text))
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            slow = pool.submit(core_flow.stream_text, gw, "a slow stream that spans the reload",
+                               **{"x-fake-chunk-delay-ms": "700"})
+            load = pool.submit(traffic)
+            time.sleep(0.6)
+            lds.publish(core_flow.config(target_model="gpt-4o"))
+            wait_until(lambda: seen and seen[-1][1] == "gpt-4o", 30, "the new listener never served")
+            assert not slow.done(), "the stream ended before the reload: make it slower"
+            text, model = slow.result(timeout=30)
+            stop.set()
+            load.result(timeout=30)
+        assert (text, model) == ("echo: a slow stream that spans the reload", "gpt-4o-mini")
+        assert all(status == 200 for status, _ in seen), [s for s in seen if s[0] != 200]
+        assert remaining_tokens(post_chat(gw)) < alice_before - len(seen)
+
+        # A plugin config the module refuses: the listener update is rejected, the old serves.
+        rejected = lds.lds_stat("lds.update_rejected")
+        bad = core_flow.config(target_model="gpt-4o")
+        bad["models"]["m-gpt"]["provider"] = "no-such-provider"
+        lds.publish(bad)
+        wait_until(lambda: lds.lds_stat("lds.update_rejected") > rejected, 60,
+                   "Envoy did not reject the listener with the bad plugin config")
+        for _ in range(3):
+            assert core_flow.chat_ok(gw) == "gpt-4o"
+
+        # A wrong sha256 in a listener update (measured on 1.40): the update is ACCEPTED, the
+        # new listener fetches, refuses the code and serves 503 to every new connection. Fail
+        # closed, but unlike a refused plugin config the old listener does not keep serving.
+        # (Envoy Gateway checks the sha256 itself when it fills its wasm cache.)
+        success = lds.lds_stat("lds.update_success")
+        fetches = len(server.fetches)
+        lds.publish(core_flow.config(target_model="gpt-4o"), sha256="0" * 64)
+        wait_until(lambda: lds.lds_stat("lds.update_success") > success, 60,
+                   "Envoy did not take the listener with the wrong sha256")
+        wait_until(lambda: post_chat(gw).status_code == 503, 30, "the new listener never served")
+        assert len(server.fetches) > fetches
+        before = len(fake_requests())
+        assert_module_unavailable(post_chat(gw), 503)
+        assert len(fake_requests()) == before
+    finally:
+        if lds.gw is not None:
+            lds.gw.stop()
+        server.stop()
