@@ -6,7 +6,7 @@
 //! stream usage...), so the oracle is idempotence: encode(decode(encode(x))) = encode(x).
 
 use super::streams::fix_crcs;
-use super::{chunkings, json_close, must_parse, selector};
+use super::{chunkings_with, json_close, must_parse, selector};
 use llm_gateway::llm::dialect::{self, StreamDecoder, StreamEncoder};
 use llm_gateway::llm::ir::{ClientDialect, ProviderDialect, ProviderError, StreamEvent, TranslateError};
 use llm_gateway::stream::sse::SseDecoder;
@@ -120,7 +120,7 @@ pub fn stream_codecs(data: &[u8]) {
         rest
     };
     let whole = decode_stream(provider, &[stream]);
-    for chunks in chunkings(stream) {
+    for chunks in chunkings_with(stream, 64, 8) {
         let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
         assert_eq!(decode_stream(provider, &chunks), whole, "{provider:?} stream split {lens:?} differs from one feed");
     }
