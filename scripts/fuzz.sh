@@ -145,7 +145,8 @@ echo "seeds: $(seed)"
 
 # --- run ---------------------------------------------------------------------------------
 cd fuzz
-cargo +nightly fuzz build -O --debug-assertions $TARGETS 2>&1 | tail -3
+# Builds every target (instrumented, with debug assertions: overflow checks are findings too).
+cargo +nightly fuzz build -O --debug-assertions 2>&1 | tail -3
 START=$(date -u +%Y-%m-%dT%H:%MZ)
 ROWS=()
 FINDINGS=0
@@ -188,7 +189,8 @@ cd "$ROOT"
   echo "Executions are libFuzzer's \`number_of_executed_units\`; cov (coverage points) and ft"
   echo "(features) are from its last status line; corpus is the corpus size after the run"
   echo "(corpora are kept between runs in \`$(sed "s|$HOME|~|" <<<"$WORK")\`); findings are new crash,"
-  echo "timeout or oracle-failure artifacts."
+  echo "timeout or oracle-failure artifacts. Every finding so far, its fix and its regression"
+  echo "input: [findings.md](findings.md)."
   echo
   echo "| target | executions | cov | ft | corpus | findings |"
   echo "| --- | ---: | ---: | ---: | ---: | --- |"

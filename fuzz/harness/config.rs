@@ -4,10 +4,11 @@
 use super::{must_parse, split_parts};
 use llm_gateway::engine::{BodyAction, Gateway, RequestAction, RequestHead};
 use llm_gateway::llm::dialect;
-use llm_gateway::llm::ir::ClientDialect;
+use llm_gateway::llm::ir::{ClientDialect, ProviderDialect};
 use llm_gateway::prompt::{take_selection, Context, Prompts};
 use llm_gateway::quota::MemoryStore;
 use serde_json::json;
+use std::sync::OnceLock;
 
 /// Every environment variable a configuration names is set, to a secret long enough for
 /// HS256, so validation goes past the environment checks.
@@ -56,10 +57,11 @@ fn small_request(gateway: &Gateway, store: &MemoryStore, path: &str, model: &str
     let _ = exchange.finish(2_000, gateway.quota(store));
 }
 
-/// A prompt configuration around the fuzzed template text (the system message of the only
-/// template), with every variable type, guards, masks and a decorator.
-fn prompt_config(template_text: &str) -> Vec<u8> {
-    json!({
+/// A prompt configuration around a template text (the system message of version 1 and the
+/// only message of version 2), with every variable type; guards, masks and a decorator when
+/// `full` (compiling their regexes is slow: that one is built once).
+fn prompt_config(template_text: &str, full: bool) -> Vec<u8> {
+    let mut config = json!({
         "templates": {"t": {
             "model": "m",
             "variables": {
@@ -75,47 +77,68 @@ fn prompt_config(template_text: &str) -> Vec<u8> {
                 "2": {"messages": [{"role": "user", "content": template_text}]}
             }
         }},
-        "prompt_apis": {"/v1/prompts/t": {"template": "t"}},
-        "decorators": [{"name": "d", "match": {"route_prefix": "/v1/"},
-                        "prepend": [{"role": "system", "content": "house style"}]}],
-        "guards": {
+        "prompt_apis": {"/v1/prompts/t": {"template": "t"}}
+    });
+    if full {
+        config["decorators"] = json!([{"name": "d", "match": {"route_prefix": "/v1/"},
+                                        "prepend": [{"role": "system", "content": "house style"}]}]);
+        config["guards"] = json!({
             "deny": [{"name": "secrets", "regex": "(?:password|secret)\\s*[:=]", "case_insensitive": true},
                      {"name": "jailbreak", "keywords": ["ignore previous instructions"], "case_insensitive": true}],
             "max_prompt_bytes": 100000,
             "max_messages": 50,
             "mask": [{"name": "email", "builtin": "email"}, {"name": "card", "builtin": "credit_card"},
                      {"name": "keys", "builtin": "api_key"}, {"name": "emp", "pattern": "EMP-[0-9]{6}"}]
+        });
+    }
+    config.to_string().into_bytes()
+}
+
+fn is_model(name: &str) -> bool {
+    name == "m"
+}
+
+/// The full prompt layer around a fixed template, built once.
+fn full_prompts() -> &'static Prompts {
+    static PROMPTS: OnceLock<Prompts> = OnceLock::new();
+    PROMPTS.get_or_init(|| {
+        let text = "You write {{style}} summaries. {{text}}";
+        match Prompts::parse(&prompt_config(text, true), "prompts", &is_model) {
+            Ok(p) => p,
+            Err(e) => panic!("the template harness config does not load: {e}"),
         }
     })
-    .to_string()
-    .into_bytes()
 }
 
 /// The data is a template text, `SEP`, and an OpenAI request body (with or without an
-/// `llm_gateway_template` selection). The body also goes to the template's prompt API.
+/// `llm_gateway_template` selection). The text is parsed as a template and rendered with
+/// the body's variables; the body also goes through the whole prompt layer (guards, masks,
+/// decorators, the template's prompt API) of a fixed configuration.
 pub fn template(data: &[u8]) {
     let (text, body) = split_parts(data);
     let text = String::from_utf8_lossy(text);
-    let is_model = |name: &str| name == "m";
-    let Ok(prompts) = Prompts::parse(&prompt_config(&text), "prompts", &is_model) else { return };
+    let selected = take_selection(body);
+    if let Ok(fuzzed) = Prompts::parse(&prompt_config(&text, false), "prompts", &is_model) {
+        if let Ok(Some((selection, _))) = &selected {
+            for roll in [0, 3] {
+                let _ = fuzzed.render(selection, roll);
+            }
+        }
+    }
+    let prompts = full_prompts();
     for roll in [0, 3] {
         if let Some(api) = prompts.api("/v1/prompts/t") {
             let _ = prompts.build_request(api, body, Some("alice"), roll);
         }
-        let Ok(selected) = take_selection(body) else { continue };
+        let Ok(selected) = &selected else { continue };
         let (selection, rest) = match selected {
-            Some((selection, rest)) => (Some(selection), rest),
+            Some((selection, rest)) => (Some(selection), rest.clone()),
             None => (None, body.to_vec()),
         };
-        if let Some(selection) = &selection {
-            let _ = prompts.render(selection, roll);
-        }
         let Ok(mut request) = dialect::decode_request(ClientDialect::OpenAi, &rest) else { continue };
         let ctx = Context { path: "/v1/chat/completions", consumer: None, model: "m" };
-        if prompts.prepare(&mut request, selection.as_ref(), &ctx, roll).is_ok() {
-            for provider in
-                [llm_gateway::llm::ir::ProviderDialect::OpenAi, llm_gateway::llm::ir::ProviderDialect::Anthropic]
-            {
+        if prompts.prepare(&mut request, selection, &ctx, roll).is_ok() {
+            for provider in [ProviderDialect::OpenAi, ProviderDialect::Anthropic] {
                 if let Ok(bytes) = dialect::encode_request(provider, &request) {
                     must_parse("a prepared request", &bytes);
                 }

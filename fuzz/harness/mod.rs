@@ -62,20 +62,25 @@ pub(crate) fn selector(data: &[u8]) -> (u8, &[u8]) {
     }
 }
 
-/// Where to cut an input of `len` bytes in two: every point for small inputs (exhaustive
-/// for what the fuzzer mostly generates), 33 evenly spread ones for larger inputs.
-pub(crate) fn split_points(len: usize) -> Vec<usize> {
-    if len <= 256 {
+/// Where to cut an input of `len` bytes in two: every point up to `exhaustive` bytes (what
+/// the fuzzer mostly generates), else `spread + 1` evenly spread points.
+pub(crate) fn split_points(len: usize, exhaustive: usize, spread: usize) -> Vec<usize> {
+    if len <= exhaustive {
         (0..=len).collect()
     } else {
-        (0..=32).map(|i| len * i / 32).collect()
+        (0..=spread).map(|i| len * i / spread).collect()
     }
 }
 
-/// The chunkings every stream oracle compares against one feed: each cut in two, one byte
-/// at a time, and three-byte chunks.
+/// The chunkings every stream oracle compares against one feed: each cut in two (every
+/// cut for inputs up to 256 bytes), one byte at a time, and three-byte chunks.
 pub(crate) fn chunkings(data: &[u8]) -> Vec<Vec<&[u8]>> {
-    let mut all: Vec<Vec<&[u8]>> = split_points(data.len())
+    chunkings_with(data, 256, 32)
+}
+
+/// [`chunkings`] with fewer cuts, for targets whose decoding is expensive.
+pub(crate) fn chunkings_with(data: &[u8], exhaustive: usize, spread: usize) -> Vec<Vec<&[u8]>> {
+    let mut all: Vec<Vec<&[u8]>> = split_points(data.len(), exhaustive, spread)
         .into_iter()
         .map(|at| {
             let (a, b) = data.split_at(at);
