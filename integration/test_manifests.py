@@ -144,7 +144,12 @@ BUILTIN_SCHEMAS = {
 
 
 def manifest_files() -> list[Path]:
-    return sorted(DEPLOY.glob("istio/*.yaml")) + sorted(DEPLOY.glob("envoy-gateway/*.yaml"))
+    """deploy/<mesh>/*.yaml and its subfolders (alternatives/, optional/)."""
+    return sorted(DEPLOY.glob("istio/**/*.yaml")) + sorted(DEPLOY.glob("envoy-gateway/**/*.yaml"))
+
+
+def mesh_of(path: Path) -> str:
+    return path.relative_to(DEPLOY).parts[0]
 
 
 def documents(path: Path) -> list[dict]:
@@ -156,7 +161,7 @@ ALL_DOCUMENTS = [(path, index, doc) for path in manifest_files() for index, doc 
 
 def doc_id(item) -> str:
     path, index, doc = item
-    return f"{path.parent.name}/{path.name}#{index}:{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+    return f"{path.relative_to(DEPLOY)}#{index}:{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +182,15 @@ def test_there_are_manifests_for_both_meshes():
             "DestinationRule"} <= kinds, kinds
     assert {"EnvoyExtensionPolicy", "EnvoyPatchPolicy", "EnvoyProxy", "HTTPRoute", "Backend",
             "BackendTLSPolicy"} <= kinds, kinds
+
+
+def test_applying_a_whole_folder_installs_the_module_once():
+    """`kubectl apply -f deploy/<mesh>/` (not recursive) takes the top-level files only: one
+    module variant, no optional rate-limit wiring that needs a service of its own."""
+    top = [doc for path, _, doc in ALL_DOCUMENTS if path.parent == DEPLOY / mesh_of(path)]
+    module_kinds = [d["kind"] for d in top if d["kind"] in ("WasmPlugin", "TrafficExtension", "EnvoyExtensionPolicy")]
+    assert sorted(module_kinds) == ["EnvoyExtensionPolicy", "WasmPlugin", "WasmPlugin"], module_kinds
+    assert not [d for d in top if "ratelimit" in d["metadata"]["name"]]
 
 
 def schema_for(crd_schemas, doc) -> dict:
@@ -337,9 +351,9 @@ def validate(tmp_path: Path, config: dict, monkeypatch) -> None:
     assert code == 0, f"envoy --mode validate refused {path}:\n{output[-4000:]}"
 
 
-def kinds(folder: str, kind: str, skip: tuple[str, ...] = ()) -> list[dict]:
+def kinds(folder: str, kind: str) -> list[dict]:
     return [doc for path, _, doc in ALL_DOCUMENTS
-            if path.parent.name == folder and doc["kind"] == kind and path.name not in skip]
+            if mesh_of(path) == folder and doc["kind"] == kind]
 
 
 # ---------------------------------------------------------------- Istio
