@@ -607,3 +607,31 @@ def provider_env_names(plugin_config: dict) -> set[str]:
 def module_body_limit() -> int:
     """The module's default limits.max_request_body_bytes (src/config), 8 MiB."""
     return 8 * 1024 * 1024
+
+
+# ---------------------------------------------------------------- the stock Envoy configs
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "minimal.yaml", "ratelimit-example.yaml"])
+def test_stock_envoy_config_routes_by_header_match_and_validates(name, wasm_path, tmp_path, monkeypatch):
+    """envoy/*.yaml use the same header-matched routes as deploy/ (no cluster_header), and load
+    in `envoy --mode validate` with the module (validate mode binds no port)."""
+    text = (REPO_ROOT / "envoy" / name).read_text()
+    config = yaml.safe_load(text)
+    (listener,) = config["static_resources"]["listeners"]
+    routes = [r for vh in hcm_of(listener)["route_config"]["virtual_hosts"] for r in vh["routes"]]
+    clusters = {c["name"] for c in config["static_resources"]["clusters"]}
+    assert routes
+    for route in routes:
+        assert "cluster_header" not in route["route"]
+        (header,) = route["match"]["headers"]
+        assert header["name"] == "x-llm-gateway-cluster"
+        assert header["string_match"]["exact"] == route["route"]["cluster"] in clusters
+    for original in ("target/wasm32-wasip1/release/llm_gateway.wasm", "/etc/envoy/llm_gateway.wasm"):
+        text = text.replace(f"filename: {original}", f"filename: {wasm_path}")
+    assert str(wasm_path) in text
+    path = tmp_path / name
+    path.write_text(text)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-validate-openai")
+    code, output = harness.validate_envoy_config(path)
+    assert code == 0, f"envoy --mode validate refused envoy/{name}:\n{output[-4000:]}"
