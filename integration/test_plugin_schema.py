@@ -14,7 +14,6 @@ import copy
 import importlib
 import inspect
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
