@@ -334,10 +334,11 @@ def test_sdks_raise_on_a_stream_the_provider_cut(fault_gw, client, path):
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize("stream", STREAMS)
 def test_an_envoy_local_reply_without_the_provider_is_json(fault_gw, client, stream):
-    """A provider whose cluster does not exist: Envoy answers 503 itself (`cluster_not_found`)."""
+    """A provider whose cluster no route serves (routes match the module's x-llm-gateway-cluster
+    header): Envoy answers 404 itself (`route_not_found`), nothing goes upstream."""
     status, content_type, body = send(fault_gw, client, "gone", stream, key(1))
-    assert (status, content_type) == (503, "application/json"), body
+    assert (status, content_type) == (404, "application/json"), body
     value = json.loads(body)
     assert is_error(client, value), value
     message = value["error"]["message"]
-    assert "cluster_not_found" in message, message
+    assert "route_not_found" in message, message
