@@ -524,11 +524,15 @@ def eg_listener(wasm_path: Path) -> tuple[dict, list[dict]]:
     for index, rule in enumerate(route["spec"]["rules"]):
         cluster = f"httproute/llm-gateway/{route['metadata']['name']}/rule/{index}"
         (match,) = rule["matches"]
-        headers = [{"name": h["name"], "string_match": {"exact": h["value"]}} for h in match["headers"]
+        headers = [{"name": h["name"], "string_match": {"exact": h["value"]}} for h in match.get("headers", [])
                    if h["type"] == "Exact"]
-        routes.append({"name": f"{cluster}/match/0", "match": {"prefix": "/", "headers": headers},
-                       "route": {"cluster": cluster, "timeout": rule["timeouts"]["request"]},
-                       "typed_per_filter_config": enable})
+        entry = {"name": f"{cluster}/match/0", "match": {"prefix": "/", "headers": headers},
+                 "typed_per_filter_config": enable}
+        if not rule.get("backendRefs"):
+            # The catch-all: Envoy Gateway answers a rule without backends itself (500).
+            routes.append({**entry, "direct_response": {"status": 500}})
+            continue
+        routes.append({**entry, "route": {"cluster": cluster, "timeout": rule["timeouts"]["request"]}})
         (backend_ref,) = rule["backendRefs"]
         fqdn = backends[backend_ref["name"]]
         clusters.append(tls_cluster(cluster, fqdn["hostname"], fqdn["port"], tls[backend_ref["name"]]))
