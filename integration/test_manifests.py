@@ -448,7 +448,8 @@ def test_istio_gateway_renders_to_a_valid_envoy_config(variant, wasm_path, tmp_p
             apply_envoy_filter(patch, boot, listener)
 
     assert filter_names(listener) == [
-        "envoy.filters.http.json_to_metadata", MODULE_FILTERS[0], "envoy.filters.http.buffer",
+        "envoy.filters.http.header_mutation", "envoy.filters.http.json_to_metadata", MODULE_FILTERS[0],
+        "envoy.filters.http.buffer",
         MODULE_FILTERS[1], "envoy.filters.http.ratelimit", "envoy.filters.http.router"]
     assert listener["per_connection_buffer_limit_bytes"] > module_body_limit()
     assert {t["tag_name"] for t in boot["stats_config"]["stats_tags"]} >= {"gen_ai_token_type", "llm_consumer"}
