@@ -62,6 +62,14 @@ def post_chat(gw, key=core_flow.ALICE, model="m-gpt", **headers) -> httpx.Respon
                       json={"model": model, "messages": core_flow.MESSAGES, "max_tokens": 5})
 
 
+def chat_until(gw, stop: threading.Event, seen: list) -> None:
+    """Chat requests back to back until `stop` (a new connection each, so each lands on the
+    newest listener): (status, the model that answered or the error text) per request."""
+    while not stop.is_set():
+        r = post_chat(gw)
+        seen.append((r.status_code, r.json().get("model", "") if r.status_code == 200 else r.text))
+
+
 def post_messages(gw, key=core_flow.ALICE) -> httpx.Response:
     return httpx.post(f"{gw.base_url}/v1/messages", timeout=20, headers={"x-api-key": key},
                       json={"model": "m-gpt", "max_tokens": 5, "messages": core_flow.MESSAGES})
@@ -190,16 +198,11 @@ def test_hot_reload_through_ecds_while_traffic_flows(istio_gw, fake_requests, wa
     stop = threading.Event()
     seen: list[tuple[int, str]] = []  # (status, model the provider answered with)
 
-    def traffic():
-        while not stop.is_set():
-            r = post_chat(gw)
-            seen.append((r.status_code, r.json().get("model", "") if r.status_code == 200 else r.text))
-
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         # 8 chunks 700 ms apart (~5 s): the stream spans the reload (~0.15 s) even on a busy host.
         slow = pool.submit(core_flow.stream_text, gw, "a slow stream that spans the reload",
                            **{"x-fake-chunk-delay-ms": "700"})
-        load = pool.submit(traffic)
+        load = pool.submit(chat_until, gw, stop, seen)
         time.sleep(0.6)
         reload_started = time.monotonic()
         gw.ecds.publish(core_flow.config(target_model="gpt-4o"), ecds.local_code(wasm_path),
@@ -440,15 +443,10 @@ def test_envoy_gateway_shaped_reload_by_lds_while_traffic_flows(fake, fake_reque
         stop = threading.Event()
         seen: list[tuple[int, str]] = []
 
-        def traffic():  # a new connection per request: each lands on the newest listener
-            while not stop.is_set():
-                r = post_chat(gw)
-                seen.append((r.status_code, r.json().get("model", "") if r.status_code == 200 else r.text))
-
         with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
             slow = pool.submit(core_flow.stream_text, gw, "a slow stream that spans the reload",
                                **{"x-fake-chunk-delay-ms": "700"})
-            load = pool.submit(traffic)
+            load = pool.submit(chat_until, gw, stop, seen)
             time.sleep(0.6)
             lds.publish(core_flow.config(target_model="gpt-4o"))
             wait_until(lambda: seen and seen[-1][1] == "gpt-4o", 30, "the new listener never served")
