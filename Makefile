@@ -2,10 +2,11 @@
 SHELL := bash
 PY := .venv/bin/python
 
-.PHONY: help bootstrap build demo up down test fmt
+.PHONY: help bootstrap build image demo up down test fmt
 
 help:
 	@echo "make build   build the release .wasm and print its size"
+	@echo "make image   build, then package the .wasm as an OCI image layout (Istio / Envoy Gateway format)"
 	@echo "make demo    bootstrap, build, (re)start the demo stack, run the tour; leaves it running"
 	@echo "make up      bootstrap, build, start the demo stack (if not running)"
 	@echo "make down    stop the demo stack"
@@ -18,6 +19,9 @@ bootstrap:
 
 build:
 	@bash scripts/build.sh
+
+image: build
+	@bash scripts/image.sh
 
 demo:
 	@bash scripts/bootstrap.sh

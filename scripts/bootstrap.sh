@@ -41,5 +41,16 @@ if [[ "$want" != "$have" ]]; then
     echo "$want" >"$stamp"
 fi
 
+# --- OCI image tools (make image, integration/test_image.py) ----------------
+# Debian's skopeo (copies OCI images) and docker-registry (a real registry the test
+# starts on loopback). Installed only when missing; CI runs as root on Debian.
+# The lock timeout lets a concurrent apt-get finish instead of failing this one.
+if ! command -v skopeo >/dev/null || ! command -v docker-registry >/dev/null; then
+    echo "bootstrap: apt-get install skopeo docker-registry"
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+        --no-install-recommends skopeo docker-registry
+fi
+
 envoy="$(envoy_bin)"
 echo "bootstrap: ok (envoy: ${envoy#"$REPO_ROOT"/})"
