@@ -294,7 +294,7 @@ impl Exchange {
         };
         // A prompt API's body holds variables; one may be called `model`.
         let model_error = match self.prompt_api {
-            None => body_model_error(body, self.requested_model.as_deref(), self.model_from_body),
+            None => body_model_error(body, &facts.members, self.requested_model.as_deref(), self.model_from_body),
             Some(_) => None,
         };
         if let Some(error) = model_error {
@@ -856,16 +856,20 @@ impl Exchange {
 /// The body's `model` against the name the request was routed by. Envoy's json_to_metadata
 /// read the model before the module saw the body, with its own parser; a body whose model
 /// is not a string, or reads differently here, is refused rather than sent where it was
-/// not meant to go. `None` when the body is fine (or not a JSON object: later steps say so).
-fn body_model_error(body: &[u8], routed: Option<&str>, routed_by_body: bool) -> Option<GatewayError> {
-    let members = json_scan::top_level_members(body).ok()?;
+/// not meant to go. `members`: the body's top-level members, as `json_scan::inspect` read them.
+fn body_model_error(
+    body: &[u8],
+    members: &[Member],
+    routed: Option<&str>,
+    routed_by_body: bool,
+) -> Option<GatewayError> {
     let invalid = |message: &str| {
         Some(GatewayError::Translate(TranslateError::Invalid {
             field: "model".to_string(),
             message: message.to_string(),
         }))
     };
-    let Some(raw) = json_scan::find(&members, "model").and_then(|m| body.get(m.value.clone())) else {
+    let Some(raw) = member_value(body, members, "model") else {
         return if routed_by_body {
             invalid("the model was read before the body and is missing from it")
         } else {
