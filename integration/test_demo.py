@@ -1,16 +1,16 @@
-"""`make demo` end to end: the demo stack started by scripts/up.sh (envoy/demo.yaml on the fixed
-ports 10000, 18080 and 9901), the tour (integration/tour.py) and every example script, against
-the build under test (LLM_GATEWAY_WASM is passed on to scripts/up.sh).
+"""`make demo` end to end: the demo stack started by scripts/up.sh (envoy/demo.yaml), the tour
+(integration/tour.py) and every example script, against the build under test (LLM_GATEWAY_WASM is
+passed on to scripts/up.sh).
 
-The stack is always stopped with scripts/down.sh. If one of the ports is taken (a demo started
-with `make up`, another Envoy), the tests fail at once, naming the port, and stop nothing.
+The stack runs on free ports with its own run directory and base id (scripts/up.sh renders
+demo.yaml for them), so a demo left running by `make demo` on 10000/18080/9901 is not touched;
+it is always stopped with scripts/down.sh.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,15 +21,6 @@ import harness
 
 REPO_ROOT = harness.REPO_ROOT
 DEFAULT_WASM = REPO_ROOT / "target" / "wasm32-wasip1" / "release" / "llm_gateway.wasm"
-DEMO_PORTS = {10000: "the Envoy listener", 18080: "the fake provider", 9901: "the Envoy admin"}
-
-
-def _listening(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def _run(args: list[str], env: dict, timeout: float) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -39,14 +30,15 @@ def _output(proc: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="module")
-def demo(wasm_path):
-    """Starts the demo stack as `make demo` does; yields the environment for the scripts."""
-    taken = [f"127.0.0.1:{port} ({what})" for port, what in DEMO_PORTS.items() if _listening(port)]
-    if taken:
-        pytest.fail("the demo's fixed ports are taken: " + ", ".join(taken) +
-                    ". Stop the running demo with `make down` (scripts/down.sh) or free the ports.",
-                    pytrace=False)
-    env = dict(os.environ)
+def demo(wasm_path, tmp_path_factory):
+    """Starts the demo stack as `make demo` does, on free ports; yields the environment for
+    the tour and the example scripts (GATEWAY, ADMIN, FAKE_PROVIDER, ENVOY_LOG)."""
+    run_dir = tmp_path_factory.mktemp("demo-run")
+    listen, fake, admin = harness.free_port(), harness.free_port(), harness.free_port()
+    env = dict(os.environ, DEMO_RUN_DIR=str(run_dir), DEMO_LISTEN_PORT=str(listen), DEMO_FAKE_PORT=str(fake),
+               DEMO_ADMIN_PORT=str(admin), DEMO_BASE_ID=str(harness.next_base_id()),
+               GATEWAY=f"http://127.0.0.1:{listen}", ADMIN=f"http://127.0.0.1:{admin}",
+               FAKE_PROVIDER=f"http://127.0.0.1:{fake}", ENVOY_LOG=str(run_dir / "envoy.log"))
     if wasm_path.resolve() == DEFAULT_WASM.resolve():
         env.pop("LLM_GATEWAY_WASM", None)  # exactly what `make demo` runs
     else:
@@ -64,8 +56,8 @@ def demo(wasm_path):
 def tour(demo) -> str:
     proc = _run([sys.executable, "integration/tour.py"], demo, timeout=240)
     if proc.returncode != 0:
-        log = harness.tail(REPO_ROOT / ".run" / "envoy.log", 40)
-        pytest.fail(f"integration/tour.py failed:\n{_output(proc)}\n--- .run/envoy.log ---\n{log}", pytrace=False)
+        log = harness.tail(demo["ENVOY_LOG"], 40)
+        pytest.fail(f"integration/tour.py failed:\n{_output(proc)}\n--- envoy.log ---\n{log}", pytrace=False)
     return proc.stdout
 
 

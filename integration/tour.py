@@ -18,6 +18,7 @@ Exits 1 if any step did not answer as documented (the rest of the tour still run
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -30,10 +31,11 @@ from anthropic import Anthropic
 from openai import OpenAI
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ENVOY_LOG = REPO_ROOT / ".run" / "envoy.log"
+# The demo stack's addresses; integration/test_demo.py points the tour at a stack on free ports.
+ENVOY_LOG = Path(os.environ.get("ENVOY_LOG") or REPO_ROOT / ".run" / "envoy.log")
 MINT_JWT = REPO_ROOT / "examples" / "identity-and-budgets" / "mint_jwt.py"
-GATEWAY = "http://127.0.0.1:10000"
-ADMIN = "http://127.0.0.1:9901"
+GATEWAY = os.environ.get("GATEWAY", "http://127.0.0.1:10000")
+ADMIN = os.environ.get("ADMIN", "http://127.0.0.1:9901")
 DEMO_KEY = "sk-demo"
 ALICE_KEY = "sk-demo-alice"
 

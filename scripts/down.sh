@@ -3,6 +3,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
+RUN_DIR="${DEMO_RUN_DIR:-.run}"  # as scripts/up.sh
 
 stop_one() {
     local name="$1" pidfile="$2" needle="$3" pid i
@@ -24,5 +25,5 @@ stop_one() {
     echo "down: stopped $name (pid $pid)"
 }
 
-stop_one envoy .run/envoy.pid envoy
-stop_one "fake provider" .run/fake.pid fake_provider.py
+stop_one envoy "$RUN_DIR/envoy.pid" envoy
+stop_one "fake provider" "$RUN_DIR/fake.pid" fake_provider.py
