@@ -11,6 +11,7 @@ use crate::json_scan::{self, BodyFacts, Edit, InspectError, Member};
 use crate::llm::dialect::{self, StreamDecoder};
 use crate::llm::ir::{ClientDialect, ErrorKind, ProviderDialect, ProviderError, TranslateError};
 use crate::prompt::{take_selection, Context as PromptContext, PromptApi, Prompts, RawApi, TemplateUse};
+use crate::quota::fleet::{Descriptor, Verdict};
 use crate::quota::{Media, Reservation, Settlement, TokenCounts};
 use crate::stream::sse::SseDecoder;
 use crate::usage::{estimate_tokens, Usage};
@@ -221,6 +222,36 @@ impl Exchange {
     /// Refuses the request once its body is seen (see `Gateway::route`).
     pub(super) fn defer_rejection(&mut self, error: GatewayError) {
         self.deferred_rejection = Some(error);
+    }
+
+    /// Who the fleet-wide budget charges for this request: the identified consumer, its
+    /// plan and the routed model (`quota::fleet`); `None` before routing or without identity.
+    pub fn fleet_descriptor(&self) -> Option<Descriptor<'_>> {
+        let consumer = self.consumer.as_ref()?;
+        let route = self.route.as_ref()?;
+        Some(Descriptor { consumer: &consumer.name, plan: consumer.plan.as_deref().unwrap_or(""), model: &route.model })
+    }
+
+    /// The request was admitted here (body read, routed, not answered): the fleet-wide
+    /// check is what remains before it may leave.
+    pub fn needs_fleet_check(&self) -> bool {
+        self.body_seen && !self.replied && self.fleet_descriptor().is_some()
+    }
+
+    /// The rate-limit service's answer to the fleet check: a reply in the client's dialect
+    /// when the request may not leave (its local reservation is released at the end).
+    pub fn on_fleet_verdict(&mut self, verdict: &Verdict) -> Option<LocalReply> {
+        let error = match verdict {
+            Verdict::Admit => return None,
+            Verdict::OverLimit => GatewayError::FleetOverBudget {
+                consumer: self.consumer.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+            },
+            Verdict::Unavailable(reason) => {
+                self.log_line = Some(format!("llm-gateway: fleet budget service unavailable ({reason}): refused"));
+                GatewayError::FleetUnavailable
+            }
+        };
+        Some(self.reject(&error))
     }
 
     /// The body must be read before the request may go anywhere: the shell buffers it and

@@ -184,6 +184,11 @@ impl Gateway {
         self.config.prompts.as_ref()
     }
 
+    /// Fleet-wide budgets on a rate-limit service (`quota.fleet`), when configured.
+    pub fn fleet(&self) -> Option<&crate::quota::fleet::Fleet> {
+        self.config.access.as_ref().and_then(|a| a.policy.settings().fleet.as_ref())
+    }
+
     /// Budgets to reserve against, with the host's shared store.
     pub fn quota<'a>(&'a self, store: &'a dyn Store) -> Option<Quota<'a>> {
         self.config.access.as_ref().map(|a| Quota { policy: &a.policy, store })
