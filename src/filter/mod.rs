@@ -94,7 +94,7 @@ struct Root {
 impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
         let taken = fleet::report_taken(num_headers, body_size);
-        self.reports.borrow_mut().answered(token, taken);
+        self.reports.borrow_mut().answered(token, taken, host::now_ms());
     }
 }
 
@@ -124,7 +124,8 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         let Some(fleet) = self.gateway.as_ref().and_then(|g| g.fleet()) else { return };
         let mut reports = self.reports.borrow_mut();
-        if let Some(error) = reports.send_waiting(|message| fleet::call(fleet, REPORT_METHOD, message)) {
+        if let Some(error) = reports.send_waiting(host::now_ms(), |message| fleet::call(fleet, REPORT_METHOD, message))
+        {
             host::log(LogLevel::Warn, &format!("llm-gateway: fleet report not sent, will retry: {error}"));
         }
         if reports.dropped > self.dropped_reports {
@@ -256,7 +257,7 @@ impl Stream {
             let report =
                 self.exchange.as_ref().and_then(|e| e.fleet_descriptor()).and_then(|who| fleet.report(&who, tokens));
             if let Some(report) = report {
-                self.reports.borrow_mut().push(report);
+                self.reports.borrow_mut().push(report, host::now_ms());
             }
         }
         for (key, value) in metrics::log_fields(&record) {

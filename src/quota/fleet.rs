@@ -146,46 +146,56 @@ pub enum Verdict {
 }
 
 /// Reports waiting to be sent, or sent and not yet answered, in one VM. The root context
-/// sends them on its tick (so each answer comes back to it) and sends again the ones the
-/// service did not take, so usage is charged even across a short outage of the service.
-/// Bounded: past `MAX_QUEUED` the oldest is dropped (and counted).
+/// sends them on its tick (so each answer comes back to it) and sends again, with backoff,
+/// the ones the service did not take, so usage is charged across an outage of the service
+/// of up to [`RETRY_FOR_MS`]. Bounded: past [`MAX_QUEUED`] the oldest is dropped (counted).
 #[derive(Debug, Default)]
 pub struct ReportQueue {
     waiting: std::collections::VecDeque<Pending>,
     in_flight: std::collections::HashMap<u32, Pending>,
-    /// Reports given up on (too many attempts, or pushed out of a full queue).
+    /// Reports given up on (retried too long, or pushed out of a full queue).
     pub dropped: u64,
 }
 
 #[derive(Debug, Clone)]
 struct Pending {
     message: Vec<u8>,
+    queued_ms: u64,
     attempts: u32,
+    not_before_ms: u64,
 }
 
 /// Reports held per VM while the service is away.
 pub const MAX_QUEUED: usize = 10_000;
-/// Sends of one report before it is given up.
-pub const MAX_ATTEMPTS: u32 = 20;
+/// How long a report is retried before it is given up.
+pub const RETRY_FOR_MS: u64 = 300_000;
+/// Backoff between sends of one report: 100 ms doubling up to 5 s.
+const FIRST_BACKOFF_MS: u64 = 100;
+const MAX_BACKOFF_MS: u64 = 5_000;
 
 impl ReportQueue {
-    pub fn push(&mut self, message: Vec<u8>) {
+    pub fn push(&mut self, message: Vec<u8>, now_ms: u64) {
         if self.waiting.len() + self.in_flight.len() >= MAX_QUEUED {
             self.waiting.pop_front();
             self.dropped += 1;
         }
-        self.waiting.push_back(Pending { message, attempts: 0 });
+        self.waiting.push_back(Pending { message, queued_ms: now_ms, attempts: 0, not_before_ms: 0 });
     }
 
     pub fn is_idle(&self) -> bool {
         self.waiting.is_empty() && self.in_flight.is_empty()
     }
 
-    /// Sends every waiting report with `send` (the callout token, or an error that leaves
-    /// the report waiting for the next tick).
-    pub fn send_waiting(&mut self, mut send: impl FnMut(&[u8]) -> Result<u32, String>) -> Option<String> {
+    /// Sends every report whose backoff has passed with `send` (the callout token, or an
+    /// error: the report then waits for its next turn).
+    pub fn send_waiting(&mut self, now_ms: u64, mut send: impl FnMut(&[u8]) -> Result<u32, String>) -> Option<String> {
         let mut error = None;
+        let mut later = std::collections::VecDeque::new();
         while let Some(mut pending) = self.waiting.pop_front() {
+            if pending.not_before_ms > now_ms || error.is_some() {
+                later.push_back(pending);
+                continue;
+            }
             pending.attempts += 1;
             match send(&pending.message) {
                 Ok(token) => {
@@ -193,30 +203,34 @@ impl ReportQueue {
                 }
                 Err(e) => {
                     error = Some(e);
-                    self.retry_or_drop(pending);
-                    break;
+                    self.retry_or_drop(pending, now_ms, &mut later);
                 }
             }
         }
+        self.waiting = later;
         error
     }
 
     /// The answer to callout `token` arrived: `taken` when the service counted the report.
     /// Returns false for a token that is not a report.
-    pub fn answered(&mut self, token: u32, taken: bool) -> bool {
+    pub fn answered(&mut self, token: u32, taken: bool, now_ms: u64) -> bool {
         let Some(pending) = self.in_flight.remove(&token) else { return false };
         if !taken {
-            self.retry_or_drop(pending);
+            let mut waiting = std::mem::take(&mut self.waiting);
+            self.retry_or_drop(pending, now_ms, &mut waiting);
+            self.waiting = waiting;
         }
         true
     }
 
-    fn retry_or_drop(&mut self, pending: Pending) {
-        if pending.attempts >= MAX_ATTEMPTS {
+    fn retry_or_drop(&mut self, mut pending: Pending, now_ms: u64, into: &mut std::collections::VecDeque<Pending>) {
+        if now_ms.saturating_sub(pending.queued_ms) >= RETRY_FOR_MS {
             self.dropped += 1;
-        } else {
-            self.waiting.push_front(pending);
+            return;
         }
+        let backoff = FIRST_BACKOFF_MS.saturating_mul(1 << pending.attempts.min(16)).min(MAX_BACKOFF_MS);
+        pending.not_before_ms = now_ms.saturating_add(backoff);
+        into.push_back(pending);
     }
 }
 
@@ -445,46 +459,47 @@ mod tests {
     }
 
     #[test]
-    fn reports_are_sent_again_until_taken_and_the_queue_stays_bounded() {
+    fn reports_are_sent_again_with_backoff_until_taken_and_the_queue_stays_bounded() {
         let mut queue = ReportQueue::default();
-        queue.push(vec![1]);
-        queue.push(vec![2]);
-        let mut sent = Vec::new();
-        let mut next = 10;
-        assert_eq!(
-            queue.send_waiting(|m| {
-                sent.push(m.to_vec());
-                next += 1;
-                Ok(next)
-            }),
-            None
-        );
-        assert_eq!(sent, [vec![1], vec![2]]);
-        assert!(queue.answered(11, true));
-        assert!(queue.answered(12, false));
-        assert!(!queue.answered(99, true), "not a report");
+        queue.push(vec![1], 0);
+        queue.push(vec![2], 0);
+        let sent = std::cell::RefCell::new(Vec::new());
+        let next = std::cell::Cell::new(10);
+        let send = |m: &[u8]| {
+            sent.borrow_mut().push(m.to_vec());
+            next.set(next.get() + 1);
+            Ok(next.get())
+        };
+        assert_eq!(queue.send_waiting(0, send), None);
+        assert_eq!(*sent.borrow(), [vec![1], vec![2]]);
+        assert!(queue.answered(11, true, 10));
+        assert!(queue.answered(12, false, 10));
+        assert!(!queue.answered(99, true, 10), "not a report");
         assert!(!queue.is_idle());
-        // The refused one goes again; a send error keeps it waiting.
-        assert_eq!(queue.send_waiting(|_| Err("down".into())), Some("down".into()));
-        sent.clear();
-        queue.send_waiting(|m| {
-            sent.push(m.to_vec());
-            Ok(20)
-        });
-        assert_eq!(sent, [vec![2]]);
-        queue.answered(20, true);
+        // The refused one waits out its backoff (200 ms after a first attempt) ...
+        sent.borrow_mut().clear();
+        queue.send_waiting(100, send);
+        assert!(sent.borrow().is_empty());
+        // ... a send error keeps it waiting ...
+        assert_eq!(queue.send_waiting(300, |_| Err("down".into())), Some("down".into()));
+        // ... and it goes again once its backoff has passed.
+        queue.send_waiting(2_000, send);
+        assert_eq!(*sent.borrow(), [vec![2]]);
+        queue.answered(13, true, 2_000);
         assert!(queue.is_idle());
         assert_eq!(queue.dropped, 0);
-        // Given up after MAX_ATTEMPTS sends.
-        queue.push(vec![3]);
-        for _ in 0..MAX_ATTEMPTS {
-            queue.send_waiting(|_| Ok(30));
-            queue.answered(30, false);
+        // Given up once it has been retried for RETRY_FOR_MS.
+        queue.push(vec![3], 0);
+        let mut now = 0;
+        while !queue.is_idle() {
+            now += 1_000;
+            queue.send_waiting(now, |_| Ok(30));
+            queue.answered(30, false, now);
         }
-        assert!(queue.is_idle());
+        assert!((RETRY_FOR_MS..RETRY_FOR_MS + 2_000).contains(&now), "{now}");
         assert_eq!(queue.dropped, 1);
         for i in 0..MAX_QUEUED + 5 {
-            queue.push(i.to_le_bytes().to_vec());
+            queue.push(i.to_le_bytes().to_vec(), now);
         }
         assert_eq!(queue.waiting.len(), MAX_QUEUED);
         assert_eq!(queue.dropped, 6);
