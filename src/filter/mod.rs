@@ -76,7 +76,7 @@ const DEFERRED_HEADERS: &str = "llm_deferred_headers";
 const APPLIER_CONFIG: &str = r#"{"role": "apply-deferred-headers"}"#;
 
 /// How often the root context sends the fleet reports the VM's streams queued.
-const FLEET_REPORT_TICK: std::time::Duration = std::time::Duration::from_millis(50);
+const FLEET_REPORT_TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[derive(Default)]
 struct Root {
