@@ -97,7 +97,8 @@ class Limitador:
         self.url = f"http://127.0.0.1:{http_port}"
 
     @classmethod
-    def start(cls, workdir: Path, redis: Redis, limits: list[dict]) -> "Limitador":
+    def start(cls, workdir: Path, redis: Redis, limits: list[dict],
+              storage: tuple[str, ...] = ("redis",)) -> "Limitador":
         workdir = Path(workdir)
         limits_path = workdir / "limits.yaml"
         limits_path.write_text(json.dumps(limits))  # JSON is YAML
@@ -106,7 +107,7 @@ class Limitador:
         log = open(log_path, "ab")
         proc = subprocess.Popen(
             [limitador_binary(), "-b", "127.0.0.1", "-p", str(grpc_port), "-B", "127.0.0.1",
-             "-P", str(http_port), str(limits_path), "redis", redis.url],
+             "-P", str(http_port), str(limits_path), *storage, redis.url],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         server = cls(proc, grpc_port, http_port, log_path)
         wait_until(lambda: harness.http_get(server.url + "/status", timeout=0.5)[0] == 200, 30,
@@ -114,7 +115,7 @@ class Limitador:
         return server
 
     def counters(self, namespace: str) -> list[dict]:
-        status, body = harness.http_get(f"{self.url}/counters/{namespace}", timeout=2)
+        status, body = harness.http_get(f"{self.url}/counters/{namespace}", timeout=5)
         if status != 200:
             raise harness.HarnessError(f"GET /counters/{namespace}: {status} {body}")
         return json.loads(body)

@@ -14,7 +14,7 @@ pub fn call(fleet: &Fleet, method: &str, message: &[u8]) -> Result<u32, String> 
     let headers = vec![
         (":method", "POST"),
         (":path", path.as_str()),
-        (":authority", fleet.cluster.as_str()),
+        (":authority", fleet.authority.as_str()),
         ("content-type", "application/grpc"),
         ("te", "trailers"),
     ];

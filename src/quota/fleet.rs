@@ -53,6 +53,10 @@ pub struct RawFleet {
     pub timeout_ms: Option<u64>,
     #[serde(default)]
     pub failure_mode: Option<FailureMode>,
+    /// `:authority` of the calls (default: the cluster name when it is a valid host name,
+    /// else `limitador`: Istio's `outbound|8081||...` names are refused by HTTP/2 servers).
+    #[serde(default)]
+    pub authority: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -69,6 +73,7 @@ pub enum FailureMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fleet {
     pub cluster: String,
+    pub authority: String,
     pub domain: String,
     pub timeout_ms: u64,
     pub failure_mode: FailureMode,
@@ -88,8 +93,15 @@ impl Fleet {
         if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
             return Err(err("timeout_ms", "must be between 1 and 60000"));
         }
+        let authority = match &raw.authority {
+            Some(a) if is_host(a) => a.clone(),
+            Some(_) => return Err(err("authority", "must be a host name (letters, digits, '.', '-', ':')")),
+            None if is_host(&raw.cluster) => raw.cluster.clone(),
+            None => "limitador".to_string(),
+        };
         Ok(Fleet {
             cluster: raw.cluster.clone(),
+            authority,
             domain,
             timeout_ms,
             failure_mode: raw.failure_mode.unwrap_or_default(),
@@ -124,6 +136,11 @@ impl Fleet {
             None => unavailable("unreadable response".to_string()),
         }
     }
+}
+
+/// A valid HTTP/2 `:authority`: host name characters and an optional port.
+fn is_host(value: &str) -> bool {
+    !value.is_empty() && value.len() <= 253 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
 }
 
 /// Who a check or report is for: one descriptor with the consumer, its plan and the model.
@@ -363,7 +380,13 @@ mod tests {
     use super::*;
 
     fn fleet(mode: FailureMode) -> Fleet {
-        Fleet { cluster: "rls".into(), domain: "llm".into(), timeout_ms: 100, failure_mode: mode }
+        Fleet {
+            cluster: "rls".into(),
+            authority: "rls".into(),
+            domain: "llm".into(),
+            timeout_ms: 100,
+            failure_mode: mode,
+        }
     }
 
     const ALICE: Descriptor<'static> = Descriptor { consumer: "alice", plan: "free", model: "gpt" };
@@ -437,6 +460,21 @@ mod tests {
         }
         assert!(serde_json::from_str::<RawFleet>(r#"{"cluster": "x", "failure_mode": "open"}"#).is_err());
         assert!(serde_json::from_str::<RawFleet>(r#"{"cluster": "x", "extra": 1}"#).is_err());
+        // Istio's cluster names are not authorities; an explicit one must be.
+        let authority = |json: &str| {
+            let raw: RawFleet = serde_json::from_str(json).unwrap();
+            Fleet::validate("quota.fleet", &raw).map(|f| f.authority).map_err(|e| e.path)
+        };
+        assert_eq!(authority(r#"{"cluster": "limitador.kuadrant:8081"}"#), Ok("limitador.kuadrant:8081".into()));
+        assert_eq!(
+            authority(r#"{"cluster": "outbound|8081||limitador.ns.svc.cluster.local"}"#),
+            Ok("limitador".into())
+        );
+        assert_eq!(
+            authority(r#"{"cluster": "outbound|8081||l", "authority": "limitador.ns.svc"}"#),
+            Ok("limitador.ns.svc".into())
+        );
+        assert_eq!(authority(r#"{"cluster": "x", "authority": "a b"}"#), Err("quota.fleet.authority".into()));
     }
 
     #[test]
