@@ -259,6 +259,10 @@ impl Exchange {
         let client_dialect = match self.client {
             ClientDialect::OpenAi => ProviderDialect::OpenAi,
             ClientDialect::Anthropic => ProviderDialect::Anthropic,
+            // Only OpenAI itself speaks it (`Operation::upstream`).
+            ClientDialect::Responses => {
+                return self.route.as_ref().is_some_and(|r| r.kind != ProviderKind::OpenAi);
+            }
         };
         self.route.as_ref().is_some_and(|r| r.dialect != client_dialect)
     }
@@ -722,7 +726,7 @@ impl Exchange {
             return Vec::new();
         }
         match (is_stream, self.client) {
-            (true, ClientDialect::OpenAi) => {
+            (true, ClientDialect::OpenAi | ClientDialect::Responses) => {
                 let rewrite = self.stream && !self.client_wants_usage && self.operation == Some(Operation::Chat);
                 self.body = ResponseBody::OpenAiSse(Box::new(OpenAiSse {
                     decoder: SseDecoder::new(self.limits.max_sse_event_bytes),

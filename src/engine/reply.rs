@@ -183,7 +183,9 @@ impl GatewayError {
             _ => "invalid_request_error",
         };
         let body = match client {
-            ClientDialect::OpenAi => openai::error_body(&message, kind, param.as_deref(), code),
+            ClientDialect::OpenAi | ClientDialect::Responses => {
+                openai::error_body(&message, kind, param.as_deref(), code)
+            }
             ClientDialect::Anthropic => anthropic_error_body(status, &message),
         };
         let mut headers = json_headers();
