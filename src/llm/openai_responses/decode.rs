@@ -314,12 +314,14 @@ impl Conversation {
                 let parts = content(item, path, ContentSide::Output)?;
                 self.push_assistant(parts);
             }
-            other => return Err(invalid(
-                format!("{path}.role"),
-                format!(
+            other => {
+                return Err(invalid(
+                    format!("{path}.role"),
+                    format!(
                     "Invalid value: '{other}'. Supported values are: 'user', 'assistant', 'system', and 'developer'."
                 ),
-            )),
+                ))
+            }
         }
         Ok(())
     }
