@@ -169,6 +169,8 @@ fn a_translated_answer_is_a_response_object_and_its_usage_is_recorded() {
     assert_eq!(v["object"], "response");
     assert_eq!(v["status"], "completed");
     assert_eq!(v["output"][0]["content"][0]["text"], "Hi! My name is Claude.");
+    // Anthropic's answer has no creation time: the gateway's clock at the request.
+    assert_eq!(v["created_at"], NOW_MS / 1000);
     // Anthropic's input + cache read + cache write, and the cached part.
     assert_eq!(v["usage"]["input_tokens"], 2095 + 2051 + 2051);
     assert_eq!(v["usage"]["input_tokens_details"]["cached_tokens"], 2051);

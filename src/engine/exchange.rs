@@ -679,6 +679,7 @@ impl Exchange {
         let responses_api = self.operation == Some(Operation::Responses);
         let counts_output = self.operation != Some(Operation::Embeddings);
         let client = self.client;
+        let started_secs = self.started_ms / 1000;
         let json = |translate: Option<Shape>, error_status: Option<u16>| {
             // A passthrough answer is held until it is known to be complete JSON.
             let hold = (translate.is_none() && error_status.is_none()).then_some(client);
@@ -693,6 +694,7 @@ impl Exchange {
                 provider: route.dialect,
                 responses_api,
                 fallback_model: route.target_model.clone(),
+                fallback_created: started_secs,
             }))
         };
         let set_type = |value: &str| {
