@@ -275,3 +275,26 @@ fn budgets_clamp_and_refuse_translated_responses() {
     assert_eq!(status, 429);
     assert_eq!(v["error"]["code"], "rate_limit_exceeded");
 }
+
+#[test]
+fn guards_and_masks_apply_before_translation() {
+    let config = json!({
+        "providers": {"claude": {"kind": "anthropic", "cluster": "claude", "auth": {"type": "api-key", "env": "KEY"}}},
+        "models": {"claude": {"provider": "claude", "model": "claude-sonnet-4-5"}},
+        "prompts": {"guards": {"deny": [{"name": "secrets", "regex": "password\\s*[:=]"}],
+                               "mask": [{"name": "email", "builtin": "email"}]}},
+    });
+    let gw = Gateway::from_json(config.to_string().as_bytes(), &|k| (k == "KEY").then(|| "k".to_string())).unwrap();
+    let store = MemoryStore::new();
+    let run = |body: Value| {
+        let head = RequestHead { method: "POST", path: "/v1/responses", body_model: Some("claude"), ..Default::default() };
+        let (mut exchange, RequestAction::Forward(_)) = gw.on_request_headers(&head, 0, NOW_MS) else { panic!() };
+        exchange.on_request_body(body.to_string().as_bytes(), NOW_MS, gw.quota(&store), gw.prompts())
+    };
+    let (status, v) = refused(run(json!({"model": "claude", "input": "my password: hunter2"})));
+    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("prompt_blocked")));
+    let sent = sent(run(json!({"model": "claude", "instructions": "reply to ada@example.com",
+                               "input": [{"role": "user", "content": [{"type": "input_text", "text": "mail bob@example.com"}]}]})));
+    assert_eq!(sent["system"], "reply to [EMAIL]");
+    assert_eq!(sent["messages"][0]["content"][0]["text"], "mail [EMAIL]");
+}
