@@ -532,3 +532,43 @@ fn item_ids_match_from_added_to_done_at_every_split() {
     }
     assert!(open.is_empty());
 }
+
+/// Gemini signs function calls (`thoughtSignature` on the part; Gemini 3 refuses a call sent
+/// back without it). A Responses function call has no field for it: it travels on a reasoning
+/// item just before the call, and comes back on the call.
+#[test]
+fn gemini_call_signatures_survive_a_responses_round_trip() {
+    // Gemini's parallel calls example: the first call is signed, the second is not.
+    let body = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemini/generate_content_function_call.json"),
+    )
+    .unwrap();
+    let response = dialect::decode_response(ProviderDialect::Gemini, &body).unwrap();
+    let calls: Vec<ToolCall> = response
+        .content
+        .iter()
+        .filter_map(|p| match p {
+            Part::ToolCall(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calls[0].signature.as_deref(), Some("<Signature_A>"));
+    let v = encoded(&response);
+    let types: Vec<&str> = v["output"].as_array().unwrap().iter().map(|i| i["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["reasoning", "function_call", "function_call"], "{v}");
+    assert_eq!(v["output"][0]["encrypted_content"], "<Signature_A>");
+    // The client sends the output back with the results.
+    let mut input: Vec<Value> = v["output"].as_array().unwrap().clone();
+    input.insert(0, json!({"role": "user", "content": "go"}));
+    for call in &calls {
+        input.push(json!({"type": "function_call_output", "call_id": call.id, "output": "ok"}));
+    }
+    let mut request = decode(&json!({"model": "m", "input": input})).unwrap();
+    request.model = "gemini-3-pro".into();
+    let gemini: Value =
+        serde_json::from_slice(&dialect::encode_request(ProviderDialect::Gemini, &request).unwrap()).unwrap();
+    let parts = gemini["contents"][1]["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 2, "no empty thought part is left: {gemini}");
+    assert_eq!(parts[0]["thoughtSignature"], "<Signature_A>", "{gemini}");
+    assert!(parts[0]["functionCall"].is_object() && parts[1].get("thoughtSignature").is_none(), "{gemini}");
+}

@@ -287,7 +287,8 @@ fn guards_and_masks_apply_before_translation() {
     let gw = Gateway::from_json(config.to_string().as_bytes(), &|k| (k == "KEY").then(|| "k".to_string())).unwrap();
     let store = MemoryStore::new();
     let run = |body: Value| {
-        let head = RequestHead { method: "POST", path: "/v1/responses", body_model: Some("claude"), ..Default::default() };
+        let head =
+            RequestHead { method: "POST", path: "/v1/responses", body_model: Some("claude"), ..Default::default() };
         let (mut exchange, RequestAction::Forward(_)) = gw.on_request_headers(&head, 0, NOW_MS) else { panic!() };
         exchange.on_request_body(body.to_string().as_bytes(), NOW_MS, gw.quota(&store), gw.prompts())
     };

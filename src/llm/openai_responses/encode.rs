@@ -160,6 +160,11 @@ fn output_items(response: &ChatResponse, id: &str) -> Vec<Value> {
             }
             Part::ToolCall(call) => {
                 flush(&mut items, &mut texts);
+                // A function call item has no signature field: Gemini's goes on a reasoning
+                // item right before it, which the Gemini encoder lends back to the call.
+                if let Some(signature) = &call.signature {
+                    items.push(reasoning_item(&item_id("rs", items.len(), id), "", Some(signature)));
+                }
                 let fid = item_id("fc", items.len(), id);
                 items.push(function_call_item(&fid, &call.id, &call.name, &call.arguments, "completed"));
             }
