@@ -11,6 +11,7 @@ use super::decode::REDACTED_PREFIX;
 use crate::llm::ir::{ChatResponse, ErrorKind, Part, ProviderError, StopReason};
 use crate::llm::openai_chat::util::error_body;
 use crate::usage::Usage;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// `{"error": {"message", "type", "param", "code"}}`: the Responses API's HTTP errors have
@@ -79,33 +80,86 @@ pub(super) struct Envelope<'a> {
     pub error: Value,
 }
 
-/// The `response` object, with the fields the API always sends.
-pub(super) fn response_object(envelope: &Envelope<'_>, output: &[Value], usage: Value) -> Value {
-    json!({
-        "id": envelope.id,
-        "object": "response",
-        "created_at": envelope.created,
-        "status": envelope.status,
-        "background": false,
-        "error": envelope.error,
-        "incomplete_details": envelope.incomplete_details,
-        "instructions": null,
-        "max_output_tokens": null,
-        "model": envelope.model,
-        "output": output,
-        "parallel_tool_calls": true,
-        "previous_response_id": null,
-        "reasoning": {"effort": null, "summary": null},
-        "store": false,
-        "temperature": null,
-        "text": {"format": {"type": "text"}},
-        "tool_choice": "auto",
-        "tools": [],
-        "top_p": null,
-        "truncation": "disabled",
-        "usage": usage,
-        "metadata": {},
-    })
+/// The `response` object, with the fields the API always sends (request parameters are not
+/// echoed: `null`, empty or the API's defaults). Serialized directly, without a JSON tree: a
+/// stream writes it three times.
+#[derive(Serialize)]
+pub(super) struct ResponseObject<'a> {
+    id: &'a str,
+    object: &'static str,
+    created_at: u64,
+    status: &'static str,
+    background: bool,
+    error: &'a Value,
+    incomplete_details: &'a Value,
+    instructions: Option<()>,
+    max_output_tokens: Option<()>,
+    model: &'a str,
+    output: &'a [Value],
+    parallel_tool_calls: bool,
+    previous_response_id: Option<()>,
+    reasoning: NoReasoning,
+    store: bool,
+    temperature: Option<()>,
+    text: TextFormat,
+    tool_choice: &'static str,
+    tools: [(); 0],
+    top_p: Option<()>,
+    truncation: &'static str,
+    usage: &'a Value,
+    metadata: Empty,
+}
+
+#[derive(Serialize)]
+struct NoReasoning {
+    effort: Option<()>,
+    summary: Option<()>,
+}
+
+#[derive(Serialize)]
+struct TextFormat {
+    format: FormatType,
+}
+
+#[derive(Serialize)]
+struct FormatType {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+pub(super) fn response_object<'a>(
+    envelope: &'a Envelope<'a>,
+    output: &'a [Value],
+    usage: &'a Value,
+) -> ResponseObject<'a> {
+    ResponseObject {
+        id: envelope.id,
+        object: "response",
+        created_at: envelope.created,
+        status: envelope.status,
+        background: false,
+        error: &envelope.error,
+        incomplete_details: &envelope.incomplete_details,
+        instructions: None,
+        max_output_tokens: None,
+        model: envelope.model,
+        output,
+        parallel_tool_calls: true,
+        previous_response_id: None,
+        reasoning: NoReasoning { effort: None, summary: None },
+        store: false,
+        temperature: None,
+        text: TextFormat { format: FormatType { kind: "text" } },
+        tool_choice: "auto",
+        tools: [],
+        top_p: None,
+        truncation: "disabled",
+        usage,
+        metadata: Empty {},
+    }
 }
 
 pub(super) fn output_text_part(text: &str) -> Value {
@@ -189,5 +243,6 @@ pub fn encode_response(response: &ChatResponse) -> Vec<u8> {
         error: Value::Null,
     };
     let output = output_items(response, &id);
-    response_object(&envelope, &output, usage_json(&response.usage)).to_string().into_bytes()
+    let usage = usage_json(&response.usage);
+    serde_json::to_vec(&response_object(&envelope, &output, &usage)).unwrap_or_default()
 }

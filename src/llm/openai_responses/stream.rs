@@ -25,11 +25,12 @@
 
 use super::encode::{
     failure_code, function_call_item, item_id, message_item, output_text_part, reasoning_item, redacted, response_id,
-    response_object, status_of, usage_json, Envelope,
+    response_object, status_of, usage_json, Envelope, ResponseObject,
 };
 use crate::llm::ir::{ProviderError, StopReason, StreamEvent};
 use crate::llm::openai_chat::util::error_type_code;
 use crate::usage::Usage;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// The output item being streamed.
@@ -135,10 +136,20 @@ impl StreamEncoder {
         if !matches!(self.open, Some((_, _, Open::Message { .. }))) {
             self.open_item("msg", Open::Message { text: String::new() }, out);
         }
+        let sequence_number = self.next_sequence();
         let Some((index, item, Open::Message { text: all })) = &mut self.open else { return };
         all.push_str(text);
-        let data = json!({"item_id": item, "output_index": index, "content_index": 0, "delta": text, "logprobs": []});
-        self.emit("response.output_text.delta", data, out);
+        let event = DeltaEvent {
+            kind: "response.output_text.delta",
+            item_id: item,
+            output_index: *index,
+            content_index: Some(0),
+            summary_index: None,
+            delta: text,
+            logprobs: Some([]),
+            sequence_number,
+        };
+        write_delta(&event, out);
     }
 
     fn thinking_delta(&mut self, text: &str, out: &mut Vec<u8>) {
@@ -157,8 +168,18 @@ impl StreamEncoder {
             let data = json!({"item_id": item, "output_index": index, "summary_index": 0, "part": part});
             self.emit("response.reasoning_summary_part.added", data, out);
         }
-        let data = json!({"item_id": item, "output_index": index, "summary_index": 0, "delta": text});
-        self.emit("response.reasoning_summary_text.delta", data, out);
+        let sequence_number = self.next_sequence();
+        let event = DeltaEvent {
+            kind: "response.reasoning_summary_text.delta",
+            item_id: &item,
+            output_index: index,
+            content_index: None,
+            summary_index: Some(0),
+            delta: text,
+            logprobs: None,
+            sequence_number,
+        };
+        write_delta(&event, out);
     }
 
     /// The signature closes the reasoning it signs (one that came alone gets an item too).
@@ -173,13 +194,29 @@ impl StreamEncoder {
     }
 
     fn arguments_delta(&mut self, call: u32, delta: &str, out: &mut Vec<u8>) {
-        let Some((index, item, Open::Call { ir_index, arguments, .. })) = &mut self.open else { return };
-        if *ir_index != call {
+        if !matches!(self.open, Some((_, _, Open::Call { ir_index, .. })) if ir_index == call) {
             return;
         }
+        let sequence_number = self.next_sequence();
+        let Some((index, item, Open::Call { arguments, .. })) = &mut self.open else { return };
         arguments.push_str(delta);
-        let data = json!({"item_id": item, "output_index": index, "delta": delta});
-        self.emit("response.function_call_arguments.delta", data, out);
+        let event = DeltaEvent {
+            kind: "response.function_call_arguments.delta",
+            item_id: item,
+            output_index: *index,
+            content_index: None,
+            summary_index: None,
+            delta,
+            logprobs: None,
+            sequence_number,
+        };
+        write_delta(&event, out);
+    }
+
+    fn next_sequence(&mut self) -> u64 {
+        let n = self.sequence;
+        self.sequence = self.sequence.saturating_add(1);
+        n
     }
 
     fn id(&mut self) -> String {
@@ -193,10 +230,8 @@ impl StreamEncoder {
             return;
         }
         self.started = true;
-        let response = self.response("in_progress", Value::Null, Value::Null, Value::Null);
-        self.emit("response.created", json!({"response": response}), out);
-        let response = self.response("in_progress", Value::Null, Value::Null, Value::Null);
-        self.emit("response.in_progress", json!({"response": response}), out);
+        self.lifecycle("response.created", "in_progress", Value::Null, Value::Null, Value::Null, out);
+        self.lifecycle("response.in_progress", "in_progress", Value::Null, Value::Null, Value::Null, out);
     }
 
     fn open_item(&mut self, kind: &str, open: Open, out: &mut Vec<u8>) {
@@ -252,8 +287,8 @@ impl StreamEncoder {
         let stop = self.stop.or(self.saw_tool.then_some(StopReason::ToolCalls));
         let (status, details) = status_of(stop);
         let kind = if status == "completed" { "response.completed" } else { "response.incomplete" };
-        let response = self.response(status, details, Value::Null, usage_json(&self.usage));
-        self.emit(kind, json!({"response": response}), out);
+        let usage = usage_json(&self.usage);
+        self.lifecycle(kind, status, details, Value::Null, usage, out);
         self.ended = true;
     }
 
@@ -265,16 +300,27 @@ impl StreamEncoder {
         let data = json!({"code": param_code.unwrap_or(code), "message": error.message, "param": null});
         self.emit("error", data, out);
         let failure = json!({"code": code, "message": error.message});
-        let response = self.response("failed", Value::Null, failure, usage_json(&self.usage));
-        self.emit("response.failed", json!({"response": response}), out);
+        let usage = usage_json(&self.usage);
+        self.lifecycle("response.failed", "failed", Value::Null, failure, usage, out);
         self.ended = true;
     }
 
-    fn response(&mut self, status: &'static str, incomplete_details: Value, error: Value, usage: Value) -> Value {
+    /// A lifecycle event (`response.created`, `.completed`...): the whole `response` object.
+    fn lifecycle(
+        &mut self,
+        kind: &'static str,
+        status: &'static str,
+        incomplete_details: Value,
+        error: Value,
+        usage: Value,
+        out: &mut Vec<u8>,
+    ) {
         let id = self.id();
+        let sequence_number = self.next_sequence();
         let envelope =
             Envelope { id: &id, created: self.created, model: &self.model, status, incomplete_details, error };
-        response_object(&envelope, &self.output, usage)
+        let event = Lifecycle { kind, response: response_object(&envelope, &self.output, &usage), sequence_number };
+        write_event(kind, &event, out);
     }
 
     /// `event: <kind>` and its data with `type` first and the next `sequence_number` last.
@@ -284,14 +330,48 @@ impl StreamEncoder {
         if let Value::Object(fields) = fields {
             data.extend(fields);
         }
-        data.insert("sequence_number".to_string(), json!(self.sequence));
-        self.sequence = self.sequence.saturating_add(1);
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(b"\ndata: ");
-        out.extend_from_slice(Value::Object(data).to_string().as_bytes());
-        out.extend_from_slice(b"\n\n");
+        data.insert("sequence_number".to_string(), json!(self.next_sequence()));
+        write_event(kind, &Value::Object(data), out);
     }
+}
+
+#[derive(Serialize)]
+struct Lifecycle<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    response: ResponseObject<'a>,
+    sequence_number: u64,
+}
+
+/// A delta event, written without building a JSON tree: deltas are most of a stream.
+#[derive(Serialize)]
+struct DeltaEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    item_id: &'a str,
+    output_index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary_index: Option<u32>,
+    delta: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprobs: Option<[(); 0]>,
+    sequence_number: u64,
+}
+
+fn write_delta(event: &DeltaEvent<'_>, out: &mut Vec<u8>) {
+    write_event(event.kind, event, out);
+}
+
+/// `event: <kind>` and `data: <compact JSON>` (which never holds a raw newline).
+fn write_event(kind: &str, data: &impl Serialize, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    // Serializing into a Vec fails only for maps with non-string keys, which these have not.
+    let _ = serde_json::to_writer(&mut *out, data);
+    out.extend_from_slice(b"\n\n");
 }
 
 /// `base` with `extra`'s members added.
