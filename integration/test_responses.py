@@ -165,3 +165,49 @@ def test_usage_and_metrics_of_translated_responses(gw):
     # 5 + 4 input tokens, 4 + 3 output tokens over the two calls, as Gemini reported them.
     assert metric_value(text, "gen_ai_client_token_count", gen_ai_token_type="input", **labels) >= 9
     assert metric_value(text, "gen_ai_client_token_count", gen_ai_token_type="output", **labels) >= 7
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("model", ["t-claude", "t-gemini"])
+def test_reasoning_summaries_and_signatures_round_trip(gw, fake_requests, model, stream):
+    c = openai_client(gw)
+    args = dict(model=model, input="one two", reasoning={"effort": "low", "summary": "auto"},
+                include=["reasoning.encrypted_content"], store=False)
+    if stream:
+        with c.responses.stream(**args) as s:
+            events = list(s)
+            response = s.get_final_response()
+        summary = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
+        assert summary == "thinking about: one two"
+    else:
+        response = c.responses.create(**args)
+    assert [item.type for item in response.output] == ["reasoning", "message"]
+    reasoning = response.output[0]
+    assert [s.text for s in reasoning.summary] == ["thinking about: one two"]
+    assert response.output_text == "echo: one two"
+    assert response.usage.output_tokens_details.reasoning_tokens >= 0
+    sent = upstream(fake_requests, model)["body"]
+    if model == "t-claude":
+        assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+        assert reasoning.encrypted_content.startswith("fake-sig-")
+    else:
+        assert sent["generationConfig"]["thinkingConfig"]["includeThoughts"] is True
+    # Given back (as Codex does with store: false), the signed reasoning reaches the provider.
+    follow = c.responses.create(model=model, reasoning={"effort": "low"}, store=False, input=[
+        {"role": "user", "content": "one two"},
+        *[item.model_dump(exclude_none=True) for item in response.output],
+        {"role": "user", "content": "three"},
+    ])
+    assert follow.output_text == "echo: three"
+    history = json.dumps(upstream(fake_requests, model)["body"])
+    assert "thinking about: one two" in history
+    if model == "t-claude":
+        assert reasoning.encrypted_content in history
+
+
+def test_unknown_members_are_refused_by_name(gw, fake_requests):
+    with pytest.raises(openai.BadRequestError) as err:
+        openai_client(gw).responses.create(model="t-claude", input="x", extra_body={"frobnicate": 1})
+    assert err.value.body["param"] == "frobnicate"
+    assert "frobnicate" in err.value.message
+    assert fake_requests() == []
