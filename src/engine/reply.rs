@@ -36,7 +36,8 @@ pub enum GatewayError {
     BodyTooLarge {
         limit: usize,
     },
-    /// Embeddings or Responses API for a provider that only has its own chat API.
+    /// Embeddings for a provider that only has its own chat API (the Responses API is
+    /// translated for those).
     UnsupportedOperation {
         operation: &'static str,
         provider: String,

@@ -222,8 +222,8 @@ fn output_items(response: &ChatResponse, id: &str) -> Vec<Value> {
                 let fid = item_id("fc", items.len(), id);
                 items.push(function_call_item(&fid, &call.id, &call.name, &call.arguments, "completed"));
             }
-            // Not produced by provider decoders (results and images are inputs).
-            Part::ToolResult(_) | Part::Image(_) => {}
+            // Inputs only (tool results, images...): provider decoders do not produce them.
+            _ => {}
         }
     }
     flush(&mut items, &mut texts);
