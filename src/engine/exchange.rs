@@ -290,6 +290,10 @@ impl Exchange {
         let client_dialect = match self.client {
             ClientDialect::OpenAi => ProviderDialect::OpenAi,
             ClientDialect::Anthropic => ProviderDialect::Anthropic,
+            // Only OpenAI itself speaks it (`Operation::upstream`).
+            ClientDialect::Responses => {
+                return self.route.as_ref().is_some_and(|r| r.kind != ProviderKind::OpenAi);
+            }
         };
         self.route.as_ref().is_some_and(|r| r.dialect != client_dialect)
     }
@@ -706,6 +710,7 @@ impl Exchange {
         let responses_api = self.operation == Some(Operation::Responses);
         let counts_output = self.operation != Some(Operation::Embeddings);
         let client = self.client;
+        let started_secs = self.started_ms / 1000;
         let json = |translate: Option<Shape>, error_status: Option<u16>| {
             // A passthrough answer is held until it is known to be complete JSON.
             let hold = (translate.is_none() && error_status.is_none()).then_some(client);
@@ -720,6 +725,7 @@ impl Exchange {
                 provider: route.dialect,
                 responses_api,
                 fallback_model: route.target_model.clone(),
+                fallback_created: started_secs,
             }))
         };
         let set_type = |value: &str| {
@@ -753,7 +759,7 @@ impl Exchange {
             return Vec::new();
         }
         match (is_stream, self.client) {
-            (true, ClientDialect::OpenAi) => {
+            (true, ClientDialect::OpenAi | ClientDialect::Responses) => {
                 let rewrite = self.stream && !self.client_wants_usage && self.operation == Some(Operation::Chat);
                 self.body = ResponseBody::OpenAiSse(Box::new(OpenAiSse {
                     decoder: SseDecoder::new(self.limits.max_sse_event_bytes),

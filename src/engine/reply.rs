@@ -36,7 +36,8 @@ pub enum GatewayError {
     BodyTooLarge {
         limit: usize,
     },
-    /// Embeddings or Responses API for a provider that only has its own chat API.
+    /// Embeddings for a provider that only has its own chat API (the Responses API is
+    /// translated for those).
     UnsupportedOperation {
         operation: &'static str,
         provider: String,
@@ -204,7 +205,9 @@ impl GatewayError {
             _ => "invalid_request_error",
         };
         let body = match client {
-            ClientDialect::OpenAi => openai::error_body(&message, kind, param.as_deref(), code),
+            ClientDialect::OpenAi | ClientDialect::Responses => {
+                openai::error_body(&message, kind, param.as_deref(), code)
+            }
             ClientDialect::Anthropic => anthropic_error_body(status, &message),
         };
         let mut headers = json_headers();
