@@ -193,6 +193,7 @@ REFUSED = {
     "fleet-timeout-over-a-minute": mutated(lambda c: c.__setitem__("quota", {"fleet": {"cluster": "rls", "timeout_ms": 60001}})),
     "fleet-unknown-failure-mode": mutated(lambda c: c.__setitem__("quota", {"fleet": {"cluster": "rls", "failure_mode": "open"}})),
     "fleet-unknown-member": mutated(lambda c: c.__setitem__("quota", {"fleet": {"cluster": "rls", "hits_addend": 1}})),
+    "fleet-authority-not-a-host": mutated(lambda c: c.__setitem__("quota", {"fleet": {"cluster": "rls", "authority": "a|b"}})),
 }
 
 
@@ -215,6 +216,8 @@ FLEET_ACCEPTED = {
     "fleet-complete-deny": {"cluster": "llm-gateway-limitador", "domain": "llm-gateway", "timeout_ms": 60000,
                             "failure_mode": "deny"},
     "fleet-complete-allow": {"cluster": "rls", "domain": "d", "timeout_ms": 1, "failure_mode": "allow"},
+    "fleet-istio-cluster-with-authority": {"cluster": "outbound|8081||limitador.llm-gateway.svc.cluster.local",
+                                           "authority": "limitador.llm-gateway.svc.cluster.local:8081"},
 }
 
 
