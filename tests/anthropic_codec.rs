@@ -67,8 +67,13 @@ fn request_fixtures_decode_and_reencode() {
 #[test]
 fn claude_code_request() {
     let ir = decode_request(&fixture("request_claude_code.json")).unwrap();
-    assert_eq!(ir.system.len(), 2, "both system blocks kept, cache_control ignored");
+    let five_minutes = CacheControl::default();
+    assert_eq!(ir.system.len(), 4, "both system blocks kept, each with its cache breakpoint after it");
     assert_eq!(ir.system[0], Part::Text("You are Claude Code, Anthropic's official CLI for Claude.".into()));
+    assert_eq!(ir.system[1], Part::CachePoint(five_minutes.clone()));
+    assert_eq!(ir.system[3], Part::CachePoint(five_minutes.clone()));
+    assert_eq!(ir.cache.tools, [(1, five_minutes.clone())], "the Read tool's cache_control");
+    assert_eq!(ir.cache.automatic, None);
     assert_eq!(ir.reasoning, Some(Reasoning::BudgetTokens(31999)));
     assert_eq!(ir.max_tokens, Some(32000));
     assert_eq!(ir.temperature, Some(1.0));
@@ -89,6 +94,8 @@ fn claude_code_request() {
     assert_eq!(r.name.as_deref(), Some("Read"));
     assert!(matches!(&r.content[..], [Part::Text(t)] if t.contains("cfg.run()")));
     assert!(matches!(&ir.messages[4].content[1], Part::Text(t) if t.contains("TodoWrite")));
+    assert_eq!(ir.messages[4].content[2], Part::CachePoint(five_minutes));
+    assert_eq!(ir.messages[4].content.len(), 3);
 }
 
 #[test]
@@ -874,4 +881,51 @@ fn names_strict_and_detail_for_anthropic() {
         );
     }
     assert_eq!(unsupported_field(&image("low")), "messages.0.content.0.detail");
+}
+
+#[test]
+fn cache_control_is_validated_like_the_api() {
+    let with = |cc: Value| {
+        json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "hi", "cache_control": cc}]}]})
+    };
+    assert_eq!(
+        invalid_field(with(json!({"type": "ephemeral", "ttl": "2h"}))),
+        "messages.0.content.0.cache_control.ttl"
+    );
+    assert_eq!(invalid_field(with(json!({"type": "persistent"}))), "messages.0.content.0.cache_control.type");
+    assert_eq!(invalid_field(with(json!("ephemeral"))), "messages.0.content.0.cache_control");
+    let thinking = json!({"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s",
+            "cache_control": {"type": "ephemeral"}}]}]});
+    assert_eq!(invalid_field(thinking), "messages.1.content.0.cache_control");
+    assert_eq!(
+        invalid_field(json!({"model": "m", "max_tokens": 5, "cache_control": {"type": "ephemeral", "ttl": 5},
+        "messages": [{"role": "user", "content": "hi"}]})),
+        "cache_control.ttl"
+    );
+}
+
+/// A breakpoint inside a tool result's content closes the whole tool result (the nearest
+/// point Converse can express too), and a lone system text with a breakpoint stays a block.
+#[test]
+fn cache_breakpoints_reencode_where_they_were() {
+    let body = json!({"model": "m", "max_tokens": 5, "system": [{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                "content": [{"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}}, {"type": "text", "text": "b"}]}]}]});
+    let ir = decode_request(body.to_string().as_bytes()).unwrap();
+    let Part::ToolResult(r) = &ir.messages[2].content[0] else { panic!() };
+    assert_eq!(r.content, [Part::Text("a".into()), Part::Text("b".into())]);
+    assert_eq!(ir.messages[2].content[1], Part::CachePoint(CacheControl::default()));
+    let out: Value = serde_json::from_slice(&encode_request(&ir).unwrap()).unwrap();
+    assert_eq!(
+        out["system"],
+        json!([{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral", "ttl": "1h"}}])
+    );
+    assert_eq!(out["messages"][2]["content"][0]["cache_control"], json!({"type": "ephemeral"}));
+    assert!(out["messages"][2]["content"][0]["content"][0].get("cache_control").is_none());
 }

@@ -45,6 +45,7 @@ const REQUESTS: &[&str] = &[
     "request_tool_roundtrip",
     "request_names_strict",
     "request_image_detail_low",
+    "request_prompt_cache_key",
 ];
 
 #[test]

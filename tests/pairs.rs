@@ -48,6 +48,9 @@ fn client_requests_encoded_for_every_provider() {
         (ClientDialect::OpenAi, "openai", "request_image_detail_low.json"),
         (ClientDialect::Anthropic, "anthropic", "request_features.json"),
         (ClientDialect::Anthropic, "anthropic", "request_claude_code.json"),
+        (ClientDialect::Anthropic, "anthropic", "request_prompt_caching.json"),
+        (ClientDialect::Anthropic, "anthropic", "request_automatic_caching.json"),
+        (ClientDialect::OpenAi, "openai", "request_prompt_cache_key.json"),
     ];
     for (client, dir, file) in requests {
         let body = std::fs::read(fixtures().join(dir).join(file)).unwrap();

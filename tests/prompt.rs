@@ -1508,3 +1508,100 @@ fn obfuscated_guard_workload() {
         ]
     );
 }
+
+// ---------------------------------------------------------------- prompt-cache breakpoints
+
+/// Blocks of an encoded request in prompt order (tools, system, then each message's blocks
+/// behind a role marker), without their cache marks, and the positions of the breakpoints
+/// (Anthropic `cache_control` on a block, Bedrock `cachePoint` blocks): the cached prefix of a
+/// breakpoint at `n` is `blocks[..n]`.
+fn prompt_prefixes(provider: llm_gateway::llm::ir::ProviderDialect, body: &[u8]) -> (Vec<Value>, Vec<usize>) {
+    let v: Value = serde_json::from_slice(body).unwrap();
+    let (mut blocks, mut points) = (Vec::new(), Vec::new());
+    let push = |b: &Value, blocks: &mut Vec<Value>, points: &mut Vec<usize>| {
+        if b.get("cachePoint").is_some() {
+            points.push(blocks.len());
+            return;
+        }
+        let mut b = b.clone();
+        if b.as_object_mut().unwrap().remove("cache_control").is_some() {
+            blocks.push(b);
+            points.push(blocks.len());
+        } else {
+            blocks.push(b);
+        }
+    };
+    let tools = match provider {
+        llm_gateway::llm::ir::ProviderDialect::Bedrock => v["toolConfig"]["tools"].clone(),
+        _ => v["tools"].clone(),
+    };
+    for t in tools.as_array().into_iter().flatten() {
+        push(t, &mut blocks, &mut points);
+    }
+    for b in v["system"].as_array().into_iter().flatten() {
+        push(b, &mut blocks, &mut points);
+    }
+    for m in v["messages"].as_array().unwrap() {
+        blocks.push(json!({"role": m["role"]}));
+        for b in m["content"].as_array().unwrap() {
+            push(b, &mut blocks, &mut points);
+        }
+    }
+    (blocks, points)
+}
+
+/// Claude Code's caching pattern: breakpoints on the system prompt and on the newest user
+/// block, which move forward every turn. Decorators and a template add text before and after
+/// the client's prompt; every breakpoint of turn 1 must still close a prefix that turn 2
+/// starts with, else turn 2 reads nothing from the cache (and pays for a new write).
+#[test]
+fn decorators_and_templates_keep_cache_breakpoints_on_their_prefix() {
+    use llm_gateway::llm::{anthropic, dialect, ir::ProviderDialect};
+    let mut config = decorators_config();
+    config["templates"] = templates_config()["templates"].clone();
+    let prompts = load(config);
+    let turn1 = json!({
+        "model": "claude", "max_tokens": 100,
+        "tools": [{"name": "Read", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        "system": [{"type": "text", "text": "client system", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "q1", "cache_control": {"type": "ephemeral"}}]}]
+    });
+    let mut turn2 = turn1.clone();
+    turn2["messages"][0]["content"][0].as_object_mut().unwrap().remove("cache_control");
+    turn2["messages"].as_array_mut().unwrap().extend([
+        json!({"role": "assistant", "content": "a1"}),
+        json!({"role": "user", "content": [{"type": "text", "text": "q2", "cache_control": {"type": "ephemeral"}}]}),
+    ]);
+    let ctx = Context { path: "/v1/messages", consumer: Some("team-a"), model: "claude" };
+    let sel = selection("summarize", Some("1"), json!({"text": "T"}));
+    for selection in [None, Some(&sel)] {
+        for (provider, model) in [
+            (ProviderDialect::Anthropic, "claude-sonnet-4-5"),
+            (ProviderDialect::Bedrock, "anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ] {
+            let encode = |body: &Value| {
+                let mut req = anthropic::decode_request(body.to_string().as_bytes()).unwrap();
+                prompts.prepare(&mut req, selection, &ctx, 0).unwrap();
+                req.model = model.to_string();
+                prompt_prefixes(provider, &dialect::encode_request(provider, &req).unwrap())
+            };
+            let ((blocks1, points1), (blocks2, points2)) = (encode(&turn1), encode(&turn2));
+            assert_eq!(points1.len(), 3, "{provider:?}: tool, system and message breakpoints all sent");
+            assert_eq!(points2.len(), 3, "{provider:?}");
+            // Each breakpoint still closes the client's own block, not a decorator's.
+            let closes = |blocks: &[Value], at: usize| blocks[at - 1].to_string();
+            assert!(closes(&blocks1, points1[0]).contains("Read"), "{provider:?}");
+            assert!(closes(&blocks1, points1[1]).contains("client system"), "{provider:?}");
+            assert!(closes(&blocks1, points1[2]).contains("q1"), "{provider:?}");
+            assert!(closes(&blocks2, points2[2]).contains("q2"), "{provider:?}");
+            assert!(blocks1.iter().any(|b| b.to_string().contains("USER-POST")), "decorated: {blocks1:?}");
+            for &n in &points1 {
+                assert_eq!(
+                    blocks1[..n],
+                    blocks2[..n],
+                    "{provider:?} {selection:?}: turn 2 starts with turn 1's prefix"
+                );
+            }
+        }
+    }
+}

@@ -63,6 +63,34 @@ pub struct ChatRequest {
     pub n: Option<u64>,
     /// End-user id (OpenAI `user`, Anthropic `metadata.user_id`).
     pub user: Option<String>,
+    /// Prompt-caching hints that are not a place in the content (those are
+    /// [`Part::CachePoint`]): see [`CacheHints`].
+    pub cache: CacheHints,
+}
+
+/// Prompt caching, as the client asked for it. Breakpoints inside `system` and message content
+/// are [`Part::CachePoint`] parts right after the part they close, so whatever the prompt layer
+/// adds before or after them (templates, decorators) leaves them on the prefix they were on.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CacheHints {
+    /// Anthropic's top-level `cache_control` (automatic caching: the provider puts the
+    /// breakpoint on the last cacheable block).
+    pub automatic: Option<CacheControl>,
+    /// Breakpoints after tool definitions: (index in `ChatRequest::tools`, control), from
+    /// Anthropic `tools[i].cache_control`.
+    pub tools: Vec<(usize, CacheControl)>,
+    /// OpenAI `prompt_cache_key` (a routing hint for OpenAI's automatic cache).
+    pub key: Option<String>,
+    /// OpenAI `prompt_cache_retention` (`in_memory`, `24h`).
+    pub retention: Option<String>,
+}
+
+/// One cache breakpoint: the prefix up to it may be cached (Anthropic `cache_control`
+/// `{type: "ephemeral", ttl}`, Bedrock `cachePoint {type: "default", ttl}`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CacheControl {
+    /// `5m` or `1h`; `None` is the provider's default (5 minutes on both).
+    pub ttl: Option<String>,
 }
 
 impl ChatRequest {
@@ -139,6 +167,10 @@ pub enum Part {
     RedactedThinking {
         data: String,
     },
+    /// A prompt-cache breakpoint closing the part before it (Anthropic `cache_control` on that
+    /// block, Bedrock a `cachePoint` block after it). Providers that cache automatically
+    /// (OpenAI, Gemini) skip it; see the README's provider matrix.
+    CachePoint(CacheControl),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -337,7 +337,7 @@ impl Guards {
                     self.mask_part(inner, counts);
                 }
             }
-            Part::Image(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
+            Part::Image(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } | Part::CachePoint(_) => {}
         }
     }
 
@@ -523,7 +523,7 @@ fn collect_part<'a>(part: &'a Part, out: &mut Vec<Cow<'a, str>>) {
             Err(_) => out.push(Cow::Borrowed(&call.arguments)),
         },
         Part::ToolResult(result) => result.content.iter().for_each(|p| collect_part(p, out)),
-        Part::Image(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
+        Part::Image(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } | Part::CachePoint(_) => {}
     }
 }
 

@@ -1,8 +1,11 @@
 //! Requests from clients: [`decode_request`] (an Anthropic client's body -> IR).
 //!
 //! Client-side decoding validates like the Messages API does (field paths in its style,
-//! `messages.1.content.0.tool_use_id`). Accepted but **ignored** on decode:
-//! `cache_control` (on blocks, tools and top level), `citations` on text blocks, and the
+//! `messages.1.content.0.tool_use_id`). `cache_control` is carried: on a system or content
+//! block as a [`Part::CachePoint`] after the block's part (one inside a `tool_result`'s
+//! content closes the whole `tool_result`: the nearest point every provider can express);
+//! on `tools[i]` and at the top level in [`ChatRequest::cache`]. Accepted but **ignored** on
+//! decode: `citations` on text blocks, and the
 //! top-level `service_tier`, `context_management`, `inference_geo`,
 //! `speed` and `diagnostics` (metadata about serving, not about the answer).
 //! Refused as `Unsupported` (valid Anthropic, but the IR cannot carry them): `mcp_servers`,
@@ -13,8 +16,8 @@
 
 use super::GATEWAY;
 use crate::llm::ir::{
-    ChatRequest, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool, ToolCall, ToolChoice, ToolResult,
-    TranslateError,
+    CacheControl, ChatRequest, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
+    ToolResult, TranslateError,
 };
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -37,9 +40,9 @@ const KNOWN_FIELDS: &[&str] = &[
     "tool_choice",
     "thinking",
     "output_config",
+    "cache_control",
 ];
-const IGNORED_FIELDS: &[&str] =
-    &["service_tier", "context_management", "inference_geo", "speed", "diagnostics", "cache_control"];
+const IGNORED_FIELDS: &[&str] = &["service_tier", "context_management", "inference_geo", "speed", "diagnostics"];
 const UNSUPPORTED_FIELDS: &[&str] = &["mcp_servers", "container"];
 const IMAGE_MEDIA_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
 
@@ -147,6 +150,7 @@ pub fn decode_request(body: &[u8]) -> R<ChatRequest> {
     if let Some(v) = member(obj, "system") {
         req.system = decode_system(v)?;
     }
+    req.cache.automatic = decode_cache_control(obj, "")?;
     if let Some(v) = member(obj, "stop_sequences") {
         for (i, s) in as_arr(v, "stop_sequences")?.iter().enumerate() {
             req.stop.push(as_str(s, &format!("stop_sequences.{i}"))?.to_string());
@@ -161,7 +165,11 @@ pub fn decode_request(body: &[u8]) -> R<ChatRequest> {
     fill_tool_result_names(&mut req.messages);
     if let Some(v) = member(obj, "tools") {
         for (i, t) in as_arr(v, "tools")?.iter().enumerate() {
-            req.tools.push(decode_tool(t, &format!("tools.{i}"))?);
+            let path = format!("tools.{i}");
+            req.tools.push(decode_tool(t, &path)?);
+            if let Some(control) = decode_cache_control(as_obj(t, &path)?, &path)? {
+                req.cache.tools.push((i, control));
+            }
         }
     }
     if let Some(v) = member(obj, "tool_choice") {
@@ -199,6 +207,7 @@ fn decode_system(v: &Value) -> R<Vec<Part>> {
                 }
                 let text = as_str(req_member(block, "text", &path)?, &join(&path, "text"))?;
                 parts.push(Part::Text(text.to_string()));
+                parts.extend(decode_cache_control(block, &path)?.map(Part::CachePoint));
             }
             Ok(parts)
         }
@@ -249,7 +258,14 @@ fn decode_content(v: &Value, path: &str, role: Role) -> R<Vec<Part>> {
     };
     let mut parts = Vec::with_capacity(blocks.len());
     for (j, b) in blocks.iter().enumerate() {
-        parts.push(decode_block(b, &format!("{path}.{j}"), role)?);
+        let block_path = format!("{path}.{j}");
+        let mut part = decode_block(b, &block_path, role)?;
+        let nested = take_nested_cache_point(&mut part);
+        parts.push(part);
+        match (as_obj(b, &block_path).and_then(|block| decode_cache_control(block, &block_path))?, nested) {
+            (Some(control), _) | (None, Some(control)) => parts.push(Part::CachePoint(control)),
+            (None, None) => {}
+        }
     }
     Ok(parts)
 }
@@ -289,8 +305,13 @@ fn decode_block(v: &Value, path: &str, role: Role) -> R<Part> {
                     let mut parts = Vec::with_capacity(items.len());
                     for (k, item) in items.iter().enumerate() {
                         let p = format!("{path}.content.{k}");
+                        let cache = as_obj(item, &p).and_then(|b| decode_cache_control(b, &p))?;
                         match decode_block(item, &p, role)? {
-                            part @ (Part::Text(_) | Part::Image(_)) => parts.push(part),
+                            part @ (Part::Text(_) | Part::Image(_)) => {
+                                parts.push(part);
+                                // Hoisted by `take_nested_cache_point` to after the tool result.
+                                parts.extend(cache.map(Part::CachePoint));
+                            }
                             _ => {
                                 return Err(invalid(
                                     join(&p, "type"),
@@ -309,6 +330,10 @@ fn decode_block(v: &Value, path: &str, role: Role) -> R<Part> {
             };
             Ok(Part::ToolResult(ToolResult { call_id: text_of("tool_use_id")?, name: None, content, is_error }))
         }
+        "thinking" | "redacted_thinking" if member(block, "cache_control").is_some() => Err(invalid(
+            join(path, "cache_control"),
+            "thinking blocks cannot be marked with cache_control; they are cached as part of the turn that follows",
+        )),
         "thinking" => {
             only(Role::Assistant, "thinking")?;
             let signature = text_of("signature")?;
@@ -320,6 +345,42 @@ fn decode_block(v: &Value, path: &str, role: Role) -> R<Part> {
         }
         other => Err(not_carried(type_path, format!("content blocks of type `{other}` cannot be translated"))),
     }
+}
+
+/// The `cache_control` member of a block, tool or request: `{"type": "ephemeral"}` with an
+/// optional `ttl` of `5m` or `1h`, as the Messages API takes it.
+fn decode_cache_control(obj: &Obj, path: &str) -> R<Option<CacheControl>> {
+    let Some(v) = member(obj, "cache_control") else { return Ok(None) };
+    let path = join(path, "cache_control");
+    let cc = as_obj(v, &path)?;
+    let kind = as_str(req_member(cc, "type", &path)?, &join(&path, "type"))?;
+    if kind != "ephemeral" {
+        return Err(invalid(
+            join(&path, "type"),
+            format!("Input tag '{kind}' does not match the expected tag 'ephemeral'"),
+        ));
+    }
+    let ttl = opt_str(cc, "ttl", &path)?;
+    if let Some(t) = ttl.filter(|t| !matches!(*t, "5m" | "1h")) {
+        return Err(invalid(join(&path, "ttl"), format!("Input should be '5m' or '1h', got '{t}'")));
+    }
+    Ok(Some(CacheControl { ttl: ttl.map(str::to_string) }))
+}
+
+/// A breakpoint set inside a tool result's content, taken out of it: it closes the whole tool
+/// result (Converse has no cache point inside a tool result, and the cached prefix then ends a
+/// few blocks later at most, on content that is in every later request too).
+fn take_nested_cache_point(part: &mut Part) -> Option<CacheControl> {
+    let Part::ToolResult(result) = part else { return None };
+    let mut last = None;
+    result.content.retain(|p| match p {
+        Part::CachePoint(c) => {
+            last = Some(c.clone());
+            false
+        }
+        _ => true,
+    });
+    last
 }
 
 pub(super) fn role_name(role: Role) -> &'static str {

@@ -2,10 +2,11 @@
 
 use super::decode::{invalid, role_name, R};
 use super::wire::{empty_object, Block, ImageSource as WireImage, OutMessage, OutMetadata, OutRequest, OutSystem};
-use super::wire::{OutTool, ToolResultContent};
+use super::wire::{OutBlock, OutCacheControl, OutTool, ToolResultContent};
 use super::{effort_budget, DEFAULT_MAX_TOKENS, PROVIDER};
 use crate::llm::ir::{
-    ChatRequest, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, ToolCall, ToolChoice, TranslateError,
+    CacheControl, ChatRequest, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, ToolCall, ToolChoice,
+    TranslateError,
 };
 use serde_json::{json, Value};
 
@@ -67,16 +68,19 @@ pub fn encode_request(req: &ChatRequest) -> R<Vec<u8>> {
         tools: req
             .tools
             .iter()
-            .map(|t| OutTool {
+            .enumerate()
+            .map(|(i, t)| OutTool {
                 name: t.name.clone(),
                 description: t.description.clone(),
                 input_schema: if t.parameters.is_object() { t.parameters.clone() } else { json!({"type": "object"}) },
                 strict: t.strict,
+                cache_control: req.cache.tools.iter().rev().find(|(at, _)| *at == i).map(|(_, c)| cache_control(c)),
             })
             .collect(),
         tool_choice: encode_tool_choice(req),
         thinking,
         output_config,
+        cache_control: req.cache.automatic.as_ref().map(cache_control),
     };
     serde_json::to_vec(&out).map_err(|e| invalid("body", format!("cannot serialize request: {e}")))
 }
@@ -115,29 +119,50 @@ fn encode_tool_choice(req: &ChatRequest) -> Option<Value> {
     Some(v)
 }
 
+pub(super) fn cache_control(c: &CacheControl) -> OutCacheControl {
+    OutCacheControl { kind: "ephemeral", ttl: c.ttl.clone() }
+}
+
+/// Puts a breakpoint on the block it closes. A breakpoint with no block before it (its block
+/// was empty text or unsigned thinking, which are not sent) closes nothing and is not sent.
+fn mark_last(blocks: &mut [OutBlock], c: &CacheControl) {
+    if let Some(last) = blocks.last_mut() {
+        last.cache_control = Some(cache_control(c));
+    }
+}
+
+/// One string when the system prompt is one text without a breakpoint, text blocks otherwise.
 fn encode_system(system: &[Part]) -> R<Option<OutSystem>> {
-    let mut texts = Vec::with_capacity(system.len());
+    let mut blocks: Vec<OutBlock> = Vec::with_capacity(system.len());
     for p in system {
         match p {
             Part::Text(t) if t.is_empty() => {}
-            Part::Text(t) => texts.push(t.clone()),
+            Part::Text(t) => blocks.push(Block::Text { text: t.clone() }.into()),
+            Part::CachePoint(c) => mark_last(&mut blocks, c),
             _ => return Err(unsupported("system", "system instructions can only hold text")),
         }
     }
-    Ok(match texts.len() {
-        0 => None,
-        1 => texts.pop().map(OutSystem::Text),
-        _ => Some(OutSystem::Blocks(texts.into_iter().map(|text| Block::Text { text }).collect())),
+    Ok(match blocks.as_mut_slice() {
+        [] => None,
+        [OutBlock { block: Block::Text { text }, cache_control: None }] => Some(OutSystem::Text(std::mem::take(text))),
+        _ => Some(OutSystem::Blocks(blocks)),
     })
 }
 
 fn encode_messages(messages: &[Message]) -> R<Vec<OutMessage>> {
     let mut out: Vec<OutMessage> = Vec::with_capacity(messages.len());
     for (i, m) in messages.iter().enumerate() {
-        let mut blocks = Vec::with_capacity(m.content.len());
+        let mut blocks: Vec<OutBlock> = Vec::with_capacity(m.content.len());
         for (j, p) in m.content.iter().enumerate() {
-            if let Some(b) = encode_part(p, &format!("messages.{i}.content.{j}"))? {
-                blocks.push(b);
+            match p {
+                // A breakpoint opening a message closes the previous turn's last block.
+                Part::CachePoint(c) if blocks.is_empty() => {
+                    if let Some(last) = out.last_mut() {
+                        mark_last(&mut last.content, c);
+                    }
+                }
+                Part::CachePoint(c) => mark_last(&mut blocks, c),
+                _ => blocks.extend(encode_part(p, &format!("messages.{i}.content.{j}"))?.map(OutBlock::from)),
             }
         }
         if blocks.is_empty() {
@@ -151,7 +176,7 @@ fn encode_messages(messages: &[Message]) -> R<Vec<OutMessage>> {
     }
     for m in out.iter_mut().filter(|m| m.role == "user") {
         // Stable: tool results first, in order, then everything else in order.
-        m.content.sort_by_key(|b| !matches!(b, Block::ToolResult { .. }));
+        m.content.sort_by_key(|b| !matches!(b.block, Block::ToolResult { .. }));
     }
     Ok(out)
 }
@@ -171,6 +196,14 @@ fn encode_part(p: &Part, path: &str) -> R<Option<Block>> {
                 match part {
                     Part::Text(_) | Part::Image(_) => {
                         blocks.extend(encode_part(part, &format!("{path}.content.{k}"))?);
+                    }
+                    // The Anthropic decoder hoists these out of tool results; another source's
+                    // would close the tool result, which `encode_messages` cannot see from here.
+                    Part::CachePoint(_) => {
+                        return Err(unsupported(
+                            format!("{path}.content.{k}"),
+                            "a cache breakpoint inside a tool result; set it on the tool result itself",
+                        ))
                     }
                     _ => {
                         return Err(unsupported(
@@ -192,6 +225,7 @@ fn encode_part(p: &Part, path: &str) -> R<Option<Block>> {
         }
         Part::Thinking { signature: None, .. } => return Ok(None),
         Part::RedactedThinking { data } => Block::RedactedThinking { data: data.clone() },
+        Part::CachePoint(_) => return Ok(None),
     }))
 }
 

@@ -108,19 +108,46 @@ pub struct OutRequest {
     pub thinking: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_config: Option<Value>,
+    /// Automatic prompt caching (the breakpoint goes on the last cacheable block).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<OutCacheControl>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum OutSystem {
     Text(String),
-    Blocks(Vec<Block>),
+    Blocks(Vec<OutBlock>),
 }
 
 #[derive(Debug, Serialize)]
 pub struct OutMessage {
     pub role: &'static str,
-    pub content: Vec<Block>,
+    pub content: Vec<OutBlock>,
+}
+
+/// A request content block with its optional cache breakpoint.
+#[derive(Debug, Serialize)]
+pub struct OutBlock {
+    #[serde(flatten)]
+    pub block: Block,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<OutCacheControl>,
+}
+
+impl From<Block> for OutBlock {
+    fn from(block: Block) -> Self {
+        OutBlock { block, cache_control: None }
+    }
+}
+
+/// `{"type": "ephemeral", "ttl": "1h"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutCacheControl {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -137,6 +164,8 @@ pub struct OutTool {
     /// Strict tool use (grammar-constrained tool inputs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<OutCacheControl>,
 }
 
 // ----------------------------------------------------------------------------- response (in/out)

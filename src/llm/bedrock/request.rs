@@ -29,6 +29,13 @@
 //!   `Disabled` -> nothing.
 //! - `response_format` JsonSchema -> `outputConfig.textFormat = {type:"json_schema",
 //!   structure:{jsonSchema:{schema: <schema as a JSON string>, name}}}`; Text -> nothing.
+//! - Prompt caching: a `CachePoint` part -> a `{cachePoint:{type:"default", ttl}}` block
+//!   after the block it closes (system, messages; one opening a message goes at the end of the
+//!   previous one, one inside a tool result after the `toolResult`); a tool breakpoint -> a
+//!   `cachePoint` entry after that tool in `toolConfig.tools`; Anthropic's top-level
+//!   (automatic) `cache_control` -> a `cachePoint` at the end of the last message, where
+//!   Anthropic puts it. Bedrock refuses cache points for models without prompt caching (its
+//!   400 reaches the client).
 //! - With stop sequences on a Claude model, `additionalModelResponseFieldPaths:
 //!   ["/stop_sequence"]` asks Bedrock to return which sequence matched.
 //!
@@ -43,7 +50,7 @@
 
 use super::PROVIDER;
 use crate::llm::ir::{
-    ChatRequest, Image, ImageSource, Part, Reasoning, ResponseFormat, Role, ToolChoice, TranslateError,
+    CacheControl, ChatRequest, Image, ImageSource, Part, Reasoning, ResponseFormat, Role, ToolChoice, TranslateError,
 };
 use serde_json::{json, Map, Value};
 
@@ -88,6 +95,27 @@ fn image_block(img: &Image, field: &str) -> Result<Value, TranslateError> {
     }
 }
 
+/// `{"cachePoint": {"type": "default", "ttl": "1h"}}` (CachePointBlock; `ttl` 5m or 1h).
+fn cache_point(c: &CacheControl) -> Value {
+    let mut point = Map::new();
+    point.insert("type".into(), json!("default"));
+    if let Some(ttl) = &c.ttl {
+        point.insert("ttl".into(), json!(ttl));
+    }
+    json!({"cachePoint": Value::Object(point)})
+}
+
+fn is_cache_point(block: &Value) -> bool {
+    block.get("cachePoint").is_some()
+}
+
+/// Appends a cache point after the last block, if there is one to close and it is not one.
+fn close_with_cache_point(blocks: &mut Vec<Value>, c: &CacheControl) {
+    if blocks.last().is_some_and(|b| !is_cache_point(b)) {
+        blocks.push(cache_point(c));
+    }
+}
+
 fn tool_input(arguments: &str, field: &str) -> Result<Value, TranslateError> {
     if arguments.trim().is_empty() {
         return Ok(json!({}));
@@ -115,6 +143,7 @@ fn content_block(part: &Part, field: &str) -> Result<Option<Value>, TranslateErr
                 match p {
                     Part::Text(t) => content.push(json!({"text": t})),
                     Part::Image(src) => content.push(image_block(src, &f)?),
+                    Part::CachePoint(_) => {} // after the toolResult, see `messages`
                     _ => return Err(unsupported(&f, "a tool result may only hold text and images")),
                 }
             }
@@ -133,6 +162,7 @@ fn content_block(part: &Part, field: &str) -> Result<Option<Value>, TranslateErr
             json!({"reasoningContent": {"reasoningText": rt}})
         }
         Part::RedactedThinking { data } => json!({"reasoningContent": {"redactedContent": data}}),
+        Part::CachePoint(c) => cache_point(c),
     }))
 }
 
@@ -145,8 +175,23 @@ fn messages(req: &ChatRequest) -> Result<Vec<Value>, TranslateError> {
     for (i, m) in req.messages.iter().enumerate() {
         let mut blocks = Vec::with_capacity(m.content.len());
         for (j, p) in m.content.iter().enumerate() {
-            if let Some(b) = content_block(p, &format!("messages[{i}].content[{j}]"))? {
-                blocks.push(b);
+            match p {
+                // A breakpoint opening a message closes the previous turn.
+                Part::CachePoint(c) if blocks.is_empty() => {
+                    if let Some((_, previous)) = out.last_mut() {
+                        close_with_cache_point(previous, c);
+                    }
+                }
+                Part::CachePoint(c) => close_with_cache_point(&mut blocks, c),
+                _ => blocks.extend(content_block(p, &format!("messages[{i}].content[{j}]"))?),
+            }
+            if let Part::ToolResult(result) = p {
+                if let Some(c) = result.content.iter().rev().find_map(|q| match q {
+                    Part::CachePoint(c) => Some(c),
+                    _ => None,
+                }) {
+                    close_with_cache_point(&mut blocks, c);
+                }
             }
         }
         if blocks.is_empty() {
@@ -156,6 +201,9 @@ fn messages(req: &ChatRequest) -> Result<Vec<Value>, TranslateError> {
             Some((role, content)) if *role == m.role => content.extend(blocks),
             _ => out.push((m.role, blocks)),
         }
+    }
+    if let (Some(c), Some((_, last))) = (&req.cache.automatic, out.last_mut()) {
+        close_with_cache_point(last, c);
     }
     Ok(out
         .into_iter()
@@ -175,10 +223,26 @@ fn system(req: &ChatRequest) -> Result<Vec<Value>, TranslateError> {
         match p {
             Part::Text(t) if t.is_empty() => {}
             Part::Text(t) => out.push(json!({"text": t})),
+            Part::CachePoint(c) => close_with_cache_point(&mut out, c),
             _ => return Err(unsupported(&format!("system[{i}]"), "Converse system prompts hold text only")),
         }
     }
     Ok(out)
+}
+
+fn tool_spec(t: &crate::llm::ir::Tool) -> Value {
+    let schema =
+        if t.parameters.is_null() { json!({"type": "object", "properties": {}}) } else { t.parameters.clone() };
+    let mut spec = Map::new();
+    spec.insert("name".into(), json!(t.name));
+    if let Some(d) = t.description.as_deref().filter(|d| !d.is_empty()) {
+        spec.insert("description".into(), json!(d));
+    }
+    spec.insert("inputSchema".into(), json!({"json": schema}));
+    if let Some(strict) = t.strict {
+        spec.insert("strict".into(), json!(strict));
+    }
+    json!({"toolSpec": spec})
 }
 
 fn tool_config(req: &ChatRequest) -> Result<Option<Value>, TranslateError> {
@@ -200,24 +264,13 @@ fn tool_config(req: &ChatRequest) -> Result<Option<Value>, TranslateError> {
             _ => Ok(None),
         };
     }
-    let tools: Vec<Value> = req
-        .tools
-        .iter()
-        .map(|t| {
-            let schema =
-                if t.parameters.is_null() { json!({"type": "object", "properties": {}}) } else { t.parameters.clone() };
-            let mut spec = Map::new();
-            spec.insert("name".into(), json!(t.name));
-            if let Some(d) = t.description.as_deref().filter(|d| !d.is_empty()) {
-                spec.insert("description".into(), json!(d));
-            }
-            spec.insert("inputSchema".into(), json!({"json": schema}));
-            if let Some(strict) = t.strict {
-                spec.insert("strict".into(), json!(strict));
-            }
-            json!({"toolSpec": spec})
-        })
-        .collect();
+    let mut tools: Vec<Value> = Vec::with_capacity(req.tools.len() + req.cache.tools.len());
+    for (i, t) in req.tools.iter().enumerate() {
+        tools.push(tool_spec(t));
+        if let Some((_, c)) = req.cache.tools.iter().rev().find(|(at, _)| *at == i) {
+            tools.push(cache_point(c));
+        }
+    }
     let mut config = Map::new();
     config.insert("tools".into(), Value::Array(tools));
     match &req.tool_choice {

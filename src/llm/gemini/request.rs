@@ -144,6 +144,11 @@ fn encode_message_parts(i: usize, message: &Message) -> Result<Vec<OutPart>, Tra
     let mut pending_signature: Option<String> = None;
     for (j, part) in message.content.iter().enumerate() {
         let field = format!("messages[{i}].content[{j}]");
+        if matches!(part, Part::CachePoint(_)) {
+            // Gemini caches implicitly (2.5 and later); its explicit cache is a separate
+            // `cachedContents` resource, not a mark in the prompt (README, provider matrix).
+            continue;
+        }
         if let Some(sig) = pending_signature.take() {
             match part {
                 Part::ToolCall(call) if call.signature.is_none() => {
@@ -179,6 +184,7 @@ fn encode_message_parts(i: usize, message: &Message) -> Result<Vec<OutPart>, Tra
             Part::RedactedThinking { .. } => {
                 return Err(unsupported(field, "redacted thinking blocks cannot be sent to Gemini"));
             }
+            Part::CachePoint(_) => {}
         }
     }
     if let Some(sig) = pending_signature {
@@ -223,6 +229,7 @@ fn encode_tool_result(field: &str, role: Role, result: &ToolResult) -> Result<Ou
     for (k, part) in result.content.iter().enumerate() {
         match part {
             Part::Text(text) => texts.push(text),
+            Part::CachePoint(_) => {} // implicit caching, see `encode_parts`
             Part::Image(_) => {
                 return Err(unsupported(
                     format!("{field}.content[{k}]"),
@@ -308,6 +315,7 @@ fn encode_system(system: &[Part]) -> Result<Option<SystemInstruction>, Translate
         match part {
             Part::Text(text) if text.is_empty() => {}
             Part::Text(text) => parts.push(text_part(text.clone())),
+            Part::CachePoint(_) => {} // implicit caching, see `encode_parts`
             _ => return Err(unsupported(format!("system[{i}]"), "Gemini system instructions can only contain text")),
         }
     }

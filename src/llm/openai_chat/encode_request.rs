@@ -40,6 +40,10 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, TranslateError> {
 /// - A message's `name`, a tool's `strict` and an image's `detail` are sent as OpenAI names
 ///   them (`name`, `function.strict`, `image_url.detail`).
 /// - Streaming always asks for `stream_options.include_usage` (the gateway needs usage).
+/// - Prompt caching: `prompt_cache_key` and `prompt_cache_retention` are sent as the client
+///   gave them (as the passthrough would); cache breakpoints (`Part::CachePoint`, tool and
+///   automatic ones) are not sent: OpenAI caches every prompt prefix of 1024 tokens or more
+///   by itself, with no marks.
 /// - `Reasoning::BudgetTokens(n)` maps to `reasoning_effort`: n <= 2048 low, <= 8192 medium,
 ///   more high; `BudgetTokens(0)` and `Disabled` send nothing (the model's default).
 ///
@@ -80,6 +84,8 @@ pub fn encode_request_with(req: &ChatRequest, opts: EncodeOptions) -> Result<Vec
     put("tool_choice", req.tool_choice.as_ref().map(tool_choice));
     put("parallel_tool_calls", req.parallel_tool_calls.map(|v| json!(v)));
     put("response_format", req.response_format.as_ref().map(response_format));
+    put("prompt_cache_key", req.cache.key.as_ref().map(|v| json!(v)));
+    put("prompt_cache_retention", req.cache.retention.as_ref().map(|v| json!(v)));
     if req.stream {
         put("stream", Some(json!(true)));
         put("stream_options", Some(json!({"include_usage": true})));
@@ -175,6 +181,7 @@ fn messages(req: &ChatRequest) -> Result<Vec<Value>, TranslateError> {
         for (i, p) in req.system.iter().enumerate() {
             match p {
                 Part::Text(t) => texts.push(t.as_str()),
+                Part::CachePoint(_) => {} // OpenAI caches prompt prefixes automatically
                 _ => return Err(unsupported(format!("system[{i}]"), "OpenAI system messages accept text only")),
             }
         }
@@ -197,6 +204,7 @@ fn user_message(m: &Message, i: usize, out: &mut Vec<Value>) -> Result<(), Trans
             Part::Text(t) => parts.push(json!({"type": "text", "text": t})),
             Part::Image(img) => parts.push(image_part(img)),
             Part::ToolResult(r) => out.push(tool_message(r, &mut moved_images)),
+            Part::CachePoint(_) => {} // OpenAI caches prompt prefixes automatically
             Part::ToolCall(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } => {
                 return Err(unsupported(
                     format!("messages[{i}].content[{j}]"),
@@ -250,7 +258,7 @@ fn assistant_message(m: &Message, i: usize) -> Result<Value, TranslateError> {
                 "type": "function",
                 "function": {"name": c.name, "arguments": c.arguments},
             })),
-            Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
+            Part::Thinking { .. } | Part::RedactedThinking { .. } | Part::CachePoint(_) => {}
             Part::Image(_) | Part::ToolResult(_) => {
                 return Err(unsupported(
                     format!("messages[{i}].content[{j}]"),
