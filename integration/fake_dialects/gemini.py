@@ -40,6 +40,7 @@ Deterministic content (mirrors the OpenAI fake):
   promptTokenCount = words in the text of all contents and the systemInstruction
                      + 2 * number of contents (+ 2 with a systemInstruction)
   candidatesTokenCount = words in the reply
+  cachedContentTokenCount = ``x-fake-cache-read: N`` (at most promptTokenCount; a part of it)
   thinking         with ``generationConfig.thinkingConfig.includeThoughts: true`` a first part
                    ``{"text": "thinking about: <last user text>", "thought": true}`` is
                    added and ``thoughtsTokenCount`` = its word count (added to the total).
@@ -340,6 +341,8 @@ def respond(h, model: str, body: dict) -> list[dict]:
     thinking = (_get(gc, "thinkingConfig") or {})
     include_thoughts = _get(thinking, "includeThoughts") is True
     response_id = f"gemfake{next(_ids)}"
+    cached = h.int_header("x-fake-cache-read")
+    cached = None if cached is None else min(max(cached, 0), prompt)
 
     def chunk(parts, candidates_tokens, thoughts=0, finish=False):
         usage = {"promptTokenCount": prompt, "candidatesTokenCount": candidates_tokens,
@@ -347,6 +350,8 @@ def respond(h, model: str, body: dict) -> list[dict]:
                  "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}
         if thoughts:
             usage["thoughtsTokenCount"] = thoughts
+        if cached is not None:
+            usage["cachedContentTokenCount"] = cached
         cand = {"content": {"parts": parts, "role": "model"}, "index": 0}
         if finish:
             cand["finishReason"] = "STOP"
