@@ -219,8 +219,25 @@ fn request_unsupported_features_name_the_field() {
         (with(base(), "mcp_servers", json!([])), "mcp_servers"),
         (with(base(), "tools", json!([{"type": "web_search_20250305", "name": "web_search"}])), "tools.0.type"),
         (
-            with(base(), "messages", json!([{"role": "user", "content": [{"type": "document", "source": {}}]}])),
+            with(base(), "messages", json!([{"role": "user", "content": [{"type": "search_result", "source": "s"}]}])),
             "messages.0.content.0.type",
+        ),
+        (
+            with(
+                base(),
+                "messages",
+                json!([{"role": "user", "content": [{"type": "document", "source": {"type": "file", "file_id": "f"}}]}]),
+            ),
+            "messages.0.content.0.source.type",
+        ),
+        (
+            with(
+                base(),
+                "messages",
+                json!([{"role": "user", "content": [{"type": "document", "citations": {"enabled": true},
+                    "source": {"type": "text", "media_type": "text/plain", "data": "x"}}]}]),
+            ),
+            "messages.0.content.0.citations",
         ),
         (
             with(

@@ -554,3 +554,50 @@ fn cache_points_follow_what_they_close() {
     assert_eq!(last[3], point(None), "automatic caching: the end of the last message");
     assert_eq!(last.len(), 4);
 }
+
+/// Documents: `format` from the media type, a `name` Converse accepts (required), text as a
+/// text source; URLs, unknown media types and `context` refused naming the part.
+#[test]
+fn documents_become_document_blocks() {
+    let doc = |source, name: Option<&str>, context: Option<&str>| {
+        Part::Document(Document { source, name: name.map(str::to_string), context: context.map(str::to_string) })
+    };
+    let req = |parts| ChatRequest {
+        model: "anthropic.claude-sonnet-4-5".into(),
+        messages: vec![user(parts)],
+        ..ChatRequest::default()
+    };
+    let pdf = DocumentSource::Base64 { media_type: "application/pdf".into(), data: "JVBERi0=".into() };
+    let body: Value = serde_json::from_slice(
+        &encode_request(&req(vec![
+            doc(pdf.clone(), Some("Q3 report: final.pdf"), None),
+            doc(DocumentSource::Text("plain".into()), None, None),
+            doc(
+                DocumentSource::Base64 { media_type: "text/csv; charset=utf-8".into(), data: "YSxi".into() },
+                Some("***"),
+                None,
+            ),
+            text("summarize"),
+        ]))
+        .unwrap(),
+    )
+    .unwrap();
+    let content = &body["messages"][0]["content"];
+    assert_eq!(
+        content[0],
+        json!({"document": {"format": "pdf", "name": "Q3 report final pdf", "source": {"bytes": "JVBERi0="}}})
+    );
+    assert_eq!(content[1], json!({"document": {"format": "txt", "name": "document 0-1", "source": {"text": "plain"}}}));
+    assert_eq!(content[2]["document"]["format"], "csv");
+    assert_eq!(content[2]["document"]["name"], "document 0-2");
+    let refused = |part| match encode_request(&req(vec![part])).unwrap_err() {
+        TranslateError::Unsupported { field, .. } => field,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(refused(doc(DocumentSource::Url("https://x/a.pdf".into()), None, None)), "messages[0].content[0]");
+    assert_eq!(
+        refused(doc(DocumentSource::Base64 { media_type: "application/zip".into(), data: "UEs=".into() }, None, None)),
+        "messages[0].content[0]"
+    );
+    assert_eq!(refused(doc(pdf, None, Some("trust it"))), "messages[0].content[0].context");
+}

@@ -46,6 +46,7 @@ const REQUESTS: &[&str] = &[
     "request_names_strict",
     "request_image_detail_low",
     "request_prompt_cache_key",
+    "request_file_input",
 ];
 
 #[test]

@@ -51,6 +51,9 @@ fn client_requests_encoded_for_every_provider() {
         (ClientDialect::Anthropic, "anthropic", "request_prompt_caching.json"),
         (ClientDialect::Anthropic, "anthropic", "request_automatic_caching.json"),
         (ClientDialect::OpenAi, "openai", "request_prompt_cache_key.json"),
+        (ClientDialect::OpenAi, "openai", "request_file_input.json"),
+        (ClientDialect::Anthropic, "anthropic", "request_document_pdf.json"),
+        (ClientDialect::Anthropic, "anthropic", "request_document_text_url.json"),
     ];
     for (client, dir, file) in requests {
         let body = std::fs::read(fixtures().join(dir).join(file)).unwrap();

@@ -1605,3 +1605,59 @@ fn decorators_and_templates_keep_cache_breakpoints_on_their_prefix() {
         }
     }
 }
+
+// ---------------------------------------------------------------- documents
+
+fn document(source: llm_gateway::llm::ir::DocumentSource) -> Part {
+    Part::Document(llm_gateway::llm::ir::Document { source, name: None, context: None })
+}
+
+/// A text document is prompt text like any other: deny rules see it (plain, or base64 `text/*`
+/// bytes from an OpenAI `file` part, decoded), and so do its title and context. PDF bytes
+/// cannot be read, like images.
+#[test]
+fn guards_and_masks_read_text_documents() {
+    use base64::Engine;
+    use llm_gateway::llm::ir::{Document, DocumentSource};
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let prompts = load(guards_config());
+    let bad = "my password: hunter2";
+    let docs = [
+        document(DocumentSource::Text(bad.into())),
+        document(DocumentSource::Base64 { media_type: "text/plain".into(), data: b64(bad) }),
+        document(DocumentSource::Base64 { media_type: "text/csv".into(), data: "not base64 password: x".into() }),
+        Part::Document(Document {
+            source: DocumentSource::Url("https://x/a.pdf".into()),
+            name: Some(bad.into()),
+            context: None,
+        }),
+        Part::Document(Document { source: DocumentSource::Text("ok".into()), name: None, context: Some(bad.into()) }),
+    ];
+    for doc in docs {
+        let req = ChatRequest { messages: vec![user(vec![doc.clone(), text("summarize")])], ..Default::default() };
+        assert_eq!(violation(&prompts, &req).as_deref(), Some("secrets"), "{doc:?}");
+    }
+    let pdf = document(DocumentSource::Base64 { media_type: "application/pdf".into(), data: b64(bad) });
+    let req = ChatRequest { messages: vec![user(vec![pdf, text("summarize")])], ..Default::default() };
+    assert_eq!(violation(&prompts, &req), None, "PDF bytes are not read");
+
+    let prompts = load(mask_config());
+    let mut req = ChatRequest {
+        messages: vec![user(vec![
+            document(DocumentSource::Text("mail bob@example.com".into())),
+            document(DocumentSource::Base64 { media_type: "text/plain".into(), data: b64("mail bob@example.com") }),
+        ])],
+        ..Default::default()
+    };
+    prompts.guards().mask(&mut req);
+    let Part::Document(Document { source: DocumentSource::Text(t), .. }) = &req.messages[0].content[0] else {
+        panic!()
+    };
+    assert!(!t.contains("bob@example.com"), "{t}");
+    let Part::Document(Document { source: DocumentSource::Base64 { data, .. }, .. }) = &req.messages[0].content[1]
+    else {
+        panic!()
+    };
+    let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data).unwrap()).unwrap();
+    assert!(!decoded.contains("bob@example.com") && decoded.starts_with("mail "), "{decoded}");
+}

@@ -167,6 +167,9 @@ pub enum Part {
     RedactedThinking {
         data: String,
     },
+    /// A document input (PDF or text) in a user message: Anthropic `document` blocks, OpenAI
+    /// `file` content parts, Gemini `inlineData`, Bedrock `document` blocks.
+    Document(Document),
     /// A prompt-cache breakpoint closing the part before it (Anthropic `cache_control` on that
     /// block, Bedrock a `cachePoint` block after it). Providers that cache automatically
     /// (OpenAI, Gemini) skip it; see the README's provider matrix.
@@ -212,6 +215,41 @@ impl Image {
 pub enum ImageSource {
     Url(String),
     Base64 { media_type: String, data: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub source: DocumentSource,
+    /// Anthropic `title`, OpenAI `file.filename`, Bedrock `name`.
+    pub name: Option<String>,
+    /// Anthropic `context` (text about the document the model reads but cannot cite); only
+    /// Anthropic has the field, other encoders refuse it.
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DocumentSource {
+    /// Bytes: `application/pdf`, or another media type where the provider takes it
+    /// (`text/plain`, `text/csv`, Office formats...).
+    Base64 { media_type: String, data: String },
+    /// Plain text (Anthropic's `text` document source).
+    Text(String),
+    /// A document by URL (Anthropic's `url` source, PDFs).
+    Url(String),
+}
+
+impl Document {
+    /// `TranslateError::Unsupported` for a `context` the provider has no field for.
+    pub fn check_context(&self, field: &str, provider: &'static str) -> Result<(), TranslateError> {
+        match self.context {
+            None => Ok(()),
+            Some(_) => Err(TranslateError::Unsupported {
+                field: format!("{field}.context"),
+                provider,
+                detail: "documents have no separate context there; put the context in a text block".into(),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -8,16 +8,19 @@
 //! decode: `citations` on text blocks, and the
 //! top-level `service_tier`, `context_management`, `inference_geo`,
 //! `speed` and `diagnostics` (metadata about serving, not about the answer).
+//! `document` blocks (base64 PDF, text and URL sources, `title`, `context`) are carried as
+//! `Part::Document`.
 //! Refused as `Unsupported` (valid Anthropic, but the IR cannot carry them): `mcp_servers`,
 //! `container`, server/Anthropic-defined tools (`tools.N.type` other than `custom`),
-//! `document`/`search_result`/server-tool content blocks, `file` image sources.
+//! `search_result`/server-tool content blocks, `file` image and document sources, `content`
+//! document sources, document `citations` enabled.
 //! Any other unknown top-level field is `Invalid` ("Extra inputs are not permitted"),
 //! as the real API answers. A tool's `strict` (strict tool use) is carried as `Tool::strict`.
 
 use super::GATEWAY;
 use crate::llm::ir::{
-    CacheControl, ChatRequest, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
-    ToolResult, TranslateError,
+    CacheControl, ChatRequest, Document, DocumentSource, ImageSource, Message, Part, Reasoning, ResponseFormat, Role,
+    Tool, ToolCall, ToolChoice, ToolResult, TranslateError,
 };
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -343,6 +346,10 @@ fn decode_block(v: &Value, path: &str, role: Role) -> R<Part> {
             only(Role::Assistant, "redacted_thinking")?;
             Ok(Part::RedactedThinking { data: text_of("data")? })
         }
+        "document" => {
+            only(Role::User, "document")?;
+            Ok(Part::Document(decode_document(block, path)?))
+        }
         other => Err(not_carried(type_path, format!("content blocks of type `{other}` cannot be translated"))),
     }
 }
@@ -408,6 +415,58 @@ fn decode_image(v: &Value, path: &str) -> R<ImageSource> {
         "url" => Ok(ImageSource::Url(as_str(req_member(src, "url", path)?, &join(path, "url"))?.to_string())),
         other => Err(not_carried(join(path, "type"), format!("image sources of type `{other}` cannot be translated"))),
     }
+}
+
+/// A `document` block: base64 PDF, plain-text or URL source, `title`, `context`. Citations
+/// (`citations.enabled: true`) come back as citation blocks the IR has no place for, and
+/// Files API (`file`) and custom-content (`content`) sources are Anthropic's own: refused.
+fn decode_document(block: &Obj, path: &str) -> R<Document> {
+    let src_path = join(path, "source");
+    let src = as_obj(req_member(block, "source", path)?, &src_path)?;
+    let kind = as_str(req_member(src, "type", &src_path)?, &join(&src_path, "type"))?;
+    let media_type = |want: &str| -> R<()> {
+        let got = as_str(req_member(src, "media_type", &src_path)?, &join(&src_path, "media_type"))?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(invalid(join(&src_path, "media_type"), format!("Input should be '{want}'")))
+        }
+    };
+    let data =
+        || -> R<String> { Ok(as_str(req_member(src, "data", &src_path)?, &join(&src_path, "data"))?.to_string()) };
+    let source = match kind {
+        "base64" => {
+            media_type("application/pdf")?;
+            DocumentSource::Base64 { media_type: "application/pdf".to_string(), data: data()? }
+        }
+        "text" => {
+            media_type("text/plain")?;
+            DocumentSource::Text(data()?)
+        }
+        "url" => DocumentSource::Url(as_str(req_member(src, "url", &src_path)?, &join(&src_path, "url"))?.to_string()),
+        other => {
+            return Err(not_carried(
+                join(&src_path, "type"),
+                format!(
+                "document sources of type `{other}` cannot be translated; send the document as base64, text or a URL"
+            ),
+            ))
+        }
+    };
+    if let Some(c) = member(block, "citations") {
+        let c_path = join(path, "citations");
+        let enabled = member(as_obj(c, &c_path)?, "enabled");
+        if let Some(e) = enabled {
+            if e.as_bool().ok_or_else(|| expected(&join(&c_path, "enabled"), "a valid boolean", e))? {
+                return Err(not_carried(c_path, "citations cannot be translated: answers have no place for them"));
+            }
+        }
+    }
+    Ok(Document {
+        source,
+        name: opt_str(block, "title", path)?.map(str::to_string),
+        context: opt_str(block, "context", path)?.map(str::to_string),
+    })
 }
 
 fn decode_tool(v: &Value, path: &str) -> R<Tool> {

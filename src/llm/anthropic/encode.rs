@@ -2,12 +2,13 @@
 
 use super::decode::{invalid, role_name, R};
 use super::wire::{empty_object, Block, ImageSource as WireImage, OutMessage, OutMetadata, OutRequest, OutSystem};
-use super::wire::{OutBlock, OutCacheControl, OutTool, ToolResultContent};
+use super::wire::{DocumentSource as WireDocument, OutBlock, OutCacheControl, OutTool, ToolResultContent};
 use super::{effort_budget, DEFAULT_MAX_TOKENS, PROVIDER};
 use crate::llm::ir::{
-    CacheControl, ChatRequest, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, ToolCall, ToolChoice,
-    TranslateError,
+    CacheControl, ChatRequest, Document, DocumentSource, Image, ImageSource, Message, Part, Reasoning, ResponseFormat,
+    ToolCall, ToolChoice, TranslateError,
 };
+use base64::Engine;
 use serde_json::{json, Value};
 
 fn unsupported(field: impl Into<String>, detail: impl Into<String>) -> TranslateError {
@@ -225,8 +226,40 @@ fn encode_part(p: &Part, path: &str) -> R<Option<Block>> {
         }
         Part::Thinking { signature: None, .. } => return Ok(None),
         Part::RedactedThinking { data } => Block::RedactedThinking { data: data.clone() },
+        Part::Document(doc) => encode_document(doc, path)?,
         Part::CachePoint(_) => return Ok(None),
     }))
+}
+
+/// PDFs as base64, plain text as a text source (text sent as base64 by an OpenAI client is
+/// decoded), URLs as a URL source; the Messages API takes no other document media type.
+fn encode_document(doc: &Document, path: &str) -> R<Block> {
+    let source = match &doc.source {
+        DocumentSource::Base64 { media_type, data } if media_type == "application/pdf" => {
+            WireDocument::Base64 { media_type: media_type.clone(), data: data.clone() }
+        }
+        DocumentSource::Base64 { media_type, data } if media_type.starts_with("text/plain") => {
+            let text = base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| {
+                    invalid(format!("{path}.data"), "the text document is not valid base64 of UTF-8 text")
+                })?;
+            WireDocument::Text { media_type: "text/plain".to_string(), data: text }
+        }
+        DocumentSource::Base64 { media_type, .. } => {
+            return Err(unsupported(
+                path,
+                format!(
+                "document media type {media_type:?}: Anthropic takes PDF (application/pdf) and plain text documents"
+            ),
+            ))
+        }
+        DocumentSource::Text(text) => WireDocument::Text { media_type: "text/plain".to_string(), data: text.clone() },
+        DocumentSource::Url(url) => WireDocument::Url { url: url.clone() },
+    };
+    Ok(Block::Document { source, title: doc.name.clone(), context: doc.context.clone() })
 }
 
 fn parse_args(c: &ToolCall, path: &str) -> R<Value> {

@@ -45,7 +45,15 @@ pub enum Block {
         #[serde(default)]
         data: String,
     },
-    /// Any block type the gateway does not translate (server tools, documents, ...).
+    /// A document input (requests only).
+    Document {
+        source: DocumentSource,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<String>,
+    },
+    /// Any block type the gateway does not translate (server tools, search results, ...).
     #[serde(other, skip_serializing)]
     Unknown,
 }
@@ -61,6 +69,25 @@ pub enum ToolResultContent {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ImageSource {
     Base64 {
+        media_type: String,
+        data: String,
+    },
+    Url {
+        url: String,
+    },
+    #[serde(other, skip_serializing)]
+    Unknown,
+}
+
+/// A `document` block's source: a base64 PDF, plain text or a URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DocumentSource {
+    Base64 {
+        media_type: String,
+        data: String,
+    },
+    Text {
         media_type: String,
         data: String,
     },

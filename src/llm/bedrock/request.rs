@@ -29,6 +29,10 @@
 //!   `Disabled` -> nothing.
 //! - `response_format` JsonSchema -> `outputConfig.textFormat = {type:"json_schema",
 //!   structure:{jsonSchema:{schema: <schema as a JSON string>, name}}}`; Text -> nothing.
+//! - `Document` -> `{document:{format, name, source:{bytes}|{text}}}` (format from the media
+//!   type: pdf, csv, doc, docx, xls, xlsx, html, txt, md; `name` required by Converse: the
+//!   client's title or file name reduced to the characters Converse allows, else `document
+//!   <i>-<j>`). Document URLs, other media types and a document `context` -> Unsupported.
 //! - Prompt caching: a `CachePoint` part -> a `{cachePoint:{type:"default", ttl}}` block
 //!   after the block it closes (system, messages; one opening a message goes at the end of the
 //!   previous one, one inside a tool result after the `toolResult`); a tool breakpoint -> a
@@ -50,7 +54,8 @@
 
 use super::PROVIDER;
 use crate::llm::ir::{
-    CacheControl, ChatRequest, Image, ImageSource, Part, Reasoning, ResponseFormat, Role, ToolChoice, TranslateError,
+    CacheControl, ChatRequest, DocumentSource, Image, ImageSource, Part, Reasoning, ResponseFormat, Role, ToolChoice,
+    TranslateError,
 };
 use serde_json::{json, Map, Value};
 
@@ -116,6 +121,64 @@ fn close_with_cache_point(blocks: &mut Vec<Value>, c: &CacheControl) {
     }
 }
 
+/// Converse `DocumentBlock.format` of a media type.
+fn document_format(media_type: &str) -> Option<&'static str> {
+    let essence = media_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    Some(match essence.as_str() {
+        "application/pdf" => "pdf",
+        "text/csv" => "csv",
+        "application/msword" => "doc",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
+        "application/vnd.ms-excel" => "xls",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
+        "text/html" => "html",
+        "text/plain" => "txt",
+        "text/markdown" => "md",
+        _ => return None,
+    })
+}
+
+/// Converse requires a document `name` of letters, digits, single spaces, hyphens,
+/// parentheses and square brackets (1-200 characters): the client's title or file name with
+/// other characters made spaces, or `document N` (N counts the documents in the request).
+fn document_name(name: Option<&str>, field: &str) -> String {
+    let cleaned: String = name
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '(' | ')' | '[' | ']') { c } else { ' ' })
+        .collect();
+    let cleaned = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
+    if cleaned.is_empty() {
+        // `messages[2].content[1]` -> "document m2c1": unique within the request.
+        let digits: String = field.chars().map(|c| if c.is_ascii_digit() { c } else { ' ' }).collect();
+        let at: Vec<&str> = digits.split_whitespace().collect();
+        format!("document {}", at.join("-"))
+    } else {
+        cleaned.chars().take(200).collect()
+    }
+}
+
+fn document_block(doc: &crate::llm::ir::Document, field: &str) -> Result<Value, TranslateError> {
+    doc.check_context(field, PROVIDER)?;
+    let name = document_name(doc.name.as_deref(), field);
+    let (format, source) = match &doc.source {
+        DocumentSource::Base64 { media_type, data } => {
+            let format = document_format(media_type).ok_or_else(|| {
+                unsupported(
+                    field,
+                    format!("document media type {media_type:?} (Converse takes pdf, csv, doc, docx, xls, xlsx, html, txt, md)"),
+                )
+            })?;
+            (format, json!({"bytes": data}))
+        }
+        DocumentSource::Text(text) => ("txt", json!({"text": text})),
+        DocumentSource::Url(_) => {
+            return Err(unsupported(field, "Bedrock Converse takes document bytes or S3 locations, not URLs"))
+        }
+    };
+    Ok(json!({"document": {"format": format, "name": name, "source": source}}))
+}
+
 fn tool_input(arguments: &str, field: &str) -> Result<Value, TranslateError> {
     if arguments.trim().is_empty() {
         return Ok(json!({}));
@@ -163,6 +226,7 @@ fn content_block(part: &Part, field: &str) -> Result<Option<Value>, TranslateErr
         }
         Part::RedactedThinking { data } => json!({"reasoningContent": {"redactedContent": data}}),
         Part::CachePoint(c) => cache_point(c),
+        Part::Document(doc) => document_block(doc, field)?,
     }))
 }
 

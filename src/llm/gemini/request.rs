@@ -49,6 +49,11 @@
 //!   `thinkingLevel` for Gemini 3+ models, and for `gemini-1*`/`gemini-2*` models (which only
 //!   know budgets) the budgets of Google's OpenAI compatibility layer (1024 / 1024 / 8192 /
 //!   24576). Other effort values are `Unsupported`.
+//! - Documents -> `inlineData` (PDF, other media types as given, plain text as `text/plain`
+//!   bytes) or `fileData` by URL (`application/pdf`); a document `context` is `Unsupported`,
+//!   its name is not sent (the Gemini API's `Blob` has no name).
+//! - Prompt-cache breakpoints are not sent: Gemini 2.5+ caches implicitly, and its explicit
+//!   cache is a `cachedContents` resource a request cannot create.
 //! - Ignored: `stream` (the path decides), `stream_usage` (Gemini always reports usage),
 //!   `user` (end-user id, metadata only), message names when each role has one participant
 //!   (several speakers in one role are `Unsupported`, see `ChatRequest::check_names`).
@@ -59,9 +64,10 @@ use super::wire::{
 };
 use super::PROVIDER;
 use crate::llm::ir::{
-    ChatRequest, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, ToolCall, ToolChoice, ToolResult,
-    TranslateError,
+    ChatRequest, Document, DocumentSource, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, Role,
+    ToolCall, ToolChoice, ToolResult, TranslateError,
 };
+use base64::Engine;
 use serde_json::{Map, Value};
 
 /// Google's documented placeholder for function calls whose real signature is unknown.
@@ -169,6 +175,7 @@ fn encode_message_parts(i: usize, message: &Message) -> Result<Vec<OutPart>, Tra
                 }
             }
             Part::Image(image) => out.push(encode_image(&field, image)?),
+            Part::Document(doc) => out.push(encode_document(&field, doc)?),
             Part::ToolCall(call) => out.push(encode_tool_call(&field, message.role, call)?),
             Part::ToolResult(result) => out.push(encode_tool_result(&field, message.role, result)?),
             Part::Thinking { text, signature } => match (text.is_empty(), signature) {
@@ -283,6 +290,32 @@ fn encode_image(field: &str, image: &Image) -> Result<OutPart, TranslateError> {
                     mime_type: guess_image_mime(url).map(str::to_string),
                     file_uri: url.clone(),
                 }),
+                ..OutPart::default()
+            })
+        }
+    }
+}
+
+/// Documents as `inlineData` (PDF and the other media types Gemini reads; plain text as
+/// `text/plain` bytes) or, by URL, `fileData` (a PDF, as Anthropic's URL documents are). The
+/// Gemini API's `Blob` has no name field: a document's title or file name is not sent.
+fn encode_document(field: &str, doc: &Document) -> Result<OutPart, TranslateError> {
+    doc.check_context(field, PROVIDER)?;
+    let inline = |mime_type: &str, data: String| OutPart {
+        inline_data: Some(Blob { mime_type: mime_type.to_string(), data }),
+        ..OutPart::default()
+    };
+    match &doc.source {
+        DocumentSource::Base64 { media_type, data } => Ok(inline(media_type, data.clone())),
+        DocumentSource::Text(text) => {
+            Ok(inline("text/plain", base64::engine::general_purpose::STANDARD.encode(text.as_bytes())))
+        }
+        DocumentSource::Url(url) => {
+            if !["https://", "http://", "gs://"].iter().any(|s| strip_prefix_ignore_case(url, s).is_some()) {
+                return Err(unsupported(field, "Gemini reads documents by http(s):// and gs:// URLs only"));
+            }
+            Ok(OutPart {
+                file_data: Some(FileData { mime_type: Some("application/pdf".to_string()), file_uri: url.clone() }),
                 ..OutPart::default()
             })
         }

@@ -120,7 +120,7 @@ fn opt_u64(obj: &Map<String, Value>, key: &str, min: u64) -> Result<Option<u64>>
 /// Members OpenAI accepts but the IR cannot carry (`logprobs: true`, `top_logprobs`,
 /// `logit_bias`, `audio`, `modalities` other than `["text"]`, `prediction`,
 /// `web_search_options`, `verbosity`, the deprecated `functions`/`function_call`, `function`
-/// role messages, audio/file content parts, custom tools, `allowed_tools` tool choice) are
+/// role messages, audio content parts, `file` parts by `file_id` (inline `file_data` is carried as `Part::Document`), custom tools, `allowed_tools` tool choice) are
 /// `Invalid { field, message: "is not supported when the model is served by a non-OpenAI
 /// provider" }`: this decoder only runs on translated routes (OpenAI -> OpenAI is a byte
 /// passthrough) but does not know the target provider, so it cannot build `Unsupported`.

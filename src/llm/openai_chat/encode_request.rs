@@ -1,9 +1,10 @@
 //! Provider side: IR -> an OpenAI Chat Completions request body.
 
 use crate::llm::ir::{
-    ChatRequest, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, ToolChoice, ToolResult,
-    TranslateError,
+    ChatRequest, Document, DocumentSource, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, Role,
+    ToolChoice, ToolResult, TranslateError,
 };
+use base64::Engine;
 use serde_json::{json, Map, Value};
 
 const PROVIDER: &str = "openai";
@@ -166,6 +167,25 @@ fn image_part(img: &Image) -> Value {
     json!({"type": "image_url", "image_url": Value::Object(image_url)})
 }
 
+/// A `file` content part with the document inline (`file_data` as a base64 data URL; plain
+/// text as `text/plain`). OpenAI needs a file name with inline data: the document's own, else
+/// `document.pdf` / `document.txt`. Chat Completions takes no file URL.
+fn file_part(doc: &Document, field: &str) -> Result<Value, TranslateError> {
+    doc.check_context(field, PROVIDER)?;
+    let (media_type, data) = match &doc.source {
+        DocumentSource::Base64 { media_type, data } => (media_type.as_str(), data.clone()),
+        DocumentSource::Text(text) => ("text/plain", base64::engine::general_purpose::STANDARD.encode(text.as_bytes())),
+        DocumentSource::Url(_) => {
+            return Err(unsupported(field, "Chat Completions takes files inline or by file id, not by URL"))
+        }
+    };
+    let default_name = if media_type == "text/plain" { "document.txt" } else { "document.pdf" };
+    Ok(json!({"type": "file", "file": {
+        "filename": doc.name.as_deref().unwrap_or(default_name),
+        "file_data": format!("data:{media_type};base64,{data}"),
+    }}))
+}
+
 /// A string for one text part, an array of text parts otherwise.
 fn text_content(texts: Vec<&str>) -> Value {
     match texts.as_slice() {
@@ -203,6 +223,7 @@ fn user_message(m: &Message, i: usize, out: &mut Vec<Value>) -> Result<(), Trans
         match p {
             Part::Text(t) => parts.push(json!({"type": "text", "text": t})),
             Part::Image(img) => parts.push(image_part(img)),
+            Part::Document(doc) => parts.push(file_part(doc, &format!("messages[{i}].content[{j}]"))?),
             Part::ToolResult(r) => out.push(tool_message(r, &mut moved_images)),
             Part::CachePoint(_) => {} // OpenAI caches prompt prefixes automatically
             Part::ToolCall(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } => {
@@ -259,7 +280,7 @@ fn assistant_message(m: &Message, i: usize) -> Result<Value, TranslateError> {
                 "function": {"name": c.name, "arguments": c.arguments},
             })),
             Part::Thinking { .. } | Part::RedactedThinking { .. } | Part::CachePoint(_) => {}
-            Part::Image(_) | Part::ToolResult(_) => {
+            Part::Image(_) | Part::ToolResult(_) | Part::Document(_) => {
                 return Err(unsupported(
                     format!("messages[{i}].content[{j}]"),
                     "OpenAI assistant messages accept text and tool calls only",

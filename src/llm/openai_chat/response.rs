@@ -160,7 +160,11 @@ pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
                 kind: "function",
                 function: OutFunction { name: &c.name, arguments: &c.arguments },
             }),
-            Part::RedactedThinking { .. } | Part::Image(_) | Part::ToolResult(_) | Part::CachePoint(_) => {}
+            Part::RedactedThinking { .. }
+            | Part::Image(_)
+            | Part::ToolResult(_)
+            | Part::Document(_)
+            | Part::CachePoint(_) => {}
         }
     }
     let stop = resp.stop_reason.unwrap_or(if calls.is_empty() { StopReason::Stop } else { StopReason::ToolCalls });
