@@ -20,7 +20,8 @@ Authentication (checked after ``x-fake-status``), either:
 
 Validation (400 ValidationException, ``{"message": ...}``), like the real API as far as we
 know it: body a JSON object with only known top-level members; ``messages`` a non-empty list;
-roles ``user``/``assistant``, starting with ``user`` and alternating; each message a
+roles ``user``/``assistant``, starting with ``user`` and alternating; documents with a known
+format, a valid name and base64 bytes or text; each message a
 non-empty ``content`` list of blocks with exactly one known member; text non-blank; images
 with format png|jpeg|gif|webp and base64 ``source.bytes``; ``toolUse`` only in assistant
 turns (toolUseId, name, object input); ``toolResult`` only in user turns, its id matching an
@@ -248,6 +249,28 @@ def check_auth(h, path: str, query: str, raw: bytes):
 _prompt_cache: dict[str, int] = {}
 
 
+DOCUMENT_FORMATS = ("pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md")
+DOCUMENT_NAME = re.compile(r"[A-Za-z0-9()\[\]-]+( [A-Za-z0-9()\[\]-]+)*")
+
+
+def _check_document(doc, where: str):
+    """DocumentBlock: format, a name of letters, digits, single spaces, hyphens, parentheses and
+    square brackets (1-200), a source of base64 bytes or text."""
+    if not isinstance(doc, dict) or doc.get("format") not in DOCUMENT_FORMATS:
+        raise invalid(f"{where}.document.format must be one of {', '.join(DOCUMENT_FORMATS)}.")
+    name = doc.get("name")
+    if not isinstance(name, str) or len(name) > 200 or not DOCUMENT_NAME.fullmatch(name):
+        raise invalid(f"{where}.document.name is missing or has characters a document name cannot have.")
+    src = doc.get("source")
+    if not isinstance(src, dict) or len(src) != 1 or next(iter(src)) not in ("bytes", "text", "s3Location"):
+        raise invalid(f"{where}.document.source must hold exactly one of bytes, text, s3Location.")
+    if "bytes" in src:
+        try:
+            base64.b64decode(src["bytes"], validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise invalid(f"{where}.document.source.bytes is not valid base64.")
+
+
 def _check_cache_point(value, where: str):
     if not isinstance(value, dict) or value.get("type") != "default" or set(value) - {"type", "ttl"}:
         raise invalid(f"{where}.cachePoint must be {{\"type\": \"default\"}} with an optional ttl.")
@@ -358,6 +381,8 @@ def validate(body) -> None:
                 _check_image(value, where)
             if kind == "cachePoint":
                 _check_cache_point(value, where)
+            if kind == "document":
+                _check_document(value, where)
             if kind == "toolUse":
                 has_tool_blocks = True
                 if m["role"] != "assistant":
