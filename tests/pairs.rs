@@ -75,6 +75,8 @@ fn provider_responses_encoded_for_every_client() {
     let responses = [
         (ProviderDialect::OpenAi, "openai", "chat_completion_tool_calls.json"),
         (ProviderDialect::OpenAi, "openai", "deepseek_reasoner_completion.json"),
+        (ProviderDialect::OpenAi, "openai", "chat_completion_n2.json"),
+        (ProviderDialect::Gemini, "gemini", "generate_content_candidates.json"),
         (ProviderDialect::Anthropic, "anthropic", "response_thinking_tool_use.json"),
         (ProviderDialect::Gemini, "gemini", "generate_content_thinking.json"),
         (ProviderDialect::Bedrock, "bedrock", "converse_reasoning_cache.json"),
@@ -120,6 +122,8 @@ fn provider_streams_translated_for_every_client() {
         (ProviderDialect::OpenAi, "openai", "chat_stream_parallel_tool_calls.sse"),
         (ProviderDialect::OpenAi, "openai", "deepseek_reasoner_stream.sse"),
         (ProviderDialect::OpenAi, "openai", "chat_stream_error.sse"),
+        (ProviderDialect::OpenAi, "openai", "chat_stream_n2.sse"),
+        (ProviderDialect::Gemini, "gemini", "stream_candidates.sse"),
         (ProviderDialect::Anthropic, "anthropic", "stream_tool_use.sse"),
         (ProviderDialect::Anthropic, "anthropic", "stream_thinking.sse"),
         (ProviderDialect::Anthropic, "anthropic", "stream_truncated.sse"),

@@ -59,7 +59,8 @@ pub struct ChatRequest {
     pub seed: Option<i64>,
     pub frequency_penalty: Option<f64>,
     pub presence_penalty: Option<f64>,
-    /// OpenAI `n` (number of choices). Only 1 is translatable to other providers.
+    /// OpenAI `n` (number of choices): sent to OpenAI-dialect providers as `n` and to Gemini as
+    /// `candidateCount`; Anthropic and Bedrock refuse more than 1.
     pub n: Option<u64>,
     /// End-user id (OpenAI `user`, Anthropic `metadata.user_id`).
     pub user: Option<String>,
@@ -334,12 +335,30 @@ pub struct ChatResponse {
     /// The stop sequence that ended generation, when the provider says.
     pub stop_sequence: Option<String>,
     pub usage: Usage,
+    /// The choices after the first (OpenAI `n`, Gemini `candidateCount`), in order; the first
+    /// is `content` / `stop_reason` above. `usage` covers all of them.
+    pub more_choices: Vec<Choice>,
+}
+
+/// One further choice of a response with several.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Choice {
+    pub content: Vec<Part>,
+    pub stop_reason: Option<StopReason>,
+    pub stop_sequence: Option<String>,
 }
 
 /// One step of a streamed response, provider-neutral. Block indexes are the IR's own,
 /// counted from 0 in order of first appearance (encoders map them to their dialect).
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
+    /// The events that follow belong to choice `index` (0 until this comes). Decoders emit it
+    /// only for responses with several choices (OpenAI `n`, Gemini `candidateCount`); each
+    /// choice has its own `Stop` and counts its tool calls from 0. Only OpenAI clients can ask
+    /// for several choices.
+    Choice {
+        index: u32,
+    },
     /// The response began (id and model as the provider reports them).
     Start {
         id: String,

@@ -27,6 +27,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
         stop_reason: msg.stop_reason.as_deref().map(stop_reason_from_wire),
         stop_sequence: msg.stop_sequence,
         usage,
+        more_choices: Vec::new(),
     })
 }
 

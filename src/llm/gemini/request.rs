@@ -39,8 +39,8 @@
 //!   -> ANY with `allowedFunctionNames: [name]`. `parallel_tool_calls: false` is
 //!   `Unsupported` (Gemini cannot be limited to one call per turn); `true` is the default.
 //! - `generationConfig`: temperature, topP, topK, maxOutputTokens, stopSequences (at most 5),
-//!   seed, presencePenalty, frequencyPenalty; `n` = 1 -> candidateCount 1, `n` > 1 is
-//!   `Unsupported` (the IR response has one choice). JSON object mode ->
+//!   seed, presencePenalty, frequencyPenalty; `n` -> candidateCount (the candidates come back
+//!   as the response's choices). JSON object mode ->
 //!   `responseMimeType: application/json`; a JSON schema -> also `responseJsonSchema` (the
 //!   schema's name and strictness have no Gemini equivalent; Gemini always follows a given
 //!   schema).
@@ -414,11 +414,7 @@ fn encode_generation_config(req: &ChatRequest) -> Result<GenerationConfig, Trans
     if req.stop.len() > MAX_STOP_SEQUENCES {
         return Err(unsupported("stop", format!("Gemini accepts at most {MAX_STOP_SEQUENCES} stop sequences")));
     }
-    let candidate_count = match req.n {
-        None => None,
-        Some(1) => Some(1),
-        Some(n) => return Err(unsupported("n", format!("only one choice can be translated (n = {n})"))),
-    };
+    let candidate_count = req.n;
     let (response_mime_type, response_json_schema) = match &req.response_format {
         None | Some(ResponseFormat::Text) => (None, None),
         Some(ResponseFormat::JsonObject) => (Some("application/json"), None),

@@ -48,14 +48,11 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, TranslateError> {
 /// - `Reasoning::BudgetTokens(n)` maps to `reasoning_effort`: n <= 2048 low, <= 8192 medium,
 ///   more high; `BudgetTokens(0)` and `Disabled` send nothing (the model's default).
 ///
-/// Unsupported: `top_k`, `n` > 1 (the IR response holds one choice), more than 4 stop
-/// sequences, images in system or assistant content.
+/// Unsupported: `top_k`, more than 4 stop sequences, images in system or assistant content.
+/// `n` is sent (several choices come back as the response's choices).
 pub fn encode_request_with(req: &ChatRequest, opts: EncodeOptions) -> Result<Vec<u8>, TranslateError> {
     if req.top_k.is_some() {
         return Err(unsupported("top_k", "OpenAI Chat Completions has no top_k sampling parameter"));
-    }
-    if req.n.is_some_and(|n| n > 1) {
-        return Err(unsupported("n", "only one choice can be translated"));
     }
     if req.stop.len() > 4 {
         return Err(unsupported("stop", "OpenAI accepts at most 4 stop sequences"));
