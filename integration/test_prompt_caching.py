@@ -229,3 +229,46 @@ def test_cached_usage_and_cost_reach_every_client(gw, model, client_kind):
         output = u.output_tokens
     target = MODELS[model][1]
     assert logged_cost(gw, before) == expected_cost(target, FRESH[model], read, write, output)
+
+
+# ----------------------------------------------------------------------------- Anthropic-only features
+
+WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
+MCP = [{"type": "url", "url": "https://example-server.modelcontextprotocol.io/sse", "name": "example-mcp"}]
+
+
+def test_anthropic_only_features_pass_through_to_anthropic(shared_gateway, fake_requests):
+    """Through the IR (a decorator applies): server tools, their blocks in the history,
+    mcp_servers and container reach Anthropic as the client sent them."""
+    gw = shared_gateway(DECORATED)
+    client = anthropic.Anthropic(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0)
+    history = [
+        {"role": "user", "content": "When was Claude Shannon born?"},
+        {"role": "assistant", "content": [
+            {"type": "server_tool_use", "id": "srvtoolu_01", "name": "web_search", "input": {"query": "claude shannon"}},
+            {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01", "content": [
+                {"type": "web_search_result", "url": "https://en.wikipedia.org/wiki/Claude_Shannon",
+                 "title": "Claude Shannon - Wikipedia", "encrypted_content": "EqgfCioIARgB", "page_age": "April 30, 2025"}]},
+            {"type": "text", "text": "He was born on April 30, 1916."}]},
+        {"role": "user", "content": "where did he study"},
+    ]
+    message = client.messages.create(model="c-claude", max_tokens=50, tools=[WEB_SEARCH], messages=history,
+                                     extra_body={"mcp_servers": MCP, "container": "container_011CPR5C"})
+    assert message.content[0].text.startswith("echo: where did he study")
+    body = fake_requests.last()["body"]
+    assert body["tools"] == [WEB_SEARCH]
+    assert (body["mcp_servers"], body["container"]) == (MCP, "container_011CPR5C")
+    assert body["messages"][1]["content"] == history[1]["content"]
+
+
+def test_anthropic_only_features_are_refused_elsewhere(gw, fake_requests):
+    fake_requests.clear()
+    client = anthropic.Anthropic(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0)
+    for model in ("c-bedrock", "c-gemini", "c-openai"):
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            client.messages.create(model=model, max_tokens=50, tools=[WEB_SEARCH],
+                                   messages=[{"role": "user", "content": "news?"}])
+        message = refused.value.body["error"]["message"]
+        assert message.startswith("tools.0.type is not supported by provider"), message
+        assert "web_search_20250305" in message
+    assert fake_requests() == []

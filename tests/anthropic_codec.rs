@@ -216,10 +216,8 @@ fn request_tool_pairing_rules() {
 #[test]
 fn request_unsupported_features_name_the_field() {
     let cases = [
-        (with(base(), "mcp_servers", json!([])), "mcp_servers"),
-        (with(base(), "tools", json!([{"type": "web_search_20250305", "name": "web_search"}])), "tools.0.type"),
         (
-            with(base(), "messages", json!([{"role": "user", "content": [{"type": "search_result", "source": "s"}]}])),
+            with(base(), "messages", json!([{"role": "user", "content": [{"type": "hologram", "source": "s"}]}])),
             "messages.0.content.0.type",
         ),
         (
@@ -945,4 +943,46 @@ fn cache_breakpoints_reencode_where_they_were() {
     );
     assert_eq!(out["messages"][2]["content"][0]["cache_control"], json!({"type": "ephemeral"}));
     assert!(out["messages"][2]["content"][0]["content"][0].get("cache_control").is_none());
+}
+
+/// Server tools, MCP servers, containers and server-tool blocks are Anthropic's own: carried
+/// as the client sent them, back to Anthropic in place (server tools keep their place among
+/// the custom tools, and the cache breakpoints theirs); every other provider refuses them,
+/// naming the field as the Anthropic client wrote it.
+#[test]
+fn anthropic_only_features_pass_to_anthropic_and_are_refused_elsewhere() {
+    let body = fixture("request_server_tools.json");
+    let ir = decode_request(&body).unwrap();
+    assert_eq!(ir.tools.len(), 2, "the custom tools");
+    assert_eq!(ir.anthropic_only.tools.len(), 1);
+    assert_eq!(ir.anthropic_only.tools[0].0, 1);
+    assert_eq!(ir.cache.tools, [(1, CacheControl::default())], "get_time is the second custom tool");
+    let sent: Value = serde_json::from_slice(&encode_request(&ir).unwrap()).unwrap();
+    let mut original: Value = serde_json::from_slice(&body).unwrap();
+    // The upstream body is the client's, but for string contents becoming blocks.
+    original["messages"][0]["content"] = json!([{"type": "text", "text": "When was Claude Shannon born?"}]);
+    original["messages"][2]["content"] = json!([{"type": "text", "text": "And where did he study?"}]);
+    for key in ["tools", "messages", "mcp_servers", "container"] {
+        assert_eq!(sent[key], original[key], "{key}");
+    }
+    for (provider, result) in [
+        ("openai", llm_gateway::llm::openai_chat::encode_request(&ir)),
+        ("gemini", llm_gateway::llm::gemini::encode_request(&ir)),
+        ("bedrock", llm_gateway::llm::bedrock::encode_request(&ir)),
+    ] {
+        match result {
+            Err(TranslateError::Unsupported { field, .. }) => assert_eq!(field, "container", "{provider}"),
+            other => panic!("{provider}: {other:?}"),
+        }
+    }
+    let mut ir = ir;
+    ir.anthropic_only.members.retain(|(k, _)| k != "mcp_servers" && k != "container");
+    let refused = |ir: &ChatRequest| match llm_gateway::llm::bedrock::encode_request(ir) {
+        Err(TranslateError::Unsupported { field, detail, .. }) => (field, detail),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(refused(&ir).0, "tools.1.type");
+    assert!(refused(&ir).1.contains("web_search_20250305"));
+    ir.anthropic_only.tools.clear();
+    assert_eq!(refused(&ir).0, "messages.1.content.1.type");
 }

@@ -106,6 +106,7 @@ fn full_request() -> ChatRequest {
         n: Some(1),
         user: Some("user-123".into()),
         cache: Default::default(),
+        anthropic_only: Default::default(),
     }
 }
 

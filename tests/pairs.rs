@@ -54,6 +54,7 @@ fn client_requests_encoded_for_every_provider() {
         (ClientDialect::OpenAi, "openai", "request_file_input.json"),
         (ClientDialect::Anthropic, "anthropic", "request_document_pdf.json"),
         (ClientDialect::Anthropic, "anthropic", "request_document_text_url.json"),
+        (ClientDialect::Anthropic, "anthropic", "request_server_tools.json"),
     ];
     for (client, dir, file) in requests {
         let body = std::fs::read(fixtures().join(dir).join(file)).unwrap();

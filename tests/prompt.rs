@@ -1661,3 +1661,23 @@ fn guards_and_masks_read_text_documents() {
     let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data).unwrap()).unwrap();
     assert!(!decoded.contains("bob@example.com") && decoded.starts_with("mail "), "{decoded}");
 }
+
+/// Anthropic-only blocks carried as sent (search results, server-tool results) are prompt text
+/// for guards and masks like any other.
+#[test]
+fn guards_and_masks_read_anthropic_only_blocks() {
+    let block = |text: &str| {
+        Part::AnthropicBlock(json!({"type": "search_result", "source": "https://x", "title": "t",
+            "content": [{"type": "text", "text": text}]}))
+    };
+    let prompts = load(guards_config());
+    let req = ChatRequest { messages: vec![user(vec![block("my password: hunter2"), text("ok")])], ..Default::default() };
+    assert_eq!(violation(&prompts, &req).as_deref(), Some("secrets"));
+    let prompts = load(mask_config());
+    let mut req = ChatRequest { messages: vec![user(vec![block("mail bob@example.com")])], ..Default::default() };
+    prompts.guards().mask(&mut req);
+    let Part::AnthropicBlock(masked) = &req.messages[0].content[0] else { panic!() };
+    let text = masked["content"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with("mail ") && !text.contains("bob@example.com"), "{text}");
+    assert_eq!(masked["type"], "search_result", "the block's shape is kept");
+}

@@ -62,7 +62,9 @@ import threading
 import time
 
 BLOCK_TYPES = ("text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking",
-               "document", "search_result")
+               "document", "search_result", "server_tool_use", "web_search_tool_result",
+               "web_fetch_tool_result", "code_execution_tool_result", "mcp_tool_use",
+               "mcp_tool_result", "container_upload")
 TOP_LEVEL = {"model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "cache_control",
              "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "output_config",
              "service_tier", "container", "mcp_servers", "context_management", "inference_geo"}

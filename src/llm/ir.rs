@@ -67,6 +67,62 @@ pub struct ChatRequest {
     /// Prompt-caching hints that are not a place in the content (those are
     /// [`Part::CachePoint`]): see [`CacheHints`].
     pub cache: CacheHints,
+    /// What only Anthropic's Messages API has, kept as the client sent it: see [`AnthropicOnly`].
+    pub anthropic_only: AnthropicOnly,
+}
+
+/// Anthropic-only request members (server tools such as web search, `mcp_servers`,
+/// `container`...), kept as the client sent them. The Anthropic encoder sends them back, and
+/// Anthropic answers them itself (the answer then passes through to the Anthropic client);
+/// every other encoder refuses them with [`ChatRequest::check_anthropic_only`]. Their
+/// content blocks in the history are [`Part::AnthropicBlock`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AnthropicOnly {
+    /// Top-level members: `mcp_servers` and `container` (refused elsewhere), and the serving
+    /// metadata other providers ignore (`service_tier`, `context_management`,
+    /// `inference_geo`, `speed`, `diagnostics`).
+    pub members: Vec<(String, Value)>,
+    /// Server and Anthropic-defined tools (`tools[i].type` other than `custom`), with their
+    /// index in the client's `tools` list.
+    pub tools: Vec<(usize, Value)>,
+}
+
+/// Top-level Anthropic members other providers cannot do without (they change what the model
+/// can do), as opposed to serving metadata they ignore.
+pub const ANTHROPIC_ONLY_REFUSED: &[&str] = &["mcp_servers", "container"];
+
+impl ChatRequest {
+    /// `Unsupported` naming, in the Anthropic client's own paths, the first Anthropic-only
+    /// feature of the request, for a provider that does not speak Anthropic's dialect.
+    pub fn check_anthropic_only(&self, provider: &'static str) -> Result<(), TranslateError> {
+        let refuse = |field: String, what: &str| {
+            Err(TranslateError::Unsupported {
+                field,
+                provider,
+                detail: format!(
+                    "{what} only exists in Anthropic's Messages API; route this request to an Anthropic model"
+                ),
+            })
+        };
+        if let Some((name, _)) =
+            self.anthropic_only.members.iter().find(|(n, _)| ANTHROPIC_ONLY_REFUSED.contains(&n.as_str()))
+        {
+            return refuse(name.clone(), &format!("`{name}`"));
+        }
+        if let Some((i, tool)) = self.anthropic_only.tools.first() {
+            let kind = tool.get("type").and_then(Value::as_str).unwrap_or_default();
+            return refuse(format!("tools.{i}.type"), &format!("the server tool `{kind}`"));
+        }
+        for (i, m) in self.messages.iter().enumerate() {
+            for (j, p) in m.content.iter().enumerate() {
+                if let Part::AnthropicBlock(block) = p {
+                    let kind = block.get("type").and_then(Value::as_str).unwrap_or_default();
+                    return refuse(format!("messages.{i}.content.{j}.type"), &format!("a `{kind}` block"));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Prompt caching, as the client asked for it. Breakpoints inside `system` and message content
@@ -171,6 +227,10 @@ pub enum Part {
     /// A document input (PDF or text) in a user message: Anthropic `document` blocks, OpenAI
     /// `file` content parts, Gemini `inlineData`, Bedrock `document` blocks.
     Document(Document),
+    /// An Anthropic-only content block (server tool use and results, MCP tool use and results,
+    /// search results, container uploads), as the client sent it (without its
+    /// `cache_control`, which is a [`Part::CachePoint`] after it). See [`AnthropicOnly`].
+    AnthropicBlock(Value),
     /// A prompt-cache breakpoint closing the part before it (Anthropic `cache_control` on that
     /// block, Bedrock a `cachePoint` block after it). Providers that cache automatically
     /// (OpenAI, Gemini) skip it; see the README's provider matrix.

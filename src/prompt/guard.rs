@@ -356,6 +356,8 @@ impl Guards {
                     self.mask_text(text, counts);
                 }
             }
+            // Search results and server-tool results are prompt text too.
+            Part::AnthropicBlock(block) => self.mask_value(block, counts),
             Part::Image(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } | Part::CachePoint(_) => {}
         }
     }
@@ -559,6 +561,7 @@ fn collect_part<'a>(part: &'a Part, out: &mut Vec<Cow<'a, str>>) {
             }
             out.extend([&doc.name, &doc.context].into_iter().flatten().map(|t| Cow::Borrowed(t.as_str())));
         }
+        Part::AnthropicBlock(block) => collect_strings(block.clone(), out),
         Part::Image(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } | Part::CachePoint(_) => {}
     }
 }

@@ -5,15 +5,17 @@
 //! block as a [`Part::CachePoint`] after the block's part (one inside a `tool_result`'s
 //! content closes the whole `tool_result`: the nearest point every provider can express);
 //! on `tools[i]` and at the top level in [`ChatRequest::cache`]. Accepted but **ignored** on
-//! decode: `citations` on text blocks, and the
-//! top-level `service_tier`, `context_management`, `inference_geo`,
-//! `speed` and `diagnostics` (metadata about serving, not about the answer).
+//! decode: `citations` on text blocks.
 //! `document` blocks (base64 PDF, text and URL sources, `title`, `context`) are carried as
-//! `Part::Document`.
-//! Refused as `Unsupported` (valid Anthropic, but the IR cannot carry them): `mcp_servers`,
-//! `container`, server/Anthropic-defined tools (`tools.N.type` other than `custom`),
-//! `search_result`/server-tool content blocks, `file` image and document sources, `content`
-//! document sources, document `citations` enabled.
+//! `Part::Document`. Anthropic-only features are kept as sent, for an Anthropic provider
+//! (`ChatRequest::anthropic_only`; other encoders refuse them): `mcp_servers`, `container`
+//! and the serving metadata `service_tier`, `context_management`, `inference_geo`, `speed`,
+//! `diagnostics` (which other providers ignore); server and Anthropic-defined tools
+//! (`tools.N.type` other than `custom`); server-tool, MCP, search-result and container-upload
+//! blocks (`Part::AnthropicBlock`).
+//! Refused as `Unsupported` (valid Anthropic, but the IR cannot carry them): `file` image and
+//! document sources, `content` document sources, document `citations` enabled, block types
+//! added to the API after these.
 //! Any other unknown top-level field is `Invalid` ("Extra inputs are not permitted"),
 //! as the real API answers. A tool's `strict` (strict tool use) is carried as `Tool::strict`.
 
@@ -45,8 +47,24 @@ const KNOWN_FIELDS: &[&str] = &[
     "output_config",
     "cache_control",
 ];
-const IGNORED_FIELDS: &[&str] = &["service_tier", "context_management", "inference_geo", "speed", "diagnostics"];
-const UNSUPPORTED_FIELDS: &[&str] = &["mcp_servers", "container"];
+/// Anthropic-only top-level members, carried in `ChatRequest::anthropic_only`.
+const ANTHROPIC_ONLY_FIELDS: &[&str] =
+    &["mcp_servers", "container", "service_tier", "context_management", "inference_geo", "speed", "diagnostics"];
+/// Content blocks of Anthropic's server tools, MCP connector, search results and container
+/// uploads, carried as `Part::AnthropicBlock`.
+const ANTHROPIC_ONLY_BLOCKS: &[&str] = &[
+    "server_tool_use",
+    "web_search_tool_result",
+    "web_fetch_tool_result",
+    "code_execution_tool_result",
+    "bash_code_execution_tool_result",
+    "text_editor_code_execution_tool_result",
+    "tool_search_tool_result",
+    "mcp_tool_use",
+    "mcp_tool_result",
+    "search_result",
+    "container_upload",
+];
 const IMAGE_MEDIA_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
 
 pub(super) fn invalid(field: impl Into<String>, message: impl Into<String>) -> TranslateError {
@@ -124,12 +142,16 @@ fn opt_f64_in(obj: &Obj, key: &str, lo: f64, hi: f64) -> R<Option<f64>> {
 pub fn decode_request(body: &[u8]) -> R<ChatRequest> {
     let root: Value = serde_json::from_slice(body).map_err(|e| invalid("body", format!("invalid JSON: {e}")))?;
     let obj = as_obj(&root, "body")?;
-    for key in obj.keys() {
+    let mut anthropic_only = Vec::new();
+    for (key, value) in obj {
         let k = key.as_str();
-        if UNSUPPORTED_FIELDS.contains(&k) {
-            return Err(not_carried(k, "server-side MCP servers and containers cannot be translated"));
+        if ANTHROPIC_ONLY_FIELDS.contains(&k) {
+            if !value.is_null() {
+                anthropic_only.push((key.clone(), value.clone()));
+            }
+            continue;
         }
-        if !KNOWN_FIELDS.contains(&k) && !IGNORED_FIELDS.contains(&k) {
+        if !KNOWN_FIELDS.contains(&k) {
             return Err(invalid(k, "Extra inputs are not permitted"));
         }
     }
@@ -147,6 +169,7 @@ pub fn decode_request(body: &[u8]) -> R<ChatRequest> {
         top_k: member(obj, "top_k").map(|v| as_u64(v, "top_k")).transpose()?,
         ..ChatRequest::default()
     };
+    req.anthropic_only.members = anthropic_only;
     if let Some(v) = member(obj, "stream") {
         req.stream = v.as_bool().ok_or_else(|| expected("stream", "a valid boolean", v))?;
     }
@@ -169,9 +192,16 @@ pub fn decode_request(body: &[u8]) -> R<ChatRequest> {
     if let Some(v) = member(obj, "tools") {
         for (i, t) in as_arr(v, "tools")?.iter().enumerate() {
             let path = format!("tools.{i}");
+            let tool = as_obj(t, &path)?;
+            if opt_str(tool, "type", &path)?.is_some_and(|kind| kind != "custom") {
+                // A server or Anthropic-defined tool: kept whole, its cache_control included.
+                decode_cache_control(tool, &path)?;
+                req.anthropic_only.tools.push((i, t.clone()));
+                continue;
+            }
             req.tools.push(decode_tool(t, &path)?);
-            if let Some(control) = decode_cache_control(as_obj(t, &path)?, &path)? {
-                req.cache.tools.push((i, control));
+            if let Some(control) = decode_cache_control(tool, &path)? {
+                req.cache.tools.push((req.tools.len().saturating_sub(1), control));
             }
         }
     }
@@ -350,6 +380,12 @@ fn decode_block(v: &Value, path: &str, role: Role) -> R<Part> {
             only(Role::User, "document")?;
             Ok(Part::Document(decode_document(block, path)?))
         }
+        kind if ANTHROPIC_ONLY_BLOCKS.contains(&kind) => {
+            // Its cache_control becomes the CachePoint after it (`decode_content`).
+            let mut raw = block.clone();
+            raw.remove("cache_control");
+            Ok(Part::AnthropicBlock(Value::Object(raw)))
+        }
         other => Err(not_carried(type_path, format!("content blocks of type `{other}` cannot be translated"))),
     }
 }
@@ -471,14 +507,6 @@ fn decode_document(block: &Obj, path: &str) -> R<Document> {
 
 fn decode_tool(v: &Value, path: &str) -> R<Tool> {
     let tool = as_obj(v, path)?;
-    if let Some(kind) = opt_str(tool, "type", path)? {
-        if kind != "custom" {
-            return Err(not_carried(
-                join(path, "type"),
-                format!("Anthropic-defined tool `{kind}` cannot be translated; declare a custom tool"),
-            ));
-        }
-    }
     let name = as_str(req_member(tool, "name", path)?, &join(path, "name"))?;
     if name.is_empty() || name.len() > 128 {
         return Err(invalid(join(path, "name"), "String should have between 1 and 128 characters"));

@@ -1,8 +1,9 @@
 //! Requests to the provider: [`encode_request`] (IR -> the body sent to api.anthropic.com).
 
 use super::decode::{invalid, role_name, R};
+use super::wire::ToolResultContent;
 use super::wire::{empty_object, Block, ImageSource as WireImage, OutMessage, OutMetadata, OutRequest, OutSystem};
-use super::wire::{DocumentSource as WireDocument, OutBlock, OutCacheControl, OutTool, ToolResultContent};
+use super::wire::{DocumentSource as WireDocument, OutBlock, OutCacheControl, OutContent, OutTool, OutToolEntry};
 use super::{effort_budget, DEFAULT_MAX_TOKENS, PROVIDER};
 use crate::llm::ir::{
     CacheControl, ChatRequest, Document, DocumentSource, Image, ImageSource, Message, Part, Reasoning, ResponseFormat,
@@ -66,24 +67,43 @@ pub fn encode_request(req: &ChatRequest) -> R<Vec<u8>> {
         temperature: req.temperature,
         top_p: req.top_p,
         top_k: req.top_k,
-        tools: req
-            .tools
-            .iter()
-            .enumerate()
-            .map(|(i, t)| OutTool {
-                name: t.name.clone(),
-                description: t.description.clone(),
-                input_schema: if t.parameters.is_object() { t.parameters.clone() } else { json!({"type": "object"}) },
-                strict: t.strict,
-                cache_control: req.cache.tools.iter().rev().find(|(at, _)| *at == i).map(|(_, c)| cache_control(c)),
-            })
-            .collect(),
+        tools: encode_tools(req),
         tool_choice: encode_tool_choice(req),
         thinking,
         output_config,
         cache_control: req.cache.automatic.as_ref().map(cache_control),
+        anthropic_only: req.anthropic_only.members.iter().cloned().collect(),
     };
     serde_json::to_vec(&out).map_err(|e| invalid("body", format!("cannot serialize request: {e}")))
+}
+
+/// Custom tools in order, with the client's server tools back at their places in the list.
+fn encode_tools(req: &ChatRequest) -> Vec<OutToolEntry> {
+    let mut custom = req.tools.iter().enumerate().map(|(i, t)| {
+        OutToolEntry::Custom(OutTool {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            input_schema: if t.parameters.is_object() { t.parameters.clone() } else { json!({"type": "object"}) },
+            strict: t.strict,
+            cache_control: req.cache.tools.iter().rev().find(|(at, _)| *at == i).map(|(_, c)| cache_control(c)),
+        })
+    });
+    let mut server = req.anthropic_only.tools.iter().peekable();
+    let mut out = Vec::with_capacity(req.tools.len() + req.anthropic_only.tools.len());
+    loop {
+        match server.peek() {
+            Some((at, raw)) if *at <= out.len() => {
+                out.push(OutToolEntry::Raw(raw.clone()));
+                server.next();
+            }
+            _ => match custom.next() {
+                Some(tool) => out.push(tool),
+                None => break,
+            },
+        }
+    }
+    out.extend(server.map(|(_, raw)| OutToolEntry::Raw(raw.clone())));
+    out
 }
 
 fn encode_reasoning(r: Option<&Reasoning>) -> R<(Option<Value>, Option<u64>)> {
@@ -145,7 +165,9 @@ fn encode_system(system: &[Part]) -> R<Option<OutSystem>> {
     }
     Ok(match blocks.as_mut_slice() {
         [] => None,
-        [OutBlock { block: Block::Text { text }, cache_control: None }] => Some(OutSystem::Text(std::mem::take(text))),
+        [OutBlock { block: OutContent::Block(Block::Text { text }), cache_control: None }] => {
+            Some(OutSystem::Text(std::mem::take(text)))
+        }
         _ => Some(OutSystem::Blocks(blocks)),
     })
 }
@@ -163,6 +185,9 @@ fn encode_messages(messages: &[Message]) -> R<Vec<OutMessage>> {
                     }
                 }
                 Part::CachePoint(c) => mark_last(&mut blocks, c),
+                Part::AnthropicBlock(Value::Object(raw)) => {
+                    blocks.push(OutBlock { block: OutContent::Raw(raw.clone()), cache_control: None })
+                }
                 _ => blocks.extend(encode_part(p, &format!("messages.{i}.content.{j}"))?.map(OutBlock::from)),
             }
         }
@@ -177,7 +202,7 @@ fn encode_messages(messages: &[Message]) -> R<Vec<OutMessage>> {
     }
     for m in out.iter_mut().filter(|m| m.role == "user") {
         // Stable: tool results first, in order, then everything else in order.
-        m.content.sort_by_key(|b| !matches!(b.block, Block::ToolResult { .. }));
+        m.content.sort_by_key(|b| !matches!(b.block, OutContent::Block(Block::ToolResult { .. })));
     }
     Ok(out)
 }
@@ -227,6 +252,9 @@ fn encode_part(p: &Part, path: &str) -> R<Option<Block>> {
         Part::Thinking { signature: None, .. } => return Ok(None),
         Part::RedactedThinking { data } => Block::RedactedThinking { data: data.clone() },
         Part::Document(doc) => encode_document(doc, path)?,
+        Part::AnthropicBlock(_) => {
+            return Err(invalid(format!("{path}.type"), "an Anthropic-only block must be a JSON object"))
+        }
         Part::CachePoint(_) => return Ok(None),
     }))
 }

@@ -137,7 +137,9 @@ fn part_to_block(p: &Part) -> Option<Block> {
             Block::Thinking { thinking: text.clone(), signature: signature.clone().unwrap_or_default() }
         }
         Part::RedactedThinking { data } => Block::RedactedThinking { data: data.clone() },
-        Part::Image(_) | Part::ToolResult(_) | Part::Document(_) | Part::CachePoint(_) => return None,
+        Part::Image(_) | Part::ToolResult(_) | Part::Document(_) | Part::AnthropicBlock(_) | Part::CachePoint(_) => {
+            return None
+        }
     })
 }
 

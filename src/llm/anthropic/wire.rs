@@ -128,7 +128,7 @@ pub struct OutRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_k: Option<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<OutTool>,
+    pub tools: Vec<OutToolEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -138,6 +138,9 @@ pub struct OutRequest {
     /// Automatic prompt caching (the breakpoint goes on the last cacheable block).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<OutCacheControl>,
+    /// Anthropic-only members (`mcp_servers`, `container`, ...) as the client sent them.
+    #[serde(flatten)]
+    pub anthropic_only: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -157,14 +160,23 @@ pub struct OutMessage {
 #[derive(Debug, Serialize)]
 pub struct OutBlock {
     #[serde(flatten)]
-    pub block: Block,
+    pub block: OutContent,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<OutCacheControl>,
 }
 
+/// A block the gateway builds, or an Anthropic-only block sent back as the client wrote it
+/// (without `cache_control`, which `OutBlock` writes).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum OutContent {
+    Block(Block),
+    Raw(serde_json::Map<String, Value>),
+}
+
 impl From<Block> for OutBlock {
     fn from(block: Block) -> Self {
-        OutBlock { block, cache_control: None }
+        OutBlock { block: OutContent::Block(block), cache_control: None }
     }
 }
 
@@ -180,6 +192,14 @@ pub struct OutCacheControl {
 #[derive(Debug, Serialize)]
 pub struct OutMetadata {
     pub user_id: String,
+}
+
+/// A tool definition: the gateway's, or a server tool as the client wrote it.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum OutToolEntry {
+    Custom(OutTool),
+    Raw(Value),
 }
 
 #[derive(Debug, Serialize)]

@@ -227,6 +227,9 @@ fn content_block(part: &Part, field: &str) -> Result<Option<Value>, TranslateErr
         Part::RedactedThinking { data } => json!({"reasoningContent": {"redactedContent": data}}),
         Part::CachePoint(c) => cache_point(c),
         Part::Document(doc) => document_block(doc, field)?,
+        Part::AnthropicBlock(_) => {
+            return Err(unsupported(field, "Anthropic server-tool blocks cannot be sent to Converse"))
+        }
     }))
 }
 
@@ -380,6 +383,8 @@ fn reject_unsupported(req: &ChatRequest) -> Result<(), TranslateError> {
 
 /// Encodes the Converse / ConverseStream request body.
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, TranslateError> {
+    // Converse has no server tools, MCP connector or containers, Claude models included.
+    req.check_anthropic_only(PROVIDER)?;
     reject_unsupported(req)?;
     req.check_names(PROVIDER, |i| format!("messages[{i}]"))?;
     let mut body = Map::new();

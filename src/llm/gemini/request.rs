@@ -78,6 +78,7 @@ const MAX_STOP_SEQUENCES: usize = 5;
 
 /// Encodes the request body (the model and the stream flag travel in the path).
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, TranslateError> {
+    req.check_anthropic_only(PROVIDER)?;
     req.check_names(PROVIDER, |i| format!("messages[{i}]"))?;
     let wire = Request {
         contents: encode_contents(&req.messages)?,
@@ -176,6 +177,9 @@ fn encode_message_parts(i: usize, message: &Message) -> Result<Vec<OutPart>, Tra
             }
             Part::Image(image) => out.push(encode_image(&field, image)?),
             Part::Document(doc) => out.push(encode_document(&field, doc)?),
+            Part::AnthropicBlock(_) => {
+                return Err(unsupported(field, "Anthropic server-tool blocks cannot be sent to Gemini"))
+            }
             Part::ToolCall(call) => out.push(encode_tool_call(&field, message.role, call)?),
             Part::ToolResult(result) => out.push(encode_tool_result(&field, message.role, result)?),
             Part::Thinking { text, signature } => match (text.is_empty(), signature) {

@@ -51,6 +51,7 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, TranslateError> {
 /// Unsupported: `top_k`, more than 4 stop sequences, images in system or assistant content.
 /// `n` is sent (several choices come back as the response's choices).
 pub fn encode_request_with(req: &ChatRequest, opts: EncodeOptions) -> Result<Vec<u8>, TranslateError> {
+    req.check_anthropic_only(PROVIDER)?;
     if req.top_k.is_some() {
         return Err(unsupported("top_k", "OpenAI Chat Completions has no top_k sampling parameter"));
     }
@@ -221,6 +222,9 @@ fn user_message(m: &Message, i: usize, out: &mut Vec<Value>) -> Result<(), Trans
             Part::Text(t) => parts.push(json!({"type": "text", "text": t})),
             Part::Image(img) => parts.push(image_part(img)),
             Part::Document(doc) => parts.push(file_part(doc, &format!("messages[{i}].content[{j}]"))?),
+            Part::AnthropicBlock(_) => {
+                return Err(unsupported(format!("messages[{i}].content[{j}]"), "an Anthropic server-tool block"))
+            }
             Part::ToolResult(r) => out.push(tool_message(r, &mut moved_images)),
             Part::CachePoint(_) => {} // OpenAI caches prompt prefixes automatically
             Part::ToolCall(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } => {
@@ -277,7 +281,7 @@ fn assistant_message(m: &Message, i: usize) -> Result<Value, TranslateError> {
                 "function": {"name": c.name, "arguments": c.arguments},
             })),
             Part::Thinking { .. } | Part::RedactedThinking { .. } | Part::CachePoint(_) => {}
-            Part::Image(_) | Part::ToolResult(_) | Part::Document(_) => {
+            Part::Image(_) | Part::ToolResult(_) | Part::Document(_) | Part::AnthropicBlock(_) => {
                 return Err(unsupported(
                     format!("messages[{i}].content[{j}]"),
                     "OpenAI assistant messages accept text and tool calls only",

@@ -193,6 +193,7 @@ fn out_choice(index: u32, content: &[Part], stop_reason: Option<StopReason>) -> 
             | Part::Image(_)
             | Part::ToolResult(_)
             | Part::Document(_)
+            | Part::AnthropicBlock(_)
             | Part::CachePoint(_) => {}
         }
     }
