@@ -600,5 +600,13 @@ fn documents_become_document_blocks() {
         refused(doc(DocumentSource::Base64 { media_type: "application/zip".into(), data: "UEs=".into() }, None, None)),
         "messages[0].content[0]"
     );
-    assert_eq!(refused(doc(pdf, None, Some("trust it"))), "messages[0].content[0].context");
+    assert_eq!(refused(doc(pdf.clone(), None, Some("trust it"))), "messages[0].content[0].context");
+    // Converse refuses two documents of one name.
+    let body: Value = serde_json::from_slice(
+        &encode_request(&req(vec![doc(pdf.clone(), Some("a.pdf"), None), doc(pdf, Some("a pdf"), None)])).unwrap(),
+    )
+    .unwrap();
+    let names: Vec<&str> =
+        (0..2).map(|j| body["messages"][0]["content"][j]["document"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a pdf", "a pdf (2)"]);
 }

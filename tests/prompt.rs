@@ -1671,7 +1671,8 @@ fn guards_and_masks_read_anthropic_only_blocks() {
             "content": [{"type": "text", "text": text}]}))
     };
     let prompts = load(guards_config());
-    let req = ChatRequest { messages: vec![user(vec![block("my password: hunter2"), text("ok")])], ..Default::default() };
+    let req =
+        ChatRequest { messages: vec![user(vec![block("my password: hunter2"), text("ok")])], ..Default::default() };
     assert_eq!(violation(&prompts, &req).as_deref(), Some("secrets"));
     let prompts = load(mask_config());
     let mut req = ChatRequest { messages: vec![user(vec![block("mail bob@example.com")])], ..Default::default() };

@@ -158,6 +158,23 @@ fn document_name(name: Option<&str>, field: &str) -> String {
     }
 }
 
+/// Two documents of a request may not share a name in Converse: a repeated name gets " (2)",
+/// " (3)"... (characters a document name may have).
+fn distinct_document_names<'a>(blocks: impl Iterator<Item = &'a mut Value>) {
+    let mut seen: Vec<String> = Vec::new();
+    for name in blocks.filter_map(|b| b.get_mut("document")?.get_mut("name")) {
+        let Some(base) = name.as_str().map(str::to_string) else { continue };
+        let mut unique = base.clone();
+        let mut n = 1u32;
+        while seen.contains(&unique) {
+            n = n.saturating_add(1);
+            unique = format!("{base} ({n})");
+        }
+        *name = Value::String(unique.clone());
+        seen.push(unique);
+    }
+}
+
 fn document_block(doc: &crate::llm::ir::Document, field: &str) -> Result<Value, TranslateError> {
     doc.check_context(field, PROVIDER)?;
     let name = document_name(doc.name.as_deref(), field);
@@ -272,6 +289,7 @@ fn messages(req: &ChatRequest) -> Result<Vec<Value>, TranslateError> {
     if let (Some(c), Some((_, last))) = (&req.cache.automatic, out.last_mut()) {
         close_with_cache_point(last, c);
     }
+    distinct_document_names(out.iter_mut().flat_map(|(_, blocks)| blocks.iter_mut()));
     Ok(out
         .into_iter()
         .map(|(role, content)| {
