@@ -986,3 +986,46 @@ fn anthropic_only_features_pass_to_anthropic_and_are_refused_elsewhere() {
     ir.anthropic_only.tools.clear();
     assert_eq!(refused(&ir).0, "messages.1.content.1.type");
 }
+
+/// Tool results holding a PDF (what Claude Code's Read tool returns for a PDF file) or search
+/// results: back to Anthropic as sent; the document to Converse inside the toolResult and to
+/// OpenAI as a file part after the tool message; refused where a tool result cannot hold it.
+#[test]
+fn tool_results_with_documents_and_search_results() {
+    let pdf = json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}});
+    let search = json!({"type": "search_result", "source": "https://docs.example.com/a", "title": "A",
+        "content": [{"type": "text", "text": "the answer"}]});
+    let body = |inner: Value| {
+        json!({"model": "m", "max_tokens": 100, "messages": [
+            {"role": "user", "content": "read it"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Read", "input": {"file_path": "/a.pdf"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": inner}]}]})
+    };
+    let with_pdf = body(json!([pdf, {"type": "text", "text": "page 1"}]));
+    let ir = decode_request(with_pdf.to_string().as_bytes()).unwrap();
+    let sent: Value = serde_json::from_slice(&encode_request(&ir).unwrap()).unwrap();
+    assert_eq!(sent["messages"][2]["content"][0]["content"], with_pdf["messages"][2]["content"][0]["content"]);
+    let bedrock: Value = serde_json::from_slice(&llm_gateway::llm::bedrock::encode_request(&ir).unwrap()).unwrap();
+    let result = &bedrock["messages"][2]["content"][0]["toolResult"]["content"];
+    assert_eq!(result[0]["document"]["format"], "pdf");
+    assert_eq!(result[1], json!({"text": "page 1"}));
+    let openai: Value = serde_json::from_slice(&llm_gateway::llm::openai_chat::encode_request(&ir).unwrap()).unwrap();
+    assert_eq!(openai["messages"][2]["role"], "tool");
+    assert_eq!(openai["messages"][2]["content"], "page 1");
+    assert_eq!(openai["messages"][3]["content"][0]["type"], "file", "the document follows the tool message");
+    assert!(matches!(
+        llm_gateway::llm::gemini::encode_request(&ir),
+        Err(TranslateError::Unsupported { field, .. }) if field == "messages[2].content[0].content[0]"
+    ));
+
+    let with_search = body(json!([search]));
+    let ir = decode_request(with_search.to_string().as_bytes()).unwrap();
+    let sent: Value = serde_json::from_slice(&encode_request(&ir).unwrap()).unwrap();
+    assert_eq!(sent["messages"][2]["content"][0]["content"], json!([search]));
+    assert!(matches!(
+        llm_gateway::llm::bedrock::encode_request(&ir),
+        Err(TranslateError::Unsupported { field, .. }) if field == "messages.2.content.0.content.0.type"
+    ));
+    let bad = body(json!([{"type": "tool_use", "id": "x", "name": "n", "input": {}}]));
+    assert_eq!(invalid_field(bad), "messages.2.content.0.content.0.type");
+}

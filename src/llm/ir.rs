@@ -115,9 +115,16 @@ impl ChatRequest {
         }
         for (i, m) in self.messages.iter().enumerate() {
             for (j, p) in m.content.iter().enumerate() {
-                if let Part::AnthropicBlock(block) = p {
-                    let kind = block.get("type").and_then(Value::as_str).unwrap_or_default();
-                    return refuse(format!("messages.{i}.content.{j}.type"), &format!("a `{kind}` block"));
+                let nested = match p {
+                    Part::ToolResult(r) => r.content.iter().enumerate().map(|(k, q)| (Some(k), q)).collect(),
+                    _ => vec![(None, p)],
+                };
+                for (k, q) in nested {
+                    if let Part::AnthropicBlock(block) = q {
+                        let kind = block.get("type").and_then(Value::as_str).unwrap_or_default();
+                        let at = k.map_or_else(String::new, |k| format!(".content.{k}"));
+                        return refuse(format!("messages.{i}.content.{j}{at}.type"), &format!("a `{kind}` block"));
+                    }
                 }
             }
         }

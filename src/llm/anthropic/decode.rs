@@ -339,8 +339,12 @@ fn decode_block(v: &Value, path: &str, role: Role) -> R<Part> {
                     for (k, item) in items.iter().enumerate() {
                         let p = format!("{path}.content.{k}");
                         let cache = as_obj(item, &p).and_then(|b| decode_cache_control(b, &p))?;
+                        let kind = as_obj(item, &p)?.get("type").and_then(Value::as_str);
+                        let allowed = matches!(kind, Some("text" | "image" | "document" | "search_result"));
                         match decode_block(item, &p, role)? {
-                            part @ (Part::Text(_) | Part::Image(_)) => {
+                            part @ (Part::Text(_) | Part::Image(_) | Part::Document(_) | Part::AnthropicBlock(_))
+                                if allowed =>
+                            {
                                 parts.push(part);
                                 // Hoisted by `take_nested_cache_point` to after the tool result.
                                 parts.extend(cache.map(Part::CachePoint));
@@ -348,7 +352,7 @@ fn decode_block(v: &Value, path: &str, role: Role) -> R<Part> {
                             _ => {
                                 return Err(invalid(
                                     join(&p, "type"),
-                                    "tool_result content may only hold text and image blocks",
+                                    "Input tag does not match any of the expected tags: 'text', 'image', 'search_result', 'document'",
                                 ))
                             }
                         }

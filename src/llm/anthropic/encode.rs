@@ -218,10 +218,16 @@ fn encode_part(p: &Part, path: &str) -> R<Option<Block>> {
         Part::ToolCall(c) => Block::ToolUse { id: c.id.clone(), name: c.name.clone(), input: parse_args(c, path)? },
         Part::ToolResult(r) => {
             let mut blocks = Vec::with_capacity(r.content.len());
+            let mut raw = false;
             for (k, part) in r.content.iter().enumerate() {
                 match part {
-                    Part::Text(_) | Part::Image(_) => {
-                        blocks.extend(encode_part(part, &format!("{path}.content.{k}"))?);
+                    Part::Text(_) | Part::Image(_) | Part::Document(_) => {
+                        let block = encode_part(part, &format!("{path}.content.{k}"))?;
+                        blocks.extend(block.and_then(|b| serde_json::to_value(b).ok()));
+                    }
+                    Part::AnthropicBlock(block) => {
+                        raw = true;
+                        blocks.push(block.clone());
                     }
                     // The Anthropic decoder hoists these out of tool results; another source's
                     // would close the tool result, which `encode_messages` cannot see from here.
@@ -234,15 +240,17 @@ fn encode_part(p: &Part, path: &str) -> R<Option<Block>> {
                     _ => {
                         return Err(unsupported(
                             format!("{path}.content.{k}"),
-                            "tool results can only hold text and images",
+                            "tool results can only hold text, images, documents and search results",
                         ))
                     }
                 }
             }
-            let content = match blocks.as_slice() {
-                [] => None,
-                [Block::Text { text }] => Some(ToolResultContent::Text(text.clone())),
-                _ => Some(ToolResultContent::Blocks(blocks)),
+            let only_text =
+                blocks.len() == 1 && !raw && blocks.first().and_then(|b| b.get("type")) == Some(&json!("text"));
+            let content = match blocks.first().and_then(|b| b.get("text")).and_then(Value::as_str) {
+                _ if blocks.is_empty() => None,
+                Some(text) if only_text => Some(ToolResultContent::Text(text.to_string())),
+                _ => Some(ToolResultContent::Raw(blocks)),
             };
             Block::ToolResult { tool_use_id: r.call_id.clone(), content, is_error: r.is_error }
         }

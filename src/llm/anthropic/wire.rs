@@ -63,6 +63,9 @@ pub enum Block {
 pub enum ToolResultContent {
     Text(String),
     Blocks(Vec<Block>),
+    /// Blocks the gateway writes, Anthropic-only ones (search results) included.
+    #[serde(skip_deserializing)]
+    Raw(Vec<Value>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

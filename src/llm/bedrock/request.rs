@@ -223,8 +223,9 @@ fn content_block(part: &Part, field: &str) -> Result<Option<Value>, TranslateErr
                 match p {
                     Part::Text(t) => content.push(json!({"text": t})),
                     Part::Image(src) => content.push(image_block(src, &f)?),
+                    Part::Document(doc) => content.push(document_block(doc, &f)?),
                     Part::CachePoint(_) => {} // after the toolResult, see `messages`
-                    _ => return Err(unsupported(&f, "a tool result may only hold text and images")),
+                    _ => return Err(unsupported(&f, "a tool result may only hold text, images and documents")),
                 }
             }
             json!({"toolResult": {

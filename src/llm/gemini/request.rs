@@ -247,6 +247,12 @@ fn encode_tool_result(field: &str, role: Role, result: &ToolResult) -> Result<Ou
                     "images in tool results cannot be sent to Gemini",
                 ));
             }
+            Part::Document(_) | Part::AnthropicBlock(_) => {
+                return Err(unsupported(
+                    format!("{field}.content[{k}]"),
+                    "a function response holds JSON only: documents and search results cannot be sent to Gemini in tool results",
+                ));
+            }
             _ => return Err(invalid(format!("{field}.content[{k}]"), "tool results may only contain text and images")),
         }
     }

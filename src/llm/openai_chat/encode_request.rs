@@ -225,7 +225,9 @@ fn user_message(m: &Message, i: usize, out: &mut Vec<Value>) -> Result<(), Trans
             Part::AnthropicBlock(_) => {
                 return Err(unsupported(format!("messages[{i}].content[{j}]"), "an Anthropic server-tool block"))
             }
-            Part::ToolResult(r) => out.push(tool_message(r, &mut moved_images)),
+            Part::ToolResult(r) => {
+                out.push(tool_message(r, &format!("messages[{i}].content[{j}]"), &mut moved_images)?)
+            }
             Part::CachePoint(_) => {} // OpenAI caches prompt prefixes automatically
             Part::ToolCall(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } => {
                 return Err(unsupported(
@@ -256,17 +258,26 @@ fn user_message(m: &Message, i: usize, out: &mut Vec<Value>) -> Result<(), Trans
     Ok(())
 }
 
-fn tool_message(r: &ToolResult, moved_images: &mut Vec<Value>) -> Value {
+/// A `tool` message holds text only: images and documents of the result move to the user
+/// message after the tool messages.
+fn tool_message(r: &ToolResult, field: &str, moved: &mut Vec<Value>) -> Result<Value, TranslateError> {
     let mut texts = Vec::new();
-    for p in &r.content {
+    for (k, p) in r.content.iter().enumerate() {
         match p {
             Part::Text(t) => texts.push(t.as_str()),
-            Part::Image(img) => moved_images.push(image_part(img)),
-            _ => {}
+            Part::Image(img) => moved.push(image_part(img)),
+            Part::Document(doc) => moved.push(file_part(doc, &format!("{field}.content[{k}]"))?),
+            Part::CachePoint(_) => {} // OpenAI caches prompt prefixes automatically
+            _ => {
+                return Err(unsupported(
+                    format!("{field}.content[{k}]"),
+                    "a tool result can hold only text, images and documents",
+                ))
+            }
         }
     }
     let content = if texts.is_empty() { json!("") } else { text_content(texts) };
-    json!({"role": "tool", "tool_call_id": r.call_id, "content": content})
+    Ok(json!({"role": "tool", "tool_call_id": r.call_id, "content": content}))
 }
 
 fn assistant_message(m: &Message, i: usize) -> Result<Value, TranslateError> {
