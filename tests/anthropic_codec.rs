@@ -992,7 +992,8 @@ fn anthropic_only_features_pass_to_anthropic_and_are_refused_elsewhere() {
 /// OpenAI as a file part after the tool message; refused where a tool result cannot hold it.
 #[test]
 fn tool_results_with_documents_and_search_results() {
-    let pdf = json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}});
+    let pdf =
+        json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}});
     let search = json!({"type": "search_result", "source": "https://docs.example.com/a", "title": "A",
         "content": [{"type": "text", "text": "the answer"}]});
     let body = |inner: Value| {

@@ -8,7 +8,9 @@
 //!   `TranslateError::Unsupported` naming the field and the provider (-> 400). The few
 //!   deliberate drops (hints the target already satisfies or cannot use: image `detail`
 //!   `auto`/`high`, one participant name per role, opaque reasoning data for clients without
-//!   a field for it) are documented on the field and in the README's provider matrix.
+//!   a field for it, cache breakpoints for providers that cache by themselves, OpenAI's
+//!   `prompt_cache_key` for the others, a document's name for Gemini, Anthropic serving
+//!   metadata for the others) are documented on the field and in the README's provider matrix.
 //! - Provider payloads are read tolerantly (unknown fields ignored); only what the IR
 //!   carries is translated.
 //! - Tool-call arguments stay JSON *text* (providers stream them as text fragments).

@@ -24,7 +24,11 @@ fn unsupported(field: impl Into<String>, detail: impl Into<String>) -> Translate
 /// Anthropic accepts only its own signed thinking; a `data:` image URL is sent as a base64
 /// source. Message names are dropped when each role has one participant, refused otherwise
 /// ([`ChatRequest::check_names`]); image `detail` follows [`crate::llm::ir::Image::check_detail`];
-/// tool `strict` is sent as Anthropic's strict tool use.
+/// tool `strict` is sent as Anthropic's strict tool use. Cache breakpoints become
+/// `cache_control` on the block they close (a lone system text with one is sent as a block);
+/// documents become `document` blocks (PDF, plain text, URL); Anthropic-only members, tools
+/// and blocks (`ChatRequest::anthropic_only`, `Part::AnthropicBlock`) go back as the client
+/// sent them, server tools at their place among the tools.
 pub fn encode_request(req: &ChatRequest) -> R<Vec<u8>> {
     if req.seed.is_some() {
         return Err(unsupported("seed", "Anthropic has no sampling seed"));
