@@ -39,7 +39,8 @@ Deterministic content and usage:
                       + 2 * number of messages
   completion_tokens = number of whitespace-separated words in the reply
   total_tokens      = prompt_tokens + completion_tokens
-  details           prompt_tokens_details {cached_tokens: 0, audio_tokens: 0},
+  details           prompt_tokens_details {cached_tokens: 0, audio_tokens: 0}
+                    (cached_tokens = ``x-fake-cache-read: N``, at most prompt_tokens),
                     completion_tokens_details {reasoning_tokens: 0, audio_tokens: 0,
                     accepted_prediction_tokens: 0, rejected_prediction_tokens: 0}
 
@@ -499,6 +500,9 @@ class Handler(BaseHTTPRequestHandler):
         if tool_call is not None:
             reply = tool_call["function"]["arguments"]
         usage = usage_for(messages, reply)
+        cached = self._int_header("x-fake-cache-read")
+        if cached is not None:
+            usage["prompt_tokens_details"]["cached_tokens"] = min(max(cached, 0), usage["prompt_tokens"])
         cid = _next_id("chatcmpl")
         created = int(time.time())
         if tool_call is not None:

@@ -67,8 +67,13 @@ fn request_fixtures_decode_and_reencode() {
 #[test]
 fn claude_code_request() {
     let ir = decode_request(&fixture("request_claude_code.json")).unwrap();
-    assert_eq!(ir.system.len(), 2, "both system blocks kept, cache_control ignored");
+    let five_minutes = CacheControl::default();
+    assert_eq!(ir.system.len(), 4, "both system blocks kept, each with its cache breakpoint after it");
     assert_eq!(ir.system[0], Part::Text("You are Claude Code, Anthropic's official CLI for Claude.".into()));
+    assert_eq!(ir.system[1], Part::CachePoint(five_minutes.clone()));
+    assert_eq!(ir.system[3], Part::CachePoint(five_minutes.clone()));
+    assert_eq!(ir.cache.tools, [(1, five_minutes.clone())], "the Read tool's cache_control");
+    assert_eq!(ir.cache.automatic, None);
     assert_eq!(ir.reasoning, Some(Reasoning::BudgetTokens(31999)));
     assert_eq!(ir.max_tokens, Some(32000));
     assert_eq!(ir.temperature, Some(1.0));
@@ -89,6 +94,8 @@ fn claude_code_request() {
     assert_eq!(r.name.as_deref(), Some("Read"));
     assert!(matches!(&r.content[..], [Part::Text(t)] if t.contains("cfg.run()")));
     assert!(matches!(&ir.messages[4].content[1], Part::Text(t) if t.contains("TodoWrite")));
+    assert_eq!(ir.messages[4].content[2], Part::CachePoint(five_minutes));
+    assert_eq!(ir.messages[4].content.len(), 3);
 }
 
 #[test]
@@ -209,11 +216,26 @@ fn request_tool_pairing_rules() {
 #[test]
 fn request_unsupported_features_name_the_field() {
     let cases = [
-        (with(base(), "mcp_servers", json!([])), "mcp_servers"),
-        (with(base(), "tools", json!([{"type": "web_search_20250305", "name": "web_search"}])), "tools.0.type"),
         (
-            with(base(), "messages", json!([{"role": "user", "content": [{"type": "document", "source": {}}]}])),
+            with(base(), "messages", json!([{"role": "user", "content": [{"type": "hologram", "source": "s"}]}])),
             "messages.0.content.0.type",
+        ),
+        (
+            with(
+                base(),
+                "messages",
+                json!([{"role": "user", "content": [{"type": "document", "source": {"type": "file", "file_id": "f"}}]}]),
+            ),
+            "messages.0.content.0.source.type",
+        ),
+        (
+            with(
+                base(),
+                "messages",
+                json!([{"role": "user", "content": [{"type": "document", "citations": {"enabled": true},
+                    "source": {"type": "text", "media_type": "text/plain", "data": "x"}}]}]),
+            ),
+            "messages.0.content.0.citations",
         ),
         (
             with(
@@ -874,4 +896,137 @@ fn names_strict_and_detail_for_anthropic() {
         );
     }
     assert_eq!(unsupported_field(&image("low")), "messages.0.content.0.detail");
+}
+
+#[test]
+fn cache_control_is_validated_like_the_api() {
+    let with = |cc: Value| {
+        json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "hi", "cache_control": cc}]}]})
+    };
+    assert_eq!(
+        invalid_field(with(json!({"type": "ephemeral", "ttl": "2h"}))),
+        "messages.0.content.0.cache_control.ttl"
+    );
+    assert_eq!(invalid_field(with(json!({"type": "persistent"}))), "messages.0.content.0.cache_control.type");
+    assert_eq!(invalid_field(with(json!("ephemeral"))), "messages.0.content.0.cache_control");
+    let thinking = json!({"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s",
+            "cache_control": {"type": "ephemeral"}}]}]});
+    assert_eq!(invalid_field(thinking), "messages.1.content.0.cache_control");
+    assert_eq!(
+        invalid_field(json!({"model": "m", "max_tokens": 5, "cache_control": {"type": "ephemeral", "ttl": 5},
+        "messages": [{"role": "user", "content": "hi"}]})),
+        "cache_control.ttl"
+    );
+}
+
+/// A breakpoint inside a tool result's content closes the whole tool result (the nearest
+/// point Converse can express too), and a lone system text with a breakpoint stays a block.
+#[test]
+fn cache_breakpoints_reencode_where_they_were() {
+    let body = json!({"model": "m", "max_tokens": 5, "system": [{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                "content": [{"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}}, {"type": "text", "text": "b"}]}]}]});
+    let ir = decode_request(body.to_string().as_bytes()).unwrap();
+    let Part::ToolResult(r) = &ir.messages[2].content[0] else { panic!() };
+    assert_eq!(r.content, [Part::Text("a".into()), Part::Text("b".into())]);
+    assert_eq!(ir.messages[2].content[1], Part::CachePoint(CacheControl::default()));
+    let out: Value = serde_json::from_slice(&encode_request(&ir).unwrap()).unwrap();
+    assert_eq!(
+        out["system"],
+        json!([{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral", "ttl": "1h"}}])
+    );
+    assert_eq!(out["messages"][2]["content"][0]["cache_control"], json!({"type": "ephemeral"}));
+    assert!(out["messages"][2]["content"][0]["content"][0].get("cache_control").is_none());
+}
+
+/// Server tools, MCP servers, containers and server-tool blocks are Anthropic's own: carried
+/// as the client sent them, back to Anthropic in place (server tools keep their place among
+/// the custom tools, and the cache breakpoints theirs); every other provider refuses them,
+/// naming the field as the Anthropic client wrote it.
+#[test]
+fn anthropic_only_features_pass_to_anthropic_and_are_refused_elsewhere() {
+    let body = fixture("request_server_tools.json");
+    let ir = decode_request(&body).unwrap();
+    assert_eq!(ir.tools.len(), 2, "the custom tools");
+    assert_eq!(ir.anthropic_only.tools.len(), 1);
+    assert_eq!(ir.anthropic_only.tools[0].0, 1);
+    assert_eq!(ir.cache.tools, [(1, CacheControl::default())], "get_time is the second custom tool");
+    let sent: Value = serde_json::from_slice(&encode_request(&ir).unwrap()).unwrap();
+    let mut original: Value = serde_json::from_slice(&body).unwrap();
+    // The upstream body is the client's, but for string contents becoming blocks.
+    original["messages"][0]["content"] = json!([{"type": "text", "text": "When was Claude Shannon born?"}]);
+    original["messages"][2]["content"] = json!([{"type": "text", "text": "And where did he study?"}]);
+    for key in ["tools", "messages", "mcp_servers", "container"] {
+        assert_eq!(sent[key], original[key], "{key}");
+    }
+    for (provider, result) in [
+        ("openai", llm_gateway::llm::openai_chat::encode_request(&ir)),
+        ("gemini", llm_gateway::llm::gemini::encode_request(&ir)),
+        ("bedrock", llm_gateway::llm::bedrock::encode_request(&ir)),
+    ] {
+        match result {
+            Err(TranslateError::Unsupported { field, .. }) => assert_eq!(field, "container", "{provider}"),
+            other => panic!("{provider}: {other:?}"),
+        }
+    }
+    let mut ir = ir;
+    ir.anthropic_only.members.retain(|(k, _)| k != "mcp_servers" && k != "container");
+    let refused = |ir: &ChatRequest| match llm_gateway::llm::bedrock::encode_request(ir) {
+        Err(TranslateError::Unsupported { field, detail, .. }) => (field, detail),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(refused(&ir).0, "tools.1.type");
+    assert!(refused(&ir).1.contains("web_search_20250305"));
+    ir.anthropic_only.tools.clear();
+    assert_eq!(refused(&ir).0, "messages.1.content.1.type");
+}
+
+/// Tool results holding a PDF (what Claude Code's Read tool returns for a PDF file) or search
+/// results: back to Anthropic as sent; the document to Converse inside the toolResult and to
+/// OpenAI as a file part after the tool message; refused where a tool result cannot hold it.
+#[test]
+fn tool_results_with_documents_and_search_results() {
+    let pdf =
+        json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}});
+    let search = json!({"type": "search_result", "source": "https://docs.example.com/a", "title": "A",
+        "content": [{"type": "text", "text": "the answer"}]});
+    let body = |inner: Value| {
+        json!({"model": "m", "max_tokens": 100, "messages": [
+            {"role": "user", "content": "read it"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Read", "input": {"file_path": "/a.pdf"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": inner}]}]})
+    };
+    let with_pdf = body(json!([pdf, {"type": "text", "text": "page 1"}]));
+    let ir = decode_request(with_pdf.to_string().as_bytes()).unwrap();
+    let sent: Value = serde_json::from_slice(&encode_request(&ir).unwrap()).unwrap();
+    assert_eq!(sent["messages"][2]["content"][0]["content"], with_pdf["messages"][2]["content"][0]["content"]);
+    let bedrock: Value = serde_json::from_slice(&llm_gateway::llm::bedrock::encode_request(&ir).unwrap()).unwrap();
+    let result = &bedrock["messages"][2]["content"][0]["toolResult"]["content"];
+    assert_eq!(result[0]["document"]["format"], "pdf");
+    assert_eq!(result[1], json!({"text": "page 1"}));
+    let openai: Value = serde_json::from_slice(&llm_gateway::llm::openai_chat::encode_request(&ir).unwrap()).unwrap();
+    assert_eq!(openai["messages"][2]["role"], "tool");
+    assert_eq!(openai["messages"][2]["content"], "page 1");
+    assert_eq!(openai["messages"][3]["content"][0]["type"], "file", "the document follows the tool message");
+    assert!(matches!(
+        llm_gateway::llm::gemini::encode_request(&ir),
+        Err(TranslateError::Unsupported { field, .. }) if field == "messages[2].content[0].content[0]"
+    ));
+
+    let with_search = body(json!([search]));
+    let ir = decode_request(with_search.to_string().as_bytes()).unwrap();
+    let sent: Value = serde_json::from_slice(&encode_request(&ir).unwrap()).unwrap();
+    assert_eq!(sent["messages"][2]["content"][0]["content"], json!([search]));
+    assert!(matches!(
+        llm_gateway::llm::bedrock::encode_request(&ir),
+        Err(TranslateError::Unsupported { field, .. }) if field == "messages.2.content.0.content.0.type"
+    ));
+    let bad = body(json!([{"type": "tool_use", "id": "x", "name": "n", "input": {}}]));
+    assert_eq!(invalid_field(bad), "messages.2.content.0.content.0.type");
 }

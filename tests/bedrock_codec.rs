@@ -105,6 +105,8 @@ fn full_request() -> ChatRequest {
         presence_penalty: None,
         n: Some(1),
         user: Some("user-123".into()),
+        cache: Default::default(),
+        anthropic_only: Default::default(),
     }
 }
 
@@ -507,4 +509,104 @@ fn names_strict_and_detail_for_bedrock() {
     assert!(v["messages"][0]["content"][0]["image"].get("detail").is_none());
     let req = ChatRequest { messages: vec![user(vec![text("x"), png("low")])], ..base };
     assert_eq!(unsupported_field(req), "messages[0].content[1].detail");
+}
+
+/// Cache breakpoints become `cachePoint` blocks (CachePointBlock: `type: default`, `ttl` 5m or
+/// 1h) after what they close, in system, messages and tools, as the Bedrock prompt-caching
+/// guide places them (https://docs.aws.amazon.com/bedrock/latest/userguide/prompt-caching.html).
+#[test]
+fn cache_points_follow_what_they_close() {
+    let hour = CacheControl { ttl: Some("1h".into()) };
+    let five = CacheControl::default();
+    let req = ChatRequest {
+        model: "anthropic.claude-sonnet-4-5-20250929-v1:0".into(),
+        system: vec![Part::CachePoint(five.clone()), text("rules"), Part::CachePoint(hour.clone())],
+        messages: vec![
+            user(vec![text("q1"), Part::CachePoint(five.clone()), Part::CachePoint(five.clone())]),
+            // A breakpoint opening a turn (its block was dropped upstream) closes the turn before.
+            assistant(vec![Part::CachePoint(five.clone()), text("a1")]),
+            user(vec![
+                Part::ToolResult(ToolResult {
+                    call_id: "t1".into(),
+                    name: None,
+                    content: vec![text("out"), Part::CachePoint(five.clone())],
+                    is_error: false,
+                }),
+                text("q2"),
+            ]),
+        ],
+        tools: vec![top_song_tool()],
+        cache: CacheHints { automatic: Some(five.clone()), tools: vec![(0, hour.clone())], ..CacheHints::default() },
+        ..ChatRequest::default()
+    };
+    let body: Value = serde_json::from_slice(&encode_request(&req).unwrap()).unwrap();
+    let point = |ttl: Option<&str>| match ttl {
+        Some(t) => json!({"cachePoint": {"type": "default", "ttl": t}}),
+        None => json!({"cachePoint": {"type": "default"}}),
+    };
+    assert_eq!(body["system"], json!([{"text": "rules"}, point(Some("1h"))]), "nothing to close before the text");
+    assert_eq!(body["toolConfig"]["tools"][1], point(Some("1h")));
+    assert_eq!(body["messages"][0]["content"], json!([{"text": "q1"}, point(None)]), "one point, not two");
+    assert_eq!(body["messages"][1]["content"], json!([{"text": "a1"}]));
+    let last = body["messages"][2]["content"].as_array().unwrap();
+    assert_eq!(last[0]["toolResult"]["content"], json!([{"text": "out"}]), "no cache point inside a tool result");
+    assert_eq!(last[1], point(None), "the tool result's breakpoint follows it");
+    assert_eq!(last[2], json!({"text": "q2"}));
+    assert_eq!(last[3], point(None), "automatic caching: the end of the last message");
+    assert_eq!(last.len(), 4);
+}
+
+/// Documents: `format` from the media type, a `name` Converse accepts (required), text as a
+/// text source; URLs, unknown media types and `context` refused naming the part.
+#[test]
+fn documents_become_document_blocks() {
+    let doc = |source, name: Option<&str>, context: Option<&str>| {
+        Part::Document(Document { source, name: name.map(str::to_string), context: context.map(str::to_string) })
+    };
+    let req = |parts| ChatRequest {
+        model: "anthropic.claude-sonnet-4-5".into(),
+        messages: vec![user(parts)],
+        ..ChatRequest::default()
+    };
+    let pdf = DocumentSource::Base64 { media_type: "application/pdf".into(), data: "JVBERi0=".into() };
+    let body: Value = serde_json::from_slice(
+        &encode_request(&req(vec![
+            doc(pdf.clone(), Some("Q3 report: final.pdf"), None),
+            doc(DocumentSource::Text("plain".into()), None, None),
+            doc(
+                DocumentSource::Base64 { media_type: "text/csv; charset=utf-8".into(), data: "YSxi".into() },
+                Some("***"),
+                None,
+            ),
+            text("summarize"),
+        ]))
+        .unwrap(),
+    )
+    .unwrap();
+    let content = &body["messages"][0]["content"];
+    assert_eq!(
+        content[0],
+        json!({"document": {"format": "pdf", "name": "Q3 report final pdf", "source": {"bytes": "JVBERi0="}}})
+    );
+    assert_eq!(content[1], json!({"document": {"format": "txt", "name": "document 0-1", "source": {"text": "plain"}}}));
+    assert_eq!(content[2]["document"]["format"], "csv");
+    assert_eq!(content[2]["document"]["name"], "document 0-2");
+    let refused = |part| match encode_request(&req(vec![part])).unwrap_err() {
+        TranslateError::Unsupported { field, .. } => field,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(refused(doc(DocumentSource::Url("https://x/a.pdf".into()), None, None)), "messages[0].content[0]");
+    assert_eq!(
+        refused(doc(DocumentSource::Base64 { media_type: "application/zip".into(), data: "UEs=".into() }, None, None)),
+        "messages[0].content[0]"
+    );
+    assert_eq!(refused(doc(pdf.clone(), None, Some("trust it"))), "messages[0].content[0].context");
+    // Converse refuses two documents of one name.
+    let body: Value = serde_json::from_slice(
+        &encode_request(&req(vec![doc(pdf.clone(), Some("a.pdf"), None), doc(pdf, Some("a pdf"), None)])).unwrap(),
+    )
+    .unwrap();
+    let names: Vec<&str> =
+        (0..2).map(|j| body["messages"][0]["content"][j]["document"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a pdf", "a pdf (2)"]);
 }

@@ -556,7 +556,6 @@ fn request_refusals_name_the_field() {
         }
         other => panic!("expected Unsupported {want}, got {other:?}"),
     };
-    unsupported(ChatRequest { n: Some(2), ..base_request() }, "n");
     unsupported(ChatRequest { stop: (0..6).map(|i| i.to_string()).collect(), ..base_request() }, "stop");
     unsupported(
         ChatRequest { tools: vec![weather_tool()], parallel_tool_calls: Some(false), ..base_request() },
@@ -719,4 +718,11 @@ fn names_strict_and_detail_for_gemini() {
     assert!(encode_json(&req)["contents"].as_array().unwrap().iter().all(|c| c.get("name").is_none()));
     let req = ChatRequest { messages: vec![named(Role::User, "a"), named(Role::User, "b")], ..base_request() };
     assert_eq!(unsupported_field(&req), "messages[1].name");
+}
+
+/// OpenAI `n` -> `candidateCount` (GenerationConfig); the candidates come back as choices.
+#[test]
+fn request_n_is_candidate_count() {
+    let req = ChatRequest { n: Some(3), ..base_request() };
+    assert_eq!(encode_json(&req)["generationConfig"]["candidateCount"], json!(3));
 }

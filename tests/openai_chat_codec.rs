@@ -45,6 +45,8 @@ const REQUESTS: &[&str] = &[
     "request_tool_roundtrip",
     "request_names_strict",
     "request_image_detail_low",
+    "request_prompt_cache_key",
+    "request_file_input",
 ];
 
 #[test]
@@ -327,7 +329,6 @@ fn encode_request_unsupported() {
     };
     for (req, field) in [
         (ChatRequest { top_k: Some(3), ..base() }, "top_k"),
-        (ChatRequest { n: Some(2), ..base() }, "n"),
         (ChatRequest { stop: vec!["a".into(); 5], ..base() }, "stop"),
         (ChatRequest { system: vec![Part::Image(ImageSource::Url("u".into()).into())], ..base() }, "system[0]"),
     ] {

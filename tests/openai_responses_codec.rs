@@ -259,6 +259,7 @@ fn a_response_object_with_reasoning_text_and_a_call() {
         stop_reason: Some(StopReason::ToolCalls),
         stop_sequence: None,
         usage: usage(10, 5),
+        more_choices: Vec::new(),
     };
     let v = encoded(&response);
     assert_eq!(v["object"], "response");

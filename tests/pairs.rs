@@ -55,6 +55,13 @@ fn client_requests_encoded_for_every_provider() {
         (ClientDialect::Responses, "openai_responses", "request_image_input.json"),
         (ClientDialect::Responses, "openai_responses", "request_structured_output.json"),
         (ClientDialect::Responses, "openai_responses", "request_tool_roundtrip.json"),
+        (ClientDialect::Anthropic, "anthropic", "request_prompt_caching.json"),
+        (ClientDialect::Anthropic, "anthropic", "request_automatic_caching.json"),
+        (ClientDialect::OpenAi, "openai", "request_prompt_cache_key.json"),
+        (ClientDialect::OpenAi, "openai", "request_file_input.json"),
+        (ClientDialect::Anthropic, "anthropic", "request_document_pdf.json"),
+        (ClientDialect::Anthropic, "anthropic", "request_document_text_url.json"),
+        (ClientDialect::Anthropic, "anthropic", "request_server_tools.json"),
     ];
     for (client, dir, file) in requests {
         let body = std::fs::read(fixtures().join(dir).join(file)).unwrap();
@@ -76,6 +83,8 @@ fn provider_responses_encoded_for_every_client() {
     let responses = [
         (ProviderDialect::OpenAi, "openai", "chat_completion_tool_calls.json"),
         (ProviderDialect::OpenAi, "openai", "deepseek_reasoner_completion.json"),
+        (ProviderDialect::OpenAi, "openai", "chat_completion_n2.json"),
+        (ProviderDialect::Gemini, "gemini", "generate_content_candidates.json"),
         (ProviderDialect::Anthropic, "anthropic", "response_thinking_tool_use.json"),
         (ProviderDialect::Gemini, "gemini", "generate_content_thinking.json"),
         (ProviderDialect::Bedrock, "bedrock", "converse_reasoning_cache.json"),
@@ -121,6 +130,8 @@ fn provider_streams_translated_for_every_client() {
         (ProviderDialect::OpenAi, "openai", "chat_stream_parallel_tool_calls.sse"),
         (ProviderDialect::OpenAi, "openai", "deepseek_reasoner_stream.sse"),
         (ProviderDialect::OpenAi, "openai", "chat_stream_error.sse"),
+        (ProviderDialect::OpenAi, "openai", "chat_stream_n2.sse"),
+        (ProviderDialect::Gemini, "gemini", "stream_candidates.sse"),
         (ProviderDialect::Anthropic, "anthropic", "stream_tool_use.sse"),
         (ProviderDialect::Anthropic, "anthropic", "stream_thinking.sse"),
         (ProviderDialect::Anthropic, "anthropic", "stream_truncated.sse"),

@@ -1508,3 +1508,177 @@ fn obfuscated_guard_workload() {
         ]
     );
 }
+
+// ---------------------------------------------------------------- prompt-cache breakpoints
+
+/// Blocks of an encoded request in prompt order (tools, system, then each message's blocks
+/// behind a role marker), without their cache marks, and the positions of the breakpoints
+/// (Anthropic `cache_control` on a block, Bedrock `cachePoint` blocks): the cached prefix of a
+/// breakpoint at `n` is `blocks[..n]`.
+fn prompt_prefixes(provider: llm_gateway::llm::ir::ProviderDialect, body: &[u8]) -> (Vec<Value>, Vec<usize>) {
+    let v: Value = serde_json::from_slice(body).unwrap();
+    let (mut blocks, mut points) = (Vec::new(), Vec::new());
+    let push = |b: &Value, blocks: &mut Vec<Value>, points: &mut Vec<usize>| {
+        if b.get("cachePoint").is_some() {
+            points.push(blocks.len());
+            return;
+        }
+        let mut b = b.clone();
+        if b.as_object_mut().unwrap().remove("cache_control").is_some() {
+            blocks.push(b);
+            points.push(blocks.len());
+        } else {
+            blocks.push(b);
+        }
+    };
+    let tools = match provider {
+        llm_gateway::llm::ir::ProviderDialect::Bedrock => v["toolConfig"]["tools"].clone(),
+        _ => v["tools"].clone(),
+    };
+    for t in tools.as_array().into_iter().flatten() {
+        push(t, &mut blocks, &mut points);
+    }
+    for b in v["system"].as_array().into_iter().flatten() {
+        push(b, &mut blocks, &mut points);
+    }
+    for m in v["messages"].as_array().unwrap() {
+        blocks.push(json!({"role": m["role"]}));
+        for b in m["content"].as_array().unwrap() {
+            push(b, &mut blocks, &mut points);
+        }
+    }
+    (blocks, points)
+}
+
+/// Claude Code's caching pattern: breakpoints on the system prompt and on the newest user
+/// block, which move forward every turn. Decorators and a template add text before and after
+/// the client's prompt; every breakpoint of turn 1 must still close a prefix that turn 2
+/// starts with, else turn 2 reads nothing from the cache (and pays for a new write).
+#[test]
+fn decorators_and_templates_keep_cache_breakpoints_on_their_prefix() {
+    use llm_gateway::llm::{anthropic, dialect, ir::ProviderDialect};
+    let mut config = decorators_config();
+    config["templates"] = templates_config()["templates"].clone();
+    let prompts = load(config);
+    let turn1 = json!({
+        "model": "claude", "max_tokens": 100,
+        "tools": [{"name": "Read", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        "system": [{"type": "text", "text": "client system", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "q1", "cache_control": {"type": "ephemeral"}}]}]
+    });
+    let mut turn2 = turn1.clone();
+    turn2["messages"][0]["content"][0].as_object_mut().unwrap().remove("cache_control");
+    turn2["messages"].as_array_mut().unwrap().extend([
+        json!({"role": "assistant", "content": "a1"}),
+        json!({"role": "user", "content": [{"type": "text", "text": "q2", "cache_control": {"type": "ephemeral"}}]}),
+    ]);
+    let ctx = Context { path: "/v1/messages", consumer: Some("team-a"), model: "claude" };
+    let sel = selection("summarize", Some("1"), json!({"text": "T"}));
+    for selection in [None, Some(&sel)] {
+        for (provider, model) in [
+            (ProviderDialect::Anthropic, "claude-sonnet-4-5"),
+            (ProviderDialect::Bedrock, "anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ] {
+            let encode = |body: &Value| {
+                let mut req = anthropic::decode_request(body.to_string().as_bytes()).unwrap();
+                prompts.prepare(&mut req, selection, &ctx, 0).unwrap();
+                req.model = model.to_string();
+                prompt_prefixes(provider, &dialect::encode_request(provider, &req).unwrap())
+            };
+            let ((blocks1, points1), (blocks2, points2)) = (encode(&turn1), encode(&turn2));
+            assert_eq!(points1.len(), 3, "{provider:?}: tool, system and message breakpoints all sent");
+            assert_eq!(points2.len(), 3, "{provider:?}");
+            // Each breakpoint still closes the client's own block, not a decorator's.
+            let closes = |blocks: &[Value], at: usize| blocks[at - 1].to_string();
+            assert!(closes(&blocks1, points1[0]).contains("Read"), "{provider:?}");
+            assert!(closes(&blocks1, points1[1]).contains("client system"), "{provider:?}");
+            assert!(closes(&blocks1, points1[2]).contains("q1"), "{provider:?}");
+            assert!(closes(&blocks2, points2[2]).contains("q2"), "{provider:?}");
+            assert!(blocks1.iter().any(|b| b.to_string().contains("USER-POST")), "decorated: {blocks1:?}");
+            for &n in &points1 {
+                assert_eq!(
+                    blocks1[..n],
+                    blocks2[..n],
+                    "{provider:?} {selection:?}: turn 2 starts with turn 1's prefix"
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- documents
+
+fn document(source: llm_gateway::llm::ir::DocumentSource) -> Part {
+    Part::Document(llm_gateway::llm::ir::Document { source, name: None, context: None })
+}
+
+/// A text document is prompt text like any other: deny rules see it (plain, or base64 `text/*`
+/// bytes from an OpenAI `file` part, decoded), and so do its title and context. PDF bytes
+/// cannot be read, like images.
+#[test]
+fn guards_and_masks_read_text_documents() {
+    use base64::Engine;
+    use llm_gateway::llm::ir::{Document, DocumentSource};
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let prompts = load(guards_config());
+    let bad = "my password: hunter2";
+    let docs = [
+        document(DocumentSource::Text(bad.into())),
+        document(DocumentSource::Base64 { media_type: "text/plain".into(), data: b64(bad) }),
+        document(DocumentSource::Base64 { media_type: "text/csv".into(), data: "not base64 password: x".into() }),
+        Part::Document(Document {
+            source: DocumentSource::Url("https://x/a.pdf".into()),
+            name: Some(bad.into()),
+            context: None,
+        }),
+        Part::Document(Document { source: DocumentSource::Text("ok".into()), name: None, context: Some(bad.into()) }),
+    ];
+    for doc in docs {
+        let req = ChatRequest { messages: vec![user(vec![doc.clone(), text("summarize")])], ..Default::default() };
+        assert_eq!(violation(&prompts, &req).as_deref(), Some("secrets"), "{doc:?}");
+    }
+    let pdf = document(DocumentSource::Base64 { media_type: "application/pdf".into(), data: b64(bad) });
+    let req = ChatRequest { messages: vec![user(vec![pdf, text("summarize")])], ..Default::default() };
+    assert_eq!(violation(&prompts, &req), None, "PDF bytes are not read");
+
+    let prompts = load(mask_config());
+    let mut req = ChatRequest {
+        messages: vec![user(vec![
+            document(DocumentSource::Text("mail bob@example.com".into())),
+            document(DocumentSource::Base64 { media_type: "text/plain".into(), data: b64("mail bob@example.com") }),
+        ])],
+        ..Default::default()
+    };
+    prompts.guards().mask(&mut req);
+    let Part::Document(Document { source: DocumentSource::Text(t), .. }) = &req.messages[0].content[0] else {
+        panic!()
+    };
+    assert!(!t.contains("bob@example.com"), "{t}");
+    let Part::Document(Document { source: DocumentSource::Base64 { data, .. }, .. }) = &req.messages[0].content[1]
+    else {
+        panic!()
+    };
+    let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data).unwrap()).unwrap();
+    assert!(!decoded.contains("bob@example.com") && decoded.starts_with("mail "), "{decoded}");
+}
+
+/// Anthropic-only blocks carried as sent (search results, server-tool results) are prompt text
+/// for guards and masks like any other.
+#[test]
+fn guards_and_masks_read_anthropic_only_blocks() {
+    let block = |text: &str| {
+        Part::AnthropicBlock(json!({"type": "search_result", "source": "https://x", "title": "t",
+            "content": [{"type": "text", "text": text}]}))
+    };
+    let prompts = load(guards_config());
+    let req =
+        ChatRequest { messages: vec![user(vec![block("my password: hunter2"), text("ok")])], ..Default::default() };
+    assert_eq!(violation(&prompts, &req).as_deref(), Some("secrets"));
+    let prompts = load(mask_config());
+    let mut req = ChatRequest { messages: vec![user(vec![block("mail bob@example.com")])], ..Default::default() };
+    prompts.guards().mask(&mut req);
+    let Part::AnthropicBlock(masked) = &req.messages[0].content[0] else { panic!() };
+    let text = masked["content"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with("mail ") && !text.contains("bob@example.com"), "{text}");
+    assert_eq!(masked["type"], "search_result", "the block's shape is kept");
+}

@@ -62,8 +62,10 @@ import threading
 import time
 
 BLOCK_TYPES = ("text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking",
-               "document", "search_result")
-TOP_LEVEL = {"model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream",
+               "document", "search_result", "server_tool_use", "web_search_tool_result",
+               "web_fetch_tool_result", "code_execution_tool_result", "mcp_tool_use",
+               "mcp_tool_result", "container_upload")
+TOP_LEVEL = {"model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "cache_control",
              "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "output_config",
              "service_tier", "container", "mcp_servers", "context_management", "inference_geo"}
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",

@@ -20,7 +20,8 @@ Authentication (checked after ``x-fake-status``), either:
 
 Validation (400 ValidationException, ``{"message": ...}``), like the real API as far as we
 know it: body a JSON object with only known top-level members; ``messages`` a non-empty list;
-roles ``user``/``assistant``, starting with ``user`` and alternating; each message a
+roles ``user``/``assistant``, starting with ``user`` and alternating; documents with a known
+format, a valid name and base64 bytes or text; each message a
 non-empty ``content`` list of blocks with exactly one known member; text non-blank; images
 with format png|jpeg|gif|webp and base64 ``source.bytes``; ``toolUse`` only in assistant
 turns (toolUseId, name, object input); ``toolResult`` only in user turns, its id matching an
@@ -39,6 +40,13 @@ Deterministic content (same conventions as the OpenAI fake):
   outputTokens  = words in the reply (tool call: words in the query + 1).
   totalTokens   = inputTokens + outputTokens + cacheRead + cacheWrite.
   x-fake-cache-read: N / x-fake-cache-write: M -> cacheReadInputTokens / cacheWriteInputTokens.
+  Without those headers, ``cachePoint`` blocks (toolConfig.tools, system, messages; shape
+  ``{"type": "default", "ttl"?: "5m"|"1h"}``) work like Bedrock's prompt cache, minus the
+  minimum prefix length: the prefix before each point (tools, system, messages in that order)
+  is remembered per model; a request reads the longest remembered prefix it starts with, ending
+  at any block boundary up to its last point (Bedrock and Anthropic look back for hits before a
+  breakpoint), cacheReadInputTokens = its tokens, and writes the rest up to its last point
+  (cacheWriteInputTokens). Tokens of a prefix: its words plus 2 per message begun.
 
 Streaming: messageStart, (text) one contentBlockDelta per word piece (they concatenate to the
 reply) or (tool) contentBlockStart + two input fragments, contentBlockStop, messageStop,
@@ -238,6 +246,84 @@ def check_auth(h, path: str, query: str, raw: bytes):
 # ----------------------------------------------------------------------------- validation
 
 
+_prompt_cache: dict[str, int] = {}
+
+
+DOCUMENT_FORMATS = ("pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md")
+DOCUMENT_NAME = re.compile(r"[A-Za-z0-9()\[\]-]+( [A-Za-z0-9()\[\]-]+)*")
+
+
+def _check_document(doc, where: str):
+    """DocumentBlock: format, a name of letters, digits, single spaces, hyphens, parentheses and
+    square brackets (1-200), a source of base64 bytes or text."""
+    if not isinstance(doc, dict) or doc.get("format") not in DOCUMENT_FORMATS:
+        raise invalid(f"{where}.document.format must be one of {', '.join(DOCUMENT_FORMATS)}.")
+    name = doc.get("name")
+    if not isinstance(name, str) or len(name) > 200 or not DOCUMENT_NAME.fullmatch(name):
+        raise invalid(f"{where}.document.name is missing or has characters a document name cannot have.")
+    src = doc.get("source")
+    if not isinstance(src, dict) or len(src) != 1 or next(iter(src)) not in ("bytes", "text", "s3Location"):
+        raise invalid(f"{where}.document.source must hold exactly one of bytes, text, s3Location.")
+    if "bytes" in src:
+        try:
+            base64.b64decode(src["bytes"], validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise invalid(f"{where}.document.source.bytes is not valid base64.")
+
+
+def _check_cache_point(value, where: str):
+    if not isinstance(value, dict) or value.get("type") != "default" or set(value) - {"type", "ttl"}:
+        raise invalid(f"{where}.cachePoint must be {{\"type\": \"default\"}} with an optional ttl.")
+    if "ttl" in value and value["ttl"] not in ("5m", "1h"):
+        raise invalid(f"{where}.cachePoint.ttl must be 5m or 1h.")
+
+
+def _cache_points(model_id: str, body: dict) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """(key of the prefix, its tokens) at every cachePoint and at every block boundary, in
+    prompt order."""
+    points, boundaries, prefix, tokens = [], [], [], 0
+
+    def key() -> str:
+        return hashlib.sha256(json.dumps([model_id, prefix], sort_keys=True).encode()).hexdigest()
+
+    def visit(item):
+        nonlocal tokens
+        if isinstance(item, dict) and "cachePoint" in item:
+            points.append((key(), tokens))
+            return
+        boundaries.append((key(), tokens))
+        prefix.append(item)
+        if isinstance(item, dict) and isinstance(item.get("text"), str):
+            tokens += _words(item["text"])
+
+    for tool in (body.get("toolConfig") or {}).get("tools", []):
+        visit(tool)
+    for block in body.get("system", []):
+        visit(block)
+    for m in body["messages"]:
+        boundaries.append((key(), tokens))
+        prefix.append({"role": m["role"]})
+        tokens += 2
+        for block in m["content"]:
+            visit(block)
+    boundaries.append((key(), tokens))
+    return points, boundaries
+
+
+def _cache_usage(model_id: str, body: dict) -> tuple[int, int]:
+    """(read, write) of the fake prompt cache for this request; remembers its prefixes."""
+    points, boundaries = _cache_points(model_id, body)
+    if not points:
+        return 0, 0
+    last = points[-1][1]
+    read = max((tokens for key, tokens in boundaries + points if key in _prompt_cache and tokens <= last),
+               default=0)
+    write = max(points[-1][1] - read, 0)
+    for key, tokens in points:
+        _prompt_cache[key] = tokens
+    return read, write
+
+
 def _text_of(message: dict) -> str:
     return " ".join(b["text"] for b in message.get("content", [])
                     if isinstance(b, dict) and isinstance(b.get("text"), str))
@@ -293,6 +379,10 @@ def validate(body) -> None:
                               f"{where} is blank. Add text to the text field, and try again.")
             if kind == "image":
                 _check_image(value, where)
+            if kind == "cachePoint":
+                _check_cache_point(value, where)
+            if kind == "document":
+                _check_document(value, where)
             if kind == "toolUse":
                 has_tool_blocks = True
                 if m["role"] != "assistant":
@@ -325,6 +415,9 @@ def validate(body) -> None:
             not isinstance(b, dict) or len(b) != 1 or next(iter(b)) not in ("text", "cachePoint", "guardContent")
             for b in system):
         raise invalid("system must be a list of text, cachePoint or guardContent blocks.")
+    for k, b in enumerate(system):
+        if "cachePoint" in b:
+            _check_cache_point(b["cachePoint"], f"system.{k}")
     inference = body.get("inferenceConfig", {})
     if not isinstance(inference, dict):
         raise invalid("inferenceConfig must be an object.")
@@ -344,6 +437,9 @@ def validate(body) -> None:
             raise invalid("toolConfig.tools must be a non-empty list.")
         names = []
         for k, t in enumerate(tools):
+            if isinstance(t, dict) and list(t) == ["cachePoint"]:
+                _check_cache_point(t["cachePoint"], f"toolConfig.tools.{k}")
+                continue
             spec = t.get("toolSpec") if isinstance(t, dict) else None
             if not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
                     and re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", spec["name"])
@@ -368,12 +464,14 @@ def route(method: str, path: str):
     return None
 
 
-def _usage(body: dict, output_tokens: int, h) -> dict:
+def _usage(body: dict, output_tokens: int, h, model_id: str) -> dict:
     messages = body["messages"]
     total_in = sum(_words(_text_of(m)) for m in messages) + 2 * len(messages)
     total_in += sum(_words(b.get("text", "")) for b in body.get("system", []) if isinstance(b, dict))
     read = max(h.int_header("x-fake-cache-read") or 0, 0)
     write = max(h.int_header("x-fake-cache-write") or 0, 0)
+    if h.int_header("x-fake-cache-read") is None and h.int_header("x-fake-cache-write") is None:
+        read, write = _cache_usage(model_id, body)
     fresh = max(total_in - read - write, 0)
     usage = {"inputTokens": fresh, "outputTokens": output_tokens,
              "totalTokens": fresh + output_tokens + read + write}
@@ -416,7 +514,7 @@ def converse(h, path: str, query: str, raw: bytes):
         reply = (" ".join(f"w{i}" for i in range(1, max(fake_words, 0) + 1))
                  if fake_words is not None else "echo: " + last_user)
         output_tokens = _words(reply)
-    usage = _usage(body, output_tokens, h)
+    usage = _usage(body, output_tokens, h, model_id)
     stop = "tool_use" if tool else "end_turn"
 
     if not stream:

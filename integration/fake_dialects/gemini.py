@@ -40,6 +40,10 @@ Deterministic content (mirrors the OpenAI fake):
   promptTokenCount = words in the text of all contents and the systemInstruction
                      + 2 * number of contents (+ 2 with a systemInstruction)
   candidatesTokenCount = words in the reply
+  candidateCount N > 1 -> N candidates (``index`` 0..N-1): candidate k answers the reply,
+                   followed by " alt<k>" for k > 0; streamed chunk j holds the j-th piece of
+                   each candidate; candidatesTokenCount counts all of them.
+  cachedContentTokenCount = ``x-fake-cache-read: N`` (at most promptTokenCount; a part of it)
   thinking         with ``generationConfig.thinkingConfig.includeThoughts: true`` a first part
                    ``{"text": "thinking about: <last user text>", "thought": true}`` is
                    added and ``thoughtsTokenCount`` = its word count (added to the total).
@@ -340,6 +344,8 @@ def respond(h, model: str, body: dict) -> list[dict]:
     thinking = (_get(gc, "thinkingConfig") or {})
     include_thoughts = _get(thinking, "includeThoughts") is True
     response_id = f"gemfake{next(_ids)}"
+    cached = h.int_header("x-fake-cache-read")
+    cached = None if cached is None else min(max(cached, 0), prompt)
 
     def chunk(parts, candidates_tokens, thoughts=0, finish=False):
         usage = {"promptTokenCount": prompt, "candidatesTokenCount": candidates_tokens,
@@ -347,6 +353,8 @@ def respond(h, model: str, body: dict) -> list[dict]:
                  "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}
         if thoughts:
             usage["thoughtsTokenCount"] = thoughts
+        if cached is not None:
+            usage["cachedContentTokenCount"] = cached
         cand = {"content": {"parts": parts, "role": "model"}, "index": 0}
         if finish:
             cand["finishReason"] = "STOP"
@@ -368,6 +376,9 @@ def respond(h, model: str, body: dict) -> list[dict]:
     fake_words = h.int_header("x-fake-words")
     reply = (" ".join(f"w{i}" for i in range(1, max(fake_words, 0) + 1))
              if fake_words is not None else "echo: " + last_user)
+    count = _get(gc, "candidateCount") or 1
+    if count > 1:
+        return several_candidates(chunk, [reply] + [f"{reply} alt{k}" for k in range(1, count)])
     pieces = stream_pieces(reply)
     so_far = ""
     for i, piece in enumerate(pieces):
@@ -377,18 +388,38 @@ def respond(h, model: str, body: dict) -> list[dict]:
     return chunks
 
 
+def several_candidates(chunk, replies: list[str]) -> list[dict]:
+    """``candidateCount`` > 1: candidate k answers replies[k]; chunk j holds the j-th piece of
+    every candidate that has one (with its ``index``, finishReason on its last piece);
+    candidatesTokenCount counts all candidates."""
+    pieces = [stream_pieces(r) for r in replies]
+    chunks = []
+    for j in range(max(len(p) for p in pieces)):
+        c = chunk([], sum(words("".join(p[:j + 1])) for p in pieces))
+        c["candidates"] = [
+            {"content": {"parts": [{"text": p[j]}], "role": "model"}, "index": k,
+             **({"finishReason": "STOP"} if j == len(p) - 1 else {})}
+            for k, p in enumerate(pieces) if j < len(p)]
+        chunks.append(c)
+    return chunks
+
+
 def merge(chunks: list[dict]) -> dict:
-    """The non-streamed response: all parts (adjacent plain texts joined), last usage."""
-    parts: list[dict] = []
+    """The non-streamed response: all parts of each candidate (adjacent plain texts joined),
+    last usage."""
+    by_index: dict[int, list[dict]] = {}
     for c in chunks:
-        for p in c["candidates"][0]["content"]["parts"]:
-            if parts and set(p) == {"text"} and set(parts[-1]) == {"text"}:
-                parts[-1] = {"text": parts[-1]["text"] + p["text"]}
-            else:
-                parts.append(dict(p))
+        for cand in c["candidates"]:
+            parts = by_index.setdefault(cand.get("index", 0), [])
+            for p in cand["content"]["parts"]:
+                if parts and set(p) == {"text"} and set(parts[-1]) == {"text"}:
+                    parts[-1] = {"text": parts[-1]["text"] + p["text"]}
+                else:
+                    parts.append(dict(p))
     last = chunks[-1]
-    cand = {"content": {"parts": parts, "role": "model"}, "finishReason": "STOP", "index": 0}
-    return {"candidates": [cand], "usageMetadata": last["usageMetadata"],
+    cands = [{"content": {"parts": parts, "role": "model"}, "finishReason": "STOP", "index": i}
+             for i, parts in sorted(by_index.items())]
+    return {"candidates": cands, "usageMetadata": last["usageMetadata"],
             "modelVersion": last["modelVersion"], "responseId": last["responseId"]}
 
 

@@ -8,7 +8,9 @@
 //!   `TranslateError::Unsupported` naming the field and the provider (-> 400). The few
 //!   deliberate drops (hints the target already satisfies or cannot use: image `detail`
 //!   `auto`/`high`, one participant name per role, opaque reasoning data for clients without
-//!   a field for it) are documented on the field and in the README's provider matrix.
+//!   a field for it, cache breakpoints for providers that cache by themselves, OpenAI's
+//!   `prompt_cache_key` for the others, a document's name for Gemini, Anthropic serving
+//!   metadata for the others) are documented on the field and in the README's provider matrix.
 //! - Provider payloads are read tolerantly (unknown fields ignored); only what the IR
 //!   carries is translated.
 //! - Tool-call arguments stay JSON *text* (providers stream them as text fragments).
@@ -61,10 +63,102 @@ pub struct ChatRequest {
     pub seed: Option<i64>,
     pub frequency_penalty: Option<f64>,
     pub presence_penalty: Option<f64>,
-    /// OpenAI `n` (number of choices). Only 1 is translatable to other providers.
+    /// OpenAI `n` (number of choices): sent to OpenAI-dialect providers as `n` and to Gemini as
+    /// `candidateCount`; Anthropic and Bedrock refuse more than 1.
     pub n: Option<u64>,
     /// End-user id (OpenAI `user`, Anthropic `metadata.user_id`).
     pub user: Option<String>,
+    /// Prompt-caching hints that are not a place in the content (those are
+    /// [`Part::CachePoint`]): see [`CacheHints`].
+    pub cache: CacheHints,
+    /// What only Anthropic's Messages API has, kept as the client sent it: see [`AnthropicOnly`].
+    pub anthropic_only: AnthropicOnly,
+}
+
+/// Anthropic-only request members (server tools such as web search, `mcp_servers`,
+/// `container`...), kept as the client sent them. The Anthropic encoder sends them back, and
+/// Anthropic answers them itself (the answer then passes through to the Anthropic client);
+/// every other encoder refuses them with [`ChatRequest::check_anthropic_only`]. Their
+/// content blocks in the history are [`Part::AnthropicBlock`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AnthropicOnly {
+    /// Top-level members: `mcp_servers` and `container` (refused elsewhere), and the serving
+    /// metadata other providers ignore (`service_tier`, `context_management`,
+    /// `inference_geo`, `speed`, `diagnostics`).
+    pub members: Vec<(String, Value)>,
+    /// Server and Anthropic-defined tools (`tools[i].type` other than `custom`), with their
+    /// index in the client's `tools` list.
+    pub tools: Vec<(usize, Value)>,
+}
+
+/// Top-level Anthropic members other providers cannot do without (they change what the model
+/// can do), as opposed to serving metadata they ignore.
+pub const ANTHROPIC_ONLY_REFUSED: &[&str] = &["mcp_servers", "container"];
+
+impl ChatRequest {
+    /// `Unsupported` naming, in the Anthropic client's own paths, the first Anthropic-only
+    /// feature of the request, for a provider that does not speak Anthropic's dialect.
+    pub fn check_anthropic_only(&self, provider: &'static str) -> Result<(), TranslateError> {
+        let refuse = |field: String, what: &str| {
+            Err(TranslateError::Unsupported {
+                field,
+                provider,
+                detail: format!(
+                    "{what} only exists in Anthropic's Messages API; route this request to an Anthropic model"
+                ),
+            })
+        };
+        if let Some((name, _)) =
+            self.anthropic_only.members.iter().find(|(n, _)| ANTHROPIC_ONLY_REFUSED.contains(&n.as_str()))
+        {
+            return refuse(name.clone(), &format!("`{name}`"));
+        }
+        if let Some((i, tool)) = self.anthropic_only.tools.first() {
+            let kind = tool.get("type").and_then(Value::as_str).unwrap_or_default();
+            return refuse(format!("tools.{i}.type"), &format!("the server tool `{kind}`"));
+        }
+        for (i, m) in self.messages.iter().enumerate() {
+            for (j, p) in m.content.iter().enumerate() {
+                let nested = match p {
+                    Part::ToolResult(r) => r.content.iter().enumerate().map(|(k, q)| (Some(k), q)).collect(),
+                    _ => vec![(None, p)],
+                };
+                for (k, q) in nested {
+                    if let Part::AnthropicBlock(block) = q {
+                        let kind = block.get("type").and_then(Value::as_str).unwrap_or_default();
+                        let at = k.map_or_else(String::new, |k| format!(".content.{k}"));
+                        return refuse(format!("messages.{i}.content.{j}{at}.type"), &format!("a `{kind}` block"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prompt caching, as the client asked for it. Breakpoints inside `system` and message content
+/// are [`Part::CachePoint`] parts right after the part they close, so whatever the prompt layer
+/// adds before or after them (templates, decorators) leaves them on the prefix they were on.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CacheHints {
+    /// Anthropic's top-level `cache_control` (automatic caching: the provider puts the
+    /// breakpoint on the last cacheable block).
+    pub automatic: Option<CacheControl>,
+    /// Breakpoints after tool definitions: (index in `ChatRequest::tools`, control), from
+    /// Anthropic `tools[i].cache_control`.
+    pub tools: Vec<(usize, CacheControl)>,
+    /// OpenAI `prompt_cache_key` (a routing hint for OpenAI's automatic cache).
+    pub key: Option<String>,
+    /// OpenAI `prompt_cache_retention` (`in_memory`, `24h`).
+    pub retention: Option<String>,
+}
+
+/// One cache breakpoint: the prefix up to it may be cached (Anthropic `cache_control`
+/// `{type: "ephemeral", ttl}`, Bedrock `cachePoint {type: "default", ttl}`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CacheControl {
+    /// `5m` or `1h`; `None` is the provider's default (5 minutes on both).
+    pub ttl: Option<String>,
 }
 
 impl ChatRequest {
@@ -141,6 +235,17 @@ pub enum Part {
     RedactedThinking {
         data: String,
     },
+    /// A document input (PDF or text) in a user message: Anthropic `document` blocks, OpenAI
+    /// `file` content parts, Gemini `inlineData`, Bedrock `document` blocks.
+    Document(Document),
+    /// An Anthropic-only content block (server tool use and results, MCP tool use and results,
+    /// search results, container uploads), as the client sent it (without its
+    /// `cache_control`, which is a [`Part::CachePoint`] after it). See [`AnthropicOnly`].
+    AnthropicBlock(Value),
+    /// A prompt-cache breakpoint closing the part before it (Anthropic `cache_control` on that
+    /// block, Bedrock a `cachePoint` block after it). Providers that cache automatically
+    /// (OpenAI, Gemini) skip it; see the README's provider matrix.
+    CachePoint(CacheControl),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -182,6 +287,41 @@ impl Image {
 pub enum ImageSource {
     Url(String),
     Base64 { media_type: String, data: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub source: DocumentSource,
+    /// Anthropic `title`, OpenAI `file.filename`, Bedrock `name`.
+    pub name: Option<String>,
+    /// Anthropic `context` (text about the document the model reads but cannot cite); only
+    /// Anthropic has the field, other encoders refuse it.
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DocumentSource {
+    /// Bytes: `application/pdf`, or another media type where the provider takes it
+    /// (`text/plain`, `text/csv`, Office formats...).
+    Base64 { media_type: String, data: String },
+    /// Plain text (Anthropic's `text` document source).
+    Text(String),
+    /// A document by URL (Anthropic's `url` source, PDFs).
+    Url(String),
+}
+
+impl Document {
+    /// `TranslateError::Unsupported` for a `context` the provider has no field for.
+    pub fn check_context(&self, field: &str, provider: &'static str) -> Result<(), TranslateError> {
+        match self.context {
+            None => Ok(()),
+            Some(_) => Err(TranslateError::Unsupported {
+                field: format!("{field}.context"),
+                provider,
+                detail: "documents have no separate context there; put the context in a text block".into(),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -266,12 +406,30 @@ pub struct ChatResponse {
     /// The stop sequence that ended generation, when the provider says.
     pub stop_sequence: Option<String>,
     pub usage: Usage,
+    /// The choices after the first (OpenAI `n`, Gemini `candidateCount`), in order; the first
+    /// is `content` / `stop_reason` above. `usage` covers all of them.
+    pub more_choices: Vec<Choice>,
+}
+
+/// One further choice of a response with several.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Choice {
+    pub content: Vec<Part>,
+    pub stop_reason: Option<StopReason>,
+    pub stop_sequence: Option<String>,
 }
 
 /// One step of a streamed response, provider-neutral. Block indexes are the IR's own,
 /// counted from 0 in order of first appearance (encoders map them to their dialect).
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
+    /// The events that follow belong to choice `index` (0 until this comes). Decoders emit it
+    /// only for responses with several choices (OpenAI `n`, Gemini `candidateCount`); each
+    /// choice has its own `Stop` and counts its tool calls from 0. Only OpenAI clients can ask
+    /// for several choices.
+    Choice {
+        index: u32,
+    },
     /// The response began (id and model as the provider reports them).
     Start {
         id: String,

@@ -15,6 +15,10 @@ struct WireUsage {
     prompt_tokens_details: Option<PromptDetails>,
     #[serde(default)]
     completion_tokens_details: Option<CompletionDetails>,
+    /// DeepSeek's own name for cached input (it sends `prompt_tokens_details` too, but only
+    /// since 2025; older deployments and some proxies of it send only this).
+    #[serde(default)]
+    prompt_cache_hit_tokens: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -38,7 +42,7 @@ pub fn parse_usage_object(raw: &[u8]) -> Option<Usage> {
     Some(Usage {
         input: wire.prompt_tokens,
         output: wire.completion_tokens,
-        cached_input: wire.prompt_tokens_details.and_then(|d| d.cached_tokens),
+        cached_input: wire.prompt_tokens_details.and_then(|d| d.cached_tokens).or(wire.prompt_cache_hit_tokens),
         cache_write: None,
         reasoning: wire.completion_tokens_details.and_then(|d| d.reasoning_tokens),
         source: UsageSource::Reported,
@@ -142,4 +146,22 @@ pub fn error_body(message: &str, kind: &str, param: Option<&str>, code: Option<&
     })
     .to_string()
     .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_input_from_openai_and_deepseek_names() {
+        let openai =
+            br#"{"prompt_tokens":2006,"completion_tokens":300,"prompt_tokens_details":{"cached_tokens":1920}}"#;
+        assert_eq!(parse_usage_object(openai).and_then(|u| u.cached_input), Some(1920));
+        // DeepSeek's context-caching guide: prompt_cache_hit_tokens + prompt_cache_miss_tokens.
+        let deepseek =
+            br#"{"prompt_tokens":6,"completion_tokens":12,"prompt_cache_hit_tokens":4,"prompt_cache_miss_tokens":2}"#;
+        assert_eq!(parse_usage_object(deepseek).and_then(|u| u.cached_input), Some(4));
+        let both = br#"{"prompt_tokens":6,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":0},"prompt_cache_hit_tokens":0}"#;
+        assert_eq!(parse_usage_object(both).and_then(|u| u.cached_input), Some(0));
+    }
 }

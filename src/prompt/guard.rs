@@ -23,7 +23,8 @@
 use super::error::GuardViolation;
 use super::fold::{fold, to_original};
 use crate::config::ConfigError;
-use crate::llm::ir::{ChatRequest, Part};
+use crate::llm::ir::{ChatRequest, DocumentSource, Part};
+use base64::Engine;
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -337,7 +338,27 @@ impl Guards {
                     self.mask_part(inner, counts);
                 }
             }
-            Part::Image(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
+            // The text a model reads of a document: its plain text (base64 `text/*` bytes
+            // decoded, masked and encoded again), title and context. PDF bytes cannot be
+            // inspected, like images.
+            Part::Document(doc) => {
+                match &mut doc.source {
+                    DocumentSource::Text(text) => self.mask_text(text, counts),
+                    DocumentSource::Base64 { media_type, data } if media_type.starts_with("text/") => {
+                        if let Some(mut text) = decoded_text(data) {
+                            self.mask_text(&mut text, counts);
+                            *data = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+                        }
+                    }
+                    _ => {}
+                }
+                for text in [&mut doc.name, &mut doc.context].into_iter().flatten() {
+                    self.mask_text(text, counts);
+                }
+            }
+            // Search results and server-tool results are prompt text too.
+            Part::AnthropicBlock(block) => self.mask_value(block, counts),
+            Part::Image(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } | Part::CachePoint(_) => {}
         }
     }
 
@@ -515,6 +536,12 @@ pub(crate) fn collect_texts<'a>(req: &'a ChatRequest, out: &mut Vec<Cow<'a, str>
     }
 }
 
+/// The UTF-8 text of base64 document bytes, if they are that.
+fn decoded_text(data: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(data.trim()).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
 fn collect_part<'a>(part: &'a Part, out: &mut Vec<Cow<'a, str>>) {
     match part {
         Part::Text(text) => out.push(Cow::Borrowed(text)),
@@ -523,7 +550,19 @@ fn collect_part<'a>(part: &'a Part, out: &mut Vec<Cow<'a, str>>) {
             Err(_) => out.push(Cow::Borrowed(&call.arguments)),
         },
         Part::ToolResult(result) => result.content.iter().for_each(|p| collect_part(p, out)),
-        Part::Image(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
+        Part::Document(doc) => {
+            match &doc.source {
+                DocumentSource::Text(text) => out.push(Cow::Borrowed(text)),
+                DocumentSource::Base64 { media_type, data } if media_type.starts_with("text/") => {
+                    // Text a guard cannot read must not pass: undecodable text is checked as is.
+                    out.push(decoded_text(data).map_or(Cow::Borrowed(data.as_str()), Cow::Owned));
+                }
+                _ => {}
+            }
+            out.extend([&doc.name, &doc.context].into_iter().flatten().map(|t| Cow::Borrowed(t.as_str())));
+        }
+        Part::AnthropicBlock(block) => collect_strings(block.clone(), out),
+        Part::Image(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } | Part::CachePoint(_) => {}
     }
 }
 

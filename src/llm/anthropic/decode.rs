@@ -1,20 +1,28 @@
 //! Requests from clients: [`decode_request`] (an Anthropic client's body -> IR).
 //!
 //! Client-side decoding validates like the Messages API does (field paths in its style,
-//! `messages.1.content.0.tool_use_id`). Accepted but **ignored** on decode:
-//! `cache_control` (on blocks, tools and top level), `citations` on text blocks, and the
-//! top-level `service_tier`, `context_management`, `inference_geo`,
-//! `speed` and `diagnostics` (metadata about serving, not about the answer).
-//! Refused as `Unsupported` (valid Anthropic, but the IR cannot carry them): `mcp_servers`,
-//! `container`, server/Anthropic-defined tools (`tools.N.type` other than `custom`),
-//! `document`/`search_result`/server-tool content blocks, `file` image sources.
+//! `messages.1.content.0.tool_use_id`). `cache_control` is carried: on a system or content
+//! block as a [`Part::CachePoint`] after the block's part (one inside a `tool_result`'s
+//! content closes the whole `tool_result`: the nearest point every provider can express);
+//! on `tools[i]` and at the top level in [`ChatRequest::cache`]. Accepted but **ignored** on
+//! decode: `citations` on text blocks.
+//! `document` blocks (base64 PDF, text and URL sources, `title`, `context`) are carried as
+//! `Part::Document`. Anthropic-only features are kept as sent, for an Anthropic provider
+//! (`ChatRequest::anthropic_only`; other encoders refuse them): `mcp_servers`, `container`
+//! and the serving metadata `service_tier`, `context_management`, `inference_geo`, `speed`,
+//! `diagnostics` (which other providers ignore); server and Anthropic-defined tools
+//! (`tools.N.type` other than `custom`); server-tool, MCP, search-result and container-upload
+//! blocks (`Part::AnthropicBlock`).
+//! Refused as `Unsupported` (valid Anthropic, but the IR cannot carry them): `file` image and
+//! document sources, `content` document sources, document `citations` enabled, block types
+//! added to the API after these.
 //! Any other unknown top-level field is `Invalid` ("Extra inputs are not permitted"),
 //! as the real API answers. A tool's `strict` (strict tool use) is carried as `Tool::strict`.
 
 use super::GATEWAY;
 use crate::llm::ir::{
-    ChatRequest, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool, ToolCall, ToolChoice, ToolResult,
-    TranslateError,
+    CacheControl, ChatRequest, Document, DocumentSource, ImageSource, Message, Part, Reasoning, ResponseFormat, Role,
+    Tool, ToolCall, ToolChoice, ToolResult, TranslateError,
 };
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -37,10 +45,26 @@ const KNOWN_FIELDS: &[&str] = &[
     "tool_choice",
     "thinking",
     "output_config",
+    "cache_control",
 ];
-const IGNORED_FIELDS: &[&str] =
-    &["service_tier", "context_management", "inference_geo", "speed", "diagnostics", "cache_control"];
-const UNSUPPORTED_FIELDS: &[&str] = &["mcp_servers", "container"];
+/// Anthropic-only top-level members, carried in `ChatRequest::anthropic_only`.
+const ANTHROPIC_ONLY_FIELDS: &[&str] =
+    &["mcp_servers", "container", "service_tier", "context_management", "inference_geo", "speed", "diagnostics"];
+/// Content blocks of Anthropic's server tools, MCP connector, search results and container
+/// uploads, carried as `Part::AnthropicBlock`.
+const ANTHROPIC_ONLY_BLOCKS: &[&str] = &[
+    "server_tool_use",
+    "web_search_tool_result",
+    "web_fetch_tool_result",
+    "code_execution_tool_result",
+    "bash_code_execution_tool_result",
+    "text_editor_code_execution_tool_result",
+    "tool_search_tool_result",
+    "mcp_tool_use",
+    "mcp_tool_result",
+    "search_result",
+    "container_upload",
+];
 const IMAGE_MEDIA_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
 
 pub(super) fn invalid(field: impl Into<String>, message: impl Into<String>) -> TranslateError {
@@ -118,12 +142,16 @@ fn opt_f64_in(obj: &Obj, key: &str, lo: f64, hi: f64) -> R<Option<f64>> {
 pub fn decode_request(body: &[u8]) -> R<ChatRequest> {
     let root: Value = serde_json::from_slice(body).map_err(|e| invalid("body", format!("invalid JSON: {e}")))?;
     let obj = as_obj(&root, "body")?;
-    for key in obj.keys() {
+    let mut anthropic_only = Vec::new();
+    for (key, value) in obj {
         let k = key.as_str();
-        if UNSUPPORTED_FIELDS.contains(&k) {
-            return Err(not_carried(k, "server-side MCP servers and containers cannot be translated"));
+        if ANTHROPIC_ONLY_FIELDS.contains(&k) {
+            if !value.is_null() {
+                anthropic_only.push((key.clone(), value.clone()));
+            }
+            continue;
         }
-        if !KNOWN_FIELDS.contains(&k) && !IGNORED_FIELDS.contains(&k) {
+        if !KNOWN_FIELDS.contains(&k) {
             return Err(invalid(k, "Extra inputs are not permitted"));
         }
     }
@@ -141,12 +169,14 @@ pub fn decode_request(body: &[u8]) -> R<ChatRequest> {
         top_k: member(obj, "top_k").map(|v| as_u64(v, "top_k")).transpose()?,
         ..ChatRequest::default()
     };
+    req.anthropic_only.members = anthropic_only;
     if let Some(v) = member(obj, "stream") {
         req.stream = v.as_bool().ok_or_else(|| expected("stream", "a valid boolean", v))?;
     }
     if let Some(v) = member(obj, "system") {
         req.system = decode_system(v)?;
     }
+    req.cache.automatic = decode_cache_control(obj, "")?;
     if let Some(v) = member(obj, "stop_sequences") {
         for (i, s) in as_arr(v, "stop_sequences")?.iter().enumerate() {
             req.stop.push(as_str(s, &format!("stop_sequences.{i}"))?.to_string());
@@ -161,7 +191,18 @@ pub fn decode_request(body: &[u8]) -> R<ChatRequest> {
     fill_tool_result_names(&mut req.messages);
     if let Some(v) = member(obj, "tools") {
         for (i, t) in as_arr(v, "tools")?.iter().enumerate() {
-            req.tools.push(decode_tool(t, &format!("tools.{i}"))?);
+            let path = format!("tools.{i}");
+            let tool = as_obj(t, &path)?;
+            if opt_str(tool, "type", &path)?.is_some_and(|kind| kind != "custom") {
+                // A server or Anthropic-defined tool: kept whole, its cache_control included.
+                decode_cache_control(tool, &path)?;
+                req.anthropic_only.tools.push((i, t.clone()));
+                continue;
+            }
+            req.tools.push(decode_tool(t, &path)?);
+            if let Some(control) = decode_cache_control(tool, &path)? {
+                req.cache.tools.push((req.tools.len().saturating_sub(1), control));
+            }
         }
     }
     if let Some(v) = member(obj, "tool_choice") {
@@ -199,6 +240,7 @@ fn decode_system(v: &Value) -> R<Vec<Part>> {
                 }
                 let text = as_str(req_member(block, "text", &path)?, &join(&path, "text"))?;
                 parts.push(Part::Text(text.to_string()));
+                parts.extend(decode_cache_control(block, &path)?.map(Part::CachePoint));
             }
             Ok(parts)
         }
@@ -249,7 +291,14 @@ fn decode_content(v: &Value, path: &str, role: Role) -> R<Vec<Part>> {
     };
     let mut parts = Vec::with_capacity(blocks.len());
     for (j, b) in blocks.iter().enumerate() {
-        parts.push(decode_block(b, &format!("{path}.{j}"), role)?);
+        let block_path = format!("{path}.{j}");
+        let mut part = decode_block(b, &block_path, role)?;
+        let nested = take_nested_cache_point(&mut part);
+        parts.push(part);
+        match (as_obj(b, &block_path).and_then(|block| decode_cache_control(block, &block_path))?, nested) {
+            (Some(control), _) | (None, Some(control)) => parts.push(Part::CachePoint(control)),
+            (None, None) => {}
+        }
     }
     Ok(parts)
 }
@@ -289,12 +338,21 @@ fn decode_block(v: &Value, path: &str, role: Role) -> R<Part> {
                     let mut parts = Vec::with_capacity(items.len());
                     for (k, item) in items.iter().enumerate() {
                         let p = format!("{path}.content.{k}");
+                        let cache = as_obj(item, &p).and_then(|b| decode_cache_control(b, &p))?;
+                        let kind = as_obj(item, &p)?.get("type").and_then(Value::as_str);
+                        let allowed = matches!(kind, Some("text" | "image" | "document" | "search_result"));
                         match decode_block(item, &p, role)? {
-                            part @ (Part::Text(_) | Part::Image(_)) => parts.push(part),
+                            part @ (Part::Text(_) | Part::Image(_) | Part::Document(_) | Part::AnthropicBlock(_))
+                                if allowed =>
+                            {
+                                parts.push(part);
+                                // Hoisted by `take_nested_cache_point` to after the tool result.
+                                parts.extend(cache.map(Part::CachePoint));
+                            }
                             _ => {
                                 return Err(invalid(
                                     join(&p, "type"),
-                                    "tool_result content may only hold text and image blocks",
+                                    "Input tag does not match any of the expected tags: 'text', 'image', 'search_result', 'document'",
                                 ))
                             }
                         }
@@ -309,6 +367,10 @@ fn decode_block(v: &Value, path: &str, role: Role) -> R<Part> {
             };
             Ok(Part::ToolResult(ToolResult { call_id: text_of("tool_use_id")?, name: None, content, is_error }))
         }
+        "thinking" | "redacted_thinking" if member(block, "cache_control").is_some() => Err(invalid(
+            join(path, "cache_control"),
+            "thinking blocks cannot be marked with cache_control; they are cached as part of the turn that follows",
+        )),
         "thinking" => {
             only(Role::Assistant, "thinking")?;
             let signature = text_of("signature")?;
@@ -318,8 +380,54 @@ fn decode_block(v: &Value, path: &str, role: Role) -> R<Part> {
             only(Role::Assistant, "redacted_thinking")?;
             Ok(Part::RedactedThinking { data: text_of("data")? })
         }
+        "document" => {
+            only(Role::User, "document")?;
+            Ok(Part::Document(decode_document(block, path)?))
+        }
+        kind if ANTHROPIC_ONLY_BLOCKS.contains(&kind) => {
+            // Its cache_control becomes the CachePoint after it (`decode_content`).
+            let mut raw = block.clone();
+            raw.remove("cache_control");
+            Ok(Part::AnthropicBlock(Value::Object(raw)))
+        }
         other => Err(not_carried(type_path, format!("content blocks of type `{other}` cannot be translated"))),
     }
+}
+
+/// The `cache_control` member of a block, tool or request: `{"type": "ephemeral"}` with an
+/// optional `ttl` of `5m` or `1h`, as the Messages API takes it.
+fn decode_cache_control(obj: &Obj, path: &str) -> R<Option<CacheControl>> {
+    let Some(v) = member(obj, "cache_control") else { return Ok(None) };
+    let path = join(path, "cache_control");
+    let cc = as_obj(v, &path)?;
+    let kind = as_str(req_member(cc, "type", &path)?, &join(&path, "type"))?;
+    if kind != "ephemeral" {
+        return Err(invalid(
+            join(&path, "type"),
+            format!("Input tag '{kind}' does not match the expected tag 'ephemeral'"),
+        ));
+    }
+    let ttl = opt_str(cc, "ttl", &path)?;
+    if let Some(t) = ttl.filter(|t| !matches!(*t, "5m" | "1h")) {
+        return Err(invalid(join(&path, "ttl"), format!("Input should be '5m' or '1h', got '{t}'")));
+    }
+    Ok(Some(CacheControl { ttl: ttl.map(str::to_string) }))
+}
+
+/// A breakpoint set inside a tool result's content, taken out of it: it closes the whole tool
+/// result (Converse has no cache point inside a tool result, and the cached prefix then ends a
+/// few blocks later at most, on content that is in every later request too).
+fn take_nested_cache_point(part: &mut Part) -> Option<CacheControl> {
+    let Part::ToolResult(result) = part else { return None };
+    let mut last = None;
+    result.content.retain(|p| match p {
+        Part::CachePoint(c) => {
+            last = Some(c.clone());
+            false
+        }
+        _ => true,
+    });
+    last
 }
 
 pub(super) fn role_name(role: Role) -> &'static str {
@@ -349,16 +457,60 @@ fn decode_image(v: &Value, path: &str) -> R<ImageSource> {
     }
 }
 
-fn decode_tool(v: &Value, path: &str) -> R<Tool> {
-    let tool = as_obj(v, path)?;
-    if let Some(kind) = opt_str(tool, "type", path)? {
-        if kind != "custom" {
+/// A `document` block: base64 PDF, plain-text or URL source, `title`, `context`. Citations
+/// (`citations.enabled: true`) come back as citation blocks the IR has no place for, and
+/// Files API (`file`) and custom-content (`content`) sources are Anthropic's own: refused.
+fn decode_document(block: &Obj, path: &str) -> R<Document> {
+    let src_path = join(path, "source");
+    let src = as_obj(req_member(block, "source", path)?, &src_path)?;
+    let kind = as_str(req_member(src, "type", &src_path)?, &join(&src_path, "type"))?;
+    let media_type = |want: &str| -> R<()> {
+        let got = as_str(req_member(src, "media_type", &src_path)?, &join(&src_path, "media_type"))?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(invalid(join(&src_path, "media_type"), format!("Input should be '{want}'")))
+        }
+    };
+    let data =
+        || -> R<String> { Ok(as_str(req_member(src, "data", &src_path)?, &join(&src_path, "data"))?.to_string()) };
+    let source = match kind {
+        "base64" => {
+            media_type("application/pdf")?;
+            DocumentSource::Base64 { media_type: "application/pdf".to_string(), data: data()? }
+        }
+        "text" => {
+            media_type("text/plain")?;
+            DocumentSource::Text(data()?)
+        }
+        "url" => DocumentSource::Url(as_str(req_member(src, "url", &src_path)?, &join(&src_path, "url"))?.to_string()),
+        other => {
             return Err(not_carried(
-                join(path, "type"),
-                format!("Anthropic-defined tool `{kind}` cannot be translated; declare a custom tool"),
-            ));
+                join(&src_path, "type"),
+                format!(
+                "document sources of type `{other}` cannot be translated; send the document as base64, text or a URL"
+            ),
+            ))
+        }
+    };
+    if let Some(c) = member(block, "citations") {
+        let c_path = join(path, "citations");
+        let enabled = member(as_obj(c, &c_path)?, "enabled");
+        if let Some(e) = enabled {
+            if e.as_bool().ok_or_else(|| expected(&join(&c_path, "enabled"), "a valid boolean", e))? {
+                return Err(not_carried(c_path, "citations cannot be translated: answers have no place for them"));
+            }
         }
     }
+    Ok(Document {
+        source,
+        name: opt_str(block, "title", path)?.map(str::to_string),
+        context: opt_str(block, "context", path)?.map(str::to_string),
+    })
+}
+
+fn decode_tool(v: &Value, path: &str) -> R<Tool> {
+    let tool = as_obj(v, path)?;
     let name = as_str(req_member(tool, "name", path)?, &join(path, "name"))?;
     if name.is_empty() || name.len() > 128 {
         return Err(invalid(join(path, "name"), "String should have between 1 and 128 characters"));

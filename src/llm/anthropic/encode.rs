@@ -1,12 +1,15 @@
 //! Requests to the provider: [`encode_request`] (IR -> the body sent to api.anthropic.com).
 
 use super::decode::{invalid, role_name, R};
+use super::wire::ToolResultContent;
 use super::wire::{empty_object, Block, ImageSource as WireImage, OutMessage, OutMetadata, OutRequest, OutSystem};
-use super::wire::{OutTool, ToolResultContent};
+use super::wire::{DocumentSource as WireDocument, OutBlock, OutCacheControl, OutContent, OutTool, OutToolEntry};
 use super::{effort_budget, DEFAULT_MAX_TOKENS, PROVIDER};
 use crate::llm::ir::{
-    ChatRequest, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, ToolCall, ToolChoice, TranslateError,
+    CacheControl, ChatRequest, Document, DocumentSource, Image, ImageSource, Message, Part, Reasoning, ResponseFormat,
+    ToolCall, ToolChoice, TranslateError,
 };
+use base64::Engine;
 use serde_json::{json, Value};
 
 fn unsupported(field: impl Into<String>, detail: impl Into<String>) -> TranslateError {
@@ -21,7 +24,11 @@ fn unsupported(field: impl Into<String>, detail: impl Into<String>) -> Translate
 /// Anthropic accepts only its own signed thinking; a `data:` image URL is sent as a base64
 /// source. Message names are dropped when each role has one participant, refused otherwise
 /// ([`ChatRequest::check_names`]); image `detail` follows [`crate::llm::ir::Image::check_detail`];
-/// tool `strict` is sent as Anthropic's strict tool use.
+/// tool `strict` is sent as Anthropic's strict tool use. Cache breakpoints become
+/// `cache_control` on the block they close (a lone system text with one is sent as a block);
+/// documents become `document` blocks (PDF, plain text, URL); Anthropic-only members, tools
+/// and blocks (`ChatRequest::anthropic_only`, `Part::AnthropicBlock`) go back as the client
+/// sent them, server tools at their place among the tools.
 pub fn encode_request(req: &ChatRequest) -> R<Vec<u8>> {
     if req.seed.is_some() {
         return Err(unsupported("seed", "Anthropic has no sampling seed"));
@@ -64,21 +71,43 @@ pub fn encode_request(req: &ChatRequest) -> R<Vec<u8>> {
         temperature: req.temperature,
         top_p: req.top_p,
         top_k: req.top_k,
-        tools: req
-            .tools
-            .iter()
-            .map(|t| OutTool {
-                name: t.name.clone(),
-                description: t.description.clone(),
-                input_schema: if t.parameters.is_object() { t.parameters.clone() } else { json!({"type": "object"}) },
-                strict: t.strict,
-            })
-            .collect(),
+        tools: encode_tools(req),
         tool_choice: encode_tool_choice(req),
         thinking,
         output_config,
+        cache_control: req.cache.automatic.as_ref().map(cache_control),
+        anthropic_only: req.anthropic_only.members.iter().cloned().collect(),
     };
     serde_json::to_vec(&out).map_err(|e| invalid("body", format!("cannot serialize request: {e}")))
+}
+
+/// Custom tools in order, with the client's server tools back at their places in the list.
+fn encode_tools(req: &ChatRequest) -> Vec<OutToolEntry> {
+    let mut custom = req.tools.iter().enumerate().map(|(i, t)| {
+        OutToolEntry::Custom(OutTool {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            input_schema: if t.parameters.is_object() { t.parameters.clone() } else { json!({"type": "object"}) },
+            strict: t.strict,
+            cache_control: req.cache.tools.iter().rev().find(|(at, _)| *at == i).map(|(_, c)| cache_control(c)),
+        })
+    });
+    let mut server = req.anthropic_only.tools.iter().peekable();
+    let mut out = Vec::with_capacity(req.tools.len() + req.anthropic_only.tools.len());
+    loop {
+        match server.peek() {
+            Some((at, raw)) if *at <= out.len() => {
+                out.push(OutToolEntry::Raw(raw.clone()));
+                server.next();
+            }
+            _ => match custom.next() {
+                Some(tool) => out.push(tool),
+                None => break,
+            },
+        }
+    }
+    out.extend(server.map(|(_, raw)| OutToolEntry::Raw(raw.clone())));
+    out
 }
 
 fn encode_reasoning(r: Option<&Reasoning>) -> R<(Option<Value>, Option<u64>)> {
@@ -115,29 +144,55 @@ fn encode_tool_choice(req: &ChatRequest) -> Option<Value> {
     Some(v)
 }
 
+pub(super) fn cache_control(c: &CacheControl) -> OutCacheControl {
+    OutCacheControl { kind: "ephemeral", ttl: c.ttl.clone() }
+}
+
+/// Puts a breakpoint on the block it closes. A breakpoint with no block before it (its block
+/// was empty text or unsigned thinking, which are not sent) closes nothing and is not sent.
+fn mark_last(blocks: &mut [OutBlock], c: &CacheControl) {
+    if let Some(last) = blocks.last_mut() {
+        last.cache_control = Some(cache_control(c));
+    }
+}
+
+/// One string when the system prompt is one text without a breakpoint, text blocks otherwise.
 fn encode_system(system: &[Part]) -> R<Option<OutSystem>> {
-    let mut texts = Vec::with_capacity(system.len());
+    let mut blocks: Vec<OutBlock> = Vec::with_capacity(system.len());
     for p in system {
         match p {
             Part::Text(t) if t.is_empty() => {}
-            Part::Text(t) => texts.push(t.clone()),
+            Part::Text(t) => blocks.push(Block::Text { text: t.clone() }.into()),
+            Part::CachePoint(c) => mark_last(&mut blocks, c),
             _ => return Err(unsupported("system", "system instructions can only hold text")),
         }
     }
-    Ok(match texts.len() {
-        0 => None,
-        1 => texts.pop().map(OutSystem::Text),
-        _ => Some(OutSystem::Blocks(texts.into_iter().map(|text| Block::Text { text }).collect())),
+    Ok(match blocks.as_mut_slice() {
+        [] => None,
+        [OutBlock { block: OutContent::Block(Block::Text { text }), cache_control: None }] => {
+            Some(OutSystem::Text(std::mem::take(text)))
+        }
+        _ => Some(OutSystem::Blocks(blocks)),
     })
 }
 
 fn encode_messages(messages: &[Message]) -> R<Vec<OutMessage>> {
     let mut out: Vec<OutMessage> = Vec::with_capacity(messages.len());
     for (i, m) in messages.iter().enumerate() {
-        let mut blocks = Vec::with_capacity(m.content.len());
+        let mut blocks: Vec<OutBlock> = Vec::with_capacity(m.content.len());
         for (j, p) in m.content.iter().enumerate() {
-            if let Some(b) = encode_part(p, &format!("messages.{i}.content.{j}"))? {
-                blocks.push(b);
+            match p {
+                // A breakpoint opening a message closes the previous turn's last block.
+                Part::CachePoint(c) if blocks.is_empty() => {
+                    if let Some(last) = out.last_mut() {
+                        mark_last(&mut last.content, c);
+                    }
+                }
+                Part::CachePoint(c) => mark_last(&mut blocks, c),
+                Part::AnthropicBlock(Value::Object(raw)) => {
+                    blocks.push(OutBlock { block: OutContent::Raw(raw.clone()), cache_control: None })
+                }
+                _ => blocks.extend(encode_part(p, &format!("messages.{i}.content.{j}"))?.map(OutBlock::from)),
             }
         }
         if blocks.is_empty() {
@@ -151,7 +206,7 @@ fn encode_messages(messages: &[Message]) -> R<Vec<OutMessage>> {
     }
     for m in out.iter_mut().filter(|m| m.role == "user") {
         // Stable: tool results first, in order, then everything else in order.
-        m.content.sort_by_key(|b| !matches!(b, Block::ToolResult { .. }));
+        m.content.sort_by_key(|b| !matches!(b.block, OutContent::Block(Block::ToolResult { .. })));
     }
     Ok(out)
 }
@@ -167,23 +222,39 @@ fn encode_part(p: &Part, path: &str) -> R<Option<Block>> {
         Part::ToolCall(c) => Block::ToolUse { id: c.id.clone(), name: c.name.clone(), input: parse_args(c, path)? },
         Part::ToolResult(r) => {
             let mut blocks = Vec::with_capacity(r.content.len());
+            let mut raw = false;
             for (k, part) in r.content.iter().enumerate() {
                 match part {
-                    Part::Text(_) | Part::Image(_) => {
-                        blocks.extend(encode_part(part, &format!("{path}.content.{k}"))?);
+                    Part::Text(_) | Part::Image(_) | Part::Document(_) => {
+                        let block = encode_part(part, &format!("{path}.content.{k}"))?;
+                        blocks.extend(block.and_then(|b| serde_json::to_value(b).ok()));
+                    }
+                    Part::AnthropicBlock(block) => {
+                        raw = true;
+                        blocks.push(block.clone());
+                    }
+                    // The Anthropic decoder hoists these out of tool results; another source's
+                    // would close the tool result, which `encode_messages` cannot see from here.
+                    Part::CachePoint(_) => {
+                        return Err(unsupported(
+                            format!("{path}.content.{k}"),
+                            "a cache breakpoint inside a tool result; set it on the tool result itself",
+                        ))
                     }
                     _ => {
                         return Err(unsupported(
                             format!("{path}.content.{k}"),
-                            "tool results can only hold text and images",
+                            "tool results can only hold text, images, documents and search results",
                         ))
                     }
                 }
             }
-            let content = match blocks.as_slice() {
-                [] => None,
-                [Block::Text { text }] => Some(ToolResultContent::Text(text.clone())),
-                _ => Some(ToolResultContent::Blocks(blocks)),
+            let only_text =
+                blocks.len() == 1 && !raw && blocks.first().and_then(|b| b.get("type")) == Some(&json!("text"));
+            let content = match blocks.first().and_then(|b| b.get("text")).and_then(Value::as_str) {
+                _ if blocks.is_empty() => None,
+                Some(text) if only_text => Some(ToolResultContent::Text(text.to_string())),
+                _ => Some(ToolResultContent::Raw(blocks)),
             };
             Block::ToolResult { tool_use_id: r.call_id.clone(), content, is_error: r.is_error }
         }
@@ -192,7 +263,43 @@ fn encode_part(p: &Part, path: &str) -> R<Option<Block>> {
         }
         Part::Thinking { signature: None, .. } => return Ok(None),
         Part::RedactedThinking { data } => Block::RedactedThinking { data: data.clone() },
+        Part::Document(doc) => encode_document(doc, path)?,
+        Part::AnthropicBlock(_) => {
+            return Err(invalid(format!("{path}.type"), "an Anthropic-only block must be a JSON object"))
+        }
+        Part::CachePoint(_) => return Ok(None),
     }))
+}
+
+/// PDFs as base64, plain text as a text source (text sent as base64 by an OpenAI client is
+/// decoded), URLs as a URL source; the Messages API takes no other document media type.
+fn encode_document(doc: &Document, path: &str) -> R<Block> {
+    let source = match &doc.source {
+        DocumentSource::Base64 { media_type, data } if media_type == "application/pdf" => {
+            WireDocument::Base64 { media_type: media_type.clone(), data: data.clone() }
+        }
+        DocumentSource::Base64 { media_type, data } if media_type.starts_with("text/plain") => {
+            let text = base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| {
+                    invalid(format!("{path}.data"), "the text document is not valid base64 of UTF-8 text")
+                })?;
+            WireDocument::Text { media_type: "text/plain".to_string(), data: text }
+        }
+        DocumentSource::Base64 { media_type, .. } => {
+            return Err(unsupported(
+                path,
+                format!(
+                "document media type {media_type:?}: Anthropic takes PDF (application/pdf) and plain text documents"
+            ),
+            ))
+        }
+        DocumentSource::Text(text) => WireDocument::Text { media_type: "text/plain".to_string(), data: text.clone() },
+        DocumentSource::Url(url) => WireDocument::Url { url: url.clone() },
+    };
+    Ok(Block::Document { source, title: doc.name.clone(), context: doc.context.clone() })
 }
 
 fn parse_args(c: &ToolCall, path: &str) -> R<Value> {

@@ -8,8 +8,10 @@
 //!
 //! Mapping choices (both directions):
 //! - `system`: a string or text blocks <-> `ChatRequest::system` text parts.
-//!   `cache_control` on any block or tool is accepted and **ignored** on decode (the IR has
-//!   no cache hints) and never written on encode.
+//! - `cache_control` (`{type: ephemeral, ttl?}`) on a system or content block <->
+//!   `Part::CachePoint` after the block's part; on `tools[i]` and at the top level <->
+//!   `ChatRequest::cache` (`tools`, `automatic`). A system prompt with a breakpoint is sent
+//!   as blocks.
 //! - `max_tokens` is required by Anthropic. Encoding a request whose IR has none uses
 //!   [`DEFAULT_MAX_TOKENS`] (4096), or `budget_tokens + 4096` when thinking is on (the
 //!   API requires `max_tokens > budget_tokens`).

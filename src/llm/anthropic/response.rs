@@ -27,6 +27,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
         stop_reason: msg.stop_reason.as_deref().map(stop_reason_from_wire),
         stop_sequence: msg.stop_sequence,
         usage,
+        more_choices: Vec::new(),
     })
 }
 
@@ -44,7 +45,10 @@ fn block_to_part(b: Block) -> Option<Part> {
             Part::Image(ImageSource::Base64 { media_type, data }.into())
         }
         Block::Image { source: WireImage::Url { url } } => Part::Image(ImageSource::Url(url).into()),
-        Block::Image { source: WireImage::Unknown } | Block::ToolResult { .. } | Block::Unknown => return None,
+        Block::Image { source: WireImage::Unknown }
+        | Block::ToolResult { .. }
+        | Block::Document { .. }
+        | Block::Unknown => return None,
     })
 }
 
@@ -133,7 +137,9 @@ fn part_to_block(p: &Part) -> Option<Block> {
             Block::Thinking { thinking: text.clone(), signature: signature.clone().unwrap_or_default() }
         }
         Part::RedactedThinking { data } => Block::RedactedThinking { data: data.clone() },
-        Part::Image(_) | Part::ToolResult(_) => return None,
+        Part::Image(_) | Part::ToolResult(_) | Part::Document(_) | Part::AnthropicBlock(_) | Part::CachePoint(_) => {
+            return None
+        }
     })
 }
 

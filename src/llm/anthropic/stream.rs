@@ -199,6 +199,10 @@ pub struct StreamEncoder {
     usage: Usage,
     stop: Option<(StopReason, Option<String>)>,
     ended: bool,
+    /// The choice the events belong to (`StreamEvent::Choice`). A Messages response has one:
+    /// an Anthropic client cannot ask for more (no `n`), so the content of any other choice a
+    /// provider sends unasked is not written.
+    choice: u32,
 }
 
 impl StreamEncoder {
@@ -215,6 +219,7 @@ impl StreamEncoder {
             usage: Usage::default(),
             stop: None,
             ended: false,
+            choice: 0,
         }
     }
 
@@ -222,7 +227,17 @@ impl StreamEncoder {
         if self.ended {
             return;
         }
+        if let StreamEvent::Choice { index } = ev {
+            self.choice = *index;
+            return;
+        }
+        let shared =
+            matches!(ev, StreamEvent::Start { .. } | StreamEvent::Usage(_) | StreamEvent::Error(_) | StreamEvent::Done);
+        if self.choice != 0 && !shared {
+            return;
+        }
         match ev {
+            StreamEvent::Choice { .. } => {}
             StreamEvent::Start { id, model } => {
                 if !self.started {
                     self.id = Some(id.clone()).filter(|s| !s.is_empty());

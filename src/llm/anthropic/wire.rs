@@ -45,7 +45,15 @@ pub enum Block {
         #[serde(default)]
         data: String,
     },
-    /// Any block type the gateway does not translate (server tools, documents, ...).
+    /// A document input (requests only).
+    Document {
+        source: DocumentSource,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<String>,
+    },
+    /// Any block type the gateway does not translate (server tools, search results, ...).
     #[serde(other, skip_serializing)]
     Unknown,
 }
@@ -55,12 +63,34 @@ pub enum Block {
 pub enum ToolResultContent {
     Text(String),
     Blocks(Vec<Block>),
+    /// Blocks the gateway writes, Anthropic-only ones (search results) included.
+    #[serde(skip_deserializing)]
+    Raw(Vec<Value>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ImageSource {
     Base64 {
+        media_type: String,
+        data: String,
+    },
+    Url {
+        url: String,
+    },
+    #[serde(other, skip_serializing)]
+    Unknown,
+}
+
+/// A `document` block's source: a base64 PDF, plain text or a URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DocumentSource {
+    Base64 {
+        media_type: String,
+        data: String,
+    },
+    Text {
         media_type: String,
         data: String,
     },
@@ -101,31 +131,78 @@ pub struct OutRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_k: Option<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<OutTool>,
+    pub tools: Vec<OutToolEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thinking: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_config: Option<Value>,
+    /// Automatic prompt caching (the breakpoint goes on the last cacheable block).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<OutCacheControl>,
+    /// Anthropic-only members (`mcp_servers`, `container`, ...) as the client sent them.
+    #[serde(flatten)]
+    pub anthropic_only: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum OutSystem {
     Text(String),
-    Blocks(Vec<Block>),
+    Blocks(Vec<OutBlock>),
 }
 
 #[derive(Debug, Serialize)]
 pub struct OutMessage {
     pub role: &'static str,
-    pub content: Vec<Block>,
+    pub content: Vec<OutBlock>,
+}
+
+/// A request content block with its optional cache breakpoint.
+#[derive(Debug, Serialize)]
+pub struct OutBlock {
+    #[serde(flatten)]
+    pub block: OutContent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<OutCacheControl>,
+}
+
+/// A block the gateway builds, or an Anthropic-only block sent back as the client wrote it
+/// (without `cache_control`, which `OutBlock` writes).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum OutContent {
+    Block(Block),
+    Raw(serde_json::Map<String, Value>),
+}
+
+impl From<Block> for OutBlock {
+    fn from(block: Block) -> Self {
+        OutBlock { block: OutContent::Block(block), cache_control: None }
+    }
+}
+
+/// `{"type": "ephemeral", "ttl": "1h"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutCacheControl {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct OutMetadata {
     pub user_id: String,
+}
+
+/// A tool definition: the gateway's, or a server tool as the client wrote it.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum OutToolEntry {
+    Custom(OutTool),
+    Raw(Value),
 }
 
 #[derive(Debug, Serialize)]
@@ -137,6 +214,8 @@ pub struct OutTool {
     /// Strict tool use (grammar-constrained tool inputs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<OutCacheControl>,
 }
 
 // ----------------------------------------------------------------------------- response (in/out)

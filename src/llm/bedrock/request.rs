@@ -29,6 +29,17 @@
 //!   `Disabled` -> nothing.
 //! - `response_format` JsonSchema -> `outputConfig.textFormat = {type:"json_schema",
 //!   structure:{jsonSchema:{schema: <schema as a JSON string>, name}}}`; Text -> nothing.
+//! - `Document` -> `{document:{format, name, source:{bytes}|{text}}}` (format from the media
+//!   type: pdf, csv, doc, docx, xls, xlsx, html, txt, md; `name` required by Converse: the
+//!   client's title or file name reduced to the characters Converse allows, else `document
+//!   <i>-<j>`). Document URLs, other media types and a document `context` -> Unsupported.
+//! - Prompt caching: a `CachePoint` part -> a `{cachePoint:{type:"default", ttl}}` block
+//!   after the block it closes (system, messages; one opening a message goes at the end of the
+//!   previous one, one inside a tool result after the `toolResult`); a tool breakpoint -> a
+//!   `cachePoint` entry after that tool in `toolConfig.tools`; Anthropic's top-level
+//!   (automatic) `cache_control` -> a `cachePoint` at the end of the last message, where
+//!   Anthropic puts it. Bedrock refuses cache points for models without prompt caching (its
+//!   400 reaches the client).
 //! - With stop sequences on a Claude model, `additionalModelResponseFieldPaths:
 //!   ["/stop_sequence"]` asks Bedrock to return which sequence matched.
 //!
@@ -43,7 +54,8 @@
 
 use super::PROVIDER;
 use crate::llm::ir::{
-    ChatRequest, Image, ImageSource, Part, Reasoning, ResponseFormat, Role, ToolChoice, TranslateError,
+    CacheControl, ChatRequest, DocumentSource, Image, ImageSource, Part, Reasoning, ResponseFormat, Role, ToolChoice,
+    TranslateError,
 };
 use serde_json::{json, Map, Value};
 
@@ -88,6 +100,102 @@ fn image_block(img: &Image, field: &str) -> Result<Value, TranslateError> {
     }
 }
 
+/// `{"cachePoint": {"type": "default", "ttl": "1h"}}` (CachePointBlock; `ttl` 5m or 1h).
+fn cache_point(c: &CacheControl) -> Value {
+    let mut point = Map::new();
+    point.insert("type".into(), json!("default"));
+    if let Some(ttl) = &c.ttl {
+        point.insert("ttl".into(), json!(ttl));
+    }
+    json!({"cachePoint": Value::Object(point)})
+}
+
+fn is_cache_point(block: &Value) -> bool {
+    block.get("cachePoint").is_some()
+}
+
+/// Appends a cache point after the last block, if there is one to close and it is not one.
+fn close_with_cache_point(blocks: &mut Vec<Value>, c: &CacheControl) {
+    if blocks.last().is_some_and(|b| !is_cache_point(b)) {
+        blocks.push(cache_point(c));
+    }
+}
+
+/// Converse `DocumentBlock.format` of a media type.
+fn document_format(media_type: &str) -> Option<&'static str> {
+    let essence = media_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    Some(match essence.as_str() {
+        "application/pdf" => "pdf",
+        "text/csv" => "csv",
+        "application/msword" => "doc",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
+        "application/vnd.ms-excel" => "xls",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
+        "text/html" => "html",
+        "text/plain" => "txt",
+        "text/markdown" => "md",
+        _ => return None,
+    })
+}
+
+/// Converse requires a document `name` of letters, digits, single spaces, hyphens,
+/// parentheses and square brackets (1-200 characters): the client's title or file name with
+/// other characters made spaces, or `document N` (N counts the documents in the request).
+fn document_name(name: Option<&str>, field: &str) -> String {
+    let cleaned: String = name
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '(' | ')' | '[' | ']') { c } else { ' ' })
+        .collect();
+    let cleaned = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
+    if cleaned.is_empty() {
+        // `messages[2].content[1]` -> "document m2c1": unique within the request.
+        let digits: String = field.chars().map(|c| if c.is_ascii_digit() { c } else { ' ' }).collect();
+        let at: Vec<&str> = digits.split_whitespace().collect();
+        format!("document {}", at.join("-"))
+    } else {
+        cleaned.chars().take(200).collect()
+    }
+}
+
+/// Two documents of a request may not share a name in Converse: a repeated name gets " (2)",
+/// " (3)"... (characters a document name may have).
+fn distinct_document_names<'a>(blocks: impl Iterator<Item = &'a mut Value>) {
+    let mut seen: Vec<String> = Vec::new();
+    for name in blocks.filter_map(|b| b.get_mut("document")?.get_mut("name")) {
+        let Some(base) = name.as_str().map(str::to_string) else { continue };
+        let mut unique = base.clone();
+        let mut n = 1u32;
+        while seen.contains(&unique) {
+            n = n.saturating_add(1);
+            unique = format!("{base} ({n})");
+        }
+        *name = Value::String(unique.clone());
+        seen.push(unique);
+    }
+}
+
+fn document_block(doc: &crate::llm::ir::Document, field: &str) -> Result<Value, TranslateError> {
+    doc.check_context(field, PROVIDER)?;
+    let name = document_name(doc.name.as_deref(), field);
+    let (format, source) = match &doc.source {
+        DocumentSource::Base64 { media_type, data } => {
+            let format = document_format(media_type).ok_or_else(|| {
+                unsupported(
+                    field,
+                    format!("document media type {media_type:?} (Converse takes pdf, csv, doc, docx, xls, xlsx, html, txt, md)"),
+                )
+            })?;
+            (format, json!({"bytes": data}))
+        }
+        DocumentSource::Text(text) => ("txt", json!({"text": text})),
+        DocumentSource::Url(_) => {
+            return Err(unsupported(field, "Bedrock Converse takes document bytes or S3 locations, not URLs"))
+        }
+    };
+    Ok(json!({"document": {"format": format, "name": name, "source": source}}))
+}
+
 fn tool_input(arguments: &str, field: &str) -> Result<Value, TranslateError> {
     if arguments.trim().is_empty() {
         return Ok(json!({}));
@@ -115,7 +223,9 @@ fn content_block(part: &Part, field: &str) -> Result<Option<Value>, TranslateErr
                 match p {
                     Part::Text(t) => content.push(json!({"text": t})),
                     Part::Image(src) => content.push(image_block(src, &f)?),
-                    _ => return Err(unsupported(&f, "a tool result may only hold text and images")),
+                    Part::Document(doc) => content.push(document_block(doc, &f)?),
+                    Part::CachePoint(_) => {} // after the toolResult, see `messages`
+                    _ => return Err(unsupported(&f, "a tool result may only hold text, images and documents")),
                 }
             }
             json!({"toolResult": {
@@ -133,6 +243,11 @@ fn content_block(part: &Part, field: &str) -> Result<Option<Value>, TranslateErr
             json!({"reasoningContent": {"reasoningText": rt}})
         }
         Part::RedactedThinking { data } => json!({"reasoningContent": {"redactedContent": data}}),
+        Part::CachePoint(c) => cache_point(c),
+        Part::Document(doc) => document_block(doc, field)?,
+        Part::AnthropicBlock(_) => {
+            return Err(unsupported(field, "Anthropic server-tool blocks cannot be sent to Converse"))
+        }
     }))
 }
 
@@ -145,8 +260,23 @@ fn messages(req: &ChatRequest) -> Result<Vec<Value>, TranslateError> {
     for (i, m) in req.messages.iter().enumerate() {
         let mut blocks = Vec::with_capacity(m.content.len());
         for (j, p) in m.content.iter().enumerate() {
-            if let Some(b) = content_block(p, &format!("messages[{i}].content[{j}]"))? {
-                blocks.push(b);
+            match p {
+                // A breakpoint opening a message closes the previous turn.
+                Part::CachePoint(c) if blocks.is_empty() => {
+                    if let Some((_, previous)) = out.last_mut() {
+                        close_with_cache_point(previous, c);
+                    }
+                }
+                Part::CachePoint(c) => close_with_cache_point(&mut blocks, c),
+                _ => blocks.extend(content_block(p, &format!("messages[{i}].content[{j}]"))?),
+            }
+            if let Part::ToolResult(result) = p {
+                if let Some(c) = result.content.iter().rev().find_map(|q| match q {
+                    Part::CachePoint(c) => Some(c),
+                    _ => None,
+                }) {
+                    close_with_cache_point(&mut blocks, c);
+                }
             }
         }
         if blocks.is_empty() {
@@ -157,6 +287,10 @@ fn messages(req: &ChatRequest) -> Result<Vec<Value>, TranslateError> {
             _ => out.push((m.role, blocks)),
         }
     }
+    if let (Some(c), Some((_, last))) = (&req.cache.automatic, out.last_mut()) {
+        close_with_cache_point(last, c);
+    }
+    distinct_document_names(out.iter_mut().flat_map(|(_, blocks)| blocks.iter_mut()));
     Ok(out
         .into_iter()
         .map(|(role, content)| {
@@ -175,10 +309,26 @@ fn system(req: &ChatRequest) -> Result<Vec<Value>, TranslateError> {
         match p {
             Part::Text(t) if t.is_empty() => {}
             Part::Text(t) => out.push(json!({"text": t})),
+            Part::CachePoint(c) => close_with_cache_point(&mut out, c),
             _ => return Err(unsupported(&format!("system[{i}]"), "Converse system prompts hold text only")),
         }
     }
     Ok(out)
+}
+
+fn tool_spec(t: &crate::llm::ir::Tool) -> Value {
+    let schema =
+        if t.parameters.is_null() { json!({"type": "object", "properties": {}}) } else { t.parameters.clone() };
+    let mut spec = Map::new();
+    spec.insert("name".into(), json!(t.name));
+    if let Some(d) = t.description.as_deref().filter(|d| !d.is_empty()) {
+        spec.insert("description".into(), json!(d));
+    }
+    spec.insert("inputSchema".into(), json!({"json": schema}));
+    if let Some(strict) = t.strict {
+        spec.insert("strict".into(), json!(strict));
+    }
+    json!({"toolSpec": spec})
 }
 
 fn tool_config(req: &ChatRequest) -> Result<Option<Value>, TranslateError> {
@@ -200,24 +350,13 @@ fn tool_config(req: &ChatRequest) -> Result<Option<Value>, TranslateError> {
             _ => Ok(None),
         };
     }
-    let tools: Vec<Value> = req
-        .tools
-        .iter()
-        .map(|t| {
-            let schema =
-                if t.parameters.is_null() { json!({"type": "object", "properties": {}}) } else { t.parameters.clone() };
-            let mut spec = Map::new();
-            spec.insert("name".into(), json!(t.name));
-            if let Some(d) = t.description.as_deref().filter(|d| !d.is_empty()) {
-                spec.insert("description".into(), json!(d));
-            }
-            spec.insert("inputSchema".into(), json!({"json": schema}));
-            if let Some(strict) = t.strict {
-                spec.insert("strict".into(), json!(strict));
-            }
-            json!({"toolSpec": spec})
-        })
-        .collect();
+    let mut tools: Vec<Value> = Vec::with_capacity(req.tools.len() + req.cache.tools.len());
+    for (i, t) in req.tools.iter().enumerate() {
+        tools.push(tool_spec(t));
+        if let Some((_, c)) = req.cache.tools.iter().rev().find(|(at, _)| *at == i) {
+            tools.push(cache_point(c));
+        }
+    }
     let mut config = Map::new();
     config.insert("tools".into(), Value::Array(tools));
     match &req.tool_choice {
@@ -263,6 +402,8 @@ fn reject_unsupported(req: &ChatRequest) -> Result<(), TranslateError> {
 
 /// Encodes the Converse / ConverseStream request body.
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, TranslateError> {
+    // Converse has no server tools, MCP connector or containers, Claude models included.
+    req.check_anthropic_only(PROVIDER)?;
     reject_unsupported(req)?;
     req.check_names(PROVIDER, |i| format!("messages[{i}]"))?;
     let mut body = Map::new();

@@ -64,6 +64,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
         stop_reason: wire.stop_reason.as_deref().map(stop_reason),
         stop_sequence: stop_sequence(wire.additional_model_response_fields.as_ref()),
         usage: wire.usage.map(|u| u.to_ir()).unwrap_or_default(),
+        more_choices: Vec::new(),
     })
 }
 

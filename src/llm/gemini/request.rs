@@ -39,8 +39,8 @@
 //!   -> ANY with `allowedFunctionNames: [name]`. `parallel_tool_calls: false` is
 //!   `Unsupported` (Gemini cannot be limited to one call per turn); `true` is the default.
 //! - `generationConfig`: temperature, topP, topK, maxOutputTokens, stopSequences (at most 5),
-//!   seed, presencePenalty, frequencyPenalty; `n` = 1 -> candidateCount 1, `n` > 1 is
-//!   `Unsupported` (the IR response has one choice). JSON object mode ->
+//!   seed, presencePenalty, frequencyPenalty; `n` -> candidateCount (the candidates come back
+//!   as the response's choices). JSON object mode ->
 //!   `responseMimeType: application/json`; a JSON schema -> also `responseJsonSchema` (the
 //!   schema's name and strictness have no Gemini equivalent; Gemini always follows a given
 //!   schema).
@@ -49,6 +49,11 @@
 //!   `thinkingLevel` for Gemini 3+ models, and for `gemini-1*`/`gemini-2*` models (which only
 //!   know budgets) the budgets of Google's OpenAI compatibility layer (1024 / 1024 / 8192 /
 //!   24576). Other effort values are `Unsupported`.
+//! - Documents -> `inlineData` (PDF, other media types as given, plain text as `text/plain`
+//!   bytes) or `fileData` by URL (`application/pdf`); a document `context` is `Unsupported`,
+//!   its name is not sent (the Gemini API's `Blob` has no name).
+//! - Prompt-cache breakpoints are not sent: Gemini 2.5+ caches implicitly, and its explicit
+//!   cache is a `cachedContents` resource a request cannot create.
 //! - Ignored: `stream` (the path decides), `stream_usage` (Gemini always reports usage),
 //!   `user` (end-user id, metadata only), message names when each role has one participant
 //!   (several speakers in one role are `Unsupported`, see `ChatRequest::check_names`).
@@ -59,9 +64,10 @@ use super::wire::{
 };
 use super::PROVIDER;
 use crate::llm::ir::{
-    ChatRequest, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, ToolCall, ToolChoice, ToolResult,
-    TranslateError,
+    ChatRequest, Document, DocumentSource, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, Role,
+    ToolCall, ToolChoice, ToolResult, TranslateError,
 };
+use base64::Engine;
 use serde_json::{Map, Value};
 
 /// Google's documented placeholder for function calls whose real signature is unknown.
@@ -72,6 +78,7 @@ const MAX_STOP_SEQUENCES: usize = 5;
 
 /// Encodes the request body (the model and the stream flag travel in the path).
 pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, TranslateError> {
+    req.check_anthropic_only(PROVIDER)?;
     req.check_names(PROVIDER, |i| format!("messages[{i}]"))?;
     let wire = Request {
         contents: encode_contents(&req.messages)?,
@@ -144,6 +151,11 @@ fn encode_message_parts(i: usize, message: &Message) -> Result<Vec<OutPart>, Tra
     let mut pending_signature: Option<String> = None;
     for (j, part) in message.content.iter().enumerate() {
         let field = format!("messages[{i}].content[{j}]");
+        if matches!(part, Part::CachePoint(_)) {
+            // Gemini caches implicitly (2.5 and later); its explicit cache is a separate
+            // `cachedContents` resource, not a mark in the prompt (README, provider matrix).
+            continue;
+        }
         if let Some(sig) = pending_signature.take() {
             match part {
                 Part::ToolCall(call) if call.signature.is_none() => {
@@ -164,6 +176,10 @@ fn encode_message_parts(i: usize, message: &Message) -> Result<Vec<OutPart>, Tra
                 }
             }
             Part::Image(image) => out.push(encode_image(&field, image)?),
+            Part::Document(doc) => out.push(encode_document(&field, doc)?),
+            Part::AnthropicBlock(_) => {
+                return Err(unsupported(field, "Anthropic server-tool blocks cannot be sent to Gemini"))
+            }
             Part::ToolCall(call) => out.push(encode_tool_call(&field, message.role, call)?),
             Part::ToolResult(result) => out.push(encode_tool_result(&field, message.role, result)?),
             Part::Thinking { text, signature } => match (text.is_empty(), signature) {
@@ -179,6 +195,7 @@ fn encode_message_parts(i: usize, message: &Message) -> Result<Vec<OutPart>, Tra
             Part::RedactedThinking { .. } => {
                 return Err(unsupported(field, "redacted thinking blocks cannot be sent to Gemini"));
             }
+            Part::CachePoint(_) => {}
         }
     }
     if let Some(sig) = pending_signature {
@@ -223,10 +240,17 @@ fn encode_tool_result(field: &str, role: Role, result: &ToolResult) -> Result<Ou
     for (k, part) in result.content.iter().enumerate() {
         match part {
             Part::Text(text) => texts.push(text),
+            Part::CachePoint(_) => {} // implicit caching, see `encode_parts`
             Part::Image(_) => {
                 return Err(unsupported(
                     format!("{field}.content[{k}]"),
                     "images in tool results cannot be sent to Gemini",
+                ));
+            }
+            Part::Document(_) | Part::AnthropicBlock(_) => {
+                return Err(unsupported(
+                    format!("{field}.content[{k}]"),
+                    "a function response holds JSON only: documents and search results cannot be sent to Gemini in tool results",
                 ));
             }
             _ => return Err(invalid(format!("{field}.content[{k}]"), "tool results may only contain text and images")),
@@ -282,6 +306,32 @@ fn encode_image(field: &str, image: &Image) -> Result<OutPart, TranslateError> {
     }
 }
 
+/// Documents as `inlineData` (PDF and the other media types Gemini reads; plain text as
+/// `text/plain` bytes) or, by URL, `fileData` (a PDF, as Anthropic's URL documents are). The
+/// Gemini API's `Blob` has no name field: a document's title or file name is not sent.
+fn encode_document(field: &str, doc: &Document) -> Result<OutPart, TranslateError> {
+    doc.check_context(field, PROVIDER)?;
+    let inline = |mime_type: &str, data: String| OutPart {
+        inline_data: Some(Blob { mime_type: mime_type.to_string(), data }),
+        ..OutPart::default()
+    };
+    match &doc.source {
+        DocumentSource::Base64 { media_type, data } => Ok(inline(media_type, data.clone())),
+        DocumentSource::Text(text) => {
+            Ok(inline("text/plain", base64::engine::general_purpose::STANDARD.encode(text.as_bytes())))
+        }
+        DocumentSource::Url(url) => {
+            if !["https://", "http://", "gs://"].iter().any(|s| strip_prefix_ignore_case(url, s).is_some()) {
+                return Err(unsupported(field, "Gemini reads documents by http(s):// and gs:// URLs only"));
+            }
+            Ok(OutPart {
+                file_data: Some(FileData { mime_type: Some("application/pdf".to_string()), file_uri: url.clone() }),
+                ..OutPart::default()
+            })
+        }
+    }
+}
+
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix).then(|| s.get(prefix.len()..)).flatten()
@@ -308,6 +358,7 @@ fn encode_system(system: &[Part]) -> Result<Option<SystemInstruction>, Translate
         match part {
             Part::Text(text) if text.is_empty() => {}
             Part::Text(text) => parts.push(text_part(text.clone())),
+            Part::CachePoint(_) => {} // implicit caching, see `encode_parts`
             _ => return Err(unsupported(format!("system[{i}]"), "Gemini system instructions can only contain text")),
         }
     }
@@ -373,11 +424,7 @@ fn encode_generation_config(req: &ChatRequest) -> Result<GenerationConfig, Trans
     if req.stop.len() > MAX_STOP_SEQUENCES {
         return Err(unsupported("stop", format!("Gemini accepts at most {MAX_STOP_SEQUENCES} stop sequences")));
     }
-    let candidate_count = match req.n {
-        None => None,
-        Some(1) => Some(1),
-        Some(n) => return Err(unsupported("n", format!("only one choice can be translated (n = {n})"))),
-    };
+    let candidate_count = req.n;
     let (response_mime_type, response_json_schema) = match &req.response_format {
         None | Some(ResponseFormat::Text) => (None, None),
         Some(ResponseFormat::JsonObject) => (Some("application/json"), None),

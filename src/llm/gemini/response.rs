@@ -18,7 +18,7 @@
 //! - `responseId` -> id, `modelVersion` -> model, `createTime` (RFC 3339) -> created.
 
 use super::wire::{Candidate, ErrorBody, ErrorEnvelope, InPart, Response, UsageMetadata};
-use crate::llm::ir::{ChatResponse, ErrorKind, Part, ProviderError, StopReason, ToolCall};
+use crate::llm::ir::{ChatResponse, Choice, ErrorKind, Part, ProviderError, StopReason, ToolCall};
 use crate::usage::{Usage, UsageSource};
 
 /// Longest provider text quoted in an error message.
@@ -47,10 +47,19 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
         usage: wire.usage_metadata.map(|u| convert_usage(&u)).unwrap_or_default(),
         ..ChatResponse::default()
     };
-    match wire.candidates.into_iter().next() {
-        Some(candidate) => {
-            let has_calls = decode_candidate_parts(candidate_parts(&candidate), &mut response.content);
-            response.stop_reason = candidate.finish_reason.as_deref().map(|r| finish_reason(r, has_calls));
+    let mut candidates = wire.candidates;
+    candidates.sort_by_key(|c| c.index.unwrap_or(0));
+    let mut choices = candidates.iter().map(|candidate| {
+        let mut content = Vec::new();
+        let has_calls = decode_candidate_parts(candidate_parts(candidate), &mut content);
+        let stop_reason = candidate.finish_reason.as_deref().map(|r| finish_reason(r, has_calls));
+        Choice { content, stop_reason, stop_sequence: None }
+    });
+    match choices.next() {
+        Some(first) => {
+            response.content = first.content;
+            response.stop_reason = first.stop_reason;
+            response.more_choices = choices.collect();
         }
         None => {
             if wire.prompt_feedback.and_then(|f| f.block_reason).is_some() {

@@ -13,6 +13,9 @@
 //! - `Usage` whenever the known counts change; `Stop` when `finishReason` arrives (ToolCalls
 //!   when the response had function calls and the reason is STOP); `promptFeedback.blockReason`
 //!   without candidates -> `Stop{ContentFilter}`.
+//! - Several candidates (`candidateCount` > 1): a `Choice { index }` before the events of a
+//!   candidate other than the one before; each candidate has its own tool-call count and
+//!   `Stop`, and the stream is complete when every candidate seen has finished.
 //! - `finish()`: `Done` if a finish reason was seen, else the "ended early" error. An
 //!   `{"error": ..}` event, a malformed event or an SSE framing error becomes an `Error`
 //!   event that ends the stream (nothing follows it, not even in `finish`).
@@ -30,9 +33,20 @@ pub type StreamDecoder = SseStream<Events>;
 #[derive(Debug, Default)]
 pub struct Events {
     started: bool,
-    tool_calls: u32,
     last_usage: Option<Usage>,
-    /// A finish reason (or a prompt block) was seen: the stream ended normally.
+    /// A prompt block ended the stream normally.
+    blocked: bool,
+    /// The candidates seen (`candidateCount` > 1 gives several), by `index`.
+    candidates: Vec<CandidateState>,
+    /// The candidate the last events were for (a `Choice` event marks a change).
+    current: u32,
+}
+
+#[derive(Debug)]
+struct CandidateState {
+    index: u32,
+    tool_calls: u32,
+    /// Its finish reason was seen.
     finished: bool,
 }
 
@@ -43,9 +57,10 @@ impl EventDecoder for Events {
         self.on_event(event, out)
     }
 
-    /// Gemini has no end marker: the chunk with a finish reason is the last.
+    /// Gemini has no end marker: the chunk with a finish reason is the last (of each
+    /// candidate).
     fn complete_without_marker(&self) -> bool {
-        self.finished
+        self.blocked || (!self.candidates.is_empty() && self.candidates.iter().all(|c| c.finished))
     }
 }
 
@@ -77,9 +92,23 @@ impl Events {
                 model: chunk.model_version.clone().unwrap_or_default(),
             });
         }
-        let candidate = chunk.candidates.first();
-        if let Some(candidate) = candidate {
-            self.on_parts(candidate_parts(candidate), out);
+        // A chunk's usage goes before its stops (the order a single candidate always had).
+        let mut stops = Vec::new();
+        for candidate in &chunk.candidates {
+            let index = candidate.index.and_then(|i| u32::try_from(i).ok()).unwrap_or(0);
+            // Before another candidate's events, the stops of those before (each Stop must
+            // follow its own candidate's events, before the next `Choice`).
+            out.append(&mut stops);
+            if index != self.current {
+                self.current = index;
+                out.push(StreamEvent::Choice { index });
+            }
+            let Some(state) = self.candidate(index) else { continue };
+            Self::on_parts(state, candidate_parts(candidate), out);
+            if let Some(r) = candidate.finish_reason.as_deref().filter(|r| !r.is_empty() && !state.finished) {
+                state.finished = true;
+                stops.push(StreamEvent::Stop { reason: finish_reason(r, state.tool_calls > 0), stop_sequence: None });
+            }
         }
         if let Some(usage) = chunk.usage_metadata.as_ref().map(convert_usage) {
             if (usage.input.is_some() || usage.output.is_some()) && self.last_usage != Some(usage) {
@@ -87,30 +116,33 @@ impl Events {
                 out.push(StreamEvent::Usage(usage));
             }
         }
-        let reason = match candidate.and_then(|c| c.finish_reason.as_deref()) {
-            Some(r) if !r.is_empty() => Some(finish_reason(r, self.tool_calls > 0)),
-            _ if chunk.candidates.is_empty() && chunk.prompt_feedback.and_then(|f| f.block_reason).is_some() => {
-                Some(StopReason::ContentFilter)
-            }
-            _ => None,
-        };
-        if let Some(reason) = reason {
-            if !self.finished {
-                self.finished = true;
-                out.push(StreamEvent::Stop { reason, stop_sequence: None });
-            }
+        out.append(&mut stops);
+        if chunk.candidates.is_empty()
+            && chunk.prompt_feedback.and_then(|f| f.block_reason).is_some()
+            && !self.blocked
+            && self.candidates.is_empty()
+        {
+            self.blocked = true;
+            out.push(StreamEvent::Stop { reason: StopReason::ContentFilter, stop_sequence: None });
         }
         Flow::Continue
     }
 
-    fn on_parts(&mut self, parts: &[super::wire::InPart], out: &mut Vec<StreamEvent>) {
+    fn candidate(&mut self, index: u32) -> Option<&mut CandidateState> {
+        if !self.candidates.iter().any(|c| c.index == index) {
+            self.candidates.push(CandidateState { index, tool_calls: 0, finished: false });
+        }
+        self.candidates.iter_mut().find(|c| c.index == index)
+    }
+
+    fn on_parts(state: &mut CandidateState, parts: &[super::wire::InPart], out: &mut Vec<StreamEvent>) {
         for part in parts {
             if let Some(call) = &part.function_call {
                 if let Some(sig) = &part.thought_signature {
                     out.push(StreamEvent::ThinkingSignature { signature: sig.clone() });
                 }
-                let index = self.tool_calls;
-                self.tool_calls = self.tool_calls.saturating_add(1);
+                let index = state.tool_calls;
+                state.tool_calls = state.tool_calls.saturating_add(1);
                 out.push(StreamEvent::ToolCallStart {
                     index,
                     id: call_id(call.id.as_deref(), usize::try_from(index).unwrap_or(usize::MAX)),

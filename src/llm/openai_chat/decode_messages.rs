@@ -2,7 +2,9 @@
 
 use super::decode_request::{member, not_translatable, opt_str, wrong_type};
 use super::util::{invalid, parse_data_url};
-use crate::llm::ir::{Image, ImageSource, Message, Part, Role, ToolCall, ToolResult, TranslateError};
+use crate::llm::ir::{
+    Document, DocumentSource, Image, ImageSource, Message, Part, Role, ToolCall, ToolResult, TranslateError,
+};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -232,7 +234,8 @@ fn user_content(m: &Map<String, Value>, path: &str) -> Result<Vec<Part>> {
         match p.get("type").and_then(Value::as_str) {
             Some("text") => parts.push(Part::Text(required_text(p, &ppath, "text")?)),
             Some("image_url") => parts.push(Part::Image(image(p, &ppath)?)),
-            Some("input_audio") | Some("file") => return Err(not_translatable(format!("{ppath}.type"))),
+            Some("file") => parts.push(Part::Document(file(p, &ppath)?)),
+            Some("input_audio") => return Err(not_translatable(format!("{ppath}.type"))),
             Some(other) => {
                 return Err(invalid(
                     format!("{ppath}.type"),
@@ -247,6 +250,36 @@ fn user_content(m: &Map<String, Value>, path: &str) -> Result<Vec<Part>> {
         }
     }
     Ok(parts)
+}
+
+/// A `file` part with inline `file_data` (a base64 data URL, as the file-inputs guide sends
+/// PDFs) and its `filename`. A `file_id` names a file stored at OpenAI: not translatable.
+fn file(p: &Map<String, Value>, path: &str) -> Result<Document> {
+    let fpath = format!("{path}.file");
+    let f = match member(p, "file") {
+        Some(Value::Object(f)) => f,
+        None => return Err(invalid(&fpath, format!("Missing required parameter: '{fpath}'."))),
+        Some(v) => return Err(wrong_type(&fpath, "an object", v)),
+    };
+    if member(f, "file_id").is_some() {
+        return Err(not_translatable(format!("{fpath}.file_id")));
+    }
+    let data_path = format!("{fpath}.file_data");
+    let data_url = opt_str(f, "file_data", &data_path)?
+        .ok_or_else(|| invalid(&data_path, format!("Missing required parameter: '{data_path}'.")))?;
+    let (media_type, data) = data_url
+        .strip_prefix("data:")
+        .and_then(|rest| rest.split_once(','))
+        .and_then(|(meta, data)| Some((meta.strip_suffix(";base64")?, data)))
+        .filter(|(media_type, _)| !media_type.is_empty())
+        .ok_or_else(|| {
+            invalid(&data_path, "Invalid 'file_data': expected a base64 data URL (data:<media type>;base64,<data>).")
+        })?;
+    Ok(Document {
+        source: DocumentSource::Base64 { media_type: media_type.to_string(), data: data.to_string() },
+        name: opt_str(f, "filename", &format!("{fpath}.filename"))?.map(str::to_string),
+        context: None,
+    })
 }
 
 fn image(p: &Map<String, Value>, path: &str) -> Result<Image> {

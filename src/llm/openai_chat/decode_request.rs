@@ -33,11 +33,12 @@ const CARRIED: &[&str] = &[
     "n",
     "user",
     "logprobs",
+    "prompt_cache_key",
+    "prompt_cache_retention",
 ];
 
 /// Harmless metadata, accepted and ignored (they do not change what the model generates).
-const IGNORED: &[&str] =
-    &["store", "metadata", "service_tier", "safety_identifier", "prompt_cache_key", "prompt_cache_retention"];
+const IGNORED: &[&str] = &["store", "metadata", "service_tier", "safety_identifier"];
 
 /// Valid OpenAI members that change the response and that the IR cannot carry.
 const NOT_TRANSLATABLE: &[&str] = &[
@@ -109,9 +110,9 @@ fn opt_u64(obj: &Map<String, Value>, key: &str, min: u64) -> Result<Option<u64>>
 /// Decodes an OpenAI Chat Completions request.
 ///
 /// Carried into the IR: everything in [`CARRIED`] (`top_k` is the vLLM/OpenRouter extension;
-/// `logprobs: false` is accepted, `true` is not translatable). Ignored as metadata: `store`,
-/// `metadata`, `service_tier`, `safety_identifier`, `prompt_cache_key`,
-/// `prompt_cache_retention`, `stream_options.include_obfuscation`, the `name` of a system or
+/// `logprobs: false` is accepted, `true` is not translatable; `prompt_cache_key` and
+/// `prompt_cache_retention` go to `ChatRequest::cache`). Ignored as metadata: `store`,
+/// `metadata`, `service_tier`, `safety_identifier`, `stream_options.include_obfuscation`, the `name` of a system or
 /// developer message, and `json_schema.description`. Carried: a user or assistant message's
 /// `name` (`Message::name`), an image part's `detail` (`Image::detail`) and a tool's
 /// `function.strict` (`Tool::strict`); each provider encoder decides what it can express.
@@ -119,7 +120,7 @@ fn opt_u64(obj: &Map<String, Value>, key: &str, min: u64) -> Result<Option<u64>>
 /// Members OpenAI accepts but the IR cannot carry (`logprobs: true`, `top_logprobs`,
 /// `logit_bias`, `audio`, `modalities` other than `["text"]`, `prediction`,
 /// `web_search_options`, `verbosity`, the deprecated `functions`/`function_call`, `function`
-/// role messages, audio/file content parts, custom tools, `allowed_tools` tool choice) are
+/// role messages, audio content parts, `file` parts by `file_id` (inline `file_data` is carried as `Part::Document`), custom tools, `allowed_tools` tool choice) are
 /// `Invalid { field, message: "is not supported when the model is served by a non-OpenAI
 /// provider" }`: this decoder only runs on translated routes (OpenAI -> OpenAI is a byte
 /// passthrough) but does not know the target provider, so it cannot build `Unsupported`.
@@ -184,6 +185,8 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest> {
     }
     req.system = conv.system;
     req.messages = conv.messages;
+    req.cache.key = opt_str(&obj, "prompt_cache_key", "prompt_cache_key")?.map(str::to_string);
+    req.cache.retention = opt_str(&obj, "prompt_cache_retention", "prompt_cache_retention")?.map(str::to_string);
     Ok(req)
 }
 

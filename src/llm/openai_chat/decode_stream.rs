@@ -20,7 +20,9 @@ use crate::stream::sse::SseEvent;
 /// - `finish_reason` -> `Stop`; a non-null `usage` (OpenAI's own counts are cumulative: one
 ///   final chunk with `include_usage`) -> `Usage`; `data: [DONE]` -> `Done`.
 /// - `data: {"error": {...}}` (also under `event: error`) -> `Error`, which ends the stream.
-/// - Only choice 0 is read.
+/// - Several choices (`n` > 1): a `Choice { index }` before the events of a choice other than
+///   the one before; each choice has its own tool calls and `Stop`, and without `[DONE]` the
+///   stream is complete when every choice seen has finished.
 ///
 /// `finish()` without `[DONE]`: `Done` if a `finish_reason` was seen (some compatible
 /// servers omit `[DONE]`), else an `Error` "provider stream ended early".
@@ -30,7 +32,16 @@ pub type StreamDecoder = SseStream<Events>;
 #[derive(Debug, Default)]
 pub struct Events {
     started: bool,
-    finished_reason: bool,
+    /// The choices seen (one unless the request asked for `n` > 1), by `index`.
+    choices: Vec<ChoiceState>,
+    /// The choice the last events were for (a `Choice` event marks a change).
+    current: u64,
+}
+
+#[derive(Debug, Default)]
+struct ChoiceState {
+    index: u64,
+    finished: bool,
     /// (provider index, provider id) of each tool call, in IR index order.
     calls: Vec<(u64, Option<String>)>,
 }
@@ -44,7 +55,7 @@ impl EventDecoder for Events {
 
     /// Some compatible servers omit `[DONE]`: a seen `finish_reason` is a complete answer.
     fn complete_without_marker(&self) -> bool {
-        self.finished_reason
+        !self.choices.is_empty() && self.choices.iter().all(|c| c.finished)
     }
 }
 
@@ -73,7 +84,16 @@ impl Events {
                 model: chunk.model.clone().unwrap_or_default(),
             });
         }
-        for choice in chunk.choices.iter().filter(|c| c.index.unwrap_or(0) == 0) {
+        for choice in &chunk.choices {
+            let index = choice.index.unwrap_or(0);
+            if index != self.current {
+                self.current = index;
+                out.push(StreamEvent::Choice { index: u32::try_from(index).unwrap_or(u32::MAX) });
+            }
+            if !self.choices.iter().any(|c| c.index == index) {
+                self.choices.push(ChoiceState { index, ..ChoiceState::default() });
+            }
+            let Some(state) = self.choices.iter_mut().find(|c| c.index == index) else { continue };
             if let Some(d) = choice.delta.as_ref().or(choice.message.as_ref()) {
                 if let Some(r) = reasoning_text(d) {
                     out.push(StreamEvent::ThinkingDelta { text: r.to_string() });
@@ -86,11 +106,11 @@ impl Events {
                     out.push(StreamEvent::TextDelta { text: r.clone() });
                 }
                 for tc in d.tool_calls.iter().flatten() {
-                    self.tool_call(tc, out);
+                    tool_call(&mut state.calls, tc, out);
                 }
             }
             if let Some(reason) = choice.finish_reason.as_deref() {
-                self.finished_reason = true;
+                state.finished = true;
                 out.push(StreamEvent::Stop { reason: finish_reason_to_ir(reason), stop_sequence: None });
             }
         }
@@ -105,31 +125,28 @@ impl Events {
         }
         Flow::Continue
     }
+}
 
-    fn tool_call(&mut self, tc: &WireToolCall, out: &mut Vec<StreamEvent>) {
-        let pindex = tc.index.unwrap_or(0);
-        let id = tc.id.as_deref().filter(|s| !s.is_empty());
-        let current = self.calls.iter().rposition(|(p, _)| *p == pindex);
-        let ir_index = match current {
-            Some(i) if id.is_none() || self.calls.get(i).and_then(|c| c.1.as_deref()) == id => i,
-            _ => {
-                let i = self.calls.len();
-                self.calls.push((pindex, id.map(str::to_string)));
-                let f = tc.function.as_ref();
-                out.push(StreamEvent::ToolCallStart {
-                    index: u32::try_from(i).unwrap_or(u32::MAX),
-                    id: id.map_or_else(|| format!("call_gw_{i}"), str::to_string),
-                    name: f.and_then(|f| f.name.clone()).unwrap_or_default(),
-                });
-                i
-            }
-        };
-        let args = arguments_text(tc.function.as_ref().and_then(|f| f.arguments.as_ref()));
-        if !args.is_empty() {
-            out.push(StreamEvent::ToolCallDelta {
-                index: u32::try_from(ir_index).unwrap_or(u32::MAX),
-                arguments: args,
+fn tool_call(calls: &mut Vec<(u64, Option<String>)>, tc: &WireToolCall, out: &mut Vec<StreamEvent>) {
+    let pindex = tc.index.unwrap_or(0);
+    let id = tc.id.as_deref().filter(|s| !s.is_empty());
+    let current = calls.iter().rposition(|(p, _)| *p == pindex);
+    let ir_index = match current {
+        Some(i) if id.is_none() || calls.get(i).and_then(|c| c.1.as_deref()) == id => i,
+        _ => {
+            let i = calls.len();
+            calls.push((pindex, id.map(str::to_string)));
+            let f = tc.function.as_ref();
+            out.push(StreamEvent::ToolCallStart {
+                index: u32::try_from(i).unwrap_or(u32::MAX),
+                id: id.map_or_else(|| format!("call_gw_{i}"), str::to_string),
+                name: f.and_then(|f| f.name.clone()).unwrap_or_default(),
             });
+            i
         }
+    };
+    let args = arguments_text(tc.function.as_ref().and_then(|f| f.arguments.as_ref()));
+    if !args.is_empty() {
+        out.push(StreamEvent::ToolCallDelta { index: u32::try_from(ir_index).unwrap_or(u32::MAX), arguments: args });
     }
 }

@@ -1,9 +1,10 @@
 //! Provider side: IR -> an OpenAI Chat Completions request body.
 
 use crate::llm::ir::{
-    ChatRequest, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, ToolChoice, ToolResult,
-    TranslateError,
+    ChatRequest, Document, DocumentSource, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, Role,
+    ToolChoice, ToolResult, TranslateError,
 };
+use base64::Engine;
 use serde_json::{json, Map, Value};
 
 const PROVIDER: &str = "openai";
@@ -40,17 +41,19 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, TranslateError> {
 /// - A message's `name`, a tool's `strict` and an image's `detail` are sent as OpenAI names
 ///   them (`name`, `function.strict`, `image_url.detail`).
 /// - Streaming always asks for `stream_options.include_usage` (the gateway needs usage).
+/// - Prompt caching: `prompt_cache_key` and `prompt_cache_retention` are sent as the client
+///   gave them (as the passthrough would); cache breakpoints (`Part::CachePoint`, tool and
+///   automatic ones) are not sent: OpenAI caches every prompt prefix of 1024 tokens or more
+///   by itself, with no marks.
 /// - `Reasoning::BudgetTokens(n)` maps to `reasoning_effort`: n <= 2048 low, <= 8192 medium,
 ///   more high; `BudgetTokens(0)` and `Disabled` send nothing (the model's default).
 ///
-/// Unsupported: `top_k`, `n` > 1 (the IR response holds one choice), more than 4 stop
-/// sequences, images in system or assistant content.
+/// Unsupported: `top_k`, more than 4 stop sequences, images in system or assistant content.
+/// `n` is sent (several choices come back as the response's choices).
 pub fn encode_request_with(req: &ChatRequest, opts: EncodeOptions) -> Result<Vec<u8>, TranslateError> {
+    req.check_anthropic_only(PROVIDER)?;
     if req.top_k.is_some() {
         return Err(unsupported("top_k", "OpenAI Chat Completions has no top_k sampling parameter"));
-    }
-    if req.n.is_some_and(|n| n > 1) {
-        return Err(unsupported("n", "only one choice can be translated"));
     }
     if req.stop.len() > 4 {
         return Err(unsupported("stop", "OpenAI accepts at most 4 stop sequences"));
@@ -80,6 +83,8 @@ pub fn encode_request_with(req: &ChatRequest, opts: EncodeOptions) -> Result<Vec
     put("tool_choice", req.tool_choice.as_ref().map(tool_choice));
     put("parallel_tool_calls", req.parallel_tool_calls.map(|v| json!(v)));
     put("response_format", req.response_format.as_ref().map(response_format));
+    put("prompt_cache_key", req.cache.key.as_ref().map(|v| json!(v)));
+    put("prompt_cache_retention", req.cache.retention.as_ref().map(|v| json!(v)));
     if req.stream {
         put("stream", Some(json!(true)));
         put("stream_options", Some(json!({"include_usage": true})));
@@ -160,6 +165,25 @@ fn image_part(img: &Image) -> Value {
     json!({"type": "image_url", "image_url": Value::Object(image_url)})
 }
 
+/// A `file` content part with the document inline (`file_data` as a base64 data URL; plain
+/// text as `text/plain`). OpenAI needs a file name with inline data: the document's own, else
+/// `document.pdf` / `document.txt`. Chat Completions takes no file URL.
+fn file_part(doc: &Document, field: &str) -> Result<Value, TranslateError> {
+    doc.check_context(field, PROVIDER)?;
+    let (media_type, data) = match &doc.source {
+        DocumentSource::Base64 { media_type, data } => (media_type.as_str(), data.clone()),
+        DocumentSource::Text(text) => ("text/plain", base64::engine::general_purpose::STANDARD.encode(text.as_bytes())),
+        DocumentSource::Url(_) => {
+            return Err(unsupported(field, "Chat Completions takes files inline or by file id, not by URL"))
+        }
+    };
+    let default_name = if media_type == "text/plain" { "document.txt" } else { "document.pdf" };
+    Ok(json!({"type": "file", "file": {
+        "filename": doc.name.as_deref().unwrap_or(default_name),
+        "file_data": format!("data:{media_type};base64,{data}"),
+    }}))
+}
+
 /// A string for one text part, an array of text parts otherwise.
 fn text_content(texts: Vec<&str>) -> Value {
     match texts.as_slice() {
@@ -175,6 +199,7 @@ fn messages(req: &ChatRequest) -> Result<Vec<Value>, TranslateError> {
         for (i, p) in req.system.iter().enumerate() {
             match p {
                 Part::Text(t) => texts.push(t.as_str()),
+                Part::CachePoint(_) => {} // OpenAI caches prompt prefixes automatically
                 _ => return Err(unsupported(format!("system[{i}]"), "OpenAI system messages accept text only")),
             }
         }
@@ -196,7 +221,14 @@ fn user_message(m: &Message, i: usize, out: &mut Vec<Value>) -> Result<(), Trans
         match p {
             Part::Text(t) => parts.push(json!({"type": "text", "text": t})),
             Part::Image(img) => parts.push(image_part(img)),
-            Part::ToolResult(r) => out.push(tool_message(r, &mut moved_images)),
+            Part::Document(doc) => parts.push(file_part(doc, &format!("messages[{i}].content[{j}]"))?),
+            Part::AnthropicBlock(_) => {
+                return Err(unsupported(format!("messages[{i}].content[{j}]"), "an Anthropic server-tool block"))
+            }
+            Part::ToolResult(r) => {
+                out.push(tool_message(r, &format!("messages[{i}].content[{j}]"), &mut moved_images)?)
+            }
+            Part::CachePoint(_) => {} // OpenAI caches prompt prefixes automatically
             Part::ToolCall(_) | Part::Thinking { .. } | Part::RedactedThinking { .. } => {
                 return Err(unsupported(
                     format!("messages[{i}].content[{j}]"),
@@ -226,17 +258,26 @@ fn user_message(m: &Message, i: usize, out: &mut Vec<Value>) -> Result<(), Trans
     Ok(())
 }
 
-fn tool_message(r: &ToolResult, moved_images: &mut Vec<Value>) -> Value {
+/// A `tool` message holds text only: images and documents of the result move to the user
+/// message after the tool messages.
+fn tool_message(r: &ToolResult, field: &str, moved: &mut Vec<Value>) -> Result<Value, TranslateError> {
     let mut texts = Vec::new();
-    for p in &r.content {
+    for (k, p) in r.content.iter().enumerate() {
         match p {
             Part::Text(t) => texts.push(t.as_str()),
-            Part::Image(img) => moved_images.push(image_part(img)),
-            _ => {}
+            Part::Image(img) => moved.push(image_part(img)),
+            Part::Document(doc) => moved.push(file_part(doc, &format!("{field}.content[{k}]"))?),
+            Part::CachePoint(_) => {} // OpenAI caches prompt prefixes automatically
+            _ => {
+                return Err(unsupported(
+                    format!("{field}.content[{k}]"),
+                    "a tool result can hold only text, images and documents",
+                ))
+            }
         }
     }
     let content = if texts.is_empty() { json!("") } else { text_content(texts) };
-    json!({"role": "tool", "tool_call_id": r.call_id, "content": content})
+    Ok(json!({"role": "tool", "tool_call_id": r.call_id, "content": content}))
 }
 
 fn assistant_message(m: &Message, i: usize) -> Result<Value, TranslateError> {
@@ -250,8 +291,8 @@ fn assistant_message(m: &Message, i: usize) -> Result<Value, TranslateError> {
                 "type": "function",
                 "function": {"name": c.name, "arguments": c.arguments},
             })),
-            Part::Thinking { .. } | Part::RedactedThinking { .. } => {}
-            Part::Image(_) | Part::ToolResult(_) => {
+            Part::Thinking { .. } | Part::RedactedThinking { .. } | Part::CachePoint(_) => {}
+            Part::Image(_) | Part::ToolResult(_) | Part::Document(_) | Part::AnthropicBlock(_) => {
                 return Err(unsupported(
                     format!("messages[{i}].content[{j}]"),
                     "OpenAI assistant messages accept text and tool calls only",

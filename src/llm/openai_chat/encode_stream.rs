@@ -66,7 +66,9 @@ struct DeltaFunction<'a> {
 ///    DeepSeek/vLLM/OpenRouter field); tool calls as
 ///    `{"index", "id", "type": "function", "function": {"name", "arguments": ""}}` on their
 ///    first chunk and `{"index", "function": {"arguments"}}` after;
-/// 3. at `Stop`, `delta: {}` with the `finish_reason`;
+/// 3. at `Stop`, `delta: {}` with the `finish_reason`; after `Choice { index }`, chunks carry
+///    that choice `index` (several choices, `n` > 1), each choice starting with its own role
+///    delta as OpenAI sends them;
 /// 4. with `include_usage`, every chunk carries `"usage": null` and, at the end, one chunk
 ///    with `"choices": []` carries the last usage (when any count is known);
 /// 5. `data: [DONE]`.
@@ -86,6 +88,10 @@ pub struct StreamEncoder {
     started: bool,
     ended: bool,
     usage: Usage,
+    /// The `index` of the choice the events belong to (`StreamEvent::Choice`).
+    choice: u32,
+    /// Choices whose first (role) chunk was sent.
+    begun: Vec<u32>,
 }
 
 impl StreamEncoder {
@@ -98,6 +104,8 @@ impl StreamEncoder {
             started: false,
             ended: false,
             usage: Usage::default(),
+            choice: 0,
+            begun: Vec::new(),
         }
     }
 
@@ -106,6 +114,7 @@ impl StreamEncoder {
             return;
         }
         match ev {
+            StreamEvent::Choice { index } => self.choice = *index,
             StreamEvent::Start { id, model } => {
                 if !self.started {
                     if !id.is_empty() {
@@ -153,15 +162,16 @@ impl StreamEncoder {
 
     fn start(&mut self, out: &mut Vec<u8>) {
         self.started = true;
+        self.begun.push(self.choice);
         let delta = Delta { role: Some("assistant"), content: Some(""), ..Delta::default() };
-        self.chunk(vec![choice(delta, None)], None, out);
+        self.chunk(vec![choice(self.choice, delta, None)], None, out);
     }
 
     fn delta(&mut self, delta: Delta<'_>, finish: Option<&'static str>, out: &mut Vec<u8>) {
-        if !self.started {
+        if !self.begun.contains(&self.choice) {
             self.start(out);
         }
-        self.chunk(vec![choice(delta, finish)], None, out);
+        self.chunk(vec![choice(self.choice, delta, finish)], None, out);
     }
 
     fn end(&mut self, out: &mut Vec<u8>) {
@@ -192,8 +202,8 @@ impl StreamEncoder {
     }
 }
 
-fn choice<'a>(delta: Delta<'a>, finish_reason: Option<&'static str>) -> ChunkChoice<'a> {
-    ChunkChoice { index: 0, delta, logprobs: None, finish_reason }
+fn choice<'a>(index: u32, delta: Delta<'a>, finish_reason: Option<&'static str>) -> ChunkChoice<'a> {
+    ChunkChoice { index, delta, logprobs: None, finish_reason }
 }
 
 /// Counts present in `new` replace earlier ones (the IR's cumulative convention).

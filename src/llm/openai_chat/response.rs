@@ -2,9 +2,10 @@
 
 use super::util::{cap, error_body, finish_reason_from_ir, finish_reason_to_ir, provider_error_from_object, usage_out};
 use super::wire::{
-    OutChoice, OutCompletion, OutFunction, OutMessage, OutToolCall, WireCompletion, WireErrorBody, WireMessage,
+    OutChoice, OutCompletion, OutFunction, OutMessage, OutToolCall, WireChoice, WireCompletion, WireErrorBody,
+    WireMessage,
 };
-use crate::llm::ir::{ChatResponse, ErrorKind, Part, ProviderError, StopReason, ToolCall};
+use crate::llm::ir::{ChatResponse, Choice, ErrorKind, Part, ProviderError, StopReason, ToolCall};
 use crate::llm::openai;
 use serde_json::Value;
 
@@ -31,9 +32,10 @@ pub(super) fn arguments_text(v: Option<&Value>) -> String {
     }
 }
 
-/// Decodes a 2xx `chat.completion` body. Only `choices[0]` is read (the gateway never asks
-/// for more). Reasoning comes first, then text, then the refusal (as text: the IR has no
-/// refusal part; `finish_reason` stays what OpenAI said, usually `stop`), then tool calls.
+/// Decodes a 2xx `chat.completion` body: the first choice into the response, the others (a
+/// request with `n` > 1) into `more_choices`. Per choice, reasoning comes first, then text,
+/// then the refusal (as text: the IR has no refusal part; `finish_reason` stays what OpenAI
+/// said, usually `stop`), then tool calls.
 pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
     let wire: WireCompletion = serde_json::from_slice(body).map_err(|_| ProviderError {
         kind: ErrorKind::Server,
@@ -47,11 +49,38 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
         }
         return Err(e);
     }
-    let choice = wire.choices.into_iter().find(|c| c.index.unwrap_or(0) == 0).ok_or_else(|| ProviderError {
+    let mut choices = wire.choices;
+    // In `index` order (as OpenAI sends them); a server that omits it gets the wire order.
+    choices.sort_by_key(|c| c.index.unwrap_or(0));
+    let mut choices = choices.iter().map(choice_from_wire);
+    let first = choices.next().ok_or_else(|| ProviderError {
         kind: ErrorKind::Server,
         status: 502,
         message: "provider returned a chat completion without choices".to_string(),
     })?;
+    let more_choices = choices.collect();
+    let usage = wire
+        .usage
+        .as_ref()
+        .filter(|u| !u.is_null())
+        .and_then(|u| serde_json::to_vec(u).ok())
+        .and_then(|raw| openai::parse_usage_object(&raw))
+        .unwrap_or_default();
+    Ok(ChatResponse {
+        id: wire.id.unwrap_or_default(),
+        model: wire.model.unwrap_or_default(),
+        created: wire.created.unwrap_or(0),
+        content: first.content,
+        stop_reason: first.stop_reason,
+        stop_sequence: None,
+        usage,
+        more_choices,
+    })
+}
+
+/// One choice's message: reasoning first, then text, then the refusal (as text), then tool
+/// calls.
+fn choice_from_wire(choice: &WireChoice) -> Choice {
     let mut content = Vec::new();
     if let Some(m) = choice.message.as_ref() {
         if let Some(r) = reasoning_text(m) {
@@ -74,22 +103,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
             }));
         }
     }
-    let usage = wire
-        .usage
-        .as_ref()
-        .filter(|u| !u.is_null())
-        .and_then(|u| serde_json::to_vec(u).ok())
-        .and_then(|raw| openai::parse_usage_object(&raw))
-        .unwrap_or_default();
-    Ok(ChatResponse {
-        id: wire.id.unwrap_or_default(),
-        model: wire.model.unwrap_or_default(),
-        created: wire.created.unwrap_or(0),
-        content,
-        stop_reason: choice.finish_reason.as_deref().map(finish_reason_to_ir),
-        stop_sequence: None,
-        usage,
-    })
+    Choice { content, stop_reason: choice.finish_reason.as_deref().map(finish_reason_to_ir), stop_sequence: None }
 }
 
 fn body_kind(body: &[u8]) -> &'static str {
@@ -148,10 +162,25 @@ pub(super) fn synthetic_id(created: u64) -> String {
 /// `tool_calls` when there are tool calls, else `stop`. `usage` is omitted when nothing is
 /// known.
 pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
+    let id = if resp.id.is_empty() { synthetic_id(resp.created) } else { resp.id.clone() };
+    let first = out_choice(0, &resp.content, resp.stop_reason);
+    let more = resp.more_choices.iter().zip(1u32..).map(|(c, i)| out_choice(i, &c.content, c.stop_reason));
+    let out = OutCompletion {
+        id: &id,
+        object: "chat.completion",
+        created: resp.created,
+        model: &resp.model,
+        choices: std::iter::once(first).chain(more).collect(),
+        usage: usage_out(&resp.usage),
+    };
+    serde_json::to_vec(&out).unwrap_or_default()
+}
+
+fn out_choice(index: u32, content: &[Part], stop_reason: Option<StopReason>) -> OutChoice<'_> {
     let mut text: Option<String> = None;
     let mut reasoning: Option<String> = None;
     let mut calls = Vec::new();
-    for p in &resp.content {
+    for p in content {
         match p {
             Part::Text(t) => text.get_or_insert_with(String::new).push_str(t),
             Part::Thinking { text: t, .. } => reasoning.get_or_insert_with(String::new).push_str(t),
@@ -160,31 +189,27 @@ pub fn encode_response(resp: &ChatResponse) -> Vec<u8> {
                 kind: "function",
                 function: OutFunction { name: &c.name, arguments: &c.arguments },
             }),
-            Part::RedactedThinking { .. } | Part::Image(_) | Part::ToolResult(_) => {}
+            Part::RedactedThinking { .. }
+            | Part::Image(_)
+            | Part::ToolResult(_)
+            | Part::Document(_)
+            | Part::AnthropicBlock(_)
+            | Part::CachePoint(_) => {}
         }
     }
-    let stop = resp.stop_reason.unwrap_or(if calls.is_empty() { StopReason::Stop } else { StopReason::ToolCalls });
-    let id = if resp.id.is_empty() { synthetic_id(resp.created) } else { resp.id.clone() };
-    let out = OutCompletion {
-        id: &id,
-        object: "chat.completion",
-        created: resp.created,
-        model: &resp.model,
-        choices: [OutChoice {
-            index: 0,
-            message: OutMessage {
-                role: "assistant",
-                content: text,
-                reasoning_content: reasoning,
-                tool_calls: calls,
-                refusal: None,
-            },
-            logprobs: None,
-            finish_reason: finish_reason_from_ir(stop),
-        }],
-        usage: usage_out(&resp.usage),
-    };
-    serde_json::to_vec(&out).unwrap_or_default()
+    let stop = stop_reason.unwrap_or(if calls.is_empty() { StopReason::Stop } else { StopReason::ToolCalls });
+    OutChoice {
+        index,
+        message: OutMessage {
+            role: "assistant",
+            content: text,
+            reasoning_content: reasoning,
+            tool_calls: calls,
+            refusal: None,
+        },
+        logprobs: None,
+        finish_reason: finish_reason_from_ir(stop),
+    }
 }
 
 /// `{"error": {"message", "type", "param": null, "code"}}` for an OpenAI client; the HTTP

@@ -115,7 +115,7 @@ pub struct OutCompletion<'a> {
     pub object: &'static str,
     pub created: u64,
     pub model: &'a str,
-    pub choices: [OutChoice<'a>; 1],
+    pub choices: Vec<OutChoice<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<OutUsage>,
 }

@@ -68,6 +68,9 @@ pub struct StreamEncoder {
     stop: Option<StopReason>,
     saw_tool: bool,
     ended: bool,
+    /// The choice the events belong to (`StreamEvent::Choice`): the Responses API has no `n`,
+    /// so the content of any other choice a provider sends unasked is not written.
+    choice: u32,
 }
 
 impl StreamEncoder {
@@ -85,6 +88,7 @@ impl StreamEncoder {
             stop: None,
             saw_tool: false,
             ended: false,
+            choice: 0,
         }
     }
 
@@ -92,7 +96,19 @@ impl StreamEncoder {
         if self.ended {
             return;
         }
+        if let StreamEvent::Choice { index } = event {
+            self.choice = *index;
+            return;
+        }
+        let shared = matches!(
+            event,
+            StreamEvent::Start { .. } | StreamEvent::Usage(_) | StreamEvent::Error(_) | StreamEvent::Done
+        );
+        if self.choice != 0 && !shared {
+            return;
+        }
         match event {
+            StreamEvent::Choice { .. } => {}
             StreamEvent::Start { id, model } => {
                 if !self.started {
                     self.id = Some(response_id(id, self.created));
