@@ -95,7 +95,26 @@ pub struct ModelRoute {
     pub name: String,
     pub targets: Vec<Target>,
     pub total_weight: u64,
+    /// The targets are an ordered fallback chain, tried attempt by attempt.
+    pub fallback: Option<Fallback>,
 }
+
+/// A fallback chain: the downstream instance admits the request once and routes it to
+/// `cluster` (an Envoy aggregate cluster whose members are the targets' clusters, in
+/// order); Envoy's retry policy moves from member to member, and the module's per-attempt
+/// instance (an upstream HTTP filter) translates the request for the target each attempt
+/// reached. A target is known by its endpoint's metadata `llm.provider`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    pub cluster: String,
+    /// Provider statuses that mark an attempt for retry (the response header
+    /// `x-llm-gateway-retry`, which the route's `retriable_headers` matches).
+    pub on_status: Vec<u16>,
+}
+
+/// Statuses that send a request to the next target by default: rate limits, server
+/// errors and Anthropic's 529 overloaded.
+pub const DEFAULT_FALLBACK_STATUSES: [u16; 6] = [429, 500, 502, 503, 504, 529];
 
 impl ModelRoute {
     /// Picks a target by weight; `roll` is any random number.
@@ -246,7 +265,7 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     for (name, m) in &raw.models {
         check_name(&format!("models[{name:?}]"), name)?;
         names.insert(name.clone(), routes.len());
-        routes.push(validate_model(name, m, &provider_index)?);
+        routes.push(validate_model(name, m, &provider_index, &providers)?);
     }
     // Aliases after all public names, so an alias can never shadow one.
     for (name, m) in &raw.models {
@@ -403,11 +422,15 @@ fn validate_model(
     name: &str,
     m: &RawModel,
     provider_index: &HashMap<String, usize>,
+    providers: &[Provider],
 ) -> Result<ModelRoute, ConfigError> {
     let path = format!("models[{name:?}]");
     let resolve = |field_path: String, provider: &str| {
         provider_index.get(provider).copied().ok_or_else(|| err(field_path, format!("no provider named {provider:?}")))
     };
+    if m.fallback.is_some() && m.targets.is_none() {
+        return Err(err(format!("{path}.fallback"), "a fallback chain needs `targets`"));
+    }
     let targets = match (&m.provider, &m.model, &m.targets) {
         (Some(provider), Some(model), None) => {
             check_upstream_model(&format!("{path}.model"), model)?;
@@ -420,14 +443,20 @@ fn validate_model(
             let mut out = Vec::with_capacity(targets.len());
             for (i, t) in targets.iter().enumerate() {
                 let tpath = format!("{path}.targets[{i}]");
-                if t.weight == 0 {
-                    return Err(err(format!("{tpath}.weight"), "must be at least 1"));
-                }
+                let weight = match (t.weight, &m.fallback) {
+                    (Some(0), _) => return Err(err(format!("{tpath}.weight"), "must be at least 1")),
+                    (Some(_), Some(_)) => {
+                        return Err(err(format!("{tpath}.weight"), "a fallback chain is ordered, not weighted"))
+                    }
+                    (Some(weight), None) => weight,
+                    (None, Some(_)) => 1,
+                    (None, None) => return Err(err(tpath, "missing field `weight`")),
+                };
                 check_upstream_model(&format!("{tpath}.model"), &t.model)?;
                 out.push(Target {
                     provider: resolve(format!("{tpath}.provider"), &t.provider)?,
                     model: t.model.clone(),
-                    weight: t.weight,
+                    weight,
                 });
             }
             out
@@ -439,7 +468,49 @@ fn validate_model(
         (Some(_), None, None) => return Err(err(path, "missing field `model`")),
     };
     let total_weight = targets.iter().map(|t| u64::from(t.weight)).sum();
-    Ok(ModelRoute { name: name.to_string(), targets, total_weight })
+    let fallback = match &m.fallback {
+        Some(raw) => Some(validate_fallback(&path, raw, &targets, providers)?),
+        None => None,
+    };
+    Ok(ModelRoute { name: name.to_string(), targets, total_weight, fallback })
+}
+
+/// A chain's targets are told apart by their endpoint's `llm.provider` metadata, so each
+/// provider appears once; a SigV4 signature would have to be computed after the body in
+/// the per-attempt instance, which needs the deferred-header chain there (not built yet).
+fn validate_fallback(
+    path: &str,
+    raw: &raw::RawFallback,
+    targets: &[Target],
+    providers: &[Provider],
+) -> Result<Fallback, ConfigError> {
+    if raw.cluster.trim().is_empty() {
+        return Err(err(format!("{path}.fallback.cluster"), "must name an Envoy (aggregate) cluster"));
+    }
+    if targets.len() < 2 {
+        return Err(err(format!("{path}.targets"), "a fallback chain needs at least two targets"));
+    }
+    for (i, target) in targets.iter().enumerate() {
+        let tpath = format!("{path}.targets[{i}].provider");
+        let provider = providers.get(target.provider).ok_or_else(|| err(tpath.clone(), "unknown provider"))?;
+        if targets.iter().take(i).any(|t| t.provider == target.provider) {
+            return Err(err(
+                tpath,
+                format!("provider {:?} appears twice in the chain; give each target its own provider", provider.name),
+            ));
+        }
+        if matches!(provider.auth, UpstreamAuth::SigV4 { .. }) {
+            return Err(err(
+                tpath,
+                format!("provider {:?} signs with aws-sigv4, which fallback chains do not support yet", provider.name),
+            ));
+        }
+    }
+    let on_status = raw.on_status.clone().unwrap_or_else(|| DEFAULT_FALLBACK_STATUSES.to_vec());
+    if let Some(bad) = on_status.iter().find(|s| !(400..=599).contains(*s)) {
+        return Err(err(format!("{path}.fallback.on_status"), format!("{bad} is not an error status (400-599)")));
+    }
+    Ok(Fallback { cluster: raw.cluster.clone(), on_status })
 }
 
 /// Names become metric labels and log fields: keep them printable and free of the

@@ -94,6 +94,19 @@ pub struct RawModel {
     pub targets: Option<Vec<RawTarget>>,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// `targets` form an ordered fallback chain that Envoy's retries walk (see `Fallback`).
+    #[serde(default)]
+    pub fallback: Option<RawFallback>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFallback {
+    /// The Envoy cluster (an aggregate of the targets' clusters) the chain is routed to.
+    pub cluster: String,
+    /// Provider statuses that move the request to the next target.
+    #[serde(default)]
+    pub on_status: Option<Vec<u16>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,7 +114,9 @@ pub struct RawModel {
 pub struct RawTarget {
     pub provider: String,
     pub model: String,
-    pub weight: u32,
+    /// Required in a weighted split; a fallback chain is ordered, not weighted.
+    #[serde(default)]
+    pub weight: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]

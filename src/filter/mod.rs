@@ -1,6 +1,7 @@
 //! The proxy-wasm shell: moves headers and bytes between Envoy and the engine, applies
 //! what the engine decides, and records metrics and access-log fields. No decisions here.
 
+mod attempt;
 mod deferred;
 mod host;
 
@@ -77,6 +78,8 @@ const APPLIER_CONFIG: &str = r#"{"role": "apply-deferred-headers"}"#;
 struct Root {
     /// This instance only applies deferred headers.
     applier: bool,
+    /// This instance runs per attempt, as an upstream HTTP filter (fallback chains).
+    per_attempt: bool,
     gateway: Option<Rc<Gateway>>,
     metrics: Rc<RefCell<Metrics>>,
     rng: Rc<Cell<u64>>,
@@ -91,6 +94,13 @@ impl RootContext for Root {
             self.applier = true;
             return true;
         }
+        let json = match attempt::attempt_config(&json) {
+            Some(gateway) => {
+                self.per_attempt = true;
+                gateway
+            }
+            None => json,
+        };
         match Gateway::from_json(&json, &|name| std::env::var(name).ok()) {
             Ok(gateway) => {
                 self.gateway = Some(Rc::new(gateway));
@@ -109,6 +119,9 @@ impl RootContext for Root {
             return Some(Box::new(Applier));
         }
         let gateway = self.gateway.clone()?;
+        if self.per_attempt {
+            return Some(Box::new(attempt::AttemptStream::new(gateway)));
+        }
         Some(Box::new(Stream { gateway, metrics: self.metrics.clone(), rng: self.rng.clone(), exchange: None }))
     }
 
@@ -136,10 +149,7 @@ impl Stream {
     }
 
     fn reply(&self, reply: &LocalReply) -> Action {
-        if let Err(e) = host::send_response(reply.status, &reply.headers, &reply.body) {
-            host::log(LogLevel::Error, &format!("llm-gateway: local reply failed: {e:?}"));
-        }
-        Action::Pause
+        reply_with(reply)
     }
 
     fn metadata_string(&self, key: &str) -> Option<String> {
@@ -217,6 +227,14 @@ impl HttpContext for Applier {
     }
 }
 
+/// Answers locally; the stream goes no further.
+fn reply_with(reply: &LocalReply) -> Action {
+    if let Err(e) = host::send_response(reply.status, &reply.headers, &reply.body) {
+        host::log(LogLevel::Error, &format!("llm-gateway: local reply failed: {e:?}"));
+    }
+    Action::Pause
+}
+
 /// A header's value in a map read with `host::headers` (names are lower-case in Envoy).
 fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
@@ -289,6 +307,10 @@ impl HttpContext for Stream {
                 let _ = host::set_property(&[key], value.as_bytes());
             }
         }
+        if let Some(plan) = exchange.attempt_plan() {
+            // A fallback chain: each attempt (the module as an upstream filter) reads it.
+            let _ = host::set_property(&[crate::engine::PLAN_STATE], plan.encode().as_bytes());
+        }
         self.exchange = Some(exchange);
         match action {
             RequestAction::Reply(reply) => self.reply(&reply),
@@ -348,6 +370,17 @@ impl HttpContext for Stream {
         // reply (`upstream_reset_before_response_started{...}`, `response_timeout`...).
         let details = host::property(&["response", "code_details"]).ok().flatten();
         let origin = ResponseOrigin::from_code_details(details.as_deref().map(String::from_utf8_lossy).as_deref());
+        if let Some(route) = exchange.attempt_plan().map(|plan| plan.route.clone()) {
+            // A fallback chain: what each attempt reported, and the target that answered.
+            let raw = host::property(&[crate::engine::ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
+            let attempts = crate::engine::decode_attempts(&raw);
+            let answered = match origin {
+                ResponseOrigin::Upstream => self.gateway.answering_attempt(&route, &attempts),
+                ResponseOrigin::Envoy(_) => None,
+            };
+            exchange.record_attempts(attempts, answered, self.gateway.quota(&SharedStore));
+            apply(MapType::HttpResponseHeaders, HeaderOp::Remove(crate::engine::RETRY_HEADER.to_string()));
+        }
         let mut ops = exchange.on_response(status, content_type.as_deref(), &origin, end_of_stream);
         if let Some(line) = exchange.take_log_line() {
             host::log(LogLevel::Warn, &line);

@@ -1,0 +1,323 @@
+"""Fallback across providers through Envoy's retries (issue 12), through real Envoy 1.40.
+
+The module runs twice per request: downstream (identity, budget, routing to the chain's
+aggregate cluster, the body kept in the client's dialect) and as a router *upstream HTTP
+filter*, once per attempt (translation for the target the attempt reached, its path and
+credential, the retry mark, the answer translated back). Envoy's retry policy
+(`retriable-headers` on `x-llm-gateway-retry`, `reset`, `connect-failure`, a per-try timeout)
+and `previous_priorities` over the aggregate cluster move the request from target to target.
+
+The failing first target is an Anthropic-dialect provider on fault_upstream.py (the fault is
+the configured model name); the fallback is an OpenAI-dialect provider on the same server
+answering normally (exact usage: 11 input, 48 output tokens). So an OpenAI client's answer
+passes through and an Anthropic client's is translated from OpenAI's dialect.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import time
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+import fault_upstream
+import harness
+from test_faults import classify, sse_events
+
+FIRST_FAULTS = ["rate_limited_429", "server_500", "overloaded_529", "html_502", "reset_before_headers", "stall"]
+PER_TRY_TIMEOUT_S = 1.0
+KEY = "sk-fallback-consumer"
+# Prices in USD per million tokens: the fallback answer costs 11 * 1 + 48 * 2 = 107 micro-USD.
+PRICE_OK = {"input": "1", "output": "2"}
+PRICE_FIRST = {"input": "10", "output": "20"}
+ANSWER_COST = fault_upstream.INPUT_TOKENS * 1 + fault_upstream.OUTPUT_TOKENS * 2
+MONTHLY_USD_MICROS = 5_000_000
+
+
+def plugin_config() -> dict:
+    providers = {
+        "first": {"kind": "anthropic", "cluster": "c_first", "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
+        "second": {"kind": "openai", "cluster": "c_second", "auth": {"type": "bearer", "env": "TEST_OPENAI_KEY"}},
+    }
+    chain = {"cluster": "chain"}
+    models = {f"chain-{mode}": {"targets": [{"provider": "first", "model": mode},
+                                            {"provider": "second", "model": "ok"}], "fallback": chain}
+              for mode in FIRST_FAULTS + ["ok", "dies_before_first_event"]}
+    # Every target fails: the client gets the last one's error.
+    models["chain-all-fail"] = {"targets": [{"provider": "first", "model": "rate_limited_429"},
+                                            {"provider": "second", "model": "server_500"}], "fallback": chain}
+    prices = {mode: PRICE_FIRST for mode in FIRST_FAULTS + ["dies_before_first_event"]}
+    prices["ok"] = PRICE_OK
+    prices["server_500"] = PRICE_OK
+    return {
+        "providers": providers,
+        "models": models,
+        "consumers": {"fb": {"api_keys": [hashlib.sha256(KEY.encode()).hexdigest()], "plan": "usd"}},
+        "plans": {"usd": {"limits": [{"name": "monthly", "window": "month", "usd": "5.00"}]}},
+        "prices": prices,
+    }
+
+
+def fallback_template(workdir: Path, attempt_config: dict) -> Path:
+    """The test template with the chain's route (retry policy), the module as an upstream
+    filter of the router, and the aggregate cluster over one cluster per target."""
+    text = Path(harness.TEMPLATE).read_text()
+    log_anchor = " duration=%DURATION%"
+    assert log_anchor in text
+    text = text.replace(log_anchor, " attempts=%FILTER_STATE(wasm.llm_attempts:PLAIN)%"
+                                    " fallbacks=%FILTER_STATE(wasm.llm_fallbacks:PLAIN)%" + log_anchor)
+    route_anchor = "              routes:\n"
+    assert route_anchor in text
+    chain_route = f"""              routes:
+              - match:
+                  prefix: "/"
+                  headers:
+                  - name: x-llm-gateway-cluster
+                    string_match: {{exact: chain}}
+                route:
+                  cluster: chain
+                  timeout: 20s
+                  retry_policy:
+                    retry_on: "retriable-headers,reset,connect-failure"
+                    num_retries: 2
+                    per_try_timeout: {PER_TRY_TIMEOUT_S}s
+                    retriable_headers: [{{name: x-llm-gateway-retry, present_match: true}}]
+                    retry_priority:
+                      name: envoy.retry_priorities.previous_priorities
+                      typed_config:
+                        "@type": type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig
+                        update_frequency: 1
+"""
+    text = text.replace(route_anchor, chain_route, 1)
+    router = """              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"""
+    assert text.count(router) == 1
+    upstream_filters = router + f"""              upstream_http_filters:
+              - name: llm_gateway_attempt
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+                  config:
+                    name: llm_gateway_attempt
+                    root_id: llm_gateway_attempt
+                    vm_config: *llm_gateway_vm
+                    configuration:
+                      "@type": type.googleapis.com/google.protobuf.StringValue
+                      value: {harness.plugin_config_scalar(attempt_config)}
+                    failure_policy: FAIL_RELOAD
+              - name: envoy.filters.http.upstream_codec
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec
+"""
+    text = text.replace(router, upstream_filters)
+
+    def member(name: str, provider: str) -> str:
+        return f"""  - name: {name}
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: {name}
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{address: 127.0.0.1, port_value: {{{{FAKE_PORT}}}}}}
+          metadata: {{filter_metadata: {{llm: {{provider: {provider}}}}}}}
+"""
+    text += member("c_first", "first") + member("c_second", "second") + """  - name: chain
+    connect_timeout: 1s
+    # Envoy allows 3 concurrent retries per cluster by default; past that a failed attempt
+    # goes to the client as it is (upstream_rq_retry_overflow).
+    circuit_breakers:
+      thresholds:
+      - {max_retries: 1000}
+    lb_policy: CLUSTER_PROVIDED
+    cluster_type:
+      name: envoy.clusters.aggregate
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig
+        clusters: [c_first, c_second]
+"""
+    path = workdir / "envoy.fallback.yaml.tmpl"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fb(wasm_path, tmp_path_factory):
+    server = fault_upstream.start(harness.free_port())
+    workdir = tmp_path_factory.mktemp("fallback")
+    config = plugin_config()
+    template = fallback_template(workdir, {"role": "attempt", "gateway": config})
+    factory = harness.GatewayFactory(server.server_address[1], wasm_path, workdir)
+    gw = factory.start(config, template=str(template), concurrency=2)
+    yield gw
+    log = gw.log_text()
+    factory.stop_all()
+    server.shutdown()
+    for bad in ("panicked", "Plugin configured to fail", "wasm vm crash", "Function: proxy_on_"):
+        assert bad not in log, f"Envoy log shows a wasm failure ({bad!r}):\n{log[-4000:]}"
+
+
+def spent(gw) -> float:
+    """Micro-USD the consumer has spent this month, as the budget gauge reports after its
+    last settled request."""
+    value = gw.metric("llm_gateway_budget_remaining", llm_consumer="fb", llm_limit="monthly")
+    assert value is not None, "no budget gauge yet"
+    return MONTHLY_USD_MICROS - value
+
+
+def cost_metric(gw, **labels) -> float:
+    return gw.metric("llm_gateway_cost_usd_micros", llm_consumer="fb", **labels) or 0.0
+
+
+def openai_client(gw) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=KEY, max_retries=0, timeout=15)
+
+
+def anthropic_client(gw) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gw.base_url, api_key=KEY, max_retries=0, timeout=15)
+
+
+def ask(gw, client: str, model: str, stream: bool) -> tuple[str, dict]:
+    """(text, usage) of one request through the official SDK."""
+    messages = [{"role": "user", "content": "tell me about fallbacks"}]
+    if client == "openai":
+        c = openai_client(gw)
+        if stream:
+            chunks = list(c.chat.completions.create(model=model, messages=messages, max_tokens=256, stream=True,
+                                                    stream_options={"include_usage": True}))
+            text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+            usage = chunks[-1].usage
+            return text, {"input": usage.prompt_tokens, "output": usage.completion_tokens}
+        r = c.chat.completions.create(model=model, messages=messages, max_tokens=256)
+        return r.choices[0].message.content, {"input": r.usage.prompt_tokens, "output": r.usage.completion_tokens}
+    c = anthropic_client(gw)
+    if stream:
+        with c.messages.stream(model=model, messages=messages, max_tokens=256) as s:
+            text = "".join(s.text_stream)
+            final = s.get_final_message()
+        return text, {"input": final.usage.input_tokens, "output": final.usage.output_tokens}
+    r = c.messages.create(model=model, messages=messages, max_tokens=256)
+    return r.content[0].text, {"input": r.usage.input_tokens, "output": r.usage.output_tokens}
+
+
+def access_lines(gw, model: str) -> list[str]:
+    return [l for l in gw.access_log_lines() if f"model={model} " in l]
+
+
+def next_access_line(gw, model: str, seen: int) -> str:
+    """The access-log line of the request after the `seen` ones of `model` (Envoy writes a
+    line when the stream ends and flushes every 100 ms)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = access_lines(gw, model)
+        if len(lines) > seen:
+            return lines[seen]
+        time.sleep(0.05)
+    raise AssertionError(f"no access-log line for {model}: {gw.access_log_lines()[-5:]}")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("client", ["openai", "anthropic"])
+@pytest.mark.parametrize("fault", FIRST_FAULTS)
+def test_first_target_fails_the_fallback_answers(fb, fault, client, stream):
+    model = f"chain-{fault}"
+    before_cost = cost_metric(fb, gen_ai_request_model=model)
+    before_fallbacks = fb.metric("llm_gateway_fallbacks", gen_ai_request_model=model) or 0.0
+    seen = len(access_lines(fb, model))
+    text, usage = ask(fb, client, model, stream)
+    assert text == fault_upstream.TEXT
+    assert usage == {"input": fault_upstream.INPUT_TOKENS, "output": fault_upstream.OUTPUT_TOKENS}
+    # Priced at the model that answered (not at the first target's higher price).
+    assert cost_metric(fb, gen_ai_request_model=model) - before_cost == ANSWER_COST
+    assert fb.metric("llm_gateway_cost_usd_micros", gen_ai_request_model=model,
+                     gen_ai_provider_name="second", gen_ai_target_model="ok") >= ANSWER_COST
+    assert (fb.metric("llm_gateway_fallbacks", gen_ai_request_model=model) or 0) - before_fallbacks == 1
+    line = next_access_line(fb, model, seen)
+    first_status = {"rate_limited_429": "429", "server_500": "500", "overloaded_529": "529",
+                    "html_502": "502"}.get(fault, "-")
+    first_reason = "fallback" if first_status != "-" else "no_response"
+    assert f"attempts=first/{fault}:{first_status}:{first_reason},second/ok:200:ok " in line, line
+    assert "fallbacks=1 " in line and "provider=second " in line and "target=ok " in line, line
+    assert f"cost_usd_micros={ANSWER_COST} " in line, line
+
+
+@pytest.mark.parametrize("client", ["openai", "anthropic"])
+def test_first_target_answers_translated_without_fallback(fb, client):
+    seen = len(access_lines(fb, "chain-ok"))
+    text, usage = ask(fb, client, "chain-ok", stream=False)
+    assert text == fault_upstream.TEXT
+    assert usage == {"input": fault_upstream.INPUT_TOKENS, "output": fault_upstream.OUTPUT_TOKENS}
+    line = next_access_line(fb, "chain-ok", seen)
+    assert "attempts=first/ok:200:ok " in line and "fallbacks=0 " in line, line
+    assert "provider=first " in line and f"cost_usd_micros={ANSWER_COST} " in line, line
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("client", ["openai", "anthropic"])
+def test_all_targets_fail_last_error_in_client_dialect(fb, client, stream):
+    ask(fb, "openai", "chain-server_500", False)  # the budget gauge exists and is settled
+    before = spent(fb)
+    seen = len(access_lines(fb, "chain-all-fail"))
+    if client == "openai":
+        with pytest.raises(openai.InternalServerError) as info:
+            ask(fb, client, "chain-all-fail", stream)
+        body = info.value.response.json()
+        assert body["error"]["type"] and body["error"]["message"].startswith("The server had an error")
+    else:
+        with pytest.raises(anthropic.InternalServerError) as info:
+            ask(fb, client, "chain-all-fail", stream)
+        body = info.value.response.json()
+        assert body["type"] == "error" and body["error"]["message"].startswith("The server had an error")
+    assert info.value.status_code == 500
+    assert "x-llm-gateway-retry" not in info.value.response.headers
+    line = next_access_line(fb, "chain-all-fail", seen)
+    # The last target's error is not marked for retry: no target is left.
+    assert "attempts=first/rate_limited_429:429:fallback,second/server_500:500:error " in line, line
+    assert "fallbacks=1 " in line and "cost_usd_micros=- " in line, line
+    # Failed attempts cost nothing: the reservation was released (a later request settles
+    # and refreshes the gauge).
+    ask(fb, "openai", "chain-server_500", False)
+    assert spent(fb) - before == ANSWER_COST
+
+
+@pytest.mark.parametrize("client", ["openai", "anthropic"])
+def test_stream_that_dies_before_its_first_event_ends_well_formed(fb, client):
+    """Envoy forwards a 200's headers at once and no wasm filter can hold them until the
+    first event (pausing response headers stops the body too; measured), so a stream that
+    dies after its headers cannot be retried: the client gets a well-formed error event."""
+    messages = [{"role": "user", "content": "x"}]
+    body = {"model": "chain-dies_before_first_event", "max_tokens": 64, "messages": messages, "stream": True}
+    if client == "openai":
+        url, headers = f"{fb.base_url}/v1/chat/completions", {"authorization": f"Bearer {KEY}"}
+    else:
+        url, headers = f"{fb.base_url}/v1/messages", {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+    received = b""
+    status, content_type = None, ""
+    try:
+        with httpx.stream("POST", url, headers=headers, json=body, timeout=10) as r:
+            status, content_type = r.status_code, r.headers.get("content-type", "")
+            for part in r.iter_bytes():
+                received += part
+    except (httpx.RemoteProtocolError, httpx.ReadError):
+        status = None
+    outcome = classify(client, True, status, content_type, received)
+    assert outcome in ("stream error event", "cut"), (outcome, received)
+
+
+def test_no_double_charge_under_concurrency(fb):
+    """60 concurrent requests that each fall back once: one reservation each, settled once
+    at the answering target's price, nothing left reserved."""
+    ask(fb, "openai", "chain-server_500", False)  # the gauge exists
+    before = spent(fb)
+    jobs = [("openai" if i % 2 else "anthropic", f"chain-{FIRST_FAULTS[i % 3]}", bool(i % 4 < 2)) for i in range(60)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(lambda j: ask(fb, *j), jobs))
+    assert all(text == fault_upstream.TEXT for text, _ in results)
+    ask(fb, "openai", "chain-server_500", False)  # settles after every concurrent request
+    assert spent(fb) - before == ANSWER_COST * (len(jobs) + 1)
