@@ -99,7 +99,7 @@ pub fn encode_attempts(attempts: &[Attempt]) -> String {
 
 /// Reads the attempt log; unreadable lines are dropped (only the module writes it).
 pub fn decode_attempts(raw: &[u8]) -> Vec<Attempt> {
-    std::str::from_utf8(raw).unwrap_or_default().split('\n').filter_map(Attempt::decode).collect()
+    raw.split(|b| *b == b'\n').filter_map(|line| Attempt::decode(std::str::from_utf8(line).ok()?)).collect()
 }
 
 /// An attempt that started: its exchange (translation both ways, no budget: the
