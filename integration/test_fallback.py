@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import http.server
+import threading
 import time
 from pathlib import Path
 
@@ -321,3 +323,108 @@ def test_no_double_charge_under_concurrency(fb):
     assert all(text == fault_upstream.TEXT for text, _ in results)
     ask(fb, "openai", "chain-server_500", False)  # settles after every concurrent request
     assert spent(fb) - before == ANSWER_COST * (len(jobs) + 1)
+
+
+# ----------------------------------------------------------------------------- key pools
+
+POOL_KEYS = {"Bearer sk-upstream-test-key": "ok", "Bearer sk-pool-b": "429", "Bearer sk-pool-c": "401"}
+
+
+class KeyedProvider(http.server.ThreadingHTTPServer):
+    """An OpenAI-dialect provider whose answer depends on the key: key A answers, key B is
+    rate limited (Retry-After: 30), key C is refused. Records the key of every request."""
+    daemon_threads = True
+    request_queue_size = 256
+
+    def __init__(self, port: int):
+        self.seen: list[str] = []
+        super().__init__(("127.0.0.1", port), KeyedHandler)
+
+
+class KeyedHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        key = self.headers.get("authorization", "")
+        self.server.seen.append(key)
+        outcome = POOL_KEYS.get(key, "401")
+        if outcome == "ok":
+            body, status, extra = fault_upstream.openai_json("gpt-4o", fault_upstream.TEXT, True), 200, {}
+        elif outcome == "429":
+            body = fault_upstream.json_error(False, "rate_limit_error", "Rate limit reached")
+            status, extra = 429, {"retry-after": "30"}
+        else:
+            body = fault_upstream.json_error(False, "invalid_request_error", "Incorrect API key provided")
+            status, extra = 401, {}
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture(scope="module")
+def pooled(wasm_path, tmp_path_factory):
+    server = KeyedProvider(harness.free_port())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    workdir = tmp_path_factory.mktemp("keypool")
+    text = Path(harness.TEMPLATE).read_text()
+    anchor = "                      TEST_OPENAI_KEY: sk-upstream-test-key\n"
+    assert anchor in text
+    template = workdir / "envoy.keypool.yaml.tmpl"
+    template.write_text(text.replace(anchor, anchor + "                      TEST_POOL_KEY_B: sk-pool-b\n"
+                                                      "                      TEST_POOL_KEY_C: sk-pool-c\n"))
+    config = {"providers": {"oa": {"kind": "openai", "cluster": "fake_openai",
+                                   "auth": {"type": "bearer", "env": "TEST_OPENAI_KEY",
+                                            "pool": ["TEST_POOL_KEY_B", "TEST_POOL_KEY_C"]}}},
+              "models": {"gpt": {"provider": "oa", "model": "gpt-4o"}}}
+    factory = harness.GatewayFactory(server.server_address[1], wasm_path, workdir)
+    gw = factory.start(config, template=str(template), concurrency=2)
+    yield gw, server
+    factory.stop_all()
+    server.shutdown()
+
+
+def test_key_pool_spreads_cools_down_and_takes_out_across_workers(pooled):
+    gw, server = pooled
+    statuses = []
+    # Fresh connections, so both workers serve requests, until keys B and C were each used.
+    for _ in range(60):
+        r = httpx.post(f"{gw.base_url}/v1/chat/completions", json={"model": "gpt", "messages": [
+            {"role": "user", "content": "hi"}]}, headers={"connection": "close"}, timeout=10)
+        statuses.append(r.status_code)
+        if {"Bearer sk-pool-b", "Bearer sk-pool-c"} <= set(server.seen):
+            break
+    assert {"Bearer sk-pool-b", "Bearer sk-pool-c"} <= set(server.seen), server.seen
+    assert "Bearer sk-upstream-test-key" in server.seen  # spread over the pool
+    # A key's refusal reaches the client as the gateway's 502, its 429 as a 429.
+    assert set(statuses) <= {200, 429, 502}
+    log = gw.log_text()
+    assert "provider `oa` refused key #3 of its pool (HTTP 401)" in log, log[-3000:]
+    assert "sk-pool-c" not in log
+    # From now on every worker skips B (cooling for 30 s) and C (out): only A is used.
+    seen_before = len(server.seen)
+    workers_before = worker_connections(gw)
+    for _ in range(30):
+        r = httpx.post(f"{gw.base_url}/v1/chat/completions", json={"model": "gpt", "messages": [
+            {"role": "user", "content": "hi"}]}, headers={"connection": "close"}, timeout=10)
+        assert r.status_code == 200, r.text
+    assert set(server.seen[seen_before:]) == {"Bearer sk-upstream-test-key"}
+    # Both workers served some of those requests.
+    after = worker_connections(gw)
+    assert len(after) == 2 and all(after[w] > workers_before.get(w, 0) for w in after), (workers_before, after)
+
+
+def worker_connections(gw) -> dict[str, int]:
+    """Downstream connections per worker of the listener (`listener.<addr>.worker_N.downstream_cx_total`)."""
+    text = httpx.get(f"http://127.0.0.1:{gw.admin_port}/stats?filter=worker_.*downstream_cx_total", timeout=5).text
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(": ")
+        if f"127.0.0.1_{gw.port}." in name:
+            out[name.split(".worker_")[1].split(".")[0]] = int(value)
+    return out

@@ -190,6 +190,7 @@ REFUSED = {
         providers={**c["providers"], "fake2": dict(c["providers"]["fake"])},
         models={"gpt": {"targets": [{"provider": "fake", "model": "a"}, {"provider": "fake2", "model": "b"}],
                         "fallback": {"cluster": "chain", "retries": 2}}})),
+    "key-pool-not-a-list": mutated(lambda c: c["providers"]["fake"]["auth"].__setitem__("pool", "TEST_OPENAI_KEY")),
     "fallback-without-targets": mutated(lambda c: c["models"]["gpt"].__setitem__("fallback", {"cluster": "chain"})),
     "bedrock-without-region": mutated(lambda c: c["providers"]["fake"].update(
         kind="bedrock", auth={"type": "aws-sigv4", "access_key_env": "TEST_OPENAI_KEY", "secret_key_env": "TEST_OPENAI_KEY"})),
@@ -235,5 +236,8 @@ def test_the_attempt_instance_config_validates(validator, rejects):
     assert not errors(validator, attempt)
     code, log = rejects(attempt)
     assert code == 0, log[-3000:]
+    pooled = copy.deepcopy(chain)
+    pooled["providers"]["fake"]["auth"]["pool"] = ["TEST_OPENAI_KEY"]
+    assert not errors(validator, {"role": "attempt", "gateway": pooled})
     assert errors(validator, {"role": "attempt"})
     assert errors(validator, {"role": "attempt", "gateway": chain, "extra": 1})

@@ -79,6 +79,10 @@ pub struct Provider {
     pub region: Option<String>,
     /// Static headers the provider requires (e.g. `anthropic-version`).
     pub static_headers: Vec<(String, String)>,
+    /// A key pool: every credential header value (the `env` key first, then `pool`'s), when
+    /// there is more than one. Requests are spread across them; a key that got 429 cools
+    /// down, one that got 401/403 is taken out (`engine::keys`).
+    pub key_pool: Vec<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -341,25 +345,35 @@ fn validate_provider(
     }
     let base_path = base_path.trim_end_matches('/').to_string();
     let env_path = format!("{path}.auth.env");
+    // Every key of the pool, as the header value it is sent as.
+    let pooled = |prefix: &str, var: &str, pool: &[String]| -> Result<Vec<Secret>, ConfigError> {
+        let mut keys = vec![Secret(format!("{prefix}{}", read_secret(&env_path, var, env)?))];
+        for (i, var) in pool.iter().enumerate() {
+            keys.push(Secret(format!("{prefix}{}", read_secret(&format!("{path}.auth.pool[{i}]"), var, env)?)));
+        }
+        Ok(keys)
+    };
+    let mut key_pool = Vec::new();
     let auth = match p.auth {
         RawAuth::None => UpstreamAuth::None,
-        RawAuth::Bearer { env: var } => UpstreamAuth::Header {
-            name: "authorization".to_string(),
-            value: Secret(format!("Bearer {}", read_secret(&env_path, &var, env)?)),
-        },
-        RawAuth::Header { name: header, env: var } => {
-            let header = header_name(&format!("{path}.auth.name"), Some(header), "")?;
-            UpstreamAuth::Header { name: header, value: Secret(read_secret(&env_path, &var, env)?) }
+        RawAuth::Bearer { env: var, pool } => {
+            key_pool = pooled("Bearer ", &var, &pool)?;
+            UpstreamAuth::Header { name: "authorization".to_string(), value: first_key(&key_pool) }
         }
-        RawAuth::ApiKey { env: var } => {
+        RawAuth::Header { name: header, env: var, pool } => {
+            let header = header_name(&format!("{path}.auth.name"), Some(header), "")?;
+            key_pool = pooled("", &var, &pool)?;
+            UpstreamAuth::Header { name: header, value: first_key(&key_pool) }
+        }
+        RawAuth::ApiKey { env: var, pool } => {
             let (header, prefix) = kind.api_key_header().ok_or_else(|| {
                 err(
                     format!("{path}.auth.type"),
                     format!("provider kind {:?} has no API keys; use \"aws-sigv4\"", p.kind),
                 )
             })?;
-            let value = Secret(format!("{prefix}{}", read_secret(&env_path, &var, env)?));
-            UpstreamAuth::Header { name: header.to_string(), value }
+            key_pool = pooled(prefix, &var, &pool)?;
+            UpstreamAuth::Header { name: header.to_string(), value: first_key(&key_pool) }
         }
         RawAuth::AwsSigv4 { access_key_env, secret_key_env, session_token_env } => UpstreamAuth::SigV4 {
             access_key: Secret(read_secret(&format!("{path}.auth.access_key_env"), &access_key_env, env)?),
@@ -401,7 +415,13 @@ fn validate_provider(
         api_version: p.api_version,
         region: p.region,
         static_headers,
+        // One key is no pool: nothing to spread or cool down.
+        key_pool: if key_pool.len() > 1 { key_pool } else { Vec::new() },
     })
+}
+
+fn first_key(keys: &[Secret]) -> Secret {
+    keys.first().cloned().unwrap_or_else(|| Secret(String::new()))
 }
 
 fn read_secret(path: &str, var: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {

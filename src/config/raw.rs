@@ -64,13 +64,27 @@ pub struct RawProvider {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum RawAuth {
-    /// `Authorization: Bearer <secret>`.
-    Bearer { env: String },
+    /// `Authorization: Bearer <secret>`. `pool`: more keys (variable names), spread with
+    /// `env` across requests.
+    Bearer {
+        env: String,
+        #[serde(default)]
+        pool: Vec<String>,
+    },
     /// `<name>: <secret>` (e.g. `api-key` for Azure).
-    Header { name: String, env: String },
+    Header {
+        name: String,
+        env: String,
+        #[serde(default)]
+        pool: Vec<String>,
+    },
     /// The provider's own API-key header: `Authorization: Bearer` for the OpenAI family,
     /// `api-key` for Azure, `x-api-key` for Anthropic, `x-goog-api-key` for Gemini.
-    ApiKey { env: String },
+    ApiKey {
+        env: String,
+        #[serde(default)]
+        pool: Vec<String>,
+    },
     /// AWS Signature Version 4 (Bedrock), with credentials from the VM environment.
     AwsSigv4 {
         access_key_env: String,

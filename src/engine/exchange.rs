@@ -127,6 +127,8 @@ pub struct Exchange {
     /// state), and the attempts as they reported.
     attempt_plan: Option<super::AttemptPlan>,
     attempts: Vec<super::Attempt>,
+    /// The key of the provider's pool this request uses (`engine::keys`).
+    pub(super) key_index: Option<usize>,
 }
 
 /// Where a response comes from, as Envoy's `response.code_details` tells.
@@ -184,7 +186,14 @@ impl Exchange {
             pending_reply: None,
             attempt_plan: None,
             attempts: Vec::new(),
+            key_index: None,
         }
+    }
+
+    /// The provider this exchange talks to (none for a fallback chain downstream: each
+    /// attempt has its own).
+    pub(super) fn provider_name(&self) -> Option<&str> {
+        self.route.as_ref().map(|r| r.provider.as_str()).filter(|p| !p.is_empty())
     }
 
     /// A fallback chain's route: the body stays in the client's dialect (each attempt

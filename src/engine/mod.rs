@@ -3,6 +3,7 @@
 
 mod exchange;
 mod fallback;
+mod keys;
 mod meter;
 mod reply;
 mod response;

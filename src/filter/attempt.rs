@@ -4,7 +4,7 @@
 //! admitted request for the target this attempt reached, marks a failed attempt for
 //! Envoy's retry, and translates the answer back; for any other request it does nothing.
 
-use super::{apply, host, reply_with};
+use super::{apply, host, reply_with, SharedStore};
 use crate::engine::{
     decode_attempts, encode_attempts, Attempt, AttemptPlan, BodyAction, Exchange, Gateway, HeaderOp, ResponseOrigin,
     ATTEMPTS_STATE, PLAN_STATE, RETRY_HEADER,
@@ -66,7 +66,10 @@ impl HttpContext for AttemptStream {
                 return reply_with(&reply);
             }
         };
-        for op in start.ops {
+        let mut exchange = start.exchange;
+        let mut ops = start.ops;
+        ops.extend(self.gateway.choose_key(&mut exchange, host::now_nanos(), host::now_ms(), &SharedStore));
+        for op in ops {
             apply(MapType::HttpRequestHeaders, op);
         }
         let raw = host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
@@ -74,7 +77,7 @@ impl HttpContext for AttemptStream {
         attempts.push(start.attempt);
         let _ = host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes());
         self.plan = Some(plan);
-        self.exchange = Some(start.exchange);
+        self.exchange = Some(exchange);
         Action::Continue
     }
 
@@ -106,6 +109,11 @@ impl HttpContext for AttemptStream {
             .flatten()
             .and_then(|s| s.parse::<u16>().ok())
             .unwrap_or(0);
+        let retry_after = host::header(MapType::HttpResponseHeaders, "retry-after").ok().flatten();
+        let now = host::now_ms();
+        if let Some(line) = self.gateway.key_outcome(exchange, status, retry_after.as_deref(), now, &SharedStore) {
+            host::log(LogLevel::Warn, &line);
+        }
         let tried = decode_attempts(&host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default());
         let fall_back = self.gateway.should_fall_back(plan, status, &tried);
         let reason = match (fall_back, (200..300).contains(&status)) {

@@ -197,7 +197,7 @@ impl Stream {
 
 impl Context for Stream {}
 
-/// Budget counters in host shared data, so every worker sees the same budget.
+/// Budget counters (and key pools' state) in host shared data, so every worker sees them.
 struct SharedStore;
 
 impl Store for SharedStore {
@@ -314,7 +314,11 @@ impl HttpContext for Stream {
         self.exchange = Some(exchange);
         match action {
             RequestAction::Reply(reply) => self.reply(&reply),
-            RequestAction::Forward(ops) => {
+            RequestAction::Forward(mut ops) => {
+                let (roll, now) = (self.roll(), host::now_ms());
+                if let Some(exchange) = self.exchange.as_mut() {
+                    ops.extend(self.gateway.choose_key(exchange, roll, now, &SharedStore));
+                }
                 for op in ops {
                     // Skip no-ops: each host call costs several microseconds in V8.
                     let changes = match &op {
@@ -370,6 +374,11 @@ impl HttpContext for Stream {
         // reply (`upstream_reset_before_response_started{...}`, `response_timeout`...).
         let details = host::property(&["response", "code_details"]).ok().flatten();
         let origin = ResponseOrigin::from_code_details(details.as_deref().map(String::from_utf8_lossy).as_deref());
+        let retry_after = response_header("retry-after");
+        let now = host::now_ms();
+        if let Some(line) = self.gateway.key_outcome(exchange, status, retry_after.as_deref(), now, &SharedStore) {
+            host::log(LogLevel::Warn, &line);
+        }
         if let Some(route) = exchange.attempt_plan().map(|plan| plan.route.clone()) {
             // A fallback chain: what each attempt reported, and the target that answered.
             let raw = host::property(&[crate::engine::ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
