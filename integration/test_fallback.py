@@ -88,6 +88,8 @@ def fallback_template(workdir: Path, attempt_config: dict) -> Path:
                     retry_on: "retriable-headers,reset,connect-failure"
                     num_retries: 2
                     per_try_timeout: {PER_TRY_TIMEOUT_S}s
+                    # The next attempt goes to another target: no point waiting (default 25 ms).
+                    retry_back_off: {{base_interval: 0.001s, max_interval: 0.002s}}
                     retriable_headers: [{{name: x-llm-gateway-retry, present_match: true}}]
                     retry_priority:
                       name: envoy.retry_priorities.previous_priorities
