@@ -339,7 +339,8 @@ def test_no_double_charge_under_concurrency(fb):
 
 # ----------------------------------------------------------------------------- key pools
 
-POOL_KEYS = {"Bearer sk-upstream-test-key": "ok", "Bearer sk-pool-b": "429", "Bearer sk-pool-c": "401"}
+POOL_KEYS = {"Bearer sk-upstream-test-key": "ok", "Bearer sk-pool-b": "429", "Bearer sk-pool-c": "401",
+             "Bearer sk-pool-d": "ok"}
 
 
 class KeyedProvider(http.server.ThreadingHTTPServer):
@@ -379,21 +380,34 @@ class KeyedHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def pool_config() -> dict:
+    """`oa` has a pool of three keys (A answers, B is rate limited, C refused); `gpt` uses it
+    alone, `gpt-chain` falls back from it to `backup` (key D)."""
+    pool = {"type": "bearer", "env": "TEST_OPENAI_KEY", "pool": ["TEST_POOL_KEY_B", "TEST_POOL_KEY_C"]}
+    return {
+        "providers": {"oa": {"kind": "openai", "cluster": "fake_openai", "auth": pool},
+                      "first": {"kind": "openai", "cluster": "c_first", "auth": pool},
+                      "second": {"kind": "openai", "cluster": "c_second",
+                                 "auth": {"type": "bearer", "env": "TEST_POOL_KEY_D"}}},
+        "models": {"gpt": {"provider": "oa", "model": "gpt-4o"},
+                   "gpt-chain": {"targets": [{"provider": "first", "model": "gpt-4o"},
+                                             {"provider": "second", "model": "gpt-4o"}],
+                                 "fallback": {"cluster": "chain"}}},
+    }
+
+
 @pytest.fixture(scope="module")
 def pooled(wasm_path, tmp_path_factory):
     server = KeyedProvider(harness.free_port())
     threading.Thread(target=server.serve_forever, daemon=True).start()
     workdir = tmp_path_factory.mktemp("keypool")
-    text = Path(harness.TEMPLATE).read_text()
+    config = pool_config()
+    template = fallback_template(workdir, {"role": "attempt", "gateway": config})
+    text = template.read_text()
     anchor = "                      TEST_OPENAI_KEY: sk-upstream-test-key\n"
     assert anchor in text
-    template = workdir / "envoy.keypool.yaml.tmpl"
-    template.write_text(text.replace(anchor, anchor + "                      TEST_POOL_KEY_B: sk-pool-b\n"
-                                                      "                      TEST_POOL_KEY_C: sk-pool-c\n"))
-    config = {"providers": {"oa": {"kind": "openai", "cluster": "fake_openai",
-                                   "auth": {"type": "bearer", "env": "TEST_OPENAI_KEY",
-                                            "pool": ["TEST_POOL_KEY_B", "TEST_POOL_KEY_C"]}}},
-              "models": {"gpt": {"provider": "oa", "model": "gpt-4o"}}}
+    template.write_text(text.replace(anchor, anchor + "".join(
+        f"                      TEST_POOL_KEY_{k}: sk-pool-{k.lower()}\n" for k in "BCD")))
     factory = harness.GatewayFactory(server.server_address[1], wasm_path, workdir)
     gw = factory.start(config, template=str(template), concurrency=2)
     yield gw, server
@@ -401,29 +415,42 @@ def pooled(wasm_path, tmp_path_factory):
     server.shutdown()
 
 
-def test_key_pool_spreads_cools_down_and_takes_out_across_workers(pooled):
+def chat(gw, model: str) -> httpx.Response:
+    return httpx.post(f"{gw.base_url}/v1/chat/completions", timeout=10, headers={"connection": "close"},
+                      json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
+
+
+def test_a_chain_falls_back_when_its_pooled_key_is_limited_or_refused(pooled):
+    """Run first (the keys' state is shared by the module's tests): in a chain, the key that
+    got 429 or 401 costs the client nothing: the next target answers."""
     gw, server = pooled
-    statuses = []
-    # Fresh connections, so both workers serve requests, until keys B and C were each used.
     for _ in range(60):
-        r = httpx.post(f"{gw.base_url}/v1/chat/completions", json={"model": "gpt", "messages": [
-            {"role": "user", "content": "hi"}]}, headers={"connection": "close"}, timeout=10)
-        statuses.append(r.status_code)
+        seen = len(server.seen)
+        r = chat(gw, "gpt-chain")
+        assert r.status_code == 200, r.text
+        used = server.seen[seen:]
+        if used[0] in ("Bearer sk-pool-b", "Bearer sk-pool-c"):
+            assert used[1:] == ["Bearer sk-pool-d"], used  # the backup target answered
+        else:
+            assert used == ["Bearer sk-upstream-test-key"], used
         if {"Bearer sk-pool-b", "Bearer sk-pool-c"} <= set(server.seen):
             break
     assert {"Bearer sk-pool-b", "Bearer sk-pool-c"} <= set(server.seen), server.seen
-    assert "Bearer sk-upstream-test-key" in server.seen  # spread over the pool
-    # A key's refusal reaches the client as the gateway's 502, its 429 as a 429.
-    assert set(statuses) <= {200, 429, 502}
+
+
+def test_key_pool_spreads_cools_down_and_takes_out_across_workers(pooled):
+    """`gpt` (a single target) after the chain test: the pool's keys B and C were used once,
+    by either worker, and are skipped by every worker since."""
+    gw, server = pooled
+    assert {"Bearer sk-pool-b", "Bearer sk-pool-c", "Bearer sk-upstream-test-key"} <= set(server.seen)
     log = gw.log_text()
-    assert "provider `oa` refused key #3 of its pool (HTTP 401)" in log, log[-3000:]
+    assert "provider `first` refused key #3 of its pool (HTTP 401)" in log, log[-3000:]
     assert "sk-pool-c" not in log
     # From now on every worker skips B (cooling for 30 s) and C (out): only A is used.
     seen_before = len(server.seen)
     workers_before = worker_connections(gw)
-    for _ in range(30):
-        r = httpx.post(f"{gw.base_url}/v1/chat/completions", json={"model": "gpt", "messages": [
-            {"role": "user", "content": "hi"}]}, headers={"connection": "close"}, timeout=10)
+    for i in range(40):
+        r = chat(gw, "gpt" if i % 2 else "gpt-chain")
         assert r.status_code == 200, r.text
     assert set(server.seen[seen_before:]) == {"Bearer sk-upstream-test-key"}
     # Both workers served some of those requests.

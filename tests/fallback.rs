@@ -199,7 +199,10 @@ fn retry_marks_need_a_trigger_status_and_an_untried_target() {
     for status in [429, 500, 502, 503, 504, 529] {
         assert!(gw.should_fall_back(&plan, status, &first), "{status}");
     }
-    for status in [200, 400, 401, 404, 413] {
+    for status in [401, 403] {
+        assert!(gw.should_fall_back(&plan, status, &first), "{status}: the gateway's own key was refused");
+    }
+    for status in [200, 400, 404, 413] {
         assert!(!gw.should_fall_back(&plan, status, &first), "{status}");
     }
     // Every target tried: the last error goes to the client.

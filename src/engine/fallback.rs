@@ -225,7 +225,7 @@ impl Gateway {
     }
 
     /// Per attempt, at the provider's response headers: whether the status moves the
-    /// request to the next target (the route's `fallback.on_status`), which needs a target
+    /// request to the next target (the route's `fallback.on_status`, and 401/403), which needs a target
     /// of the chain no attempt has tried yet (`attempts`, this one included): the last
     /// target's error goes to the client even when Envoy has retries left.
     pub fn should_fall_back(&self, plan: &AttemptPlan, status: u16, attempts: &[Attempt]) -> bool {
@@ -235,7 +235,9 @@ impl Gateway {
             .targets
             .iter()
             .any(|t| self.config.provider(t.provider).is_some_and(|p| !attempts.iter().any(|a| a.provider == p.name)));
-        untried && chain.on_status.contains(&status)
+        // A refused gateway credential (401/403) is never the client's fault: another
+        // target can serve.
+        untried && (chain.on_status.contains(&status) || matches!(status, 401 | 403))
     }
 
     /// Downstream, at the response: the attempt that answered, when it is a target of the

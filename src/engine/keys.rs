@@ -3,7 +3,8 @@
 //! state lives in host shared data, so every worker skips the same keys.
 //!
 //! A key's state is stored under a hash of its value: a key rotated in the environment
-//! starts afresh, and the shared store never holds a credential.
+//! starts afresh, providers configured with the same key share its state, and the shared
+//! store never holds a credential.
 
 use super::exchange::Exchange;
 use super::{Gateway, HeaderOp};
@@ -30,8 +31,9 @@ fn fnv1a(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-fn state_key(provider: &Provider, key: &Secret) -> String {
-    format!("llm_key;{};{:016x}", provider.name, fnv1a(key.expose()))
+/// By the key alone: providers configured with the same key share its rate limit.
+fn state_key(key: &Secret) -> String {
+    format!("llm_key;{:016x}", fnv1a(key.expose()))
 }
 
 fn read_state(store: &dyn Store, name: &str, now_ms: u64) -> KeyState {
@@ -58,7 +60,7 @@ pub fn choose(provider: &Provider, roll: u64, now_ms: u64, store: &dyn Store) ->
     let mut soonest: Option<(u64, usize)> = None;
     for index in order {
         let key = provider.key_pool.get(index)?;
-        match read_state(store, &state_key(provider, key), now_ms) {
+        match read_state(store, &state_key(key), now_ms) {
             KeyState::Available => return Some(index),
             KeyState::CoolingUntil(until) if soonest.is_none_or(|(s, _)| until < s) => soonest = Some((until, index)),
             _ => {}
@@ -85,7 +87,7 @@ pub fn report(
     store: &dyn Store,
 ) -> Option<String> {
     let key = provider.key_pool.get(index)?;
-    let name = state_key(provider, key);
+    let name = state_key(key);
     match status {
         429 => {
             let until = now_ms.saturating_add(cooldown_secs(retry_after).saturating_mul(1000));
