@@ -21,7 +21,7 @@ class H(socketserver.BaseRequestHandler):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); s.close()
         else:
             s.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n")
-            for i in range(3):
+            for i in range(8 if m == "long" else 3):
                 ev = b"data: {\"n\":%d}\n\n" % i
                 s.sendall(b"%x\r\n%s\r\n" % (len(ev), ev)); time.sleep(0.3)
             s.sendall(b"0\r\n\r\n"); s.close()
