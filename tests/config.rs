@@ -155,7 +155,7 @@ fn provider_errors_name_their_path() {
         ),
         (
             r#""p": {"kind": "openai", "cluster": "c", "auth": {"type": "bearer", "key": "sk-inline"}}"#,
-            r#"providers["p"].auth: unknown field `key`, expected `env`"#,
+            r#"providers["p"].auth: unknown field `key`, expected `env` or `pool`"#,
         ),
         (
             r#""p": {"kind": "openai", "cluster": "", "auth": {"type": "none"}}"#,
