@@ -39,6 +39,7 @@ PRICE_OK = {"input": "1", "output": "2"}
 PRICE_FIRST = {"input": "10", "output": "20"}
 ANSWER_COST = fault_upstream.INPUT_TOKENS * 1 + fault_upstream.OUTPUT_TOKENS * 2
 MONTHLY_USD_MICROS = 5_000_000
+BEDROCK_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 
 
 def plugin_config() -> dict:
@@ -53,7 +54,15 @@ def plugin_config() -> dict:
     # Every target fails: the client gets the last one's error.
     models["chain-all-fail"] = {"targets": [{"provider": "first", "model": "rate_limited_429"},
                                             {"provider": "second", "model": "server_500"}], "fallback": chain}
+    # Bedrock (SigV4) behind the first target, on the fake provider: its own aggregate cluster.
+    providers["bedrock"] = {"kind": "bedrock", "cluster": "c_bedrock", "region": "us-east-1",
+                            "auth": {"type": "aws-sigv4", "access_key_env": "TEST_AWS_ACCESS_KEY_ID",
+                                     "secret_key_env": "TEST_AWS_SECRET_ACCESS_KEY"}}
+    models["chain-bedrock"] = {"targets": [{"provider": "first", "model": "rate_limited_429"},
+                                           {"provider": "bedrock", "model": BEDROCK_MODEL}],
+                               "fallback": {"cluster": "chain_bedrock"}}
     prices = {mode: PRICE_FIRST for mode in FIRST_FAULTS + ["dies_before_first_event", "truncated"]}
+    prices[BEDROCK_MODEL] = PRICE_OK
     prices["ok"] = PRICE_OK
     prices["server_500"] = PRICE_OK
     return {
@@ -65,9 +74,11 @@ def plugin_config() -> dict:
     }
 
 
-def fallback_template(workdir: Path, attempt_config: dict) -> Path:
+def fallback_template(workdir: Path, attempt_config: dict, bedrock_port: int | None = None) -> Path:
     """The test template with the chain's route (retry policy), the module as an upstream
-    filter of the router, and the aggregate cluster over one cluster per target."""
+    filter of the router, and the aggregate cluster over one cluster per target. With
+    `bedrock_port`: a Bedrock member on that port in its own chain (`chain_bedrock`), and the
+    upstream filters SigV4 needs (Envoy's buffer filter, then the module's header applier)."""
     text = Path(harness.TEMPLATE).read_text()
     log_anchor = " duration=%DURATION%"
     assert log_anchor in text
@@ -97,6 +108,15 @@ def fallback_template(workdir: Path, attempt_config: dict) -> Path:
                         "@type": type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig
                         update_frequency: 1
 """
+    if bedrock_port is not None:
+        retry = chain_route.split("                route:\n", 1)[1].replace("cluster: chain\n", "cluster: chain_bedrock\n")
+        chain_route += f"""              - match:
+                  prefix: "/"
+                  headers:
+                  - name: x-llm-gateway-cluster
+                    string_match: {{exact: chain_bedrock}}
+                route:
+{retry}"""
     text = text.replace(route_anchor, chain_route, 1)
     router = """              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
 """
@@ -113,6 +133,7 @@ def fallback_template(workdir: Path, attempt_config: dict) -> Path:
                       "@type": type.googleapis.com/google.protobuf.StringValue
                       value: {harness.plugin_config_scalar(attempt_config)}
                     failure_policy: FAIL_RELOAD
+""" + (SIGV4_UPSTREAM_FILTERS if bedrock_port is not None else "") + """\
               - name: envoy.filters.http.upstream_codec
                 typed_config:
                   "@type": type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec
@@ -146,22 +167,60 @@ def fallback_template(workdir: Path, attempt_config: dict) -> Path:
         "@type": type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig
         clusters: [c_first, c_second]
 """
+    if bedrock_port is not None:
+        text += member("c_bedrock", "bedrock").replace("{{FAKE_PORT}}", str(bedrock_port)) + """\
+  - name: chain_bedrock
+    connect_timeout: 1s
+    circuit_breakers:
+      thresholds:
+      - {max_retries: 1000}
+    lb_policy: CLUSTER_PROVIDED
+    cluster_type:
+      name: envoy.clusters.aggregate
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig
+        clusters: [c_first, c_bedrock]
+"""
     path = workdir / "envoy.fallback.yaml.tmpl"
     path.write_text(text)
     return path
+
+
+# SigV4 signs the body, which an attempt knows only after its header callback: the buffer
+# filter holds the attempt until the body is translated and signed, then a second instance of
+# the module (same VM) sets the signature headers.
+SIGV4_UPSTREAM_FILTERS = """\
+              - name: envoy.filters.http.buffer
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+                  max_request_bytes: 9437184
+              - name: llm_gateway_attempt_signer
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+                  config:
+                    name: llm_gateway_attempt_signer
+                    root_id: llm_gateway_attempt_signer
+                    vm_config: *llm_gateway_vm
+                    configuration:
+                      "@type": type.googleapis.com/google.protobuf.StringValue
+                      value: '{"role": "apply-deferred-headers"}'
+                    failure_policy: FAIL_RELOAD
+"""
 
 
 @pytest.fixture(scope="module")
 def fb(wasm_path, tmp_path_factory):
     server = fault_upstream.start(harness.free_port())
     workdir = tmp_path_factory.mktemp("fallback")
+    bedrock = harness.start_fake(harness.free_port(), str(workdir / "fake-bedrock.log"))
     config = plugin_config()
-    template = fallback_template(workdir, {"role": "attempt", "gateway": config})
+    template = fallback_template(workdir, {"role": "attempt", "gateway": config}, bedrock_port=bedrock.port)
     factory = harness.GatewayFactory(server.server_address[1], wasm_path, workdir)
     gw = factory.start(config, template=str(template), concurrency=2)
     yield gw
     log = gw.log_text()
     factory.stop_all()
+    bedrock.stop()
     server.shutdown()
     for bad in ("panicked", "Plugin configured to fail", "wasm vm crash", "Function: proxy_on_"):
         assert bad not in log, f"Envoy log shows a wasm failure ({bad!r}):\n{log[-4000:]}"
@@ -249,6 +308,22 @@ def test_first_target_fails_the_fallback_answers(fb, fault, client, stream):
     assert f"attempts=first/{fault}:{first_status}:{first_reason},second/ok:200:ok " in line, line
     assert "fallbacks=1 " in line and "provider=second " in line and "target=ok " in line, line
     assert f"cost_usd_micros={ANSWER_COST} " in line, line
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("client", ["openai", "anthropic"])
+def test_fallback_to_bedrock_is_signed_per_attempt(fb, client, stream):
+    """The first target (Anthropic) is rate limited; Bedrock answers, its request translated
+    to Converse and SigV4-signed over that body in the attempt (the fake verifies the
+    signature), its answer (JSON or binary eventstream) translated back."""
+    seen = len(access_lines(fb, "chain-bedrock"))
+    text, usage = ask(fb, client, "chain-bedrock", stream)
+    assert text == "echo: tell me about fallbacks"
+    # The fake's counts: words of the messages + 2 per message; words of the reply.
+    assert usage == {"input": 4 + 2, "output": len(text.split())}
+    line = next_access_line(fb, "chain-bedrock", seen)
+    assert f"attempts=first/rate_limited_429:429:fallback,bedrock/{BEDROCK_MODEL}:200:ok " in line, line
+    assert f"cost_usd_micros={6 * 1 + 5 * 2} " in line, line
 
 
 @pytest.mark.parametrize("client", ["openai", "anthropic"])

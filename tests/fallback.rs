@@ -96,10 +96,6 @@ fn config_accepts_chains_and_refuses_what_cannot_work() {
             chain(r#"{"provider": "an", "model": "a"}, {"provider": "an", "model": "b"}"#, r#"{"cluster": "c"}"#),
             "appears twice in the chain",
         ),
-        (
-            chain(r#"{"provider": "an", "model": "a"}, {"provider": "br", "model": "b"}"#, r#"{"cluster": "c"}"#),
-            "aws-sigv4, which fallback chains do not support yet",
-        ),
         (chain(r#"{"provider": "an", "model": "a"}"#, r#"{"cluster": "c"}"#), "needs at least two targets"),
         (chain(two, r#"{"cluster": " "}"#), "fallback.cluster: must name"),
         (chain(two, r#"{"cluster": "c", "on_status": [200]}"#), "200 is not an error status"),
@@ -176,10 +172,30 @@ fn each_attempt_translates_for_the_target_it_reached() {
 }
 
 #[test]
+fn a_sigv4_target_is_signed_over_the_body_of_its_attempt() {
+    let models = r#"{"m": {"targets": [{"provider": "an", "model": "a"}, {"provider": "br", "model": "anthropic.claude-x"}],
+                          "fallback": {"cluster": "c"}}}"#;
+    let gw = Gateway::from_json(config(models).as_bytes(), &|_| Some("k".to_string())).unwrap();
+    let plan = AttemptPlan { route: "m".into(), path: "/v1/messages".into(), stream: false };
+    let start = gw.start_attempt(&plan, Some("br"), 1_700_000_000_000).unwrap();
+    assert!(start.ops.contains(&set(":path", "/model/anthropic.claude-x/converse")));
+    assert!(start.ops.contains(&set(":authority", "bedrock-runtime.us-east-1.amazonaws.com")));
+    let mut exchange = start.exchange;
+    let body = br#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
+    let sent = replaced(exchange.on_request_body(body, 1_700_000_000_000, None, None));
+    assert_eq!(sent["messages"][0]["content"][0]["text"], "hi");
+    let signed: Vec<&str> = exchange.deferred_headers().iter().map(|(name, _)| name.as_str()).collect();
+    assert!(signed.contains(&"authorization") && signed.contains(&"x-amz-date"), "{signed:?}");
+    let authorization = &exchange.deferred_headers().iter().find(|(n, _)| n == "authorization").unwrap().1;
+    assert!(authorization.starts_with("AWS4-HMAC-SHA256 Credential=k/20231114/us-east-1/bedrock/aws4_request"));
+}
+
+#[test]
 fn an_endpoint_outside_the_chain_is_answered_in_the_clients_dialect() {
     let gw = gateway();
     let plan = AttemptPlan { route: "sonnet".into(), path: "/v1/messages".into(), stream: true };
     for provider in [None, Some("br"), Some("nobody")] {
+        // `br` exists but is not a target of this chain.
         let reply = gw.start_attempt(&plan, provider, 0).unwrap_err();
         assert_eq!(reply.status, 502);
         let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();

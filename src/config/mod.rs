@@ -496,8 +496,7 @@ fn validate_model(
 }
 
 /// A chain's targets are told apart by their endpoint's `llm.provider` metadata, so each
-/// provider appears once; a SigV4 signature would have to be computed after the body in
-/// the per-attempt instance, which needs the deferred-header chain there (not built yet).
+/// provider appears once.
 fn validate_fallback(
     path: &str,
     raw: &raw::RawFallback,
@@ -517,12 +516,6 @@ fn validate_fallback(
             return Err(err(
                 tpath,
                 format!("provider {:?} appears twice in the chain; give each target its own provider", provider.name),
-            ));
-        }
-        if matches!(provider.auth, UpstreamAuth::SigV4 { .. }) {
-            return Err(err(
-                tpath,
-                format!("provider {:?} signs with aws-sigv4, which fallback chains do not support yet", provider.name),
             ));
         }
     }

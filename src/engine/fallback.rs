@@ -184,12 +184,14 @@ impl Gateway {
         };
         let (target, provider) = chain_target;
         let upstream_path = upstream::path(provider, operation, &target.model, plan.stream);
-        let (provider_headers, _) = upstream::headers(provider, &upstream_path);
+        // A SigV4 signature is computed with the body (`Exchange::deferred_headers`) and set
+        // by the applier instance after Envoy's buffer filter among the upstream filters.
+        let (provider_headers, signing) = upstream::headers(provider, &upstream_path);
         let mut exchange = Exchange::new(now_ms, self.config.limits);
         exchange.operation = Some(operation);
         exchange.client = client;
         exchange.path = plan.path.clone();
-        exchange.set_route(&route.name, provider, &target.model, plan.stream, None);
+        exchange.set_route(&route.name, provider, &target.model, plan.stream, signing);
         let mut ops = vec![HeaderOp::Remove("content-length".to_string())];
         let client_dialect = match client {
             ClientDialect::OpenAi => ProviderDialect::OpenAi,

@@ -4,7 +4,7 @@
 //! admitted request for the target this attempt reached, marks a failed attempt for
 //! Envoy's retry, and translates the answer back; for any other request it does nothing.
 
-use super::{apply, host, reply_with, SharedStore};
+use super::{apply, host, reply_with, SharedStore, DEFERRED_HEADERS};
 use crate::engine::{
     decode_attempts, encode_attempts, Attempt, AttemptPlan, BodyAction, Exchange, Gateway, HeaderOp, ResponseOrigin,
     ATTEMPTS_STATE, PLAN_STATE, RETRY_HEADER,
@@ -66,6 +66,8 @@ impl HttpContext for AttemptStream {
                 return reply_with(&reply);
             }
         };
+        // An earlier attempt's signature must not reach this attempt's target.
+        let _ = host::set_property(&[DEFERRED_HEADERS], b"");
         let mut exchange = start.exchange;
         let mut ops = start.ops;
         ops.extend(self.gateway.choose_key(&mut exchange, host::now_nanos(), host::now_ms(), &SharedStore));
@@ -90,7 +92,13 @@ impl HttpContext for AttemptStream {
         }
         let body = host::buffer(BufferType::HttpRequestBody, 0, size).unwrap_or_default();
         // Admitted downstream (identity, budget, prompts): only the translation is left.
-        match exchange.on_request_body(&body, host::now_ms(), None, None) {
+        let action = exchange.on_request_body(&body, host::now_ms(), None, None);
+        let deferred = exchange.deferred_headers();
+        if !deferred.is_empty() {
+            // SigV4: the applier instance after the buffer filter sets these.
+            let _ = host::set_property(&[DEFERRED_HEADERS], &crate::header_map::encode(deferred));
+        }
+        match action {
             BodyAction::Unchanged => Action::Continue,
             BodyAction::Replace(new_body) => {
                 let _ = host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body);
