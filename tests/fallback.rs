@@ -172,6 +172,26 @@ fn each_attempt_translates_for_the_target_it_reached() {
 }
 
 #[test]
+fn the_budgets_cap_reaches_a_target_that_reads_only_max_tokens() {
+    let models = r#"{"m": {"targets": [{"provider": "an", "model": "a"}, {"provider": "vl", "model": "llama"}],
+                          "fallback": {"cluster": "c"}}}"#;
+    let json = config(models).replace(
+        r#""providers": {"#,
+        r#""providers": {"vl": {"kind": "vllm", "cluster": "vllm", "auth": {"type": "none"}},"#,
+    );
+    let gw = Gateway::from_json(json.as_bytes(), &|_| Some("k".to_string())).unwrap();
+    let plan = AttemptPlan { route: "m".into(), path: "/v1/chat/completions".into(), stream: false };
+    let mut exchange = gw.start_attempt(&plan, Some("vl"), 0).unwrap().exchange;
+    let body = br#"{"model":"m","max_completion_tokens":42,"messages":[{"role":"user","content":"hi"}]}"#;
+    let sent = replaced(exchange.on_request_body(body, 0, None, None));
+    assert_eq!((sent["max_tokens"].as_u64(), sent["model"].as_str()), (Some(42), Some("llama")));
+    // A translated target gets the cap in its own field.
+    let mut exchange = gw.start_attempt(&plan, Some("an"), 0).unwrap().exchange;
+    let sent = replaced(exchange.on_request_body(body, 0, None, None));
+    assert_eq!(sent["max_tokens"], 42, "Anthropic's cap, translated");
+}
+
+#[test]
 fn a_sigv4_target_is_signed_over_the_body_of_its_attempt() {
     let models = r#"{"m": {"targets": [{"provider": "an", "model": "a"}, {"provider": "br", "model": "anthropic.claude-x"}],
                           "fallback": {"cluster": "c"}}}"#;

@@ -129,6 +129,8 @@ pub struct Exchange {
     attempts: Vec<super::Attempt>,
     /// The key of the provider's pool this request uses (`engine::keys`).
     pub(super) key_index: Option<usize>,
+    /// This exchange is one attempt of a fallback chain (admitted downstream).
+    pub(super) attempt: bool,
 }
 
 /// Where a response comes from, as Envoy's `response.code_details` tells.
@@ -187,6 +189,7 @@ impl Exchange {
             attempt_plan: None,
             attempts: Vec::new(),
             key_index: None,
+            attempt: false,
         }
     }
 
@@ -482,6 +485,13 @@ impl Exchange {
                 |field: &str| Some(field) == read || (read == Some("max_completion_tokens") && field == "max_tokens");
             if let Some(read) = read.filter(|_| !requested.iter().any(|(f, _)| honoured(f))) {
                 edits.push(json_scan::set_member(body, members, read, per_choice.to_string().as_bytes()));
+            }
+        }
+        if self.attempt && route.kind.max_tokens_field() == "max_tokens" && value("max_tokens").is_none() {
+            // A fallback chain's attempt: the downstream instance capped output where OpenAI
+            // reads it; a target that reads only `max_tokens` gets the cap there too.
+            if let Some(cap) = value("max_completion_tokens").filter(|_| self.client == ClientDialect::OpenAi) {
+                edits.push(json_scan::set_member(body, members, "max_tokens", cap));
             }
         }
         if self.stream && self.client == ClientDialect::OpenAi && self.operation == Some(Operation::Chat) {

@@ -191,6 +191,7 @@ impl Gateway {
         exchange.operation = Some(operation);
         exchange.client = client;
         exchange.path = plan.path.clone();
+        exchange.attempt = true;
         exchange.set_route(&route.name, provider, &target.model, plan.stream, signing);
         let mut ops = vec![HeaderOp::Remove("content-length".to_string())];
         let client_dialect = match client {
