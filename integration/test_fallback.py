@@ -61,6 +61,10 @@ def plugin_config() -> dict:
     models["chain-bedrock"] = {"targets": [{"provider": "first", "model": "rate_limited_429"},
                                            {"provider": "bedrock", "model": BEDROCK_MODEL}],
                                "fallback": {"cluster": "chain_bedrock"}}
+    # A weighted group: one priority holding both targets' endpoints (cluster `mix`).
+    for name, first_model in (("mix-ok", "ok"), ("mix-429", "rate_limited_429")):
+        models[name] = {"targets": [{"provider": "first", "model": first_model}, {"provider": "second", "model": "ok"}],
+                        "fallback": {"cluster": "mix"}}
     prices = {mode: PRICE_FIRST for mode in FIRST_FAULTS + ["dies_before_first_event", "truncated"]}
     prices[BEDROCK_MODEL] = PRICE_OK
     prices["ok"] = PRICE_OK
@@ -74,11 +78,14 @@ def plugin_config() -> dict:
     }
 
 
-def fallback_template(workdir: Path, attempt_config: dict, bedrock_port: int | None = None) -> Path:
+def fallback_template(workdir: Path, attempt_config: dict, bedrock_port: int | None = None,
+                      mix_port: int | None = None) -> Path:
     """The test template with the chain's route (retry policy), the module as an upstream
     filter of the router, and the aggregate cluster over one cluster per target. With
     `bedrock_port`: a Bedrock member on that port in its own chain (`chain_bedrock`), and the
-    upstream filters SigV4 needs (Envoy's buffer filter, then the module's header applier)."""
+    upstream filters SigV4 needs (Envoy's buffer filter, then the module's header applier).
+    With `mix_port`: cluster `mix`, one priority with an endpoint of each target (the first's
+    on FAKE_PORT, the second's on `mix_port`), retries going to another host."""
     text = Path(harness.TEMPLATE).read_text()
     log_anchor = " duration=%DURATION%"
     assert log_anchor in text
@@ -115,6 +122,23 @@ def fallback_template(workdir: Path, attempt_config: dict, bedrock_port: int | N
                   headers:
                   - name: x-llm-gateway-cluster
                     string_match: {{exact: chain_bedrock}}
+                route:
+{retry}"""
+    if mix_port is not None:
+        retry = chain_route.split("                route:\n", 1)[1].replace("cluster: chain\n", "cluster: mix\n")
+        retry = retry.replace("                    retry_priority:\n", """\
+                    retry_host_predicate:
+                    - name: envoy.retry_host_predicates.previous_hosts
+                      typed_config:
+                        "@type": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate
+                    host_selection_retry_max_attempts: 5
+                    retry_priority:
+""")
+        chain_route += f"""              - match:
+                  prefix: "/"
+                  headers:
+                  - name: x-llm-gateway-cluster
+                    string_match: {{exact: mix}}
                 route:
 {retry}"""
     text = text.replace(route_anchor, chain_route, 1)
@@ -181,6 +205,28 @@ def fallback_template(workdir: Path, attempt_config: dict, bedrock_port: int | N
         "@type": type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig
         clusters: [c_first, c_bedrock]
 """
+    if mix_port is not None:
+        text += f"""  - name: mix
+    type: STATIC
+    connect_timeout: 1s
+    circuit_breakers:
+      thresholds:
+      - {{max_retries: 1000}}
+    load_assignment:
+      cluster_name: mix
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{address: 127.0.0.1, port_value: {{{{FAKE_PORT}}}}}}
+          metadata: {{filter_metadata: {{llm: {{provider: first}}}}}}
+          load_balancing_weight: 1
+        - endpoint:
+            address:
+              socket_address: {{address: 127.0.0.1, port_value: {mix_port}}}
+          metadata: {{filter_metadata: {{llm: {{provider: second}}}}}}
+          load_balancing_weight: 1
+"""
     path = workdir / "envoy.fallback.yaml.tmpl"
     path.write_text(text)
     return path
@@ -213,14 +259,17 @@ def fb(wasm_path, tmp_path_factory):
     server = fault_upstream.start(harness.free_port())
     workdir = tmp_path_factory.mktemp("fallback")
     bedrock = harness.start_fake(harness.free_port(), str(workdir / "fake-bedrock.log"))
+    mix = fault_upstream.start(harness.free_port())
     config = plugin_config()
-    template = fallback_template(workdir, {"role": "attempt", "gateway": config}, bedrock_port=bedrock.port)
+    template = fallback_template(workdir, {"role": "attempt", "gateway": config}, bedrock_port=bedrock.port,
+                                 mix_port=mix.server_address[1])
     factory = harness.GatewayFactory(server.server_address[1], wasm_path, workdir)
     gw = factory.start(config, template=str(template), concurrency=2)
     yield gw
     log = gw.log_text()
     factory.stop_all()
     bedrock.stop()
+    mix.shutdown()
     server.shutdown()
     for bad in ("panicked", "Plugin configured to fail", "wasm vm crash", "Function: proxy_on_"):
         assert bad not in log, f"Envoy log shows a wasm failure ({bad!r}):\n{log[-4000:]}"
@@ -324,6 +373,27 @@ def test_fallback_to_bedrock_is_signed_per_attempt(fb, client, stream):
     line = next_access_line(fb, "chain-bedrock", seen)
     assert f"attempts=first/rate_limited_429:429:fallback,bedrock/{BEDROCK_MODEL}:200:ok " in line, line
     assert f"cost_usd_micros={6 * 1 + 5 * 2} " in line, line
+
+
+def test_weighted_group_spreads_and_falls_back_within_its_priority(fb):
+    """Targets may share a priority (a weighted group): one cluster holding an endpoint of
+    each, the attempt telling them apart by metadata; a retry goes to another host."""
+    seen = len(access_lines(fb, "mix-ok"))
+    for _ in range(16):
+        assert ask(fb, "openai", "mix-ok", False)[0] == fault_upstream.TEXT
+    lines = [next_access_line(fb, "mix-ok", seen + i) for i in range(16)]
+    answered = {l.split(" provider=")[1].split(" ")[0] for l in lines}
+    assert answered == {"first", "second"}, lines
+    assert all("fallbacks=0 " in l for l in lines), lines
+    # The first target rate limited: every request is answered by the second, directly or
+    # after one fallback.
+    seen = len(access_lines(fb, "mix-429"))
+    for _ in range(12):
+        assert ask(fb, "anthropic", "mix-429", True)[0] == fault_upstream.TEXT
+    lines = [next_access_line(fb, "mix-429", seen + i) for i in range(12)]
+    shapes = {l.split(" attempts=")[1].split(" ")[0] for l in lines}
+    assert shapes <= {"second/ok:200:ok", "first/rate_limited_429:429:fallback,second/ok:200:ok"}, shapes
+    assert "first/rate_limited_429:429:fallback,second/ok:200:ok" in shapes, shapes
 
 
 @pytest.mark.parametrize("client", ["openai", "anthropic"])
