@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import json
 import http.server
 import threading
 import time
@@ -612,3 +613,19 @@ def worker_connections(gw) -> dict[str, int]:
         if f"127.0.0.1_{gw.port}." in name:
             out[name.split(".worker_")[1].split(".")[0]] = int(value)
     return out
+
+
+def test_an_http2_body_ending_with_trailers_is_translated_per_attempt(fb):
+    """An HTTP/2 request whose body ends with a trailers frame: the attempts translate it
+    all the same (Anthropic fails, OpenAI answers), never forwarding it untranslated."""
+    import h2client
+    body = json.dumps({"model": "chain-rate_limited_429", "max_tokens": 64,
+                       "messages": [{"role": "user", "content": "tell me about fallbacks"}]}).encode()
+    seen = len(access_lines(fb, "chain-rate_limited_429"))
+    r = h2client.h2_request(fb.port, "POST", "/v1/chat/completions",
+                            {"content-type": "application/json", "authorization": f"Bearer {KEY}"},
+                            body, chunk=7, trailers={"x-end": "1"})
+    assert r.status == 200, r.body
+    assert r.json()["choices"][0]["message"]["content"] == fault_upstream.TEXT
+    line = next_access_line(fb, "chain-rate_limited_429", seen)
+    assert "attempts=first/rate_limited_429:429:fallback,second/ok:200:ok " in line, line

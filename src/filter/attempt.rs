@@ -34,6 +34,26 @@ impl AttemptStream {
     pub fn new(gateway: Rc<Gateway>) -> Self {
         AttemptStream { gateway, plan: None, exchange: None }
     }
+
+    /// The complete admitted body: translated for this attempt's target (and signed).
+    fn translate(&mut self, body: &[u8]) -> Action {
+        let Some(exchange) = self.exchange.as_mut() else { return Action::Continue };
+        // Admitted downstream (identity, budget, prompts): only the translation is left.
+        let action = exchange.on_request_body(body, host::now_ms(), None, None);
+        let deferred = exchange.deferred_headers();
+        if !deferred.is_empty() {
+            // SigV4: the applier instance after the buffer filter sets these.
+            let _ = host::set_property(&[DEFERRED_HEADERS], &crate::header_map::encode(deferred));
+        }
+        match action {
+            BodyAction::Unchanged => Action::Continue,
+            BodyAction::Replace(new_body) => {
+                let _ = host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body);
+                Action::Continue
+            }
+            BodyAction::Reply(reply) => reply_with(&reply),
+        }
+    }
 }
 
 /// Updates this attempt's line (the last: attempts run one after the other) in the attempt
@@ -84,28 +104,25 @@ impl HttpContext for AttemptStream {
     }
 
     fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
-        let Some(exchange) = self.exchange.as_mut().filter(|e| e.awaits_body()) else {
+        if !self.exchange.as_ref().is_some_and(Exchange::awaits_body) {
             return Action::Continue;
-        };
+        }
         if !end_of_stream {
             return Action::Pause;
         }
         let body = host::buffer(BufferType::HttpRequestBody, 0, size).unwrap_or_default();
-        // Admitted downstream (identity, budget, prompts): only the translation is left.
-        let action = exchange.on_request_body(&body, host::now_ms(), None, None);
-        let deferred = exchange.deferred_headers();
-        if !deferred.is_empty() {
-            // SigV4: the applier instance after the buffer filter sets these.
-            let _ = host::set_property(&[DEFERRED_HEADERS], &crate::header_map::encode(deferred));
-        }
-        match action {
-            BodyAction::Unchanged => Action::Continue,
-            BodyAction::Replace(new_body) => {
-                let _ = host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body);
-                Action::Continue
-            }
-            BodyAction::Reply(reply) => reply_with(&reply),
-        }
+        self.translate(&body)
+    }
+
+    /// The body may end with a trailers frame (HTTP/2): translated here then, as downstream,
+    /// never forwarded as it is.
+    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        let Some(max) = self.exchange.as_ref().filter(|e| e.awaits_body()).map(|e| e.body_limit().saturating_add(1))
+        else {
+            return Action::Continue;
+        };
+        let body = host::buffer(BufferType::HttpRequestBody, 0, max).unwrap_or_default();
+        self.translate(&body)
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
