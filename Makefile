@@ -11,6 +11,7 @@ help:
 	@echo "make up      bootstrap, build, start the demo stack (if not running)"
 	@echo "make down    stop the demo stack"
 	@echo "make test    everything CI runs: fmt, clippy (native and wasm32), cargo test, build, integration"
+	@echo "             (the first run also builds Limitador into ~/.cache/llm-gateway: about 20 min)"
 	@echo "make fmt     cargo fmt"
 	@echo "make fuzz    coverage-guided fuzzing of every parser and codec (nightly; FUZZ_SECONDS per target)"
 
@@ -45,6 +46,7 @@ test:
 	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
 	cargo test
 	@bash scripts/build.sh
+	@bash scripts/limitador.sh >/dev/null
 	$(PY) -m pytest -q integration
 
 fmt:

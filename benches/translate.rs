@@ -8,7 +8,9 @@
 //! `frequency_penalty` and `presence_penalty`, which only OpenAI and Gemini accept (so every
 //! provider gets the same request); the Anthropic client sends `anthropic/request_claude_code`
 //! (4.7 KB, Claude Code's shape: cached system blocks, two tools, signed thinking, tool
-//! results). Each provider gets its own kind of model id (a Claude id on Bedrock, where
+//! results); the Responses client sends `openai_responses/request_tool_roundtrip` (2.2 KB:
+//! instructions, developer message, reasoning item with signature, function call and output,
+//! one tool, reasoning effort). Each provider gets its own kind of model id (a Claude id on Bedrock, where
 //! thinking budgets need one). Provider answers: OpenAI `chat_completion_tool_calls`,
 //! Anthropic `response_text`, Gemini `generate_content_text`, Bedrock `converse_text`.
 //!
@@ -36,8 +38,11 @@ use llm_gateway::stream::sse::SseDecoder;
 use std::hint::black_box;
 use std::time::Duration;
 
-const CLIENTS: [(ClientDialect, &str); 2] =
-    [(ClientDialect::OpenAi, "openai"), (ClientDialect::Anthropic, "anthropic")];
+const CLIENTS: [(ClientDialect, &str); 3] = [
+    (ClientDialect::OpenAi, "openai"),
+    (ClientDialect::Anthropic, "anthropic"),
+    (ClientDialect::Responses, "responses"),
+];
 const PROVIDERS: [(ProviderDialect, &str, &str); 4] = [
     (ProviderDialect::OpenAi, "openai", "gpt-4.1"),
     (ProviderDialect::Anthropic, "anthropic", "claude-sonnet-4-5"),
@@ -50,10 +55,11 @@ fn fixture(path: &str) -> Vec<u8> {
 }
 
 /// The typical request of each client dialect.
-fn client_requests() -> [(ClientDialect, &'static str, Vec<u8>); 2] {
+fn client_requests() -> [(ClientDialect, &'static str, Vec<u8>); 3] {
     [
         (ClientDialect::OpenAi, "openai", fixture("openai/request_tool_roundtrip.json")),
         (ClientDialect::Anthropic, "anthropic", fixture("anthropic/request_claude_code.json")),
+        (ClientDialect::Responses, "responses", fixture("openai_responses/request_tool_roundtrip.json")),
     ]
 }
 

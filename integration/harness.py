@@ -408,6 +408,26 @@ class Gateway:
         return stop(self.proc)
 
 
+def h2_cluster(name: str, port: int, connect_timeout: str = "0.5s") -> str:
+    """A static HTTP/2 cluster on 127.0.0.1:port (a gRPC service), as the EXTRA_CLUSTERS text
+    of the test template."""
+    return f"""  - name: {name}
+    type: STATIC
+    connect_timeout: {connect_timeout}
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {{http2_protocol_options: {{}}}}
+    load_assignment:
+      cluster_name: {name}
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{address: 127.0.0.1, port_value: {port}}}
+"""
+
+
 class GatewayFactory:
     """Renders the test template for a plugin config and starts Envoy on free ports."""
 
@@ -428,6 +448,8 @@ class GatewayFactory:
             "WASM_PATH": self.wasm_path,
             "PLUGIN_CONFIG_JSON": plugin_config_scalar(plugin_config),
             "ACCESS_LOG_PATH": str(self.workdir / f"access-{n}.log"),
+            # More clusters at the end of the template (h2_cluster() renders one).
+            "EXTRA_CLUSTERS": "",
             **extra_subs,
         }
         path = render_envoy_config(template, str(self.workdir / f"envoy-{n}.yaml"), **subs)

@@ -8,8 +8,8 @@ Envoy configuration they produce is one Envoy accepts with our module loaded.
    is an integer or a string, and an object schema that lists properties refuses any other
    (what `kubectl apply`'s strict field validation does). CEL rules
    (`x-kubernetes-validations`) are not evaluated. Kinds built into Kubernetes (Namespace,
-   Secret, Service, ServiceAccount, Deployment) have no CRD; a small schema below checks the
-   fields we rely on.
+   Secret, ConfigMap, Service, ServiceAccount, Deployment) have no CRD; a small schema below
+   checks the fields we rely on.
 2. The Envoy config each control plane would build from them (the module's filters from the
    WasmPlugin / TrafficExtension / EnvoyExtensionPolicy, the native filters placed by the
    EnvoyFilter / EnvoyPatchPolicy patches, header-matched routes and TLS clusters from the
@@ -18,6 +18,10 @@ Envoy configuration they produce is one Envoy accepts with our module loaded.
    loads the real .wasm and runs its on_configure with the manifest's plugin config and the
    environment variables the manifests pass.
 3. The plugin configs in the manifests validate against schema/plugin-config.schema.json.
+4. Fleet-wide budgets (optional/05-fleet-budgets.yaml): the module's config names an HTTP/2
+   cluster to the Limitador Service that the rendered config holds, the Limitador limits use
+   the descriptor entries the module sends, and the optional module object replaces the
+   top-level one with quota.fleet added and nothing else changed.
 
 No schema found is a failure, never a skip.
 """
@@ -26,6 +30,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from pathlib import Path
 
 import jsonschema
@@ -124,19 +129,31 @@ _ENV_FROM_SECRET = _object(
     ["name", "valueFrom"], name={"type": "string"},
     valueFrom=_object(["secretKeyRef"], secretKeyRef=_object(["name", "key"], name={"type": "string"},
                                                                    key={"type": "string"})))
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_CONTAINER = _object(
+    ["name", "image"], name={"type": "string"}, image={"type": "string", "minLength": 1}, command=_STRINGS,
+    args=_STRINGS, env={"type": "array", "items": _ENV_FROM_SECRET},
+    ports={"type": "array", "items": _object(["containerPort"], name={"type": "string"},
+                                             containerPort={"type": "integer"})},
+    volumeMounts={"type": "array", "items": _object(["name", "mountPath"], name={"type": "string"},
+                                                    mountPath={"type": "string"})})
 # Built-in Kubernetes kinds (no CRD): the fields the manifests rely on, nothing more.
 BUILTIN_SCHEMAS = {
     ("v1", "Namespace"): _object(["metadata"], metadata=_NAMED),
     ("v1", "ServiceAccount"): _object(["metadata"], metadata=_NAMED),
     ("v1", "Secret"): _object(["metadata", "stringData"], metadata=_NAMED, type={"type": "string"},
                               stringData={"type": "object", "additionalProperties": {"type": "string"}}),
+    ("v1", "ConfigMap"): _object(["metadata", "data"], metadata=_NAMED,
+                                 data={"type": "object", "additionalProperties": {"type": "string"}}),
     ("v1", "Service"): _object(["metadata", "spec"], metadata=_NAMED, spec=_object(
         ["selector", "ports"], selector={"type": "object"},
-        ports={"type": "array", "items": _object(["port"], port={"type": "integer"})})),
+        ports={"type": "array", "items": _object(
+            ["port"], name={"type": "string"}, port={"type": "integer"}, targetPort={"type": "integer"},
+            appProtocol={"type": "string"})})),
     ("apps/v1", "Deployment"): _object(["metadata", "spec"], metadata=_NAMED, spec=_object(
         ["selector", "template"], template=_object(["metadata", "spec"], spec=_object(
-            ["containers"], containers={"type": "array", "items": _object(
-                ["name"], env={"type": "array", "items": _ENV_FROM_SECRET})})))),
+            ["containers"], containers={"type": "array", "items": _CONTAINER},
+            volumes={"type": "array", "items": _object(["name"], name={"type": "string"})})))),
 }
 
 
@@ -186,11 +203,18 @@ def test_there_are_manifests_for_both_meshes():
 
 def test_applying_a_whole_folder_installs_the_module_once():
     """`kubectl apply -f deploy/<mesh>/` (not recursive) takes the top-level files only: one
-    module variant, no optional rate-limit wiring that needs a service of its own."""
+    module variant, no optional fleet-budget wiring that needs a service of its own."""
     top = [doc for path, _, doc in ALL_DOCUMENTS if path.parent == DEPLOY / mesh_of(path)]
     module_kinds = [d["kind"] for d in top if d["kind"] in ("WasmPlugin", "TrafficExtension", "EnvoyExtensionPolicy")]
     assert sorted(module_kinds) == ["EnvoyExtensionPolicy", "WasmPlugin", "WasmPlugin"], module_kinds
-    assert not [d for d in top if "ratelimit" in d["metadata"]["name"]]
+    assert not [d for d in top if re.search("ratelimit|limitador|redis|fleet", d["metadata"]["name"])]
+    assert not [name for name, config in manifest_plugin_configs(top) if "fleet" in config.get("quota", {})]
+    # Applying optional/ afterwards replaces the module objects (same kind, namespace and
+    # name) instead of adding a second module.
+    for mesh in ("istio", "envoy-gateway"):
+        after = [d for d in kinds(mesh, "WasmPlugin", "optional") + kinds(mesh, "EnvoyExtensionPolicy", "optional")]
+        before = [d for d in kinds(mesh, "WasmPlugin") + kinds(mesh, "EnvoyExtensionPolicy")]
+        assert [object_key(d) for d in after] == [object_key(d) for d in before]
 
 
 def schema_for(crd_schemas, doc) -> dict:
@@ -236,9 +260,11 @@ def test_the_schema_check_refuses_a_broken_patch_policy(crd_schemas):
 # ---------------------------------------------------------------- plugin configs in the manifests
 
 
-def manifest_plugin_configs() -> list[tuple[str, dict]]:
+def manifest_plugin_configs(docs=None) -> list[tuple[str, dict]]:
+    """(label, plugin config) of every module object in `docs` (default: every manifest)."""
+    items = ALL_DOCUMENTS if docs is None else [(DEPLOY / "-", index, doc) for index, doc in enumerate(docs)]
     found = []
-    for item in ALL_DOCUMENTS:
+    for item in items:
         _, _, doc = item
         spec = doc.get("spec", {})
         if doc["kind"] == "WasmPlugin":
@@ -313,17 +339,6 @@ def tls_cluster(name: str, host: str, port: int, sni: str) -> dict:
     }
 
 
-def h2_cluster(name: str, host: str, port: int) -> dict:
-    return {
-        "name": name, "type": "STRICT_DNS", "connect_timeout": "1s",
-        "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-            "explicit_http_config": {"http2_protocol_options": {}}}},
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {
-            "address": {"socket_address": {"address": host, "port_value": port}}}}]}]},
-    }
-
-
 def bootstrap(listener: dict, clusters: list[dict]) -> dict:
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": harness.free_port()}}},
@@ -351,18 +366,31 @@ def validate(tmp_path: Path, config: dict, monkeypatch) -> None:
     assert code == 0, f"envoy --mode validate refused {path}:\n{output[-4000:]}"
 
 
-def kinds(folder: str, kind: str) -> list[dict]:
-    return [doc for path, _, doc in ALL_DOCUMENTS
-            if mesh_of(path) == folder and doc["kind"] == kind]
+def object_key(doc: dict) -> tuple:
+    return doc["kind"], doc["metadata"].get("namespace"), doc["metadata"]["name"]
+
+
+def kinds(folder: str, kind: str, *subfolders: str) -> list[dict]:
+    """The objects of `kind` that `kubectl apply -f deploy/<folder>/`, then each of its
+    `subfolders`, leaves in the cluster: an object with the kind, namespace and name of an
+    earlier one replaces it."""
+    installed: dict[tuple, dict] = {}
+    for path, _, doc in ALL_DOCUMENTS:
+        if mesh_of(path) != folder:
+            continue
+        under = path.parent.relative_to(DEPLOY / folder).parts
+        if not under or under[0] in subfolders:
+            installed[object_key(doc)] = doc
+    return [doc for doc in installed.values() if doc["kind"] == kind]
 
 
 # ---------------------------------------------------------------- Istio
 
 
-def istio_module_filters(variant: str, wasm_path: Path) -> dict[str, list[dict]]:
+def istio_module_filters(variant: str, wasm_path: Path, *subfolders: str) -> dict[str, list[dict]]:
     """phase -> the module filters Istio would put there, from WasmPlugins or TrafficExtensions."""
     by_phase: dict[str, list[dict]] = {"AUTHN": [], "AUTHZ": [], "STATS": []}
-    for doc in kinds("istio", variant):
+    for doc in kinds("istio", variant, *subfolders):
         spec = doc["spec"]
         wasm = spec if variant == "WasmPlugin" else spec["wasm"]
         env = [e["name"] for e in wasm.get("vmConfig", {}).get("env", []) if e.get("valueFrom") == "HOST"]
@@ -381,6 +409,9 @@ def apply_envoy_filter(patch: dict, boot: dict, listener: dict) -> None:
     if apply_to == "BOOTSTRAP":
         assert operation == "MERGE"
         merge(boot, value)
+    elif apply_to == "CLUSTER":
+        assert operation == "ADD" and "match" in patch
+        boot["static_resources"]["clusters"].append(copy.deepcopy(value))
     elif apply_to == "LISTENER":
         assert operation == "MERGE"
         merge(listener, value)
@@ -425,9 +456,15 @@ def istio_routes_and_clusters() -> tuple[list[dict], list[dict]]:
     return routes, clusters
 
 
-@pytest.mark.parametrize("variant", ["WasmPlugin", "TrafficExtension"])
-def test_istio_gateway_renders_to_a_valid_envoy_config(variant, wasm_path, tmp_path, monkeypatch):
-    phases = istio_module_filters(variant, wasm_path)
+# (module variant, subfolders applied after deploy/istio/): the two variants of step 2, and
+# the WasmPlugin install with the optional fleet budgets.
+ISTIO_INSTALLS = [("WasmPlugin", ()), ("TrafficExtension", ("alternatives",)), ("WasmPlugin", ("optional",))]
+
+
+@pytest.mark.parametrize("variant, subfolders", ISTIO_INSTALLS,
+                         ids=["WasmPlugin", "TrafficExtension", "WasmPlugin+fleet-budgets"])
+def test_istio_gateway_renders_to_a_valid_envoy_config(variant, subfolders, wasm_path, tmp_path, monkeypatch):
+    phases = istio_module_filters(variant, wasm_path, *subfolders)
     routes, clusters = istio_routes_and_clusters()
     # Istio's gateway chain, reduced to what matters here: the AUTHN-phase extensions, Istio's
     # own filters (not rendered), the STATS-phase extensions, the router.
@@ -441,16 +478,16 @@ def test_istio_gateway_renders_to_a_valid_envoy_config(variant, wasm_path, tmp_p
             "http_filters": phases["AUTHN"] + phases["AUTHZ"] + phases["STATS"] + [copy.deepcopy(ROUTER)],
         }}]}],
     }
-    boot = bootstrap(listener, clusters + [h2_cluster("outbound|8081||ratelimit.llm-gateway.svc.cluster.local",
-                                                      "ratelimit.llm-gateway.svc.cluster.local", 8081)])
-    for envoy_filter in kinds("istio", "EnvoyFilter"):
+    boot = bootstrap(listener, clusters)
+    for envoy_filter in kinds("istio", "EnvoyFilter", *subfolders):
         for patch in envoy_filter["spec"]["configPatches"]:
             apply_envoy_filter(patch, boot, listener)
 
+    # Fleet budgets add no filter: the module calls Limitador itself.
     assert filter_names(listener) == [
         "envoy.filters.http.header_mutation", "envoy.filters.http.json_to_metadata", MODULE_FILTERS[0],
-        "envoy.filters.http.buffer",
-        MODULE_FILTERS[1], "envoy.filters.http.ratelimit", "envoy.filters.http.router"]
+        "envoy.filters.http.buffer", MODULE_FILTERS[1], "envoy.filters.http.router"]
+    check_fleet_cluster("istio", subfolders, listener, boot)
     assert listener["per_connection_buffer_limit_bytes"] > module_body_limit()
     assert {t["tag_name"] for t in boot["stats_config"]["stats_tags"]} >= {"gen_ai_token_type", "llm_consumer"}
     assert [r["match"]["headers"][0]["string_match"]["exact"] for r in routes] == ["openai", "anthropic"]
@@ -462,7 +499,7 @@ def test_istio_env_keys_come_from_the_secret():
     (deployment,) = kinds("istio", "Deployment")
     (proxy,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "istio-proxy"]
     from_secret = {e["name"] for e in proxy["env"] if e["valueFrom"]["secretKeyRef"]["name"] == "llm-provider-keys"}
-    for doc in kinds("istio", "WasmPlugin") + kinds("istio", "TrafficExtension"):
+    for doc in kinds("istio", "WasmPlugin", "optional") + kinds("istio", "TrafficExtension", "alternatives"):
         wasm = doc["spec"] if doc["kind"] == "WasmPlugin" else doc["spec"]["wasm"]
         wanted = {e["name"] for e in wasm.get("vmConfig", {}).get("env", [])}
         assert wanted <= from_secret
@@ -504,12 +541,12 @@ def json_patch(document, operation: dict):
     return document
 
 
-def eg_listener(wasm_path: Path) -> tuple[dict, list[dict]]:
+def eg_listener(wasm_path: Path, *subfolders: str) -> tuple[dict, list[dict]]:
     """The listener and clusters Envoy Gateway generates for 01/03/05 (shape of the reference
     envoy-gateway/xds-wasm/wasm.listeners.yaml and wasm.routes.yaml): the EnvoyExtensionPolicy's
     wasm filters disabled on the listener and enabled per route, the HTTPRoute's rules as
     header-matched routes to one cluster per rule, TLS to each Backend per BackendTLSPolicy."""
-    (policy,) = kinds("envoy-gateway", "EnvoyExtensionPolicy")
+    (policy,) = kinds("envoy-gateway", "EnvoyExtensionPolicy", *subfolders)
     filters = []
     for index, wasm in enumerate(policy["spec"]["wasm"]):
         name = EG_WASM.format(index)
@@ -551,9 +588,10 @@ def eg_listener(wasm_path: Path) -> tuple[dict, list[dict]]:
     return listener, clusters
 
 
-def test_envoy_gateway_renders_to_a_valid_envoy_config(wasm_path, tmp_path, monkeypatch):
-    listener, clusters = eg_listener(wasm_path)
-    policies = sorted(kinds("envoy-gateway", "EnvoyPatchPolicy"), key=lambda p: p["spec"].get("priority", 0))
+@pytest.mark.parametrize("subfolders", [(), ("optional",)], ids=["base", "fleet-budgets"])
+def test_envoy_gateway_renders_to_a_valid_envoy_config(subfolders, wasm_path, tmp_path, monkeypatch):
+    listener, clusters = eg_listener(wasm_path, *subfolders)
+    policies = sorted(kinds("envoy-gateway", "EnvoyPatchPolicy", *subfolders), key=lambda p: p["spec"].get("priority", 0))
     for policy in policies:
         for patch in policy["spec"]["jsonPatches"]:
             if patch["type"].endswith("listener.v3.Listener"):
@@ -566,9 +604,13 @@ def test_envoy_gateway_renders_to_a_valid_envoy_config(wasm_path, tmp_path, monk
     (proxy,) = kinds("envoy-gateway", "EnvoyProxy")
     boot = merge(bootstrap(listener, clusters), yaml.safe_load(proxy["spec"]["bootstrap"]["value"]))
 
+    # header_mutation first, as on Istio; fleet budgets add no filter.
     assert filter_names(listener) == [
-        "envoy.filters.http.json_to_metadata", EG_WASM.format(0), "envoy.filters.http.buffer", EG_WASM.format(1),
-        "envoy.filters.http.ratelimit", "envoy.filters.http.router"]
+        "envoy.filters.http.header_mutation", "envoy.filters.http.json_to_metadata", EG_WASM.format(0),
+        "envoy.filters.http.buffer", EG_WASM.format(1), "envoy.filters.http.router"]
+    assert hcm_of(listener)["http_filters"][0]["typed_config"]["mutations"]["request_mutations"] == [
+        {"remove": "x-llm-gateway-cluster"}]
+    check_fleet_cluster("envoy-gateway", subfolders, listener, boot)
     http_filters = hcm_of(listener)["http_filters"]
     assert all(f["typed_config"]["config"]["failure_policy"] == "FAIL_RELOAD" for f in http_filters
                if f["name"].startswith("envoy.filters.http.wasm"))
@@ -591,11 +633,119 @@ def test_envoy_gateway_env_keys_come_from_the_secret():
     (proxy,) = kinds("envoy-gateway", "EnvoyProxy")
     env = proxy["spec"]["provider"]["kubernetes"]["envoyDeployment"]["container"]["env"]
     from_secret = {e["name"] for e in env if e["valueFrom"]["secretKeyRef"]["name"] == "llm-provider-keys"}
-    (policy,) = kinds("envoy-gateway", "EnvoyExtensionPolicy")
-    for wasm in policy["spec"]["wasm"]:
-        wanted = set(wasm.get("env", {}).get("hostKeys", []))
-        assert wanted <= from_secret
-        assert provider_env_names(wasm["config"]) <= wanted
+    for subfolders in ((), ("optional",)):
+        (policy,) = kinds("envoy-gateway", "EnvoyExtensionPolicy", *subfolders)
+        for wasm in policy["spec"]["wasm"]:
+            wanted = set(wasm.get("env", {}).get("hostKeys", []))
+            assert wanted <= from_secret
+            assert provider_env_names(wasm["config"]) <= wanted
+
+
+# ---------------------------------------------------------------- fleet-wide budgets
+
+FLEET_DESCRIPTOR_KEYS = {"llm_consumer", "llm_plan", "llm_model"}  # src/quota/fleet.rs
+H2_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+# What an HTTP/2 :authority may hold (RFC 3986 reg-name, port): the module sends the cluster
+# name as the calls' :authority, and Limitador's HTTP/2 server (Rust h2 and its `http`
+# crate) resets a stream whose authority has anything else, such as the `|` of Istio's
+# `outbound|8081||host` cluster names.
+AUTHORITY = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@-]+")
+
+
+def rendered_module_config(listener: dict) -> dict:
+    """The plugin config of the first module filter of the rendered chain, as Envoy gets it."""
+    module = next(f for f in hcm_of(listener)["http_filters"] if f["name"] in (MODULE_FILTERS[0], EG_WASM.format(0)))
+    return json.loads(module["typed_config"]["config"]["configuration"]["value"])
+
+
+def check_fleet_cluster(mesh: str, subfolders: tuple, listener: dict, boot: dict) -> None:
+    """With optional/: the module's quota.fleet.cluster is in the rendered config, speaks HTTP/2
+    to the Limitador Service's gRPC port, and is a valid :authority. Without: no fleet at all."""
+    config = rendered_module_config(listener)
+    clusters = {c["name"]: c for c in boot["static_resources"]["clusters"]}
+    if "optional" not in subfolders:
+        assert "fleet" not in config.get("quota", {})
+        assert not [name for name in clusters if "limitador" in name]
+        return
+    fleet = config["quota"]["fleet"]
+    assert fleet["cluster"] in clusters, f"quota.fleet.cluster {fleet['cluster']!r} not in {sorted(clusters)}"
+    assert AUTHORITY.fullmatch(fleet["cluster"])
+    cluster = clusters[fleet["cluster"]]
+    options = cluster["typed_extension_protocol_options"][H2_OPTIONS]
+    assert "http2_protocol_options" in options["explicit_http_config"]
+    (locality,) = cluster["load_assignment"]["endpoints"]
+    (endpoint,) = locality["lb_endpoints"]
+    address = endpoint["endpoint"]["address"]["socket_address"]
+    (service,) = [s for s in kinds(mesh, "Service", "optional") if s["metadata"]["name"] == "limitador"]
+    (grpc,) = [p for p in service["spec"]["ports"] if p.get("appProtocol") == "grpc"]
+    assert grpc["name"] == "grpc"
+    assert address == {"address": f"limitador.{service['metadata']['namespace']}.svc.cluster.local",
+                       "port_value": grpc["port"]}
+    (limits,) = kinds(mesh, "ConfigMap", "optional")
+    assert {limit["namespace"] for limit in yaml.safe_load(limits["data"]["limits.yaml"])} == {fleet["domain"]}
+
+
+@pytest.mark.parametrize("mesh", ["istio", "envoy-gateway"])
+def test_the_fleet_step_adds_quota_fleet_to_the_module_and_changes_nothing_else(mesh):
+    """optional/05-fleet-budgets.yaml repeats the module object of step 2 (so that applying it
+    replaces that object): the two must not drift apart."""
+    kind = "WasmPlugin" if mesh == "istio" else "EnvoyExtensionPolicy"
+    before = {object_key(d): d for d in kinds(mesh, kind)}
+    after = {object_key(d): d for d in kinds(mesh, kind, "optional")}
+    changed = [key for key in after if after[key] is not before[key]]
+    assert len(changed) == 1, changed
+    (key,) = changed
+    expected = copy.deepcopy(before[key])
+    config = expected["spec"]["pluginConfig"] if kind == "WasmPlugin" else expected["spec"]["wasm"][0]["config"]
+    actual = after[key]["spec"]["pluginConfig"] if kind == "WasmPlugin" else after[key]["spec"]["wasm"][0]["config"]
+    config.setdefault("quota", {})["fleet"] = actual["quota"]["fleet"]
+    assert after[key] == expected
+
+
+@pytest.mark.parametrize("mesh", ["istio", "envoy-gateway"])
+def test_the_limitador_limits_read_what_the_module_sends(mesh):
+    """Each limit of the ConfigMap reads only descriptor entries the module sends, in the
+    namespace the module asks for; a typo there would make a limit that never matches."""
+    (limits,) = kinds(mesh, "ConfigMap", "optional")
+    entries = yaml.safe_load(limits["data"]["limits.yaml"])
+    assert entries
+    for limit in entries:
+        assert set(limit) <= {"namespace", "name", "max_value", "seconds", "conditions", "variables"}
+        assert isinstance(limit["max_value"], int) and limit["max_value"] > 0
+        assert isinstance(limit["seconds"], int) and limit["seconds"] > 0
+        read = [key for text in limit["conditions"] + limit["variables"]
+                for key in re.findall(r"descriptors\[0\]\['([^']+)'\]", text)]
+        assert read and set(read) <= FLEET_DESCRIPTOR_KEYS, limit
+    assert len({limit["name"] for limit in entries}) == len(entries)
+
+
+@pytest.mark.parametrize("mesh", ["istio", "envoy-gateway"])
+def test_limitador_and_redis_are_wired_together(mesh):
+    """Limitador's Service selects its pods and serves the port it listens on; it reads the
+    ConfigMap's limits file and the Redis Service's address."""
+    services = {s["metadata"]["name"]: s for s in kinds(mesh, "Service", "optional")}
+    deployments = {d["metadata"]["name"]: d for d in kinds(mesh, "Deployment", "optional")}
+    for name in ("limitador", "redis"):
+        pod = deployments[name]["spec"]["template"]["metadata"]["labels"]
+        assert services[name]["spec"]["selector"].items() <= pod.items()
+        assert deployments[name]["spec"]["selector"]["matchLabels"].items() <= pod.items()
+    (limitador,) = deployments["limitador"]["spec"]["template"]["spec"]["containers"]
+    command = limitador["command"] + limitador.get("args", [])
+    assert command[0] == "limitador-server"
+    grpc_port = int(command[command.index("-p") + 1])
+    assert grpc_port in {p["targetPort"] for p in services["limitador"]["spec"]["ports"] if p["name"] == "grpc"}
+    assert grpc_port in {p["containerPort"] for p in limitador["ports"]}
+    (mount,) = limitador["volumeMounts"]
+    (volume,) = deployments["limitador"]["spec"]["template"]["spec"]["volumes"]
+    (config_map,) = kinds(mesh, "ConfigMap", "optional")
+    assert volume["name"] == mount["name"] and volume["configMap"]["name"] == config_map["metadata"]["name"]
+    limits_file = next(a for a in command if a.endswith(".yaml"))
+    assert Path(limits_file).parent == Path(mount["mountPath"])
+    assert Path(limits_file).name in config_map["data"]
+    storage = command[command.index(limits_file) + 1:]
+    assert storage[0] == "redis"
+    (redis_port,) = services["redis"]["spec"]["ports"]
+    assert storage[1] == f"redis://redis:{redis_port['port']}"
 
 
 # ---------------------------------------------------------------- shared facts

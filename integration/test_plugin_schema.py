@@ -194,6 +194,16 @@ REFUSED = {
     "fallback-without-targets": mutated(lambda c: c["models"]["gpt"].__setitem__("fallback", {"cluster": "chain"})),
     "bedrock-without-region": mutated(lambda c: c["providers"]["fake"].update(
         kind="bedrock", auth={"type": "aws-sigv4", "access_key_env": "TEST_OPENAI_KEY", "secret_key_env": "TEST_OPENAI_KEY"})),
+    # quota.fleet (src/quota/fleet.rs): the cluster is required and not blank, the domain not
+    # empty, the timeout 1..60000 ms, failure_mode deny or allow, nothing else.
+    "fleet-without-cluster": mutated(lambda c: c.__setitem__("quota", {"fleet": {"domain": "llm-gateway"}})),
+    "fleet-blank-cluster": mutated(lambda c: c.__setitem__("quota", {"fleet": {"cluster": " "}})),
+    "fleet-empty-domain": mutated(lambda c: c.__setitem__("quota", {"fleet": {"cluster": "rls", "domain": ""}})),
+    "fleet-zero-timeout": mutated(lambda c: c.__setitem__("quota", {"fleet": {"cluster": "rls", "timeout_ms": 0}})),
+    "fleet-timeout-over-a-minute": mutated(lambda c: c.__setitem__("quota", {"fleet": {"cluster": "rls", "timeout_ms": 60001}})),
+    "fleet-unknown-failure-mode": mutated(lambda c: c.__setitem__("quota", {"fleet": {"cluster": "rls", "failure_mode": "open"}})),
+    "fleet-unknown-member": mutated(lambda c: c.__setitem__("quota", {"fleet": {"cluster": "rls", "hits_addend": 1}})),
+    "fleet-authority-not-a-host": mutated(lambda c: c.__setitem__("quota", {"fleet": {"cluster": "rls", "authority": "a|b"}})),
 }
 
 
@@ -208,6 +218,26 @@ def test_the_base_of_the_refused_configs_is_accepted(validator, rejects):
     is due to its one change."""
     assert not errors(validator, BASE)
     code, log = rejects(BASE)
+    assert code == 0, log[-3000:]
+
+
+FLEET_ACCEPTED = {
+    "fleet-cluster-only": {"cluster": "rls"},
+    "fleet-complete-deny": {"cluster": "llm-gateway-limitador", "domain": "llm-gateway", "timeout_ms": 60000,
+                            "failure_mode": "deny"},
+    "fleet-complete-allow": {"cluster": "rls", "domain": "d", "timeout_ms": 1, "failure_mode": "allow"},
+    "fleet-istio-cluster-with-authority": {"cluster": "outbound|8081||limitador.llm-gateway.svc.cluster.local",
+                                           "authority": "limitador.llm-gateway.svc.cluster.local:8081"},
+}
+
+
+@pytest.mark.parametrize("name", FLEET_ACCEPTED)
+def test_a_fleet_config_the_module_accepts_the_schema_accepts(validator, rejects, name):
+    """The edges of quota.fleet (timeout 1 and 60000, both failure modes, only the cluster)
+    pass both, so the refusals below are not the schema being stricter than the module."""
+    config = mutated(lambda c: c.__setitem__("quota", {"fleet": FLEET_ACCEPTED[name]}))
+    assert not errors(validator, config)
+    code, log = rejects(config)
     assert code == 0, log[-3000:]
 
 

@@ -5,7 +5,8 @@
 
 Identity first (no key: 401), then as consumer `demo` (API key sk-demo): one chat completion,
 one streamed completion with usage, one stream translated from the Anthropic Messages API to
-Gemini, every demo model once. Then consumer `bob` with a JWT minted by
+Gemini, every demo model once through Chat Completions and once through the Responses API
+(create and stream). Then consumer `bob` with a JWT minted by
 examples/identity-and-budgets/mint_jwt.py, consumer `alice` running into her 150 tokens per
 minute (429 with Retry-After and x-ratelimit-* headers), the prompt API
 POST /v1/prompts/summarize (normal and streamed), templated chat requests showing which
@@ -175,6 +176,16 @@ def main() -> int:
         r = client.chat.completions.create(model=model, messages=messages)
         print(f"{model:13} -> {r.model:45} {r.choices[0].message.content!r} "
               f"(usage {r.usage.prompt_tokens}+{r.usage.completion_tokens})")
+
+    heading("every demo model through the Responses API (responses.create, then responses.stream)")
+    for model in ("demo-gpt", "demo-azure", "demo-claude", "demo-gemini", "demo-bedrock", "demo-mistral"):
+        r = client.responses.create(model=model, input="Say hello to the gateway", store=False)
+        with client.responses.stream(model=model, input="Say hello to the gateway") as s:
+            streamed = s.get_final_response()
+        print(f"{model:13} -> {r.status} {r.output_text!r} (usage {r.usage.input_tokens}+{r.usage.output_tokens}); "
+              f"streamed {streamed.status} {streamed.output_text!r}")
+        check(r.status == streamed.status == "completed" and r.output_text == streamed.output_text,
+              f"{model} through the Responses API: {r.status}/{streamed.status}")
 
     heading("bob: a JWT (EdDSA, demo key) from examples/identity-and-budgets/mint_jwt.py, budget 1 USD a day")
     token = mint_jwt("--sub", "bob", "--ttl", "600")

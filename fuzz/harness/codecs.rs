@@ -12,6 +12,9 @@ use llm_gateway::llm::ir::{ClientDialect, ProviderDialect, ProviderError, Stream
 use llm_gateway::stream::sse::SseDecoder;
 
 const CLIENTS: [ClientDialect; 2] = [ClientDialect::OpenAi, ClientDialect::Anthropic];
+/// Every client dialect; the Responses dialect has no provider-side decoder, so its output
+/// is checked for shape, not round-tripped.
+const ALL_CLIENTS: [ClientDialect; 3] = [ClientDialect::OpenAi, ClientDialect::Anthropic, ClientDialect::Responses];
 const PROVIDERS: [ProviderDialect; 4] =
     [ProviderDialect::OpenAi, ProviderDialect::Anthropic, ProviderDialect::Gemini, ProviderDialect::Bedrock];
 const STATUSES: [u16; 8] = [400, 401, 403, 404, 429, 500, 503, 529];
@@ -28,11 +31,12 @@ fn provider(bits: u8) -> ProviderDialect {
     PROVIDERS.get(usize::from(bits & 3)).copied().unwrap_or(ProviderDialect::OpenAi)
 }
 
-/// The provider dialect a client dialect's own API is.
+/// The provider dialect a client dialect's own API is (the selectors pick only these two).
 fn as_provider(client: ClientDialect) -> ProviderDialect {
     match client {
         ClientDialect::OpenAi => ProviderDialect::OpenAi,
         ClientDialect::Anthropic => ProviderDialect::Anthropic,
+        ClientDialect::Responses => panic!("no provider speaks the Responses dialect through the IR"),
     }
 }
 
@@ -48,9 +52,19 @@ fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(bytes)
 }
 
-/// Selector bit 0: the client dialect. The rest: the client's request body.
+/// Selector bit 0: the client dialect. The rest: the client's request body (also read as
+/// a Responses request: every provider's encoding of it must be JSON).
 pub fn request_codecs(data: &[u8]) {
     let (sel, body) = selector(data);
+    if let Ok(mut request) = dialect::decode_request(ClientDialect::Responses, body) {
+        let _ = dialect::require_messages(ClientDialect::Responses, &request);
+        request.model = "target-model".to_string();
+        for provider in PROVIDERS {
+            if let Ok(encoded) = dialect::encode_request(provider, &request) {
+                must_parse("an encoded request from a Responses client", &encoded);
+            }
+        }
+    }
     let client = client(sel);
     let Ok(mut request) = dialect::decode_request(client, body) else { return };
     let _ = dialect::require_messages(client, &request);
@@ -82,10 +96,11 @@ pub fn response_codecs(data: &[u8]) {
     let provider = provider(sel);
     let status = STATUSES.get(usize::from((sel >> 2) & 7)).copied().unwrap_or(500);
     let error = dialect::decode_error(provider, status, body);
-    for client in CLIENTS {
+    for client in ALL_CLIENTS {
         must_parse("an encoded error", &dialect::encode_error(client, &error));
     }
     let Ok(response) = dialect::decode_response(provider, body) else { return };
+    must_parse("a Responses response", &dialect::encode_response(ClientDialect::Responses, &response));
     for client in CLIENTS {
         // The first pass may normalize (an empty text is `""`, then no text at all: `null`);
         // from the second on, encode(decode(x)) = x.
@@ -125,6 +140,7 @@ pub fn stream_codecs(data: &[u8]) {
         let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
         assert_eq!(decode_stream(provider, &chunks), whole, "{provider:?} stream split {lens:?} differs from one feed");
     }
+    check_client_sse(ClientDialect::Responses, &encode_stream(ClientDialect::Responses, include_usage, &whole));
     let wire = encode_stream(client, include_usage, &whole);
     check_client_sse(client, &wire);
     // Our stream, read back as that dialect's provider stream, encoded and read again,
@@ -191,6 +207,9 @@ fn check_client_sse(client: ClientDialect, wire: &[u8]) {
     let ended = match client {
         ClientDialect::OpenAi => matches!(last, Some((None, "[DONE]"))),
         ClientDialect::Anthropic => matches!(last, Some((Some("message_stop" | "error"), _))),
+        ClientDialect::Responses => {
+            matches!(last, Some((Some("response.completed" | "response.incomplete" | "response.failed"), _)))
+        }
     };
     assert!(ended, "a {client:?} client stream ends without its terminator: {}", text(wire));
 }

@@ -11,6 +11,7 @@ use crate::json_scan::{self, BodyFacts, Edit, InspectError, Member};
 use crate::llm::dialect::{self, StreamDecoder};
 use crate::llm::ir::{ClientDialect, ErrorKind, ProviderDialect, ProviderError, TranslateError};
 use crate::prompt::{take_selection, Context as PromptContext, PromptApi, Prompts, RawApi, TemplateUse};
+use crate::quota::fleet::{Descriptor, Verdict};
 use crate::quota::{Media, Reservation, Settlement, TokenCounts};
 use crate::stream::sse::SseDecoder;
 use crate::usage::{estimate_tokens, Usage};
@@ -203,7 +204,8 @@ impl Exchange {
     /// translates it for its target) and the budget is reserved at `reserve_model`'s price.
     pub(super) fn set_chain_route(&mut self, model: &str, reserve_model: &str, planned_stream: bool) {
         let (dialect, kind) = match self.client {
-            ClientDialect::OpenAi => (ProviderDialect::OpenAi, ProviderKind::OpenAi),
+            // Chains serve chat only (`Gateway::route_chain` refuses the Responses API).
+            ClientDialect::OpenAi | ClientDialect::Responses => (ProviderDialect::OpenAi, ProviderKind::OpenAi),
             ClientDialect::Anthropic => (ProviderDialect::Anthropic, ProviderKind::Anthropic),
         };
         self.route = Some(Route {
@@ -286,6 +288,36 @@ impl Exchange {
         self.deferred_rejection = Some(error);
     }
 
+    /// Who the fleet-wide budget charges for this request: the identified consumer, its
+    /// plan and the routed model (`quota::fleet`); `None` before routing or without identity.
+    pub fn fleet_descriptor(&self) -> Option<Descriptor<'_>> {
+        let consumer = self.consumer.as_ref()?;
+        let route = self.route.as_ref()?;
+        Some(Descriptor { consumer: &consumer.name, plan: consumer.plan.as_deref().unwrap_or(""), model: &route.model })
+    }
+
+    /// The request was admitted here (body read, routed, not answered): the fleet-wide
+    /// check is what remains before it may leave.
+    pub fn needs_fleet_check(&self) -> bool {
+        self.body_seen && !self.replied && self.fleet_descriptor().is_some()
+    }
+
+    /// The rate-limit service's answer to the fleet check: a reply in the client's dialect
+    /// when the request may not leave (its local reservation is released at the end).
+    pub fn on_fleet_verdict(&mut self, verdict: &Verdict) -> Option<LocalReply> {
+        let error = match verdict {
+            Verdict::Admit => return None,
+            Verdict::OverLimit => GatewayError::FleetOverBudget {
+                consumer: self.consumer.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+            },
+            Verdict::Unavailable(reason) => {
+                self.log_line = Some(format!("llm-gateway: fleet budget service unavailable ({reason}): refused"));
+                GatewayError::FleetUnavailable
+            }
+        };
+        Some(self.reject(&error))
+    }
+
     /// The body must be read before the request may go anywhere: the shell buffers it and
     /// hands it over complete, whether the stream ends with data or with trailers. Nothing
     /// is forwarded while this is true.
@@ -326,6 +358,10 @@ impl Exchange {
         let client_dialect = match self.client {
             ClientDialect::OpenAi => ProviderDialect::OpenAi,
             ClientDialect::Anthropic => ProviderDialect::Anthropic,
+            // Only OpenAI itself speaks it (`Operation::upstream`).
+            ClientDialect::Responses => {
+                return self.route.as_ref().is_some_and(|r| r.kind != ProviderKind::OpenAi);
+            }
         };
         self.route.as_ref().is_some_and(|r| r.dialect != client_dialect)
     }
@@ -749,6 +785,7 @@ impl Exchange {
         let responses_api = self.operation == Some(Operation::Responses);
         let counts_output = self.operation != Some(Operation::Embeddings);
         let client = self.client;
+        let started_secs = self.started_ms / 1000;
         let json = |translate: Option<Shape>, error_status: Option<u16>| {
             // A passthrough answer is held until it is known to be complete JSON.
             let hold = (translate.is_none() && error_status.is_none()).then_some(client);
@@ -763,6 +800,7 @@ impl Exchange {
                 provider: route.dialect,
                 responses_api,
                 fallback_model: route.target_model.clone(),
+                fallback_created: started_secs,
             }))
         };
         let set_type = |value: &str| {
@@ -796,7 +834,7 @@ impl Exchange {
             return Vec::new();
         }
         match (is_stream, self.client) {
-            (true, ClientDialect::OpenAi) => {
+            (true, ClientDialect::OpenAi | ClientDialect::Responses) => {
                 let rewrite = self.stream && !self.client_wants_usage && self.operation == Some(Operation::Chat);
                 self.body = ResponseBody::OpenAiSse(Box::new(OpenAiSse {
                     decoder: SseDecoder::new(self.limits.max_sse_event_bytes),

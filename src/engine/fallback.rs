@@ -194,12 +194,7 @@ impl Gateway {
         exchange.attempt = true;
         exchange.set_route(&route.name, provider, &target.model, plan.stream, signing);
         let mut ops = vec![HeaderOp::Remove("content-length".to_string())];
-        let client_dialect = match client {
-            ClientDialect::OpenAi => ProviderDialect::OpenAi,
-            ClientDialect::Anthropic => ProviderDialect::Anthropic,
-        };
-        let target_dialect = provider.kind.dialect();
-        if client_dialect == ProviderDialect::Anthropic && target_dialect != ProviderDialect::Anthropic {
+        if client == ClientDialect::Anthropic && provider.kind.dialect() != ProviderDialect::Anthropic {
             ops.push(HeaderOp::Remove("anthropic-version".to_string()));
             ops.push(HeaderOp::Remove("anthropic-beta".to_string()));
         }

@@ -46,7 +46,8 @@ pub enum Operation {
     /// OpenAI Chat Completions or Anthropic Messages (see the client dialect).
     Chat,
     Embeddings,
-    /// OpenAI Responses API (passed through to OpenAI-dialect providers).
+    /// OpenAI Responses API (passed through to OpenAI itself, translated for every other
+    /// provider: see [`Operation::upstream`]).
     Responses,
 }
 
@@ -59,6 +60,16 @@ impl Operation {
             Operation::Responses => "responses",
         }
     }
+
+    /// The operation the provider is asked for: a Responses call goes as is only to OpenAI
+    /// itself (the one provider that keeps responses and runs OpenAI's hosted tools); every
+    /// other provider gets it translated into its chat API.
+    pub fn upstream(self, kind: crate::config::ProviderKind) -> Operation {
+        match self {
+            Operation::Responses if kind != crate::config::ProviderKind::OpenAi => Operation::Chat,
+            other => other,
+        }
+    }
 }
 
 /// The endpoints the gateway serves: method and path -> operation and client dialect.
@@ -67,7 +78,7 @@ fn endpoint(method: &str, path: &str) -> Option<(Operation, ClientDialect)> {
         ("POST", "/v1/chat/completions") => Some((Operation::Chat, ClientDialect::OpenAi)),
         ("POST", "/v1/messages") => Some((Operation::Chat, ClientDialect::Anthropic)),
         ("POST", "/v1/embeddings") => Some((Operation::Embeddings, ClientDialect::OpenAi)),
-        ("POST", "/v1/responses") => Some((Operation::Responses, ClientDialect::OpenAi)),
+        ("POST", "/v1/responses") => Some((Operation::Responses, ClientDialect::Responses)),
         _ => None,
     }
 }
@@ -169,7 +180,7 @@ impl Gateway {
         };
         // Each SDK's own header first: OpenAI's bearer token, Anthropic's x-api-key.
         let prefer = match client {
-            ClientDialect::OpenAi => KeyHeader::Authorization,
+            ClientDialect::OpenAi | ClientDialect::Responses => KeyHeader::Authorization,
             ClientDialect::Anthropic => KeyHeader::XApiKey,
         };
         match access.auth.authenticate(&credentials, prefer, now_secs) {
@@ -188,6 +199,11 @@ impl Gateway {
     /// The prompt layer, when configured.
     pub fn prompts(&self) -> Option<&crate::prompt::Prompts> {
         self.config.prompts.as_ref()
+    }
+
+    /// Fleet-wide budgets on a rate-limit service (`quota.fleet`), when configured.
+    pub fn fleet(&self) -> Option<&crate::quota::fleet::Fleet> {
+        self.config.access.as_ref().and_then(|a| a.policy.settings().fleet.as_ref())
     }
 
     /// Budgets to reserve against, with the host's shared store.
@@ -227,7 +243,7 @@ impl Gateway {
         names.extend(self.config.aliases().filter(|alias| self.config.lookup(alias).is_some_and(|r| allowed(&r.name))));
         names.sort_unstable();
         let list = match client {
-            ClientDialect::OpenAi => {
+            ClientDialect::OpenAi | ClientDialect::Responses => {
                 let data: Vec<serde_json::Value> = names
                     .iter()
                     .map(|id| serde_json::json!({"id": id, "object": "model", "created": now_secs, "owned_by": "llm-gateway"}))
@@ -331,13 +347,14 @@ impl Gateway {
         let target = route.pick(roll).ok_or_else(unknown)?;
         let provider = self.config.provider(target.provider).ok_or_else(unknown)?;
         let dialect = provider.kind.dialect();
-        if operation != Operation::Chat && dialect != ProviderDialect::OpenAi {
+        if operation == Operation::Embeddings && dialect != ProviderDialect::OpenAi {
             return Err(GatewayError::UnsupportedOperation {
                 operation: operation.as_str(),
                 provider: provider.name.clone(),
             });
         }
-        let upstream_path = upstream::path(provider, operation, &target.model, head.body_stream);
+        let upstream_path =
+            upstream::path(provider, operation.upstream(provider.kind), &target.model, head.body_stream);
         let (provider_headers, signing) = upstream::headers(provider, &upstream_path);
         exchange.set_route(&route.name, provider, &target.model, head.body_stream, signing);
 

@@ -36,7 +36,8 @@ pub enum GatewayError {
     BodyTooLarge {
         limit: usize,
     },
-    /// Embeddings or Responses API for a provider that only has its own chat API.
+    /// Embeddings for a provider that only has its own chat API (the Responses API is
+    /// translated for those).
     UnsupportedOperation {
         operation: &'static str,
         provider: String,
@@ -64,6 +65,13 @@ pub enum GatewayError {
         message: String,
         headers: Vec<(String, String)>,
     },
+    /// The consumer's fleet-wide budget (on the rate-limit service) is spent (429).
+    FleetOverBudget {
+        consumer: String,
+    },
+    /// The rate-limit service holding fleet-wide budgets did not answer and
+    /// `quota.fleet.failure_mode` is `deny` (503).
+    FleetUnavailable,
 }
 
 impl GatewayError {
@@ -73,7 +81,8 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => 413,
             GatewayError::Unauthorized { .. } => 401,
             GatewayError::Forbidden { .. } => 403,
-            GatewayError::OverBudget { .. } => 429,
+            GatewayError::OverBudget { .. } | GatewayError::FleetOverBudget { .. } => 429,
+            GatewayError::FleetUnavailable => 503,
             _ => 400,
         }
     }
@@ -96,6 +105,8 @@ impl GatewayError {
             GatewayError::Forbidden { .. } => "forbidden",
             GatewayError::Prompt(e) | GatewayError::PromptApi(e) => e.code(),
             GatewayError::OverBudget { .. } => "over_budget",
+            GatewayError::FleetOverBudget { .. } => "fleet_over_budget",
+            GatewayError::FleetUnavailable => "fleet_unavailable",
         }
     }
 
@@ -163,6 +174,16 @@ impl GatewayError {
             GatewayError::PromptApi(e) => (e.to_string(), e.api_param(), Some(e.code())),
             GatewayError::Forbidden { message } => (message.clone(), None, Some("model_not_allowed")),
             GatewayError::OverBudget { message, .. } => (message.clone(), None, Some("rate_limit_exceeded")),
+            GatewayError::FleetOverBudget { consumer } => (
+                format!("The fleet-wide token budget of consumer {consumer:?} is spent for this window."),
+                None,
+                Some("rate_limit_exceeded"),
+            ),
+            GatewayError::FleetUnavailable => (
+                "The gateway cannot check the fleet-wide budget right now; retry shortly.".to_string(),
+                None,
+                Some("budget_service_unavailable"),
+            ),
             GatewayError::StreamNotRoutable => (
                 "the `stream` flag was not available when the request was routed; add the json_to_metadata rule \
                  for `stream` to the Envoy config"
@@ -180,10 +201,13 @@ impl GatewayError {
         // OpenAI's own types: its 401 and 403 are `invalid_request_error` (with a code).
         let kind = match status {
             429 => "rate_limit_error",
+            500..=599 => "server_error",
             _ => "invalid_request_error",
         };
         let body = match client {
-            ClientDialect::OpenAi => openai::error_body(&message, kind, param.as_deref(), code),
+            ClientDialect::OpenAi | ClientDialect::Responses => {
+                openai::error_body(&message, kind, param.as_deref(), code)
+            }
             ClientDialect::Anthropic => anthropic_error_body(status, &message),
         };
         let mut headers = json_headers();

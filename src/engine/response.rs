@@ -79,6 +79,9 @@ pub struct Buffered {
     pub responses_api: bool,
     /// The routed model, for a response that does not name one (Bedrock's).
     pub fallback_model: String,
+    /// Unix seconds the request started, for a translated answer without a creation time
+    /// (Anthropic's, Bedrock's).
+    pub fallback_created: u64,
 }
 
 #[derive(Debug)]
@@ -359,6 +362,9 @@ impl Buffered {
                     Ok(mut response) => {
                         if response.model.is_empty() {
                             response.model = std::mem::take(&mut self.fallback_model);
+                        }
+                        if response.created == 0 {
+                            response.created = self.fallback_created;
                         }
                         meter.generated(generated_bytes(&response), 0);
                         if response.usage.input.is_some() || response.usage.output.is_some() {

@@ -83,6 +83,7 @@ extern "C" {
         cas: u32,
     ) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_continue_stream(stream_type: u32) -> u32;
 }
 
 fn check(status: u32) -> HostResult<()> {
@@ -242,4 +243,10 @@ pub fn shared_data(key: &str) -> HostResult<Option<(Vec<u8>, u32)>> {
 pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> HostResult<()> {
     // SAFETY: live buffers.
     check(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
+}
+
+/// Lets a request paused by a callback go on (`StreamType::HttpRequest`).
+pub fn resume_request() -> HostResult<()> {
+    // SAFETY: plain value.
+    check(unsafe { proxy_continue_stream(proxy_wasm::types::StreamType::HttpRequest as u32) })
 }

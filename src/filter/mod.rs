@@ -3,6 +3,7 @@
 
 mod attempt;
 mod deferred;
+mod fleet;
 mod host;
 
 use crate::auth::TrustedSource;
@@ -11,6 +12,7 @@ use crate::engine::{
     UNTRUSTED_REQUEST_HEADERS,
 };
 use crate::metrics::{self, MetricKind};
+use crate::quota::fleet::{ReportQueue, REPORT_METHOD};
 use crate::quota::{CasMismatch, Store};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
@@ -74,6 +76,9 @@ const DEFERRED_HEADERS: &str = "llm_deferred_headers";
 /// The plugin configuration of that second instance.
 const APPLIER_CONFIG: &str = r#"{"role": "apply-deferred-headers"}"#;
 
+/// How often the root context sends the fleet reports the VM's streams queued.
+const FLEET_REPORT_TICK: std::time::Duration = std::time::Duration::from_millis(20);
+
 #[derive(Default)]
 struct Root {
     /// This instance only applies deferred headers.
@@ -83,9 +88,18 @@ struct Root {
     gateway: Option<Rc<Gateway>>,
     metrics: Rc<RefCell<Metrics>>,
     rng: Rc<Cell<u64>>,
+    /// Fleet-budget reports queued by the streams, sent on the tick (`filter::fleet`).
+    reports: Rc<RefCell<ReportQueue>>,
+    /// Reports given up so far (logged when it grows).
+    dropped_reports: u64,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+        let taken = fleet::report_taken(num_headers, body_size);
+        self.reports.borrow_mut().answered(token, taken, host::now_ms());
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
@@ -103,6 +117,9 @@ impl RootContext for Root {
         };
         match Gateway::from_json(&json, &|name| std::env::var(name).ok()) {
             Ok(gateway) => {
+                if gateway.fleet().is_some() {
+                    self.set_tick_period(FLEET_REPORT_TICK);
+                }
                 self.gateway = Some(Rc::new(gateway));
                 self.rng.set(host::now_nanos() | 1);
                 true
@@ -114,6 +131,23 @@ impl RootContext for Root {
         }
     }
 
+    fn on_tick(&mut self) {
+        let Some(fleet) = self.gateway.as_ref().and_then(|g| g.fleet()) else { return };
+        let mut reports = self.reports.borrow_mut();
+        if let Some(error) = reports.send_waiting(host::now_ms(), |message| fleet::call(fleet, REPORT_METHOD, message))
+        {
+            host::log(LogLevel::Warn, &format!("llm-gateway: fleet report not sent, will retry: {error}"));
+        }
+        if reports.dropped > self.dropped_reports {
+            let lost = reports.dropped - self.dropped_reports;
+            self.dropped_reports = reports.dropped;
+            host::log(
+                LogLevel::Error,
+                &format!("llm-gateway: {lost} fleet report(s) given up: their usage is not charged fleet-wide"),
+            );
+        }
+    }
+
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         if self.applier {
             return Some(Box::new(Applier));
@@ -122,7 +156,14 @@ impl RootContext for Root {
         if self.per_attempt {
             return Some(Box::new(attempt::AttemptStream::new(gateway)));
         }
-        Some(Box::new(Stream { gateway, metrics: self.metrics.clone(), rng: self.rng.clone(), exchange: None }))
+        Some(Box::new(Stream {
+            gateway,
+            metrics: self.metrics.clone(),
+            rng: self.rng.clone(),
+            reports: self.reports.clone(),
+            exchange: None,
+            fleet_check: None,
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -134,7 +175,10 @@ struct Stream {
     gateway: Rc<Gateway>,
     metrics: Rc<RefCell<Metrics>>,
     rng: Rc<Cell<u64>>,
+    reports: Rc<RefCell<ReportQueue>>,
     exchange: Option<Exchange>,
+    /// The callout token of the fleet-budget check the request waits for.
+    fleet_check: Option<u32>,
 }
 
 impl Stream {
@@ -170,12 +214,46 @@ impl Stream {
             let _ = host::set_property(&[DEFERRED_HEADERS], &crate::header_map::encode(deferred));
         }
         match action {
-            BodyAction::Unchanged => Action::Continue,
+            BodyAction::Unchanged => self.check_fleet(),
             BodyAction::Replace(new_body) => {
                 let _ = host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body);
-                Action::Continue
+                self.check_fleet()
             }
             BodyAction::Reply(reply) => self.reply(&reply),
+        }
+    }
+
+    /// The last step of admission when fleet-wide budgets are configured: ask the
+    /// rate-limit service and hold the request until it answers.
+    fn check_fleet(&mut self) -> Action {
+        let (Some(fleet), Some(exchange)) = (self.gateway.fleet(), self.exchange.as_ref()) else {
+            return Action::Continue;
+        };
+        let Some(who) = exchange.fleet_descriptor().filter(|_| exchange.needs_fleet_check()) else {
+            return Action::Continue;
+        };
+        let verdict = match fleet::call(fleet, crate::quota::fleet::CHECK_METHOD, &fleet.check(&who)) {
+            Ok(token) => {
+                self.fleet_check = Some(token);
+                return Action::Pause;
+            }
+            Err(reason) => {
+                host::log(LogLevel::Warn, &format!("llm-gateway: fleet check not sent: {reason}"));
+                fleet.verdict(14, &[])
+            }
+        };
+        self.apply_fleet_verdict(&verdict)
+    }
+
+    fn apply_fleet_verdict(&mut self, verdict: &crate::quota::fleet::Verdict) -> Action {
+        let Some(exchange) = self.exchange.as_mut() else { return Action::Continue };
+        let reply = exchange.on_fleet_verdict(verdict);
+        if let Some(line) = exchange.take_log_line() {
+            host::log(LogLevel::Warn, &line);
+        }
+        match reply {
+            Some(reply) => self.reply(&reply),
+            None => Action::Continue,
         }
     }
 
@@ -185,6 +263,13 @@ impl Stream {
         let Some(record) = self.exchange.as_mut().and_then(|e| e.finish(host::now_ms(), quota)) else {
             return;
         };
+        if let (Some(fleet), Some(tokens)) = (self.gateway.fleet(), record.usage.total()) {
+            let report =
+                self.exchange.as_ref().and_then(|e| e.fleet_descriptor()).and_then(|who| fleet.report(&who, tokens));
+            if let Some(report) = report {
+                self.reports.borrow_mut().push(report, host::now_ms());
+            }
+        }
         for (key, value) in metrics::log_fields(&record) {
             let _ = host::set_property(&[key], value.as_bytes());
         }
@@ -195,7 +280,16 @@ impl Stream {
     }
 }
 
-impl Context for Stream {}
+impl Context for Stream {
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+        let Some(fleet) = self.gateway.fleet().filter(|_| self.fleet_check == Some(token)) else { return };
+        self.fleet_check = None;
+        let verdict = fleet::verdict(fleet, num_headers, body_size);
+        if let Action::Continue = self.apply_fleet_verdict(&verdict) {
+            let _ = host::resume_request();
+        }
+    }
+}
 
 /// Budget counters (and key pools' state) in host shared data, so every worker sees them.
 struct SharedStore;

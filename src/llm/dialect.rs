@@ -4,12 +4,13 @@
 use super::ir::{
     ChatRequest, ChatResponse, ClientDialect, ProviderDialect, ProviderError, StreamEvent, TranslateError,
 };
-use super::{anthropic, bedrock, gemini, openai_chat};
+use super::{anthropic, bedrock, gemini, openai_chat, openai_responses};
 
 pub fn decode_request(client: ClientDialect, body: &[u8]) -> Result<ChatRequest, TranslateError> {
     match client {
         ClientDialect::OpenAi => openai_chat::decode_request(body),
         ClientDialect::Anthropic => anthropic::decode_request(body),
+        ClientDialect::Responses => openai_responses::decode_request(body),
     }
 }
 
@@ -24,14 +25,19 @@ pub fn require_messages(client: ClientDialect, request: &ChatRequest) -> Result<
             "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."
         }
         ClientDialect::Anthropic => "at least one message is required",
+        ClientDialect::Responses => {
+            "Invalid 'input': the request has no input items. Send the conversation in `input`."
+        }
     };
-    Err(TranslateError::Invalid { field: "messages".to_string(), message: message.to_string() })
+    let field = if client == ClientDialect::Responses { "input" } else { "messages" };
+    Err(TranslateError::Invalid { field: field.to_string(), message: message.to_string() })
 }
 
 pub fn encode_response(client: ClientDialect, response: &ChatResponse) -> Vec<u8> {
     match client {
         ClientDialect::OpenAi => openai_chat::encode_response(response),
         ClientDialect::Anthropic => anthropic::encode_response(response),
+        ClientDialect::Responses => openai_responses::encode_response(response),
     }
 }
 
@@ -39,6 +45,7 @@ pub fn encode_error(client: ClientDialect, error: &ProviderError) -> Vec<u8> {
     match client {
         ClientDialect::OpenAi => openai_chat::encode_error(error),
         ClientDialect::Anthropic => anthropic::encode_error(error),
+        ClientDialect::Responses => openai_responses::encode_error(error),
     }
 }
 
@@ -112,6 +119,7 @@ impl StreamDecoder {
 pub enum StreamEncoder {
     OpenAi(openai_chat::StreamEncoder),
     Anthropic(anthropic::StreamEncoder),
+    Responses(openai_responses::StreamEncoder),
 }
 
 impl StreamEncoder {
@@ -123,6 +131,9 @@ impl StreamEncoder {
             ClientDialect::Anthropic => {
                 StreamEncoder::Anthropic(anthropic::StreamEncoder::new(include_usage, created_unix))
             }
+            ClientDialect::Responses => {
+                StreamEncoder::Responses(openai_responses::StreamEncoder::new(include_usage, created_unix))
+            }
         }
     }
 
@@ -130,6 +141,7 @@ impl StreamEncoder {
         match self {
             StreamEncoder::OpenAi(e) => e.encode(event, out),
             StreamEncoder::Anthropic(e) => e.encode(event, out),
+            StreamEncoder::Responses(e) => e.encode(event, out),
         }
     }
 
@@ -137,6 +149,7 @@ impl StreamEncoder {
         match self {
             StreamEncoder::OpenAi(e) => e.finish(out),
             StreamEncoder::Anthropic(e) => e.finish(out),
+            StreamEncoder::Responses(e) => e.finish(out),
         }
     }
 }

@@ -23,6 +23,8 @@ pub enum ClientDialect {
     OpenAi,
     /// Anthropic Messages (`POST /v1/messages`).
     Anthropic,
+    /// OpenAI Responses (`POST /v1/responses`); passed through to OpenAI itself.
+    Responses,
 }
 
 /// Which API the provider speaks.

@@ -1,6 +1,21 @@
-//! OpenAI Responses API (`/v1/responses`): usage from a response object and from its
-//! stream, which reports it on `response.completed`, `response.incomplete` and
-//! `response.failed`. The gateway passes this API through; it only reads it.
+//! OpenAI Responses API (`/v1/responses`), a client dialect.
+//!
+//! To OpenAI itself the gateway passes it through and only reads usage, from a response
+//! object and from its stream, which reports it on `response.completed`,
+//! `response.incomplete` and `response.failed` (this file).
+//!
+//! To every other provider it is translated through the IR like Chat Completions and
+//! Messages: [`decode_request`] (input items, instructions, function tools, reasoning,
+//! `text.format`; stateful features refused), [`encode_response`] (the `response` object),
+//! [`encode_error`] and [`StreamEncoder`] (the typed SSE events).
+
+mod decode;
+mod encode;
+mod stream;
+
+pub use decode::decode_request;
+pub use encode::{encode_error, encode_response};
+pub use stream::StreamEncoder;
 
 use crate::stream::sse::SseEvent;
 use crate::usage::{Usage, UsageSource};

@@ -162,6 +162,9 @@ pub struct RawQuota {
     /// pool per plan (`budget::unlisted_owner`).
     #[serde(default)]
     pub max_unlisted_consumers: Option<u64>,
+    /// Fleet-wide token budgets on a rate-limit service (`quota::fleet`).
+    #[serde(default)]
+    pub fleet: Option<super::fleet::RawFleet>,
 }
 
 /// Longest `quota.reservation_ttl_secs`: past a day a lost reservation is as bad as none
@@ -208,6 +211,8 @@ pub struct QuotaSettings {
     pub tokenizers: BTreeMap<String, Vocabulary>,
     /// `quota.max_unlisted_consumers`.
     pub max_unlisted_consumers: u64,
+    /// `quota.fleet`: budgets shared by every Envoy, on a rate-limit service.
+    pub fleet: Option<super::fleet::Fleet>,
 }
 
 /// Default of `quota.max_unlisted_consumers`.
@@ -222,6 +227,7 @@ impl Default for QuotaSettings {
             estimator: Estimator::Fast,
             tokenizers: BTreeMap::new(),
             max_unlisted_consumers: DEFAULT_MAX_UNLISTED_CONSUMERS,
+            fleet: None,
         }
     }
 }
@@ -462,6 +468,10 @@ pub fn validate_quota(path: &str, raw: Option<&RawQuota>, plans: &Plans) -> Resu
         }
         tokenizers.insert(model.clone(), *vocabulary);
     }
+    let fleet = match &raw.fleet {
+        Some(fleet) => Some(super::fleet::Fleet::validate(&format!("{path}.fleet"), fleet)?),
+        None => None,
+    };
     Ok(QuotaSettings {
         default_plan: raw.default_plan.clone(),
         reserve: ReserveOptions {
@@ -474,5 +484,6 @@ pub fn validate_quota(path: &str, raw: Option<&RawQuota>, plans: &Plans) -> Resu
         estimator,
         tokenizers,
         max_unlisted_consumers,
+        fleet,
     })
 }

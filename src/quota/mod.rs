@@ -7,12 +7,14 @@
 //! - [`store`]: the [`Store`] trait (proxy-wasm shared data), [`MemoryStore`], [`Interleaver`].
 //! - [`headers`]: `x-ratelimit-*` and `Retry-After`.
 //! - [`estimate`]: token estimates before the call; [`bpe`]: exact counts (feature `tiktoken`).
+//! - [`fleet`]: budgets shared by every Envoy on a rate-limit service (check / report).
 //! - [`config`]: the `plans`, `prices` and `quota` sections.
 
 pub mod bpe;
 pub mod budget;
 pub mod config;
 pub mod estimate;
+pub mod fleet;
 pub mod headers;
 pub mod money;
 pub mod store;

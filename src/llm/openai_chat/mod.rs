@@ -19,7 +19,7 @@ mod decode_stream;
 mod encode_request;
 mod encode_stream;
 mod response;
-mod util;
+pub(crate) mod util;
 mod wire;
 
 pub use decode_request::decode_request;
