@@ -53,12 +53,15 @@ fmt:
 	cargo fmt
 
 # Benchmarks (not part of `make test`). See BENCHMARKS.md.
-.PHONY: bench bench-native bench-estimators
+.PHONY: bench bench-native bench-estimators bench-fallback
 bench:          ## side by side in real Envoy (and LiteLLM): bench/results/latest.{json,md}
 	@bash bench/run.sh
 
 bench-estimators: ## token estimators (fast, upper-bound, exact, auto) in real Envoy: bench/results/estimators.md
 	.venv/bin/python bench/estimators.py
+
+bench-fallback: ## what one fallback and the per-attempt design cost in real Envoy: bench/results/fallback.md
+	.venv/bin/python bench/fallback.py
 
 bench-native:   ## criterion micro-benchmarks of the native core: benches/core.rs, benches/translate.rs
 	cargo bench --bench core --bench translate

@@ -19,6 +19,13 @@ Faults (MODES):
   no_usage              a normal answer without any usage report
   slow_drip             a normal answer sent a few bytes at a time with pauses
   auth_401              401 with OpenAI's message quoting fragments of the provider key
+
+More faults for fallback chains (integration/test_fallback.py), outside MODES so that the
+fault matrix of test_faults.py stays as it is:
+  rate_limited_429      429 with `retry-after: 7` and a JSON error in the path's dialect
+  server_500            500 with a JSON error in the path's dialect
+  overloaded_529        Anthropic's 529 overloaded_error
+  dies_before_first_event  200 text/event-stream headers, then a reset before any event
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import struct
 import threading
 import time
 
+CHAIN_MODES = ["rate_limited_429", "server_500", "overloaded_529", "dies_before_first_event"]
 MODES = ["ok", "reset_before_headers", "reset_mid_body", "stall", "truncated", "non_json_200",
          "html_502", "huge", "no_usage", "slow_drip", "auth_401"]
 STALL_SECONDS = 3.0
@@ -188,7 +196,28 @@ def send_whole(sock, status: str, content_type: str, body: bytes) -> None:
     sock.sendall(head(status, content_type, len(body)) + body)
 
 
+def json_error(anthropic: bool, kind: str, message: str) -> bytes:
+    if anthropic:
+        return json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
+    return json.dumps({"error": {"message": message, "type": kind, "param": None, "code": None}}).encode()
+
+
 def respond(sock: socket.socket, mode: str, anthropic: bool, stream: bool, model: str) -> None:
+    if mode == "rate_limited_429":
+        body = json_error(anthropic, "rate_limit_error", "Rate limit reached for requests")
+        sock.sendall(b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 7\r\n"
+                     + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body)
+        return sock.close()
+    if mode == "server_500":
+        return send_whole(sock, "500 Internal Server Error", "application/json",
+                          json_error(anthropic, "api_error", "The server had an error while processing your request"))
+    if mode == "overloaded_529":
+        return send_whole(sock, "529 Overloaded", "application/json",
+                          json_error(anthropic, "overloaded_error", "Overloaded"))
+    if mode == "dies_before_first_event":
+        sock.sendall(head("200 OK", "text/event-stream"))
+        time.sleep(0.05)
+        return reset(sock)
     if mode == "reset_before_headers":
         return reset(sock)
     if mode == "stall":
@@ -243,6 +272,9 @@ def respond(sock: socket.socket, mode: str, anthropic: bool, stream: bool, model
 class FaultServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # One connection per response: concurrent tests (and Envoy's retries) open many at once,
+    # past socketserver's default backlog of 5.
+    request_queue_size = 256
 
 
 def start(port: int) -> FaultServer:

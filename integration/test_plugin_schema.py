@@ -115,7 +115,7 @@ MINIMAL = {"providers": {"p": {"kind": "openai", "cluster": "c", "auth": {"type"
            "models": {"m": {"provider": "p", "model": "gpt-4o-mini"}}}
 
 INTEGRATION_MODULES = ["test_admission", "test_budgets", "test_faults", "test_fleet_budget", "test_gateway",
-                       "test_identity", "test_prompts", "test_protocols", "test_translation"]
+                       "test_identity", "test_prompts", "test_protocols", "test_translation", "test_fallback"]
 
 
 def integration_configs() -> list[tuple[str, object]]:
@@ -182,6 +182,16 @@ REFUSED = {
     "two-metrics-in-a-limit": mutated(lambda c: c["plans"]["p"]["limits"][0].__setitem__("requests", 5)),
     "uppercase-key-digest": mutated(lambda c: c["consumers"]["team"]["api_keys"].__setitem__(0, "4D" + "0" * 62)),
     "unknown-prompts-member": mutated(lambda c: c.__setitem__("prompts", {"guardz": {}})),
+    "fallback-weighted-target": mutated(lambda c: c.update(
+        providers={**c["providers"], "fake2": dict(c["providers"]["fake"])},
+        models={"gpt": {"targets": [{"provider": "fake", "model": "a", "weight": 1}, {"provider": "fake2", "model": "b"}],
+                        "fallback": {"cluster": "chain"}}})),
+    "fallback-unknown-member": mutated(lambda c: c.update(
+        providers={**c["providers"], "fake2": dict(c["providers"]["fake"])},
+        models={"gpt": {"targets": [{"provider": "fake", "model": "a"}, {"provider": "fake2", "model": "b"}],
+                        "fallback": {"cluster": "chain", "retries": 2}}})),
+    "key-pool-not-a-list": mutated(lambda c: c["providers"]["fake"]["auth"].__setitem__("pool", "TEST_OPENAI_KEY")),
+    "fallback-without-targets": mutated(lambda c: c["models"]["gpt"].__setitem__("fallback", {"cluster": "chain"})),
     "bedrock-without-region": mutated(lambda c: c["providers"]["fake"].update(
         kind="bedrock", auth={"type": "aws-sigv4", "access_key_env": "TEST_OPENAI_KEY", "secret_key_env": "TEST_OPENAI_KEY"})),
     # quota.fleet (src/quota/fleet.rs): the cluster is required and not blank, the domain not
@@ -242,3 +252,22 @@ def test_what_the_module_refuses_the_schema_refuses(validator, rejects, name):
 def test_the_signer_instance_config_validates(validator):
     assert not errors(validator, {"role": "apply-deferred-headers"})
     assert errors(validator, {"role": "sign-everything"})
+
+
+def test_the_attempt_instance_config_validates(validator, rejects):
+    """The per-attempt instance's configuration wraps the gateway's; the module accepts a
+    fallback chain there and the schema does too."""
+    chain = copy.deepcopy(BASE)
+    chain["providers"]["fake2"] = dict(chain["providers"]["fake"])
+    chain["models"]["gpt"] = {"targets": [{"provider": "fake", "model": "a"}, {"provider": "fake2", "model": "b"}],
+                              "fallback": {"cluster": "chain", "on_status": [429, 503]}}
+    assert not errors(validator, chain)
+    attempt = {"role": "attempt", "gateway": chain}
+    assert not errors(validator, attempt)
+    code, log = rejects(attempt)
+    assert code == 0, log[-3000:]
+    pooled = copy.deepcopy(chain)
+    pooled["providers"]["fake"]["auth"]["pool"] = ["TEST_OPENAI_KEY"]
+    assert not errors(validator, {"role": "attempt", "gateway": pooled})
+    assert errors(validator, {"role": "attempt"})
+    assert errors(validator, {"role": "attempt", "gateway": chain, "extra": 1})

@@ -38,6 +38,12 @@ pub const BUDGET_REMAINING: &str = "llm_gateway_budget_remaining";
 /// Requests the gateway refused itself, by reason (and guard rule, when a guard refused).
 pub const REJECTIONS: &str = "llm_gateway_rejections";
 
+/// A fallback chain's attempts, by target, provider status and outcome (`ok`, `fallback`,
+/// `error`, `no_response`).
+pub const ATTEMPTS: &str = "llm_gateway_attempts";
+/// Attempts after the first of a request (requests answered, or failed, by a fallback).
+pub const FALLBACKS: &str = "llm_gateway_fallbacks";
+
 /// Every label key the module emits: the bootstrap needs one `stats_tags` entry for each.
 pub const LABEL_KEYS: [&str; 12] = [
     "llm_consumer",
@@ -106,6 +112,34 @@ pub fn points(record: &Record) -> Vec<Point> {
     if let Some(tpot) = record.time_per_output_token_ms {
         out.push(Point { kind: MetricKind::Histogram, name: format!("{TIME_PER_OUTPUT_TOKEN}{base}"), value: tpot });
     }
+    out.extend(attempt_points(record));
+    out
+}
+
+/// One counter per attempt of a fallback chain, and the request's fallbacks.
+fn attempt_points(record: &Record) -> Vec<Point> {
+    let Some(model) = record.model.as_deref().filter(|_| !record.attempts.is_empty()) else { return Vec::new() };
+    let mut out: Vec<Point> = record
+        .attempts
+        .iter()
+        .map(|a| {
+            let name = format!(
+                "{ATTEMPTS};gen_ai_request_model={model};gen_ai_provider_name={};gen_ai_target_model={};\
+                 http_status_code={};llm_reason={}",
+                a.provider,
+                a.target_model,
+                a.status.map_or_else(|| "0".to_string(), status_label),
+                a.reason
+            );
+            Point { kind: MetricKind::Counter, name, value: 1 }
+        })
+        .collect();
+    let fallbacks = u64::try_from(record.attempts.len().saturating_sub(1)).unwrap_or(u64::MAX);
+    out.push(Point {
+        kind: MetricKind::Counter,
+        name: format!("{FALLBACKS};gen_ai_request_model={model}"),
+        value: fallbacks,
+    });
     out
 }
 
@@ -142,6 +176,21 @@ pub fn log_fields(record: &Record) -> Vec<(&'static str, String)> {
     }
     if let Some((template, version)) = &record.template {
         out.push(("llm_template", format!("{template}@{version}")));
+    }
+    if !record.attempts.is_empty() {
+        // provider/model:status:reason for each attempt, oldest first.
+        let attempts: Vec<String> = record
+            .attempts
+            .iter()
+            .map(|a| {
+                let status = a.status.map_or_else(|| "-".to_string(), |s| s.to_string());
+                format!("{}/{}:{status}:{}", a.provider, a.target_model, a.reason)
+            })
+            .collect();
+        out.push(("llm_attempts", attempts.join(",")));
+        out.push(("llm_fallbacks", record.attempts.len().saturating_sub(1).to_string()));
+        out.extend(record.provider.clone().map(|p| ("llm_provider", p)));
+        out.extend(record.target_model.clone().map(|m| ("llm_target_model", m)));
     }
     // For Envoy's rate-limit filter (`hits_addend: "%FILTER_STATE(wasm.llm_tokens:PLAIN)%"`,
     // `apply_on_stream_done: true`): the tokens this request consumed, fleet-wide budgets.

@@ -106,7 +106,7 @@ fn errors_name_their_path() {
         (r#""gpt": {"provider": "opnai", "model": "gpt-4o"}"#, r#"models["gpt"].provider: no provider named "opnai""#),
         (
             r#""gpt": {"provider": "openai", "model": "gpt-4o", "temperature": 1}"#,
-            r#"models["gpt"].temperature: unknown field `temperature`, expected one of `provider`, `model`, `targets`, `aliases`"#,
+            r#"models["gpt"].temperature: unknown field `temperature`, expected one of `provider`, `model`, `targets`, `aliases`, `fallback`"#,
         ),
         (
             r#""gpt": {"targets": [{"provider": "openai", "model": "a", "weight": 0}]}"#,
@@ -155,7 +155,7 @@ fn provider_errors_name_their_path() {
         ),
         (
             r#""p": {"kind": "openai", "cluster": "c", "auth": {"type": "bearer", "key": "sk-inline"}}"#,
-            r#"providers["p"].auth: unknown field `key`, expected `env`"#,
+            r#"providers["p"].auth: unknown field `key`, expected `env` or `pool`"#,
         ),
         (
             r#""p": {"kind": "openai", "cluster": "", "auth": {"type": "none"}}"#,

@@ -79,6 +79,10 @@ pub struct Provider {
     pub region: Option<String>,
     /// Static headers the provider requires (e.g. `anthropic-version`).
     pub static_headers: Vec<(String, String)>,
+    /// A key pool: every credential header value (the `env` key first, then `pool`'s), when
+    /// there is more than one. Requests are spread across them; a key that got 429 cools
+    /// down, one that got 401/403 is taken out (`engine::keys`).
+    pub key_pool: Vec<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -95,7 +99,26 @@ pub struct ModelRoute {
     pub name: String,
     pub targets: Vec<Target>,
     pub total_weight: u64,
+    /// The targets are an ordered fallback chain, tried attempt by attempt.
+    pub fallback: Option<Fallback>,
 }
+
+/// A fallback chain: the downstream instance admits the request once and routes it to
+/// `cluster` (an Envoy aggregate cluster whose members are the targets' clusters, in
+/// order); Envoy's retry policy moves from member to member, and the module's per-attempt
+/// instance (an upstream HTTP filter) translates the request for the target each attempt
+/// reached. A target is known by its endpoint's metadata `llm.provider`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    pub cluster: String,
+    /// Provider statuses that mark an attempt for retry (the response header
+    /// `x-llm-gateway-retry`, which the route's `retriable_headers` matches).
+    pub on_status: Vec<u16>,
+}
+
+/// Statuses that send a request to the next target by default: rate limits, server
+/// errors and Anthropic's 529 overloaded.
+pub const DEFAULT_FALLBACK_STATUSES: [u16; 6] = [429, 500, 502, 503, 504, 529];
 
 impl ModelRoute {
     /// Picks a target by weight; `roll` is any random number.
@@ -246,7 +269,7 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     for (name, m) in &raw.models {
         check_name(&format!("models[{name:?}]"), name)?;
         names.insert(name.clone(), routes.len());
-        routes.push(validate_model(name, m, &provider_index)?);
+        routes.push(validate_model(name, m, &provider_index, &providers)?);
     }
     // Aliases after all public names, so an alias can never shadow one.
     for (name, m) in &raw.models {
@@ -322,25 +345,35 @@ fn validate_provider(
     }
     let base_path = base_path.trim_end_matches('/').to_string();
     let env_path = format!("{path}.auth.env");
+    // Every key of the pool, as the header value it is sent as.
+    let pooled = |prefix: &str, var: &str, pool: &[String]| -> Result<Vec<Secret>, ConfigError> {
+        let mut keys = vec![Secret(format!("{prefix}{}", read_secret(&env_path, var, env)?))];
+        for (i, var) in pool.iter().enumerate() {
+            keys.push(Secret(format!("{prefix}{}", read_secret(&format!("{path}.auth.pool[{i}]"), var, env)?)));
+        }
+        Ok(keys)
+    };
+    let mut key_pool = Vec::new();
     let auth = match p.auth {
         RawAuth::None => UpstreamAuth::None,
-        RawAuth::Bearer { env: var } => UpstreamAuth::Header {
-            name: "authorization".to_string(),
-            value: Secret(format!("Bearer {}", read_secret(&env_path, &var, env)?)),
-        },
-        RawAuth::Header { name: header, env: var } => {
-            let header = header_name(&format!("{path}.auth.name"), Some(header), "")?;
-            UpstreamAuth::Header { name: header, value: Secret(read_secret(&env_path, &var, env)?) }
+        RawAuth::Bearer { env: var, pool } => {
+            key_pool = pooled("Bearer ", &var, &pool)?;
+            UpstreamAuth::Header { name: "authorization".to_string(), value: first_key(&key_pool) }
         }
-        RawAuth::ApiKey { env: var } => {
+        RawAuth::Header { name: header, env: var, pool } => {
+            let header = header_name(&format!("{path}.auth.name"), Some(header), "")?;
+            key_pool = pooled("", &var, &pool)?;
+            UpstreamAuth::Header { name: header, value: first_key(&key_pool) }
+        }
+        RawAuth::ApiKey { env: var, pool } => {
             let (header, prefix) = kind.api_key_header().ok_or_else(|| {
                 err(
                     format!("{path}.auth.type"),
                     format!("provider kind {:?} has no API keys; use \"aws-sigv4\"", p.kind),
                 )
             })?;
-            let value = Secret(format!("{prefix}{}", read_secret(&env_path, &var, env)?));
-            UpstreamAuth::Header { name: header.to_string(), value }
+            key_pool = pooled(prefix, &var, &pool)?;
+            UpstreamAuth::Header { name: header.to_string(), value: first_key(&key_pool) }
         }
         RawAuth::AwsSigv4 { access_key_env, secret_key_env, session_token_env } => UpstreamAuth::SigV4 {
             access_key: Secret(read_secret(&format!("{path}.auth.access_key_env"), &access_key_env, env)?),
@@ -382,7 +415,13 @@ fn validate_provider(
         api_version: p.api_version,
         region: p.region,
         static_headers,
+        // One key is no pool: nothing to spread or cool down.
+        key_pool: if key_pool.len() > 1 { key_pool } else { Vec::new() },
     })
+}
+
+fn first_key(keys: &[Secret]) -> Secret {
+    keys.first().cloned().unwrap_or_else(|| Secret(String::new()))
 }
 
 fn read_secret(path: &str, var: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
@@ -403,11 +442,15 @@ fn validate_model(
     name: &str,
     m: &RawModel,
     provider_index: &HashMap<String, usize>,
+    providers: &[Provider],
 ) -> Result<ModelRoute, ConfigError> {
     let path = format!("models[{name:?}]");
     let resolve = |field_path: String, provider: &str| {
         provider_index.get(provider).copied().ok_or_else(|| err(field_path, format!("no provider named {provider:?}")))
     };
+    if m.fallback.is_some() && m.targets.is_none() {
+        return Err(err(format!("{path}.fallback"), "a fallback chain needs `targets`"));
+    }
     let targets = match (&m.provider, &m.model, &m.targets) {
         (Some(provider), Some(model), None) => {
             check_upstream_model(&format!("{path}.model"), model)?;
@@ -420,14 +463,20 @@ fn validate_model(
             let mut out = Vec::with_capacity(targets.len());
             for (i, t) in targets.iter().enumerate() {
                 let tpath = format!("{path}.targets[{i}]");
-                if t.weight == 0 {
-                    return Err(err(format!("{tpath}.weight"), "must be at least 1"));
-                }
+                let weight = match (t.weight, &m.fallback) {
+                    (Some(0), _) => return Err(err(format!("{tpath}.weight"), "must be at least 1")),
+                    (Some(_), Some(_)) => {
+                        return Err(err(format!("{tpath}.weight"), "a fallback chain is ordered, not weighted"))
+                    }
+                    (Some(weight), None) => weight,
+                    (None, Some(_)) => 1,
+                    (None, None) => return Err(err(tpath, "missing field `weight`")),
+                };
                 check_upstream_model(&format!("{tpath}.model"), &t.model)?;
                 out.push(Target {
                     provider: resolve(format!("{tpath}.provider"), &t.provider)?,
                     model: t.model.clone(),
-                    weight: t.weight,
+                    weight,
                 });
             }
             out
@@ -439,7 +488,42 @@ fn validate_model(
         (Some(_), None, None) => return Err(err(path, "missing field `model`")),
     };
     let total_weight = targets.iter().map(|t| u64::from(t.weight)).sum();
-    Ok(ModelRoute { name: name.to_string(), targets, total_weight })
+    let fallback = match &m.fallback {
+        Some(raw) => Some(validate_fallback(&path, raw, &targets, providers)?),
+        None => None,
+    };
+    Ok(ModelRoute { name: name.to_string(), targets, total_weight, fallback })
+}
+
+/// A chain's targets are told apart by their endpoint's `llm.provider` metadata, so each
+/// provider appears once.
+fn validate_fallback(
+    path: &str,
+    raw: &raw::RawFallback,
+    targets: &[Target],
+    providers: &[Provider],
+) -> Result<Fallback, ConfigError> {
+    if raw.cluster.trim().is_empty() {
+        return Err(err(format!("{path}.fallback.cluster"), "must name an Envoy (aggregate) cluster"));
+    }
+    if targets.len() < 2 {
+        return Err(err(format!("{path}.targets"), "a fallback chain needs at least two targets"));
+    }
+    for (i, target) in targets.iter().enumerate() {
+        let tpath = format!("{path}.targets[{i}].provider");
+        let provider = providers.get(target.provider).ok_or_else(|| err(tpath.clone(), "unknown provider"))?;
+        if targets.iter().take(i).any(|t| t.provider == target.provider) {
+            return Err(err(
+                tpath,
+                format!("provider {:?} appears twice in the chain; give each target its own provider", provider.name),
+            ));
+        }
+    }
+    let on_status = raw.on_status.clone().unwrap_or_else(|| DEFAULT_FALLBACK_STATUSES.to_vec());
+    if let Some(bad) = on_status.iter().find(|s| !(400..=599).contains(*s)) {
+        return Err(err(format!("{path}.fallback.on_status"), format!("{bad} is not an error status (400-599)")));
+    }
+    Ok(Fallback { cluster: raw.cluster.clone(), on_status })
 }
 
 /// Names become metric labels and log fields: keep them printable and free of the

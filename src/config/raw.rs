@@ -64,13 +64,27 @@ pub struct RawProvider {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum RawAuth {
-    /// `Authorization: Bearer <secret>`.
-    Bearer { env: String },
+    /// `Authorization: Bearer <secret>`. `pool`: more keys (variable names), spread with
+    /// `env` across requests.
+    Bearer {
+        env: String,
+        #[serde(default)]
+        pool: Vec<String>,
+    },
     /// `<name>: <secret>` (e.g. `api-key` for Azure).
-    Header { name: String, env: String },
+    Header {
+        name: String,
+        env: String,
+        #[serde(default)]
+        pool: Vec<String>,
+    },
     /// The provider's own API-key header: `Authorization: Bearer` for the OpenAI family,
     /// `api-key` for Azure, `x-api-key` for Anthropic, `x-goog-api-key` for Gemini.
-    ApiKey { env: String },
+    ApiKey {
+        env: String,
+        #[serde(default)]
+        pool: Vec<String>,
+    },
     /// AWS Signature Version 4 (Bedrock), with credentials from the VM environment.
     AwsSigv4 {
         access_key_env: String,
@@ -94,6 +108,19 @@ pub struct RawModel {
     pub targets: Option<Vec<RawTarget>>,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// `targets` form an ordered fallback chain that Envoy's retries walk (see `Fallback`).
+    #[serde(default)]
+    pub fallback: Option<RawFallback>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFallback {
+    /// The Envoy cluster (an aggregate of the targets' clusters) the chain is routed to.
+    pub cluster: String,
+    /// Provider statuses that move the request to the next target.
+    #[serde(default)]
+    pub on_status: Option<Vec<u16>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,7 +128,9 @@ pub struct RawModel {
 pub struct RawTarget {
     pub provider: String,
     pub model: String,
-    pub weight: u32,
+    /// Required in a weighted split; a fallback chain is ordered, not weighted.
+    #[serde(default)]
+    pub weight: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]

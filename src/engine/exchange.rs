@@ -57,6 +57,8 @@ pub struct Record {
     /// What remains of each budget limit the request was settled against (configured
     /// consumers only, so the gauges stay bounded): (limit name, remaining).
     pub budget_remaining: Vec<(String, u64)>,
+    /// A fallback chain's attempts, oldest first (empty for a single target).
+    pub attempts: Vec<super::Attempt>,
 }
 
 /// The provider a routed exchange talks to.
@@ -122,6 +124,14 @@ pub struct Exchange {
     headers_only: bool,
     /// A reply to send in place of a response that has no body to replace.
     pending_reply: Option<LocalReply>,
+    /// A fallback chain: what each attempt needs to know (the shell writes it to filter
+    /// state), and the attempts as they reported.
+    attempt_plan: Option<super::AttemptPlan>,
+    attempts: Vec<super::Attempt>,
+    /// The key of the provider's pool this request uses (`engine::keys`).
+    pub(super) key_index: Option<usize>,
+    /// This exchange is one attempt of a fallback chain (admitted downstream).
+    pub(super) attempt: bool,
 }
 
 /// Where a response comes from, as Envoy's `response.code_details` tells.
@@ -177,6 +187,60 @@ impl Exchange {
             log_line: None,
             headers_only: false,
             pending_reply: None,
+            attempt_plan: None,
+            attempts: Vec::new(),
+            key_index: None,
+            attempt: false,
+        }
+    }
+
+    /// The provider this exchange talks to (none for a fallback chain downstream: each
+    /// attempt has its own).
+    pub(super) fn provider_name(&self) -> Option<&str> {
+        self.route.as_ref().map(|r| r.provider.as_str()).filter(|p| !p.is_empty())
+    }
+
+    /// A fallback chain's route: the body stays in the client's dialect (each attempt
+    /// translates it for its target) and the budget is reserved at `reserve_model`'s price.
+    pub(super) fn set_chain_route(&mut self, model: &str, reserve_model: &str, planned_stream: bool) {
+        let (dialect, kind) = match self.client {
+            // Chains serve chat only (`Gateway::route_chain` refuses the Responses API).
+            ClientDialect::OpenAi | ClientDialect::Responses => (ProviderDialect::OpenAi, ProviderKind::OpenAi),
+            ClientDialect::Anthropic => (ProviderDialect::Anthropic, ProviderKind::Anthropic),
+        };
+        self.route = Some(Route {
+            model: model.to_string(),
+            provider: String::new(),
+            dialect,
+            kind,
+            target_model: reserve_model.to_string(),
+            planned_stream,
+            signing: None,
+        });
+        self.attempt_plan =
+            Some(super::AttemptPlan { route: model.to_string(), path: self.path.clone(), stream: planned_stream });
+    }
+
+    /// The plan each attempt of a fallback chain reads (the shell writes it to filter state).
+    pub fn attempt_plan(&self) -> Option<&super::AttemptPlan> {
+        self.attempt_plan.as_ref()
+    }
+
+    /// A fallback chain's attempts, as they reported, and the one that answered (when the
+    /// response came from a provider): usage is priced at that target's model and the
+    /// metrics name it.
+    pub fn record_attempts(
+        &mut self,
+        attempts: Vec<super::Attempt>,
+        answered: Option<super::Attempt>,
+        quota: Option<Quota<'_>>,
+    ) {
+        self.attempts = attempts;
+        let (Some(answered), Some(route)) = (answered, self.route.as_mut()) else { return };
+        route.provider = answered.provider;
+        route.target_model = answered.target_model;
+        if let (Some(quota), Some(reservation)) = (quota, self.reservation.as_mut()) {
+            reservation.reprice(quota.policy.price(&route.target_model).copied());
         }
     }
 
@@ -267,8 +331,12 @@ impl Exchange {
             // Known at request time, so the rate-limit filter can use it as a descriptor.
             ("llm_consumer", self.consumer.as_ref().map(|c| c.name.as_str())),
             ("llm_model", self.requested_model.as_deref()),
-            ("llm_provider", self.route.as_ref().map(|r| r.provider.as_str())),
-            ("llm_target_model", self.route.as_ref().map(|r| r.target_model.as_str())),
+            // A fallback chain's provider and target are known at the response.
+            ("llm_provider", self.route.as_ref().map(|r| r.provider.as_str()).filter(|p| !p.is_empty())),
+            (
+                "llm_target_model",
+                self.route.as_ref().filter(|r| !r.provider.is_empty()).map(|r| r.target_model.as_str()),
+            ),
         ]
     }
 
@@ -453,6 +521,13 @@ impl Exchange {
                 |field: &str| Some(field) == read || (read == Some("max_completion_tokens") && field == "max_tokens");
             if let Some(read) = read.filter(|_| !requested.iter().any(|(f, _)| honoured(f))) {
                 edits.push(json_scan::set_member(body, members, read, per_choice.to_string().as_bytes()));
+            }
+        }
+        if self.attempt && route.kind.max_tokens_field() == "max_tokens" && value("max_tokens").is_none() {
+            // A fallback chain's attempt: the downstream instance capped output where OpenAI
+            // reads it; a target that reads only `max_tokens` gets the cap there too.
+            if let Some(cap) = value("max_completion_tokens").filter(|_| self.client == ClientDialect::OpenAi) {
+                edits.push(json_scan::set_member(body, members, "max_tokens", cap));
             }
         }
         if self.stream && self.client == ClientDialect::OpenAi && self.operation == Some(Operation::Chat) {
@@ -862,8 +937,9 @@ impl Exchange {
             operation: self.operation,
             model: route.map(|r| r.model.clone()),
             requested_model: self.requested_model.clone(),
-            provider: route.map(|r| r.provider.clone()),
-            target_model: route.map(|r| r.target_model.clone()),
+            // A fallback chain that no target answered names no provider.
+            provider: route.map(|r| r.provider.clone()).filter(|p| !p.is_empty()),
+            target_model: route.filter(|r| !r.provider.is_empty()).map(|r| r.target_model.clone()),
             // No response at all: the client went away (Envoy logs 0 too).
             status: self.status.unwrap_or(0),
             stream: self.stream,
@@ -886,6 +962,7 @@ impl Exchange {
                 Some(settled) if self.consumer_listed => settled.remaining.clone(),
                 _ => Vec::new(),
             },
+            attempts: self.attempts.clone(),
         })
     }
 }

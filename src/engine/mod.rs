@@ -2,12 +2,18 @@
 //! returned as data for the proxy-wasm shell to apply.
 
 mod exchange;
+mod fallback;
+mod keys;
 mod meter;
 mod reply;
 mod response;
 mod upstream;
 
 pub use exchange::{BodyAction, Exchange, Record, ResponseOrigin};
+pub use fallback::{
+    decode_attempts, encode_attempts, Attempt, AttemptPlan, AttemptStart, ATTEMPTS_STATE, PLAN_STATE, RETRY_HEADER,
+    UNTRANSLATED_PATH,
+};
 pub use reply::{GatewayError, LocalReply};
 
 use crate::auth::{AuthOutcome, Consumer, Credentials, KeyHeader, TrustedConfig};
@@ -333,6 +339,9 @@ impl Gateway {
                 .auth
                 .check_model(consumer, &route.name)
                 .map_err(|f| GatewayError::Forbidden { message: f.to_string() })?;
+        }
+        if let Some(chain) = &route.fallback {
+            return self.route_chain(route, chain, operation, head.body_stream, exchange);
         }
         let unknown = || GatewayError::UnknownModel { model: route.name.clone() };
         let target = route.pick(roll).ok_or_else(unknown)?;

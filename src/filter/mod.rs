@@ -1,6 +1,7 @@
 //! The proxy-wasm shell: moves headers and bytes between Envoy and the engine, applies
 //! what the engine decides, and records metrics and access-log fields. No decisions here.
 
+mod attempt;
 mod deferred;
 mod fleet;
 mod host;
@@ -82,6 +83,8 @@ const FLEET_REPORT_TICK: std::time::Duration = std::time::Duration::from_millis(
 struct Root {
     /// This instance only applies deferred headers.
     applier: bool,
+    /// This instance runs per attempt, as an upstream HTTP filter (fallback chains).
+    per_attempt: bool,
     gateway: Option<Rc<Gateway>>,
     metrics: Rc<RefCell<Metrics>>,
     rng: Rc<Cell<u64>>,
@@ -105,6 +108,13 @@ impl RootContext for Root {
             self.applier = true;
             return true;
         }
+        let json = match attempt::attempt_config(&json) {
+            Some(gateway) => {
+                self.per_attempt = true;
+                gateway
+            }
+            None => json,
+        };
         match Gateway::from_json(&json, &|name| std::env::var(name).ok()) {
             Ok(gateway) => {
                 if gateway.fleet().is_some() {
@@ -143,6 +153,9 @@ impl RootContext for Root {
             return Some(Box::new(Applier));
         }
         let gateway = self.gateway.clone()?;
+        if self.per_attempt {
+            return Some(Box::new(attempt::AttemptStream::new(gateway)));
+        }
         Some(Box::new(Stream {
             gateway,
             metrics: self.metrics.clone(),
@@ -180,10 +193,7 @@ impl Stream {
     }
 
     fn reply(&self, reply: &LocalReply) -> Action {
-        if let Err(e) = host::send_response(reply.status, &reply.headers, &reply.body) {
-            host::log(LogLevel::Error, &format!("llm-gateway: local reply failed: {e:?}"));
-        }
-        Action::Pause
+        reply_with(reply)
     }
 
     fn metadata_string(&self, key: &str) -> Option<String> {
@@ -281,7 +291,7 @@ impl Context for Stream {
     }
 }
 
-/// Budget counters in host shared data, so every worker sees the same budget.
+/// Budget counters (and key pools' state) in host shared data, so every worker sees them.
 struct SharedStore;
 
 impl Store for SharedStore {
@@ -309,6 +319,14 @@ impl HttpContext for Applier {
         }
         Action::Continue
     }
+}
+
+/// Answers locally; the stream goes no further.
+fn reply_with(reply: &LocalReply) -> Action {
+    if let Err(e) = host::send_response(reply.status, &reply.headers, &reply.body) {
+        host::log(LogLevel::Error, &format!("llm-gateway: local reply failed: {e:?}"));
+    }
+    Action::Pause
 }
 
 /// A header's value in a map read with `host::headers` (names are lower-case in Envoy).
@@ -383,10 +401,18 @@ impl HttpContext for Stream {
                 let _ = host::set_property(&[key], value.as_bytes());
             }
         }
+        if let Some(plan) = exchange.attempt_plan() {
+            // A fallback chain: each attempt (the module as an upstream filter) reads it.
+            let _ = host::set_property(&[crate::engine::PLAN_STATE], plan.encode().as_bytes());
+        }
         self.exchange = Some(exchange);
         match action {
             RequestAction::Reply(reply) => self.reply(&reply),
-            RequestAction::Forward(ops) => {
+            RequestAction::Forward(mut ops) => {
+                let (roll, now) = (self.roll(), host::now_ms());
+                if let Some(exchange) = self.exchange.as_mut() {
+                    ops.extend(self.gateway.choose_key(exchange, roll, now, &SharedStore));
+                }
                 for op in ops {
                     // Skip no-ops: each host call costs several microseconds in V8.
                     let changes = match &op {
@@ -442,6 +468,22 @@ impl HttpContext for Stream {
         // reply (`upstream_reset_before_response_started{...}`, `response_timeout`...).
         let details = host::property(&["response", "code_details"]).ok().flatten();
         let origin = ResponseOrigin::from_code_details(details.as_deref().map(String::from_utf8_lossy).as_deref());
+        let retry_after = response_header("retry-after");
+        let now = host::now_ms();
+        if let Some(line) = self.gateway.key_outcome(exchange, status, retry_after.as_deref(), now, &SharedStore) {
+            host::log(LogLevel::Warn, &line);
+        }
+        if let Some(route) = exchange.attempt_plan().map(|plan| plan.route.clone()) {
+            // A fallback chain: what each attempt reported, and the target that answered.
+            let raw = host::property(&[crate::engine::ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
+            let attempts = crate::engine::decode_attempts(&raw);
+            let answered = match origin {
+                ResponseOrigin::Upstream => self.gateway.answering_attempt(&route, &attempts),
+                ResponseOrigin::Envoy(_) => None,
+            };
+            exchange.record_attempts(attempts, answered, self.gateway.quota(&SharedStore));
+            apply(MapType::HttpResponseHeaders, HeaderOp::Remove(crate::engine::RETRY_HEADER.to_string()));
+        }
         let mut ops = exchange.on_response(status, content_type.as_deref(), &origin, end_of_stream);
         if let Some(line) = exchange.take_log_line() {
             host::log(LogLevel::Warn, &line);

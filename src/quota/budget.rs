@@ -245,6 +245,13 @@ pub struct Reservation {
 }
 
 impl Reservation {
+    /// Settles at another model's price (a fallback chain reserves at its costliest target
+    /// and is charged at the one that answered). Without a price, money limits keep what
+    /// they reserved.
+    pub fn reprice(&mut self, price: Option<Price>) {
+        self.price = price;
+    }
+
     pub fn consumer(&self) -> &str {
         &self.consumer
     }
