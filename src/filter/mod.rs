@@ -117,7 +117,8 @@ impl RootContext for Root {
         };
         match Gateway::from_json(&json, &|name| std::env::var(name).ok()) {
             Ok(gateway) => {
-                if gateway.fleet().is_some() {
+                // Only the downstream instance queues fleet reports.
+                if gateway.fleet().is_some() && !self.per_attempt {
                     self.set_tick_period(FLEET_REPORT_TICK);
                 }
                 self.gateway = Some(Rc::new(gateway));
