@@ -174,14 +174,7 @@ impl HttpContext for AttemptStream {
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
         };
-        let chunk =
-            if size > 0 { host::buffer(BufferType::HttpResponseBody, 0, size).unwrap_or_default() } else { Vec::new() };
-        if let BodyAction::Replace(bytes) = exchange.on_response_body(&chunk, end_of_stream, host::now_ms()) {
-            let _ = host::set_buffer(BufferType::HttpResponseBody, 0, size, &bytes);
-        }
-        if let Some(line) = exchange.take_log_line() {
-            host::log(LogLevel::Warn, &line);
-        }
+        super::pass_response_body(exchange, size, end_of_stream);
         Action::Continue
     }
 }

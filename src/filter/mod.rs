@@ -360,6 +360,19 @@ fn remove_untrusted(headers: &mut Vec<(String, String)>) {
     });
 }
 
+/// One chunk of the response body through the exchange: read, replaced when the exchange
+/// rewrites it (translation, usage injection), its log line written.
+fn pass_response_body(exchange: &mut Exchange, size: usize, end_of_stream: bool) {
+    let chunk =
+        if size > 0 { host::buffer(BufferType::HttpResponseBody, 0, size).unwrap_or_default() } else { Vec::new() };
+    if let BodyAction::Replace(bytes) = exchange.on_response_body(&chunk, end_of_stream, host::now_ms()) {
+        let _ = host::set_buffer(BufferType::HttpResponseBody, 0, size, &bytes);
+    }
+    if let Some(line) = exchange.take_log_line() {
+        host::log(LogLevel::Warn, &line);
+    }
+}
+
 fn apply(map: MapType, op: HeaderOp) {
     let _ = match op {
         HeaderOp::Set(name, value) => host::set_header(map, &name, &value),
@@ -512,14 +525,7 @@ impl HttpContext for Stream {
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
         };
-        let chunk =
-            if size > 0 { host::buffer(BufferType::HttpResponseBody, 0, size).unwrap_or_default() } else { Vec::new() };
-        if let BodyAction::Replace(bytes) = exchange.on_response_body(&chunk, end_of_stream, host::now_ms()) {
-            let _ = host::set_buffer(BufferType::HttpResponseBody, 0, size, &bytes);
-        }
-        if let Some(line) = exchange.take_log_line() {
-            host::log(LogLevel::Warn, &line);
-        }
+        pass_response_body(exchange, size, end_of_stream);
         if end_of_stream {
             self.finish();
         }

@@ -476,6 +476,14 @@ pub enum StreamEvent {
     Done,
 }
 
+impl StreamEvent {
+    /// Events of the whole response rather than of one choice: encoders for dialects with a
+    /// single choice (Anthropic, Responses) write these whatever choice they follow.
+    pub fn spans_choices(&self) -> bool {
+        matches!(self, StreamEvent::Start { .. } | StreamEvent::Usage(_) | StreamEvent::Error(_) | StreamEvent::Done)
+    }
+}
+
 /// What kind of failure, mapped to each dialect's error type and HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {

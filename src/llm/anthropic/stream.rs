@@ -231,9 +231,7 @@ impl StreamEncoder {
             self.choice = *index;
             return;
         }
-        let shared =
-            matches!(ev, StreamEvent::Start { .. } | StreamEvent::Usage(_) | StreamEvent::Error(_) | StreamEvent::Done);
-        if self.choice != 0 && !shared {
+        if self.choice != 0 && !ev.spans_choices() {
             return;
         }
         match ev {

@@ -4,7 +4,8 @@
 //! we know it). `TranslateError::Invalid.field` is a path like `messages[2].content[0].type`.
 
 use super::decode_messages::Conversation;
-use super::util::{invalid, type_name};
+use super::util::{invalid, request_model, request_object};
+use super::util::{member, wrong_type};
 use crate::llm::ir::{ChatRequest, Reasoning, ResponseFormat, Tool, ToolChoice, TranslateError};
 use serde_json::{Map, Value};
 
@@ -57,15 +58,6 @@ const NOT_TRANSLATABLE_MSG: &str = "is not supported when the model is served by
 
 pub(super) fn not_translatable(field: impl Into<String>) -> TranslateError {
     invalid(field, NOT_TRANSLATABLE_MSG)
-}
-
-pub(super) fn wrong_type(field: &str, expected: &str, got: &Value) -> TranslateError {
-    invalid(field, format!("Invalid type for '{field}': expected {expected}, but got {} instead.", type_name(got)))
-}
-
-/// The member, with JSON `null` treated as absent (OpenAI accepts `null` for every optional member).
-pub(super) fn member<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).filter(|v| !v.is_null())
 }
 
 pub(super) fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<Option<&'a str>> {
@@ -132,21 +124,9 @@ fn opt_u64(obj: &Map<String, Value>, key: &str, min: u64) -> Result<Option<u64>>
 /// mid-conversation system role). Consecutive `tool` messages become one IR `User` message
 /// of `ToolResult` parts (a following `user` message stays a separate IR message).
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest> {
-    let root: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid("body", format!("We could not parse the JSON body of your request. ({e})")))?;
-    let Value::Object(obj) = root else {
-        return Err(invalid(
-            "body",
-            format!("Invalid type for request body: expected an object, but got {} instead.", type_name(&root)),
-        ));
-    };
+    let obj = request_object(body)?;
     check_members(&obj)?;
-
-    let model = match obj.get("model") {
-        Some(Value::String(s)) => s.clone(),
-        None | Some(Value::Null) => return Err(invalid("model", "you must provide a model parameter")),
-        Some(v) => return Err(wrong_type("model", "a string", v)),
-    };
+    let model = request_model(&obj)?;
     let stream = opt_bool(&obj, "stream")?.unwrap_or(false);
     let mut req = ChatRequest {
         model,

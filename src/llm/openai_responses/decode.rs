@@ -10,7 +10,7 @@ use crate::llm::ir::{
     ChatRequest, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
     ToolResult, TranslateError,
 };
-use crate::llm::openai_chat::util::{invalid, parse_data_url, type_name};
+use crate::llm::openai_chat::util::{invalid, member, parse_data_url, request_model, request_object, wrong_type};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -57,17 +57,8 @@ fn not_translatable(field: impl Into<String>) -> TranslateError {
     invalid(field, NOT_TRANSLATABLE_MSG)
 }
 
-fn wrong_type(field: &str, expected: &str, got: &Value) -> TranslateError {
-    invalid(field, format!("Invalid type for '{field}': expected {expected}, but got {} instead.", type_name(got)))
-}
-
 fn missing(field: &str) -> TranslateError {
     invalid(field, format!("Missing required parameter: '{field}'."))
-}
-
-/// The member, with JSON `null` treated as absent (OpenAI accepts `null` for optional members).
-fn member<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).filter(|v| !v.is_null())
 }
 
 fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<Option<&'a str>> {
@@ -124,20 +115,9 @@ fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
 /// is refused naming the field: stateful members ([`STATEFUL`], `store: true`,
 /// `item_reference` items), hosted and custom tools, file inputs, unknown members.
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest> {
-    let root: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid("body", format!("We could not parse the JSON body of your request. ({e})")))?;
-    let Value::Object(obj) = root else {
-        return Err(invalid(
-            "body",
-            format!("Invalid type for request body: expected an object, but got {} instead.", type_name(&root)),
-        ));
-    };
+    let obj = request_object(body)?;
     check_members(&obj)?;
-    let model = match obj.get("model") {
-        Some(Value::String(s)) => s.clone(),
-        None | Some(Value::Null) => return Err(invalid("model", "you must provide a model parameter")),
-        Some(v) => return Err(wrong_type("model", "a string", v)),
-    };
+    let model = request_model(&obj)?;
     let stream = opt_bool(&obj, "stream", "stream")?.unwrap_or(false);
     let max_tokens = match member(&obj, "max_output_tokens") {
         None => None,

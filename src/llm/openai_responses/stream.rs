@@ -100,11 +100,7 @@ impl StreamEncoder {
             self.choice = *index;
             return;
         }
-        let shared = matches!(
-            event,
-            StreamEvent::Start { .. } | StreamEvent::Usage(_) | StreamEvent::Error(_) | StreamEvent::Done
-        );
-        if self.choice != 0 && !shared {
+        if self.choice != 0 && !event.spans_choices() {
             return;
         }
         match event {
