@@ -37,6 +37,25 @@ WASM_PATH = Path(
 )
 
 READY_TIMEOUT_S = 20.0
+
+# Provider entries of the plugin config, one per dialect family, all served by the fake
+# provider behind the test template's cluster `fake_openai` (its key variables are set there).
+FAKE_PROVIDERS = {
+    "oa": {"kind": "openai", "cluster": "fake_openai", "auth": {"type": "bearer", "env": "TEST_OPENAI_KEY"}},
+    "az": {"kind": "azure-openai", "cluster": "fake_openai", "api_version": "2024-10-21",
+           "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
+    "an": {"kind": "anthropic", "cluster": "fake_openai", "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
+    "ge": {"kind": "gemini", "cluster": "fake_openai", "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
+    "br": {"kind": "bedrock", "cluster": "fake_openai", "region": "us-east-1",
+           "auth": {"type": "aws-sigv4", "access_key_env": "TEST_AWS_ACCESS_KEY_ID",
+                    "secret_key_env": "TEST_AWS_SECRET_ACCESS_KEY"}},
+    "mi": {"kind": "mistral", "cluster": "fake_openai", "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
+}
+
+
+def fake_providers(*names: str) -> dict:
+    """The FAKE_PROVIDERS entries named (copies: a test may change its own)."""
+    return {name: json.loads(json.dumps(FAKE_PROVIDERS[name])) for name in names}
 LOG_TAIL_LINES = 50
 
 

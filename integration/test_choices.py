@@ -7,13 +7,10 @@ from __future__ import annotations
 import openai
 import pytest
 
+import harness
+
 CLIENT_KEY = "sk-choices-client"
-PROVIDERS = {
-    "ge": {"kind": "gemini", "cluster": "fake_openai", "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
-    "br": {"kind": "bedrock", "cluster": "fake_openai", "region": "us-east-1",
-           "auth": {"type": "aws-sigv4", "access_key_env": "TEST_AWS_ACCESS_KEY_ID",
-                    "secret_key_env": "TEST_AWS_SECRET_ACCESS_KEY"}},
-}
+PROVIDERS = harness.fake_providers("ge", "br")
 CONFIG = {"providers": PROVIDERS, "models": {
     "n-gemini": {"provider": "ge", "model": "gemini-2.5-flash"},
     "n-bedrock": {"provider": "br", "model": "anthropic.claude-sonnet-4-5-20250929-v1:0"}}}

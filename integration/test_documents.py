@@ -11,15 +11,10 @@ import anthropic
 import openai
 import pytest
 
+import harness
+
 CLIENT_KEY = "sk-doc-client"
-PROVIDERS = {
-    "oa": {"kind": "openai", "cluster": "fake_openai", "auth": {"type": "bearer", "env": "TEST_OPENAI_KEY"}},
-    "an": {"kind": "anthropic", "cluster": "fake_openai", "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
-    "ge": {"kind": "gemini", "cluster": "fake_openai", "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
-    "br": {"kind": "bedrock", "cluster": "fake_openai", "region": "us-east-1",
-           "auth": {"type": "aws-sigv4", "access_key_env": "TEST_AWS_ACCESS_KEY_ID",
-                    "secret_key_env": "TEST_AWS_SECRET_ACCESS_KEY"}},
-}
+PROVIDERS = harness.fake_providers("oa", "an", "ge", "br")
 MODELS = {"d-openai": ("oa", "gpt-4o-mini"), "d-claude": ("an", "claude-sonnet-4-5"),
           "d-gemini": ("ge", "gemini-2.5-flash"), "d-bedrock": ("br", "anthropic.claude-sonnet-4-5-20250929-v1:0")}
 CONFIG = {"providers": PROVIDERS,

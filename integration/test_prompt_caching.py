@@ -24,17 +24,12 @@ import anthropic
 import openai
 import pytest
 
+import harness
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CLIENT_KEY = "sk-cache-client"
 BEDROCK_CLAUDE = "anthropic.claude-sonnet-4-5-20250929-v1:0"
-PROVIDERS = {
-    "oa": {"kind": "openai", "cluster": "fake_openai", "auth": {"type": "bearer", "env": "TEST_OPENAI_KEY"}},
-    "an": {"kind": "anthropic", "cluster": "fake_openai", "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
-    "ge": {"kind": "gemini", "cluster": "fake_openai", "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
-    "br": {"kind": "bedrock", "cluster": "fake_openai", "region": "us-east-1",
-           "auth": {"type": "aws-sigv4", "access_key_env": "TEST_AWS_ACCESS_KEY_ID",
-                    "secret_key_env": "TEST_AWS_SECRET_ACCESS_KEY"}},
-}
+PROVIDERS = harness.fake_providers("oa", "an", "ge", "br")
 MODELS = {
     "c-openai": ("oa", "gpt-4o-mini"),
     "c-claude": ("an", "claude-sonnet-4-5"),

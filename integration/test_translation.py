@@ -14,17 +14,9 @@ import anthropic
 import openai
 import pytest
 
-PROVIDERS = {
-    "oa": {"kind": "openai", "cluster": "fake_openai", "auth": {"type": "bearer", "env": "TEST_OPENAI_KEY"}},
-    "az": {"kind": "azure-openai", "cluster": "fake_openai", "api_version": "2024-10-21",
-           "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
-    "an": {"kind": "anthropic", "cluster": "fake_openai", "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
-    "ge": {"kind": "gemini", "cluster": "fake_openai", "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
-    "br": {"kind": "bedrock", "cluster": "fake_openai", "region": "us-east-1",
-           "auth": {"type": "aws-sigv4", "access_key_env": "TEST_AWS_ACCESS_KEY_ID",
-                    "secret_key_env": "TEST_AWS_SECRET_ACCESS_KEY"}},
-    "mi": {"kind": "mistral", "cluster": "fake_openai", "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}},
-}
+import harness
+
+PROVIDERS = harness.fake_providers("oa", "az", "an", "ge", "br", "mi")
 MODELS = {
     "t-openai": ("oa", "gpt-4o-mini"),
     "t-azure": ("az", "my-deployment"),
