@@ -76,6 +76,9 @@ const DEFERRED_HEADERS: &str = "llm_deferred_headers";
 /// The plugin configuration of that second instance.
 const APPLIER_CONFIG: &str = r#"{"role": "apply-deferred-headers"}"#;
 
+/// The VM environment variable that turns on the host-call count (measurement only).
+const COUNT_HOST_CALLS: &str = "LLM_GATEWAY_COUNT_HOST_CALLS";
+
 /// How often the root context sends the fleet reports the VM's streams queued.
 const FLEET_REPORT_TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
@@ -85,6 +88,9 @@ struct Root {
     applier: bool,
     /// This instance runs per attempt, as an upstream HTTP filter (fallback chains).
     per_attempt: bool,
+    /// `LLM_GATEWAY_COUNT_HOST_CALLS` is set in the VM's environment: log the host calls of
+    /// each exchange (`host::take_calls`).
+    count_host_calls: bool,
     gateway: Option<Rc<Gateway>>,
     metrics: Rc<RefCell<Metrics>>,
     rng: Rc<Cell<u64>>,
@@ -115,6 +121,7 @@ impl RootContext for Root {
             }
             None => json,
         };
+        self.count_host_calls = std::env::var_os(COUNT_HOST_CALLS).is_some();
         match Gateway::from_json(&json, &|name| std::env::var(name).ok()) {
             Ok(gateway) => {
                 // Only the downstream instance queues fleet reports.
@@ -164,6 +171,7 @@ impl RootContext for Root {
             reports: self.reports.clone(),
             exchange: None,
             fleet_check: None,
+            count_host_calls: self.count_host_calls,
         }))
     }
 
@@ -180,6 +188,7 @@ struct Stream {
     exchange: Option<Exchange>,
     /// The callout token of the fleet-budget check the request waits for.
     fleet_check: Option<u32>,
+    count_host_calls: bool,
 }
 
 impl Stream {
@@ -277,6 +286,19 @@ impl Stream {
         let mut metrics = self.metrics.borrow_mut();
         for point in metrics::points(&record) {
             metrics.record(&point);
+        }
+        if self.count_host_calls {
+            let calls = host::take_calls();
+            let stream = if record.stream { "stream" } else { "json" };
+            let what = format!(
+                "{} {} {stream} {}",
+                record.operation.map_or("-", |o| o.as_str()),
+                record.provider.as_deref().unwrap_or("-"),
+                record.status
+            );
+            host::log(LogLevel::Info, &format!("llm-gateway host calls: {calls} ({what})"));
+            // The log line is the measurement's own call.
+            host::take_calls();
         }
     }
 }
