@@ -363,8 +363,7 @@ fn refusals_name_the_field_and_send_nothing() {
         let (status, error) = refusal(ex.on_request_body(body.to_string().as_bytes(), NOW_MS, gw.quota(&store), None));
         assert_eq!((status, error["error"]["param"].as_str()), (400, Some(field)), "{body}: {error}");
         // Refused before any budget was held.
-        let record = ex.finish(NOW_MS + 1, gw.quota(&store)).unwrap();
-        assert!(record.budget_remaining.is_empty() || record.budget_remaining[0].1 == 100_000);
+        assert!(ex.budget_headers(NOW_MS).is_empty(), "{body}: a reservation was made");
     }
     // A Bedrock chat model and an Anthropic model cannot embed: refused at the headers.
     for (model, code) in [("claude-on-bedrock", None), ("claude", Some("unsupported_operation"))] {
@@ -378,4 +377,26 @@ fn refusals_name_the_field_and_send_nothing() {
             assert!(error["error"]["message"].as_str().unwrap().contains("cohere.embed-*"), "{error}");
         }
     }
+}
+
+#[test]
+fn guards_and_masks_screen_the_text_before_translation() {
+    let config = json!({
+        "providers": {"ge": {"kind": "gemini", "cluster": "gemini", "auth": {"type": "api-key", "env": "KEY"}}},
+        "models": {"gem-embed": {"provider": "ge", "model": "gemini-embedding-001"}},
+        "prompts": {"guards": {"deny": [{"name": "secrets", "regex": "password\\s*[:=]"}],
+                               "mask": [{"name": "email", "builtin": "email"}]}},
+    });
+    let gw = Gateway::from_json(config.to_string().as_bytes(), &|_| Some("upstream-key".to_string())).unwrap();
+    let head =
+        RequestHead { method: "POST", path: "/v1/embeddings", body_model: Some("gem-embed"), ..Default::default() };
+    let run = |body: Value| {
+        let (mut ex, action) = gw.on_request_headers(&head, 0, NOW_MS);
+        assert!(matches!(action, RequestAction::Forward(_)), "{action:?}");
+        ex.on_request_body(body.to_string().as_bytes(), NOW_MS, None, gw.prompts())
+    };
+    let sent = sent(run(json!({"model": "gem-embed", "input": ["write to ada@example.com", "b"]})));
+    assert_eq!(sent["requests"][0]["content"]["parts"][0]["text"], "write to [EMAIL]");
+    let (status, error) = refusal(run(json!({"model": "gem-embed", "input": ["fine", "password: hunter2"]})));
+    assert_eq!((status, error["error"]["code"].as_str()), (400, Some("prompt_blocked")));
 }
