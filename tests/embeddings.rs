@@ -131,6 +131,11 @@ fn provider_answers_decode_in_order_with_their_token_counts() {
     let gemini = embeddings::decode_response(Target::Gemini, GEMINI_RESPONSE, 3).unwrap();
     assert_eq!(gemini.vectors[1], [0.0051, -0.0195, 0.0093, -0.0412]);
     assert_eq!(gemini.input_tokens, None, "batchEmbedContents reports no tokens");
+    // Vertex AI's answer counts per embedding: summed, only when every embedding has a count.
+    let counted = br#"{"embeddings":[{"values":[1],"statistics":{"tokenCount":4}},{"values":[2],"statistics":{"tokenCount":3}}]}"#;
+    assert_eq!(embeddings::decode_response(Target::Gemini, counted, 2).unwrap().input_tokens, Some(7));
+    let partly = br#"{"embeddings":[{"values":[1],"statistics":{"tokenCount":4}},{"values":[2]}]}"#;
+    assert_eq!(embeddings::decode_response(Target::Gemini, partly, 2).unwrap().input_tokens, None);
     let titan = embeddings::decode_response(TITAN_V2, TITAN_V2_RESPONSE, 1).unwrap();
     assert_eq!((titan.vectors[0][0], titan.input_tokens), (0.0462, Some(10)));
     let v1 = embeddings::decode_response(Target::Titan { v2: false }, TITAN_V1_RESPONSE, 1).unwrap();

@@ -18,8 +18,9 @@
 //! OpenAI's `{"object":"list","data":[...],"model","usage"}`. Usage: Titan's
 //! `inputTextTokenCount`; Cohere's `meta.billed_units.input_tokens` when the body has it,
 //! else Bedrock's `x-amzn-bedrock-input-token-count` response header; Gemini's
-//! `batchEmbedContents` reports no tokens (a `usageMetadata.promptTokenCount`, if one ever
-//! comes, is read): the gateway's estimate is used and recorded as estimated.
+//! `batchEmbedContents` reports no tokens (a `usageMetadata.promptTokenCount`, or Vertex AI's
+//! per-embedding `statistics.tokenCount`, is read when present): the gateway's estimate is used
+//! and recorded as estimated.
 
 use super::ir::{ErrorKind, ProviderDialect, ProviderError, TranslateError};
 use base64::Engine as _;
@@ -304,9 +305,12 @@ pub fn decode_response(target: Target, body: &[u8], expected: usize) -> Result<E
             let list =
                 value.get("embeddings").and_then(Value::as_array).ok_or_else(|| bad_answer("no `embeddings`"))?;
             let vectors: Option<Vec<Vec<f64>>> = list.iter().map(|e| e.get("values").and_then(vector)).collect();
+            // Vertex AI's form of the answer counts tokens per embedding (`statistics.tokenCount`).
+            let per_embedding: Option<u64> =
+                list.iter().map(|e| e.pointer("/statistics/tokenCount").and_then(Value::as_u64)).sum();
             Embeddings {
                 vectors: vectors.ok_or_else(|| bad_answer("an embedding without numeric `values`"))?,
-                input_tokens: tokens("/usageMetadata/promptTokenCount"),
+                input_tokens: tokens("/usageMetadata/promptTokenCount").or(per_embedding.filter(|_| !list.is_empty())),
             }
         }
         Target::Titan { .. } => {
