@@ -282,5 +282,56 @@ def test_status_control(client, status, error_type):
 
 
 def test_other_paths_are_not_bedrock(client):
-    r = client.post("/model/x/invoke", json={}, headers=BEARER)
+    # InvokeModel is served for embeddings (below); its streaming form is not.
+    r = client.post("/model/x/invoke-with-response-stream", json={}, headers=BEARER)
     assert r.status_code == 404
+
+
+# ----------------------------------------------------------------------------- InvokeModel embeddings
+
+
+def invoke_path(model: str) -> str:
+    return f"/model/{quote(model, safe='-._~')}/invoke"
+
+
+def test_invoke_titan_and_cohere_embeddings(client):
+    r = client.post(invoke_path("amazon.titan-embed-text-v2:0"), headers=BEARER,
+                    json={"inputText": "hello big world", "dimensions": 256})
+    assert r.status_code == 200, r.text
+    titan = r.json()
+    assert len(titan["embedding"]) == 256 and titan["embeddingsByType"]["float"] == titan["embedding"]
+    assert titan["inputTextTokenCount"] == 3 and r.headers["x-amzn-bedrock-input-token-count"] == "3"
+    r = client.post(invoke_path("cohere.embed-english-v3"), headers=BEARER,
+                    json={"texts": ["hello world", "a b c"], "input_type": "search_query"})
+    cohere = r.json()
+    assert cohere["response_type"] == "embeddings_floats" and [len(v) for v in cohere["embeddings"]] == [1024, 1024]
+    assert "meta" not in cohere and r.headers["x-amzn-bedrock-input-token-count"] == "5"
+    r = client.post(invoke_path("us.cohere.embed-v4:0"), headers=BEARER,
+                    json={"texts": ["x"], "input_type": "search_document", "output_dimension": 256})
+    assert r.json()["response_type"] == "embeddings_by_type" and len(r.json()["embeddings"]["float"][0]) == 256
+
+
+def test_invoke_with_sigv4_is_verified(client):
+    body = json.dumps({"inputText": "hi"}).encode()
+    path = invoke_path("amazon.titan-embed-text-v2:0")
+    good = sigv4_headers(path, body, client.base_url.netloc.decode())
+    assert client.post(path, content=body, headers=good).status_code == 200
+    bad = sigv4_headers(path, body, client.base_url.netloc.decode(), secret="wrong")
+    assert client.post(path, content=body, headers=bad).status_code == 403
+
+
+@pytest.mark.parametrize("model, body, fragment", [
+    ("amazon.titan-embed-text-v2:0", {"inputText": "x", "dimensions": 300}, "dimensions"),
+    ("amazon.titan-embed-text-v2:0", {"inputText": ""}, "inputText"),
+    ("amazon.titan-embed-text-v1", {"inputText": "x", "dimensions": 256}, "extraneous key [dimensions]"),
+    ("cohere.embed-english-v3", {"texts": ["x"]}, "input_type"),
+    ("cohere.embed-english-v3", {"texts": ["x"] * 97, "input_type": "search_query"}, "maxItems"),
+    ("cohere.embed-english-v3", {"texts": ["x"], "input_type": "search_query", "output_dimension": 256},
+     "extraneous key [output_dimension]"),
+    ("anthropic.claude-3-haiku-20240307-v1:0", {"inputText": "x"}, "Malformed input request"),
+])
+def test_invoke_validation(client, model, body, fragment):
+    r = client.post(invoke_path(model), headers=BEARER, json=body)
+    assert r.status_code == 400, r.text
+    assert r.headers["x-amzn-ErrorType"].startswith("ValidationException")
+    assert fragment in r.json()["message"], r.json()

@@ -171,3 +171,39 @@ def test_requests_are_recorded(client, fake_requests):
     last = fake_requests()[-1]
     assert last["path"] == STREAM and last["query"] == "alt=sse"
     assert last["headers"]["x-goog-api-key"] == "test-gemini-key"
+
+
+# ----------------------------------------------------------------------------- embeddings
+
+EMBED = "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+
+
+def embed_request(text, **extra):
+    return {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": text}]}, **extra}
+
+
+def test_batch_embed_contents_shape(client):
+    r = client.post(EMBED, headers=KEY, json={"requests": [embed_request("a b"), embed_request("c", outputDimensionality=8)]})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert set(data) == {"embeddings"}, "batchEmbedContents reports no token counts"
+    assert [len(e["values"]) for e in data["embeddings"]] == [3072, 8]
+    again = client.post(EMBED, headers=KEY, json={"requests": [embed_request("c", outputDimensionality=8)]})
+    assert again.json()["embeddings"][0]["values"] == data["embeddings"][1]["values"]
+    one = client.post("/v1beta/models/gemini-embedding-001:embedContent", headers=KEY,
+                      json={"content": {"parts": [{"text": "c"}]}, "outputDimensionality": 8})
+    assert one.json() == {"embedding": {"values": data["embeddings"][1]["values"]}}
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"requests": []}, "must not be empty"),
+    ({"requests": [embed_request("x")], "model": "m"}, 'Unknown name "model"'),
+    ({"requests": [{"model": "models/other", "content": {"parts": [{"text": "x"}]}}]}, "does not match"),
+    ({"requests": [embed_request("")]}, "must not be empty"),
+    ({"requests": [embed_request("x", dimensions=8)]}, 'Unknown name "dimensions"'),
+    ({"requests": [embed_request("x", outputDimensionality=0)]}, "between 1 and 3072"),
+    ({"requests": [embed_request("x")] * 101}, "at most 100"),
+])
+def test_batch_embed_contents_validation(client, payload, message):
+    assert_google_error(client.post(EMBED, headers=KEY, json=payload), 400, "INVALID_ARGUMENT", message)
+    assert_google_error(client.post(EMBED, json={"requests": [embed_request("x")]}), 403, "PERMISSION_DENIED")

@@ -8,6 +8,7 @@
 use super::streams::fix_crcs;
 use super::{chunkings_with, json_close, must_parse, selector};
 use llm_gateway::llm::dialect::{self, StreamDecoder, StreamEncoder};
+use llm_gateway::llm::embeddings::{self, Target};
 use llm_gateway::llm::ir::{ClientDialect, ProviderDialect, ProviderError, StreamEvent, TranslateError};
 use llm_gateway::stream::sse::SseDecoder;
 
@@ -18,6 +19,14 @@ const ALL_CLIENTS: [ClientDialect; 3] = [ClientDialect::OpenAi, ClientDialect::A
 const PROVIDERS: [ProviderDialect; 4] =
     [ProviderDialect::OpenAi, ProviderDialect::Anthropic, ProviderDialect::Gemini, ProviderDialect::Bedrock];
 const STATUSES: [u16; 8] = [400, 401, 403, 404, 429, 500, 503, 529];
+/// Every translated embeddings API.
+const EMBEDDING_TARGETS: [Target; 5] = [
+    Target::Gemini,
+    Target::Titan { v2: false },
+    Target::Titan { v2: true },
+    Target::Cohere { v4: false },
+    Target::Cohere { v4: true },
+];
 
 fn client(bits: u8) -> ClientDialect {
     if bits & 1 == 0 {
@@ -56,6 +65,7 @@ fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
 /// a Responses request: every provider's encoding of it must be JSON).
 pub fn request_codecs(data: &[u8]) {
     let (sel, body) = selector(data);
+    embedding_requests(body);
     if let Ok(mut request) = dialect::decode_request(ClientDialect::Responses, body) {
         let _ = dialect::require_messages(ClientDialect::Responses, &request);
         request.model = "target-model".to_string();
@@ -90,9 +100,42 @@ pub fn request_codecs(data: &[u8]) {
     }
 }
 
+/// The body read as an OpenAI embeddings request: every target's encoding is JSON and
+/// carries every input.
+fn embedding_requests(body: &[u8]) {
+    let Ok(request) = embeddings::decode_request(body) else { return };
+    assert!(!request.inputs.is_empty(), "an admitted embeddings request has input");
+    for target in EMBEDDING_TARGETS {
+        let Ok(encoded) = embeddings::encode_request(target, "target-model", &request) else { continue };
+        let value = must_parse("an encoded embeddings request", &encoded);
+        let carried = match target {
+            Target::Gemini => value["requests"].as_array().map_or(0, Vec::len),
+            Target::Titan { .. } => usize::from(value["inputText"].is_string()),
+            Target::Cohere { .. } => value["texts"].as_array().map_or(0, Vec::len),
+        };
+        assert_eq!(carried, request.inputs.len(), "{target:?} request lost inputs: {value}");
+    }
+}
+
+/// The body read as every embeddings API's answer: a decoded one encodes as OpenAI's JSON with
+/// one item per vector, in float and in base64 (`f32` little-endian, so 4 bytes a value).
+fn embedding_responses(body: &[u8]) {
+    for target in EMBEDDING_TARGETS {
+        for expected in 1..=3 {
+            let Ok(answer) = embeddings::decode_response(target, body, expected) else { continue };
+            for base64 in [false, true] {
+                let value = must_parse("an embeddings answer", &embeddings::encode_response(&answer, "m", base64, 1));
+                let data = value["data"].as_array().map_or(0, Vec::len);
+                assert_eq!(data, expected, "{target:?} answer lost vectors: {value}");
+            }
+        }
+    }
+}
+
 /// Selector bits 0-1: the provider; bits 2-4: the error status. The rest: its response body.
 pub fn response_codecs(data: &[u8]) {
     let (sel, body) = selector(data);
+    embedding_responses(body);
     let provider = provider(sel);
     let status = STATUSES.get(usize::from((sel >> 2) & 7)).copied().unwrap_or(500);
     let error = dialect::decode_error(provider, status, body);

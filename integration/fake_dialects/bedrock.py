@@ -1,7 +1,31 @@
-"""Fake AWS Bedrock Runtime: Converse and ConverseStream.
+"""Fake AWS Bedrock Runtime: Converse and ConverseStream, and InvokeModel for embeddings.
 
     POST /model/{modelId}/converse          JSON
     POST /model/{modelId}/converse-stream   application/vnd.amazon.eventstream
+    POST /model/{modelId}/invoke            InvokeModel: Titan Text Embeddings and Cohere Embed
+
+InvokeModel (same authentication and ``x-fake-status``), by model id (a base id, an
+inference profile ``us.cohere.embed-v4:0`` or an ARN ending in one), validated like the model
+parameter pages of the Bedrock user guide (400 ValidationException; unknown keys:
+"extraneous key [k] is not permitted"):
+  amazon.titan-embed-text-v2:0   ``inputText`` (non-empty string), ``dimensions`` 256|512|1024,
+                                 ``normalize``, ``embeddingTypes`` -> ``{"embedding",
+                                 "inputTextTokenCount", "embeddingsByType": {"float"}}``
+  amazon.titan-embed-text-v1     ``inputText`` only -> ``{"embedding", "inputTextTokenCount"}``
+  cohere.embed-*-v3              ``texts`` (1-96 strings of at most 2048 characters),
+                                 ``input_type`` (required: search_document, search_query,
+                                 classification, clustering), ``truncate``, ``embedding_types``
+                                 -> ``{"embeddings": [[...]], "id", "response_type":
+                                 "embeddings_floats", "texts"}``
+  cohere.embed-v4:0              as v3 plus ``output_dimension`` 256|512|1024|1536 ->
+                                 ``{"embeddings": {"float": [[...]]}, "response_type":
+                                 "embeddings_by_type", ...}``
+  any other model                400 "Malformed input request" (as a chat model given an
+                                 embeddings body)
+Vectors: Titan v2 ``dimensions`` (default 1024), v1 1536, Cohere v3 1024, v4
+``output_dimension`` (default 1536), from SHA-256 of the text (integration/fake_dialects/_vectors.py).
+Tokens = words of the text(s); every answer has ``X-Amzn-Bedrock-Input-Token-Count`` (as
+Bedrock's InvokeModel answers have), Cohere's body has no count (Bedrock's has none either).
 
 ``modelId`` is one percent-encoded path segment (ARNs arrive as ``arn%3Aaws%3A...%2F...``).
 
@@ -72,6 +96,8 @@ import struct
 import time
 import zlib
 from urllib.parse import unquote
+
+from ._vectors import fake_vector
 
 PATH_RE = re.compile(r"^/model/(?P<model>[^/]+)/(?P<op>converse|converse-stream)$")
 EVENT_STREAM = "application/vnd.amazon.eventstream"
@@ -461,7 +487,96 @@ def validate(body) -> None:
 def route(method: str, path: str):
     if method == "POST" and PATH_RE.match(path):
         return converse
+    if method == "POST" and INVOKE_RE.match(path):
+        return invoke
     return None
+
+
+INVOKE_RE = re.compile(r"^/model/(?P<model>[^/]+)/invoke$")
+COHERE_INPUT_TYPES = {"search_document", "search_query", "classification", "clustering"}
+
+
+def _extraneous(body: dict, allowed: set) -> None:
+    for key in body:
+        if key not in allowed:
+            raise BedrockError(400, "ValidationException",
+                               f"Malformed input request: #: extraneous key [{key}] is not permitted, please reformat your input and try again.")
+
+
+def _invalid(message: str) -> BedrockError:
+    return BedrockError(400, "ValidationException", f"Malformed input request: {message}, please reformat your input and try again.")
+
+
+def _titan(body: dict, v2: bool) -> tuple[dict, int]:
+    _extraneous(body, {"inputText", "dimensions", "normalize", "embeddingTypes"} if v2 else {"inputText"})
+    text = body.get("inputText")
+    if not isinstance(text, str) or not text:
+        raise _invalid("#/inputText: expected minLength: 1")
+    size = body.get("dimensions", 1024) if v2 else 1536
+    if size not in (256, 512, 1024):
+        raise _invalid(f"#/dimensions: {size} is not a valid enum value")
+    vec = fake_vector(text, size)
+    tokens = _words(text)
+    answer = {"embedding": vec, "inputTextTokenCount": tokens}
+    if v2:
+        answer["embeddingsByType"] = {"float": vec}
+    return answer, tokens
+
+
+def _cohere(body: dict, v4: bool) -> tuple[dict, int]:
+    allowed = {"texts", "images", "input_type", "truncate", "embedding_types"}
+    if v4:
+        allowed |= {"inputs", "output_dimension", "max_tokens"}
+    _extraneous(body, allowed)
+    texts = body.get("texts")
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise _invalid("#/texts: expected an array of 1 to 96 strings")
+    if len(texts) > 96:
+        raise _invalid(f"#/texts: expected maxItems: 96, actual: {len(texts)}")
+    if any(len(t) > 2048 for t in texts) and not v4:
+        raise _invalid("#/texts: expected maxLength: 2048")
+    if body.get("input_type") not in COHERE_INPUT_TYPES:
+        raise _invalid("#: required key [input_type] not found" if "input_type" not in body
+                       else f"#/input_type: {body['input_type']} is not a valid enum value")
+    size = body.get("output_dimension", 1536) if v4 else 1024
+    if size not in (256, 512, 1024, 1536):
+        raise _invalid(f"#/output_dimension: {size} is not a valid enum value")
+    vectors = [fake_vector(t, size) for t in texts]
+    answer = {"id": f"fake-embed-{next(_ids)}", "texts": [t.lower() for t in texts]}
+    if v4:
+        answer.update(embeddings={"float": vectors}, response_type="embeddings_by_type")
+    else:
+        answer.update(embeddings=vectors, response_type="embeddings_floats")
+    return answer, sum(_words(t) for t in texts)
+
+
+def invoke(h, path: str, query: str, raw: bytes):
+    model_id = unquote(INVOKE_RE.match(path)["model"])
+    base = model_id.rsplit("/", 1)[-1]
+    try:
+        status = h.int_header("x-fake-status")
+        if status is not None and 100 <= status <= 599:
+            raise BedrockError(status, STATUS_ERRORS.get(status, "InternalServerException"),
+                               f"Fake error {status} (x-fake-status).")
+        check_auth(h, path, query, raw)
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise BedrockError(400, "SerializationException", "Request body is not valid JSON.")
+        if not isinstance(body, dict):
+            raise _invalid("#: expected type: JSONObject")
+        if "amazon.titan-embed-text-" in base:
+            answer, tokens = _titan(body, v2="titan-embed-text-v2" in base)
+        elif "cohere.embed-" in base:
+            answer, tokens = _cohere(body, v4="cohere.embed-v4" in base)
+        else:
+            raise BedrockError(400, "ValidationException", "Malformed input request, please reformat your input and try again.")
+    except BedrockError as err:
+        return send_error(h, err)
+    h.send_json(200, answer, {"x-amzn-RequestId": "fake-request-id",
+                              "X-Amzn-Bedrock-Input-Token-Count": str(tokens),
+                              "X-Amzn-Bedrock-Output-Token-Count": "0",
+                              "X-Amzn-Bedrock-Invocation-Latency": "42"})
 
 
 def _usage(body: dict, output_tokens: int, h, model_id: str) -> dict:

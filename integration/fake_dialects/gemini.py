@@ -52,6 +52,17 @@ Deterministic content (mirrors the OpenAI fake):
                    call part); candidatesTokenCount = 1 + words in the query.
   Every response has finishReason STOP, modelVersion = the model of the path, a responseId.
 
+Embeddings (``POST <prefix>/models/{model}:batchEmbedContents`` and ``:embedContent``), like
+the real API: ``batchEmbedContents`` takes ``{"requests": [EmbedContentRequest]}`` (1 to 100),
+each with ``model`` equal to ``models/{model}`` of the path, ``content.parts`` of text (non-empty
+text), optional ``taskType`` (RETRIEVAL_QUERY, RETRIEVAL_DOCUMENT, SEMANTIC_SIMILARITY,
+CLASSIFICATION, CLUSTERING, QUESTION_ANSWERING, FACT_VERIFICATION, CODE_RETRIEVAL_QUERY), ``title``
+and ``outputDimensionality`` (1..3072); unknown fields refused. Answer
+``{"embeddings": [{"values": [...]}]}`` in request order (``embedContent``:
+``{"embedding": {"values"}}``), no token counts (the real API reports none); each vector has
+``outputDimensionality`` values (default 3072), from SHA-256 of the text (its first 8 equal the
+OpenAI fake's vector of the same text).
+
 Streaming: one chunk per word of the reply (each with its following whitespace; they
 concatenate to the non-streamed reply), the thought part (if any) in a chunk of its own
 first, a function call whole in one chunk. Every chunk carries cumulative usageMetadata; the
@@ -66,6 +77,8 @@ import json
 import re
 import time
 from urllib.parse import parse_qs
+
+from ._vectors import fake_vector
 
 PATH_RE = re.compile(r"^(?P<prefix>.*)/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,63}$")
@@ -123,7 +136,81 @@ def _unknown(name: str, where: str) -> GeminiError:
 def route(method: str, path: str):
     if method == "POST" and PATH_RE.match(path):
         return endpoint
+    if method == "POST" and EMBED_RE.match(path):
+        return embed_endpoint
     return None
+
+
+EMBED_RE = re.compile(r"^(?P<prefix>.*)/models/(?P<model>[^/:]+):(?P<method>batchEmbedContents|embedContent)$")
+EMBED_FIELDS = {"model", "content", "taskType", "title", "outputDimensionality"}
+TASK_TYPES = {"RETRIEVAL_QUERY", "RETRIEVAL_DOCUMENT", "SEMANTIC_SIMILARITY", "CLASSIFICATION",
+              "CLUSTERING", "QUESTION_ANSWERING", "FACT_VERIFICATION", "CODE_RETRIEVAL_QUERY"}
+
+
+def embed_endpoint(h, path: str, query: str, raw: bytes):
+    m = EMBED_RE.match(path)
+    try:
+        status = h.int_header("x-fake-status")
+        if status is not None and 100 <= status <= 599:
+            raise GeminiError(status, f"Fake error {status} (x-fake-status).")
+        params = parse_qs(query)
+        key = (h.headers.get("x-goog-api-key") or "").strip() or (params.get("key") or [""])[0]
+        if not key:
+            raise GeminiError(403, "Method doesn't allow unregistered callers (callers without "
+                              "established identity). Please use API Key or other form of API "
+                              "consumer identity to call this API.", "PERMISSION_DENIED")
+        body = _parse(raw)
+        model = m.group("model")
+        if m.group("method") == "embedContent":
+            return h.send_json(200, {"embedding": {"values": _embed_one(body, model, "", single=True)}})
+        unknown = set(body) - {"requests"}
+        if unknown:
+            raise _unknown(sorted(unknown)[0], "")
+        requests = body.get("requests")
+        if not isinstance(requests, list) or not requests:
+            raise _bad("* BatchEmbedContentsRequest.requests: requests must not be empty.")
+        if len(requests) > 100:
+            raise _bad("* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch")
+        embeddings = [{"values": _embed_one(r, model, f"requests[{i}]", single=False)}
+                      for i, r in enumerate(requests)]
+        h.send_json(200, {"embeddings": embeddings})
+    except GeminiError as err:
+        h.send_json(err.code, err.body)
+    except (BrokenPipeError, ConnectionResetError):
+        h.close_connection = True
+
+
+def _embed_one(req, model: str, where: str, single: bool) -> list[float]:
+    if not isinstance(req, dict):
+        raise _bad(f"Invalid value at '{where}': expected an EmbedContentRequest object")
+    for name in req:
+        if name not in EMBED_FIELDS:
+            raise _unknown(name, where)
+    named = req.get("model")
+    if named is None and not single:
+        raise _bad(f"* BatchEmbedContentsRequest.{where}.model: model is required")
+    if named is not None and named != f"models/{model}":
+        raise _bad(f"* BatchEmbedContentsRequest.{where}.model: Model in the request ({named}) does not "
+                   f"match the model of the batch (models/{model}).")
+    content = req.get("content")
+    parts = content.get("parts") if isinstance(content, dict) else None
+    if not isinstance(parts, list) or not parts:
+        raise _bad(f"* BatchEmbedContentsRequest.{where}.content.parts: contents.parts must not be empty.")
+    texts = []
+    for part in parts:
+        if not isinstance(part, dict) or set(part) != {"text"} or not isinstance(part["text"], str):
+            raise _bad(f"* {where}.content.parts: only text parts can be embedded")
+        texts.append(part["text"])
+    text = " ".join(texts)
+    if not text.strip():
+        raise _bad(f"* BatchEmbedContentsRequest.{where}.content: text must not be empty")
+    task = req.get("taskType")
+    if task is not None and task not in TASK_TYPES:
+        raise _bad(f"Invalid value at '{where}.task_type' (type.googleapis.com/google.ai.generativelanguage.v1beta.TaskType), \"{task}\"")
+    size = req.get("outputDimensionality", 3072)
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 3072:
+        raise _bad(f"* {where}.output_dimensionality: must be between 1 and 3072")
+    return fake_vector(text, size)
 
 
 def endpoint(h, path: str, query: str, raw: bytes):

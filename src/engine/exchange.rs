@@ -2,13 +2,16 @@
 
 use super::meter::Meter;
 use super::reply::{GatewayError, LocalReply};
-use super::response::{Buffered, Observed, OpenAiSse, ResponseBody, Shape, ShapeEncoder, Substitute, Translated};
+use super::response::{
+    Buffered, EmbeddingsReply, Observed, OpenAiSse, ResponseBody, Shape, ShapeEncoder, Substitute, Translated,
+};
 use super::upstream::SigningPlan;
 use super::{HeaderOp, Operation, Quota};
 use crate::auth::Consumer;
 use crate::config::{Limits, Provider, ProviderKind};
 use crate::json_scan::{self, BodyFacts, Edit, InspectError, Member};
 use crate::llm::dialect::{self, StreamDecoder};
+use crate::llm::embeddings;
 use crate::llm::ir::{ClientDialect, ErrorKind, ProviderDialect, ProviderError, TranslateError};
 use crate::prompt::{take_selection, Context as PromptContext, PromptApi, Prompts, RawApi, TemplateUse};
 use crate::quota::fleet::{Descriptor, Verdict};
@@ -132,6 +135,8 @@ pub struct Exchange {
     pub(super) key_index: Option<usize>,
     /// This exchange is one attempt of a fallback chain (admitted downstream).
     pub(super) attempt: bool,
+    /// An embeddings request translated for Gemini or Bedrock: how to read the answer.
+    embeddings: Option<EmbeddingsReply>,
 }
 
 /// Where a response comes from, as Envoy's `response.code_details` tells.
@@ -191,6 +196,7 @@ impl Exchange {
             attempts: Vec::new(),
             key_index: None,
             attempt: false,
+            embeddings: None,
         }
     }
 
@@ -428,7 +434,11 @@ impl Exchange {
         // The prompt layer works on the IR, so configured prompts take the IR path even
         // when client and provider share a dialect.
         let prompts = prompts.filter(|_| self.operation == Some(Operation::Chat));
-        let result = if self.translates() || prompts.is_some() {
+        let translated_embeddings =
+            self.operation == Some(Operation::Embeddings) && route.dialect != ProviderDialect::OpenAi;
+        let result = if translated_embeddings {
+            self.translate_embeddings(&route, body, quota, now_ms)
+        } else if self.translates() || prompts.is_some() {
             self.translate_request(&route, body, media, quota, now_ms, prompts)
         } else {
             self.patch_request(&route, body, &facts, media, quota, now_ms)
@@ -647,6 +657,48 @@ impl Exchange {
         Ok(encoded)
     }
 
+    /// An OpenAI embeddings request in Gemini's or Bedrock's embeddings API
+    /// (`llm::embeddings`). Reserved like a passthrough embeddings request (no output cap);
+    /// the input estimate is the text's, for a provider that reports no tokens.
+    fn translate_embeddings(
+        &mut self,
+        route: &Route,
+        body: &[u8],
+        quota: Option<Quota<'_>>,
+        now_ms: u64,
+    ) -> Result<Vec<u8>, GatewayError> {
+        let Some(target) = embeddings::Target::of(route.dialect, &route.target_model) else {
+            // `Gateway::route` refuses these before the body.
+            return Err(GatewayError::UnsupportedOperation {
+                operation: "embeddings",
+                provider: route.provider.clone(),
+            });
+        };
+        let request = embeddings::decode_request(body).map_err(GatewayError::Translate)?;
+        let encoded =
+            embeddings::encode_request(target, &route.target_model, &request).map_err(GatewayError::Translate)?;
+        self.reserve(route, quota, &encoded, Media { count: 0, tokens_each: 0 }, None, now_ms)?;
+        self.input_estimate = estimate_tokens(request.text_bytes());
+        self.embeddings = Some(EmbeddingsReply {
+            target,
+            inputs: request.inputs.len(),
+            base64: request.base64,
+            header_tokens: None,
+            estimate: self.input_estimate,
+        });
+        Ok(encoded)
+    }
+
+    /// Bedrock's `x-amzn-bedrock-input-token-count` response header, read by the shell before
+    /// [`Exchange::on_response`]: the input tokens of an `InvokeModel` answer whose body has
+    /// none (Cohere Embed on Bedrock).
+    pub fn note_input_token_header(&mut self, value: Option<&str>) {
+        let tokens = value.and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(reply) = self.embeddings.as_mut() {
+            reply.header_tokens = tokens;
+        }
+    }
+
     /// Reserves the request's budget (when budgets apply). Returns the output cap the
     /// budget can pay for, when clamping lowered or set it.
     fn reserve(
@@ -786,6 +838,7 @@ impl Exchange {
         let counts_output = self.operation != Some(Operation::Embeddings);
         let client = self.client;
         let started_secs = self.started_ms / 1000;
+        let embeddings = self.embeddings.clone();
         let json = |translate: Option<Shape>, error_status: Option<u16>| {
             // A passthrough answer is held until it is known to be complete JSON.
             let hold = (translate.is_none() && error_status.is_none()).then_some(client);
@@ -801,6 +854,7 @@ impl Exchange {
                 responses_api,
                 fallback_model: route.target_model.clone(),
                 fallback_created: started_secs,
+                embeddings: embeddings.clone(),
             }))
         };
         let set_type = |value: &str| {
@@ -816,7 +870,9 @@ impl Exchange {
                 }
                 _ => Shape::Chat(self.client),
             };
-            if ok && is_stream {
+            // An embeddings answer is never a stream: one that claims to be is read as JSON
+            // (and refused as unreadable).
+            if ok && is_stream && self.embeddings.is_none() {
                 let created = self.started_ms / 1000;
                 self.body = ResponseBody::Translated(Box::new(Translated {
                     decoder: StreamDecoder::new(route.dialect),

@@ -18,6 +18,7 @@ pub use reply::{GatewayError, LocalReply};
 
 use crate::auth::{AuthOutcome, Consumer, Credentials, KeyHeader, TrustedConfig};
 use crate::config::{Config, ConfigError};
+use crate::llm::embeddings;
 use crate::llm::ir::{ClientDialect, ProviderDialect};
 use crate::quota::{Policy, Store};
 
@@ -347,11 +348,22 @@ impl Gateway {
         let target = route.pick(roll).ok_or_else(unknown)?;
         let provider = self.config.provider(target.provider).ok_or_else(unknown)?;
         let dialect = provider.kind.dialect();
+        // Embeddings: passed through to OpenAI-dialect providers, translated for Gemini and
+        // for Bedrock's Titan and Cohere embedding models (`llm::embeddings`).
         if operation == Operation::Embeddings && dialect != ProviderDialect::OpenAi {
-            return Err(GatewayError::UnsupportedOperation {
-                operation: operation.as_str(),
-                provider: provider.name.clone(),
-            });
+            if dialect == ProviderDialect::Anthropic {
+                return Err(GatewayError::UnsupportedOperation {
+                    operation: operation.as_str(),
+                    provider: provider.name.clone(),
+                });
+            }
+            if embeddings::Target::of(dialect, &target.model).is_none() {
+                return Err(GatewayError::Translate(crate::llm::ir::TranslateError::Unsupported {
+                    field: "model".to_string(),
+                    provider: "bedrock",
+                    detail: format!("`{}` is not an embeddings model: {}", route.name, embeddings::BEDROCK_MODELS),
+                }));
+            }
         }
         let upstream_path =
             upstream::path(provider, operation.upstream(provider.kind), &target.model, head.body_stream);

@@ -157,7 +157,7 @@ impl GatewayError {
                 (format!("Request body exceeds the gateway's limit of {limit} bytes"), None, Some("request_too_large"))
             }
             GatewayError::UnsupportedOperation { operation, provider } => (
-                format!("provider {provider:?} does not serve the {operation} API; route this model to an OpenAI-compatible provider"),
+                format!("provider {provider:?} does not serve the {operation} API; route this model to an OpenAI-compatible, Gemini or Bedrock (Titan, Cohere) embeddings model"),
                 Some("model".to_string()),
                 Some("unsupported_operation"),
             ),

@@ -3,6 +3,7 @@
 use super::meter::Meter;
 use crate::json_scan;
 use crate::llm::dialect::{self, StreamDecoder, StreamEncoder};
+use crate::llm::embeddings;
 use crate::llm::ir::{ChatResponse, ClientDialect, ErrorKind, Part, ProviderDialect, ProviderError, StreamEvent};
 use crate::llm::{openai, openai_responses};
 use crate::prompt::{prompt_response, PromptStreamEncoder, TemplateUse};
@@ -82,6 +83,40 @@ pub struct Buffered {
     /// Unix seconds the request started, for a translated answer without a creation time
     /// (Anthropic's, Bedrock's).
     pub fallback_created: u64,
+    /// A translated embeddings answer (Gemini, Bedrock) instead of a chat one.
+    pub embeddings: Option<EmbeddingsReply>,
+}
+
+/// What a translated embeddings answer needs: the request's shape and how to count it.
+#[derive(Debug, Clone)]
+pub struct EmbeddingsReply {
+    pub target: embeddings::Target,
+    /// How many vectors the answer must hold.
+    pub inputs: usize,
+    /// The client asked for `encoding_format: "base64"`.
+    pub base64: bool,
+    /// Input tokens Bedrock reported in a response header (`x-amzn-bedrock-input-token-count`).
+    pub header_tokens: Option<u64>,
+    /// The gateway's estimate of the input tokens, for a provider that reports none (Gemini).
+    pub estimate: u64,
+}
+
+impl EmbeddingsReply {
+    /// The OpenAI answer, or the error the client gets; reported tokens go to the meter (the
+    /// estimate is what `Exchange::finish` records, marked estimated, when none came).
+    fn answer(&self, meter: &mut Meter, body: &[u8], model: &str, shape: &Shape) -> Vec<u8> {
+        match embeddings::decode_response(self.target, body, self.inputs) {
+            Ok(answer) => {
+                let reported = answer.input_tokens.or(self.header_tokens);
+                if let Some(tokens) = reported {
+                    let usage = crate::usage::Usage { input: Some(tokens), output: Some(0), ..Default::default() };
+                    meter.report(&usage);
+                }
+                embeddings::encode_response(&answer, model, self.base64, reported.unwrap_or(self.estimate))
+            }
+            Err(error) => shape.error(&error),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -349,14 +384,19 @@ impl Buffered {
             (Some(shape), None) => {
                 if self.overflowed {
                     // The client gets an error, but the provider generated (and bills) what it
-                    // sent: estimated from the bytes.
-                    meter.generated(self.seen, 0);
+                    // sent: estimated from the bytes (vectors are not output tokens).
+                    if self.counts_output {
+                        meter.generated(self.seen, 0);
+                    }
                     let error = crate::llm::ir::ProviderError {
                         kind: crate::llm::ir::ErrorKind::Server,
                         status: 502,
                         message: format!("provider response exceeds the gateway's limit of {max_copy} bytes"),
                     };
                     return Some(shape.error(&error));
+                }
+                if let Some(reply) = &self.embeddings {
+                    return Some(reply.answer(meter, &body, &self.fallback_model, shape));
                 }
                 match dialect::decode_response(self.provider, &body) {
                     Ok(mut response) => {

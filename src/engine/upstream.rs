@@ -16,6 +16,8 @@ pub fn path(provider: &Provider, operation: Operation, model: &str, stream: bool
     };
     match provider.kind {
         ProviderKind::Anthropic => format!("{base}/messages"),
+        ProviderKind::Gemini if operation == Operation::Embeddings => gemini::batch_embed_path(base, model),
+        ProviderKind::Bedrock if operation == Operation::Embeddings => bedrock::invoke_path(model),
         ProviderKind::Gemini => gemini::upstream_path(base, model, stream),
         ProviderKind::Bedrock => bedrock::upstream_path(model, stream),
         ProviderKind::AzureOpenAi => {

@@ -2,6 +2,7 @@
 pub mod anthropic;
 pub mod bedrock;
 pub mod dialect;
+pub mod embeddings;
 pub mod gemini;
 pub mod ir;
 pub mod openai;

@@ -72,3 +72,9 @@ pub fn upstream_path(model_id: &str, stream: bool) -> String {
     let op = if stream { "converse-stream" } else { "converse" };
     format!("/model/{}/{op}", sigv4::uri_encode(model_id, false))
 }
+
+/// The upstream `:path` of an `InvokeModel` call (embeddings): `/model/{modelId}/invoke`, the
+/// model id encoded as in [`upstream_path`].
+pub fn invoke_path(model_id: &str) -> String {
+    format!("/model/{}/invoke", sigv4::uri_encode(model_id, false))
+}

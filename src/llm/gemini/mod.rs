@@ -58,6 +58,14 @@ pub fn upstream_path(base_path: &str, model: &str, stream: bool) -> String {
     path
 }
 
+/// The upstream `:path` of an embeddings call: `{base}/models/{model}:batchEmbedContents`
+/// (the model id encoded as in [`upstream_path`]).
+pub fn batch_embed_path(base_path: &str, model: &str) -> String {
+    let path = upstream_path(base_path, model, false);
+    let model_path = path.strip_suffix(":generateContent").unwrap_or(&path);
+    format!("{model_path}:batchEmbedContents")
+}
+
 fn hex_digit(n: u8) -> char {
     char::from(if n < 10 { b'0' + n } else { b'A' + n - 10 })
 }
