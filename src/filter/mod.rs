@@ -520,8 +520,10 @@ impl HttpContext for Stream {
             exchange.record_attempts(attempts, answered, self.gateway.quota(&SharedStore));
             apply(MapType::HttpResponseHeaders, HeaderOp::Remove(crate::engine::RETRY_HEADER.to_string()));
         }
-        exchange
-            .note_input_token_header(response_header(crate::llm::embeddings::BEDROCK_INPUT_TOKENS_HEADER).as_deref());
+        if exchange.reads_input_token_header() {
+            let tokens = response_header(crate::llm::embeddings::BEDROCK_INPUT_TOKENS_HEADER);
+            exchange.note_input_token_header(tokens.as_deref());
+        }
         let mut ops = exchange.on_response(status, content_type.as_deref(), &origin, end_of_stream);
         if let Some(line) = exchange.take_log_line() {
             host::log(LogLevel::Warn, &line);
