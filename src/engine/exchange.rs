@@ -689,15 +689,15 @@ impl Exchange {
         Ok(encoded)
     }
 
-    /// Bedrock's `x-amzn-bedrock-input-token-count` response header, read by the shell before
-    /// [`Exchange::on_response`]: the input tokens of an `InvokeModel` answer whose body has
-    /// none (Cohere Embed on Bedrock).
-    /// Whether the shell should read that header (a host call, so only for translated
-    /// embeddings).
+    /// Whether the shell should read Bedrock's input-token header (a host call, so only for
+    /// translated embeddings).
     pub fn reads_input_token_header(&self) -> bool {
         self.embeddings.is_some()
     }
 
+    /// Bedrock's `x-amzn-bedrock-input-token-count` response header, read by the shell before
+    /// [`Exchange::on_response`]: the input tokens of an `InvokeModel` answer whose body has
+    /// none (Cohere Embed on Bedrock).
     pub fn note_input_token_header(&mut self, value: Option<&str>) {
         let tokens = value.and_then(|v| v.trim().parse::<u64>().ok());
         if let Some(reply) = self.embeddings.as_mut() {
