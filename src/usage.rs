@@ -34,6 +34,10 @@ pub struct Usage {
     /// Input tokens written to the provider's prompt cache (a subset of `input`;
     /// Anthropic `cache_creation_input_tokens`).
     pub cache_write: Option<u64>,
+    /// Of `cache_write`, the tokens written with a 1-hour TTL (priced above 5-minute writes;
+    /// Anthropic `cache_creation.ephemeral_1h_input_tokens`, Bedrock `cacheDetails` with
+    /// `ttl: "1h"`). `None` when the provider reports no split.
+    pub cache_write_1h: Option<u64>,
     /// Output tokens spent on reasoning (a subset of `output`).
     pub reasoning: Option<u64>,
     pub source: UsageSource,
