@@ -534,7 +534,10 @@ fn one_hour_cache_writes_are_read_and_written_back() {
     let ir = decode_response(&fixture("response_cache_1h.json")).unwrap();
     assert_eq!(ir.usage, one_hour_cache_usage(12));
     let back: Value = serde_json::from_slice(&encode_response(&ir)).unwrap();
-    assert_eq!(back["usage"]["cache_creation"], json!({"ephemeral_5m_input_tokens": 250, "ephemeral_1h_input_tokens": 750}));
+    assert_eq!(
+        back["usage"]["cache_creation"],
+        json!({"ephemeral_5m_input_tokens": 250, "ephemeral_1h_input_tokens": 750})
+    );
     // Streams: message_start has the split, message_delta leaves it out; it survives.
     let events = decode_every_split(&fixture("stream_cache_1h.sse"));
     assert_eq!(essence(&events).1.unwrap(), one_hour_cache_usage(4));

@@ -386,8 +386,9 @@ impl PriceTable {
         let mut prices = HashMap::new();
         for (provider, p) in raw.providers {
             for (model, entry) in p.models {
-                let price =
-                    entry.validate(&model).map_err(|(field, e)| format!("prices.json: {provider}.{model}.{field}: {e}"))?;
+                let price = entry
+                    .validate(&model)
+                    .map_err(|(field, e)| format!("prices.json: {provider}.{model}.{field}: {e}"))?;
                 if prices.insert(model.clone(), price).is_some() {
                     return Err(format!("prices.json: model {model:?} is listed twice"));
                 }

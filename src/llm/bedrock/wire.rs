@@ -89,10 +89,8 @@ impl TokenUsage {
         let written = self.cache_write_input_tokens;
         // Of the writes, those with a 1-hour TTL (a subset, whatever the details say).
         let written_1h = self.cache_details.as_ref().map(|details| {
-            let one_hour = details
-                .iter()
-                .filter(|d| d.ttl == "1h")
-                .fold(0u64, |sum, d| sum.saturating_add(d.input_tokens));
+            let one_hour =
+                details.iter().filter(|d| d.ttl == "1h").fold(0u64, |sum, d| sum.saturating_add(d.input_tokens));
             one_hour.min(written.unwrap_or(one_hour))
         });
         Usage {
