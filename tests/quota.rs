@@ -940,3 +940,18 @@ fn max_unlisted_consumers_is_validated() {
     );
     assert_eq!(validate_quota("quota", None, &plans).unwrap().max_unlisted_consumers, 10_000);
 }
+
+#[test]
+fn a_one_hour_cache_write_answer_costs_the_table_figure() {
+    use llm_gateway::llm::{dialect::decode_response, ir::ProviderDialect};
+    // The passthrough path reads an Anthropic answer's usage with the dialect's decoder.
+    let body =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/anthropic/response_cache_1h.json")).unwrap();
+    let usage = decode_response(ProviderDialect::Anthropic, &body).unwrap().usage;
+    let counts = TokenCounts::from_usage(&usage, TokenCounts::default());
+    assert_eq!((counts.input, counts.cache_write, counts.cache_write_1h, counts.output), (1020, 1000, 750, 12));
+    let table = PriceTable::builtin().unwrap();
+    // 20 fresh * $3 + 250 5-minute writes * $3.75 + 750 1-hour writes * $6 + 12 * $15 per million:
+    // 60 + 937.5 + 4500 + 180 = 5677.5 micro-USD, rounded up once.
+    assert_eq!(table.get("claude-sonnet-4-5-20250929").unwrap().cost(&counts), 5678);
+}
