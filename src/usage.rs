@@ -58,6 +58,7 @@ impl Usage {
             ("output", self.output),
             ("cached_input", self.cached_input),
             ("cache_write", self.cache_write),
+            ("cache_write_1h", self.cache_write_1h),
             ("reasoning", self.reasoning),
         ]
         .into_iter()
@@ -69,4 +70,16 @@ impl Usage {
 /// English per token for current BPE vocabularies. Never zero for non-empty text.
 pub fn estimate_tokens(text_bytes: usize) -> u64 {
     (text_bytes as u64).div_ceil(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_hour_cache_writes_are_a_token_type_of_their_own() {
+        let u = Usage { input: Some(1020), cache_write: Some(1000), cache_write_1h: Some(750), ..Usage::default() };
+        let types: Vec<_> = u.by_type().collect();
+        assert_eq!(types, [("input", 1020), ("cache_write", 1000), ("cache_write_1h", 750)]);
+    }
 }
