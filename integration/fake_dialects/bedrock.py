@@ -48,7 +48,8 @@ Deterministic content (same conventions as the OpenAI fake):
   is remembered per model; a request reads the longest remembered prefix it starts with, ending
   at any block boundary up to its last point (Bedrock and Anthropic look back for hits before a
   breakpoint), cacheReadInputTokens = its tokens, and writes the rest up to its last point
-  (cacheWriteInputTokens). Tokens of a prefix: its words plus 2 per message begun.
+  (cacheWriteInputTokens; the tokens each point closes take its TTL, in cacheDetails). Tokens of
+  a prefix: its words plus 2 per message begun.
 
 Streaming: messageStart, (text) one contentBlockDelta per word piece (they concatenate to the
 reply) or (tool) contentBlockStart + two input fragments, contentBlockStop, messageStop,
