@@ -70,6 +70,23 @@ def test_message_shape_and_usage(client):
     assert m["usage"]["input_tokens"] == 4 + 6 + 6
     assert m["usage"]["output_tokens"] == 4
     assert m["usage"]["cache_read_input_tokens"] == 0
+    assert m["usage"]["cache_creation"] == {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}
+
+
+def test_cache_writes_by_ttl(client):
+    """Writes are 1-hour ones when every breakpoint asks for 1h, else x-fake-cache-write-1h of them."""
+    def split(system_ttls, **extra):
+        system = [{"type": "text", "text": f"part {i}", "cache_control": {"type": "ephemeral", **ttl}}
+                  for i, ttl in enumerate(system_ttls)]
+        r = client.post(URL, json=body(system=system), headers={**KEY, "x-fake-cache-write": "10", **extra})
+        assert r.status_code == 200, r.text
+        u = r.json()["usage"]
+        assert u["cache_creation_input_tokens"] == 10
+        return u["cache_creation"]["ephemeral_1h_input_tokens"], u["cache_creation"]["ephemeral_5m_input_tokens"]
+
+    assert split([{"ttl": "1h"}, {"ttl": "1h"}]) == (10, 0)
+    assert split([{"ttl": "1h"}, {}]) == (0, 10)
+    assert split([{"ttl": "1h"}, {"ttl": "5m"}], **{"x-fake-cache-write-1h": "4"}) == (4, 6)
 
 
 def test_sdk_parses_message_and_stream(sdk):

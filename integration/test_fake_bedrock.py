@@ -230,7 +230,12 @@ def test_tool_call_control_and_cache_usage(client):
     assert j["stopReason"] == "tool_use"
     # all input = 2 words + 2 = 4; cache read 2 + write 1 excluded from inputTokens
     assert j["usage"] == {"inputTokens": 1, "outputTokens": 3, "totalTokens": 7,
-                          "cacheReadInputTokens": 2, "cacheWriteInputTokens": 1}
+                          "cacheReadInputTokens": 2, "cacheWriteInputTokens": 1,
+                          "cacheDetails": [{"inputTokens": 1, "ttl": "5m"}]}
+    # x-fake-cache-write-1h: that many of the writes have the 1-hour TTL, listed first.
+    r = client.post(path_for("m.x-v1:0"), json=body_of("find jazz"),
+                    headers={**BEARER, "x-fake-cache-write": "3", "x-fake-cache-write-1h": "2"})
+    assert r.json()["usage"]["cacheDetails"] == [{"inputTokens": 2, "ttl": "1h"}, {"inputTokens": 1, "ttl": "5m"}]
 
 
 def test_stream_text(client):

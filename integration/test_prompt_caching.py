@@ -8,6 +8,8 @@ survive translation").
 - The IR path of same-dialect pairs (taken when prompts are configured): Anthropic keeps its
   `cache_control`, OpenAI its `prompt_cache_key` / `prompt_cache_retention`.
 - Cached-token usage from every provider reaches both client dialects and the price table.
+- 1-hour cache writes (Anthropic `cache_creation`, Bedrock `cacheDetails`) are booked at the
+  table's `cache_write_1h`, in the access log's cost.
 """
 
 from __future__ import annotations
@@ -57,14 +59,16 @@ def price(model: str) -> dict:
     raise AssertionError(f"no price for {model}")
 
 
-def expected_cost(model: str, fresh: int, read: int, write: int, output: int) -> int:
+def expected_cost(model: str, fresh: int, read: int, write: int, output: int, write_1h: int = 0) -> int:
     """The price table's rule, written independently: USD per million tokens, cached input and
-    cache writes at the input price where the table has none, rounded up to whole micro-USD."""
+    cache writes at the input price where the table has none, 1-hour writes (`write_1h` of the
+    `write`) at `cache_write_1h`, rounded up to whole micro-USD."""
     p = price(model)
     rate = {k: Decimal(p.get(k, p["input"] if k != "output" else p["output"])) for k in
             ("input", "cached_input", "cache_write", "output")}
-    usd = (fresh * rate["input"] + read * rate["cached_input"] + write * rate["cache_write"]
-           + output * rate["output"]) / Decimal(1_000_000)
+    rate_1h = Decimal(p["cache_write_1h"]) if write_1h else Decimal(0)
+    usd = (fresh * rate["input"] + read * rate["cached_input"] + (write - write_1h) * rate["cache_write"]
+           + write_1h * rate_1h + output * rate["output"]) / Decimal(1_000_000)
     return math.ceil(usd * 1_000_000)
 
 
@@ -104,14 +108,20 @@ def claude_code_request(tag: str, turns: list[str]) -> dict:
 
 
 def claude_call(gw, stream: bool, body: dict):
+    """The answer and its cache writes by TTL (`usage.cache_creation`). A translated stream
+    learns the usage at its end and reports it in `message_delta`, whose usage the SDK's
+    accumulated message does not take `cache_creation` from: read it off that event."""
     client = anthropic.Anthropic(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0)
     if stream:
         with client.messages.stream(model="c-bedrock", **body) as s:
-            text = "".join(s.text_stream)
+            events = list(s)
             message = s.get_final_message()
+        text = "".join(e.delta.text for e in events if e.type == "content_block_delta" and e.delta.type == "text_delta")
         assert message.content[0].text == text
-        return message
-    return client.messages.create(model="c-bedrock", **body)
+        delta = next(e for e in events if e.type == "message_delta")
+        return message, (delta.usage.model_extra or {}).get("cache_creation")
+    message = client.messages.create(model="c-bedrock", **body)
+    return message, message.usage.cache_creation.model_dump() if message.usage.cache_creation else None
 
 
 def words(text: str) -> int:
@@ -125,7 +135,7 @@ def test_claude_code_through_the_gateway_to_bedrock_keeps_prompt_caching(gw, fak
     turn2 = turn1 + ["fix it please"]
 
     before = len(gw.access_log_lines())
-    first = claude_call(gw, stream, claude_code_request(tag, turn1))
+    first, split1 = claude_call(gw, stream, claude_code_request(tag, turn1))
     sent = fake_requests.last()
     assert "/converse" in sent["path"] and BEDROCK_CLAUDE.replace(":", "%3A") in sent["path"]
     body = sent["body"]
@@ -141,21 +151,70 @@ def test_claude_code_through_the_gateway_to_bedrock_keeps_prompt_caching(gw, fak
     assert first.usage.cache_creation_input_tokens == written1
     assert first.usage.cache_read_input_tokens in (0, None)
     assert first.usage.input_tokens == 0, "every input token went to the cache"
+    # The system's 1-hour point closes the system texts: those are 1-hour writes, the turn's
+    # tokens (closed by the last, 5-minute point) are 5-minute ones.
+    assert split1 == {"ephemeral_5m_input_tokens": written1 - system_words, "ephemeral_1h_input_tokens": system_words}
     out1 = first.usage.output_tokens
-    assert logged_cost(gw, before) == expected_cost(BEDROCK_CLAUDE, 0, 0, written1, out1)
+    assert logged_cost(gw, before) == expected_cost(BEDROCK_CLAUDE, 0, 0, written1, out1, write_1h=system_words)
 
     before = len(gw.access_log_lines())
-    second = claude_call(gw, stream, claude_code_request(tag, turn2))
+    second, split2 = claude_call(gw, stream, claude_code_request(tag, turn2))
     body = fake_requests.last()["body"]
     assert [b for b in body["messages"][0]["content"] if "cachePoint" in b] == [], "the breakpoint moved on"
     total2 = system_words + 3 * 2 + words(turn2[0]) + words(f"echo: {turn2[0]}") + words(turn2[1])
     assert second.usage.cache_read_input_tokens == written1, "turn 2 reads what turn 1 wrote"
     assert second.usage.cache_creation_input_tokens == total2 - written1
     assert second.usage.input_tokens == 0
+    assert split2 == {"ephemeral_5m_input_tokens": total2 - written1, "ephemeral_1h_input_tokens": 0}
     cost2 = logged_cost(gw, before)
     assert cost2 == expected_cost(BEDROCK_CLAUDE, 0, written1, total2 - written1, second.usage.output_tokens)
     uncached = expected_cost(BEDROCK_CLAUDE, total2, 0, 0, second.usage.output_tokens)
     assert cost2 < uncached, (cost2, uncached)
+
+
+ONE_HOUR_SYSTEM = [{"type": "text", "text": "a long and stable system prompt",
+                    "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("client_kind", ["anthropic", "openai"])
+def test_one_hour_cache_writes_cost_the_one_hour_price(gw, client_kind, stream):
+    """Anthropic answers a 1-hour breakpoint with 1-hour writes (usage.cache_creation); the
+    gateway books them at the table's cache_write_1h (2x input), not at the 5-minute price, for
+    the Anthropic client (passthrough) and the OpenAI client (translated) alike."""
+    written = 40
+    headers = {"x-fake-cache-write": str(written)}
+    before = len(gw.access_log_lines())
+    if client_kind == "anthropic":
+        client = anthropic.Anthropic(base_url=gw.base_url, api_key=CLIENT_KEY, max_retries=0,
+                                     default_headers=headers)
+        body = {"model": "c-claude", "max_tokens": 50, "system": ONE_HOUR_SYSTEM,
+                "messages": [{"role": "user", "content": PROMPT}]}
+        if stream:
+            with client.messages.stream(**body) as s:
+                message = s.get_final_message()
+        else:
+            message = client.messages.create(**body)
+        u = message.usage
+        assert (u.cache_creation_input_tokens, u.cache_creation.ephemeral_1h_input_tokens) == (written, written)
+        fresh, output = u.input_tokens, u.output_tokens
+    else:
+        client = openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=CLIENT_KEY, max_retries=0,
+                               default_headers=headers)
+        messages = [{"role": "system", "content": ONE_HOUR_SYSTEM[0]["text"]}, {"role": "user", "content": PROMPT}]
+        # OpenAI's chat API has no cache_control; the Anthropic fake's x-fake-cache-write-1h stands
+        # for the breakpoint an Anthropic request would carry.
+        client = client.with_options(default_headers={**headers, "x-fake-cache-write-1h": str(written)})
+        if stream:
+            chunks = list(client.chat.completions.create(model="c-claude", messages=messages, stream=True,
+                                                         stream_options={"include_usage": True}))
+            usage = chunks[-1].usage
+        else:
+            usage = client.chat.completions.create(model="c-claude", messages=messages).usage
+        fresh, output = usage.prompt_tokens - written, usage.completion_tokens
+    cost = logged_cost(gw, before)
+    assert cost == expected_cost("claude-sonnet-4-5", fresh, 0, written, output, write_1h=written)
+    assert cost > expected_cost("claude-sonnet-4-5", fresh, 0, written, output), "dearer than 5-minute writes"
 
 
 def test_anthropic_ir_path_keeps_cache_control(shared_gateway, fake_requests):

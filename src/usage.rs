@@ -34,6 +34,10 @@ pub struct Usage {
     /// Input tokens written to the provider's prompt cache (a subset of `input`;
     /// Anthropic `cache_creation_input_tokens`).
     pub cache_write: Option<u64>,
+    /// Of `cache_write`, the tokens written with a 1-hour TTL (priced above 5-minute writes;
+    /// Anthropic `cache_creation.ephemeral_1h_input_tokens`, Bedrock `cacheDetails` with
+    /// `ttl: "1h"`). `None` when the provider reports no split.
+    pub cache_write_1h: Option<u64>,
     /// Output tokens spent on reasoning (a subset of `output`).
     pub reasoning: Option<u64>,
     pub source: UsageSource,
@@ -54,6 +58,7 @@ impl Usage {
             ("output", self.output),
             ("cached_input", self.cached_input),
             ("cache_write", self.cache_write),
+            ("cache_write_1h", self.cache_write_1h),
             ("reasoning", self.reasoning),
         ]
         .into_iter()
@@ -65,4 +70,16 @@ impl Usage {
 /// English per token for current BPE vocabularies. Never zero for non-empty text.
 pub fn estimate_tokens(text_bytes: usize) -> u64 {
     (text_bytes as u64).div_ceil(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_hour_cache_writes_are_a_token_type_of_their_own() {
+        let u = Usage { input: Some(1020), cache_write: Some(1000), cache_write_1h: Some(750), ..Usage::default() };
+        let types: Vec<_> = u.by_type().collect();
+        assert_eq!(types, [("input", 1020), ("cache_write", 1000), ("cache_write_1h", 750)]);
+    }
 }

@@ -491,6 +491,7 @@ fn response_usage_and_stop_mapping() {
             output: Some(503),
             cached_input: Some(2051),
             cache_write: Some(2051),
+            cache_write_1h: Some(0),
             reasoning: None,
             source: UsageSource::Reported
         }
@@ -513,6 +514,41 @@ fn response_usage_and_stop_mapping() {
         assert_eq!(decode_response(body.to_string().as_bytes()).unwrap().stop_reason, Some(want), "{wire}");
     }
     assert!(decode_response(b"<html>").is_err());
+}
+
+/// The usage shape of a mixed-TTL cache write (the prompt-caching guide's `cache_creation`).
+fn one_hour_cache_usage(output: u64) -> Usage {
+    Usage {
+        input: Some(20 + 1000),
+        output: Some(output),
+        cached_input: Some(0),
+        cache_write: Some(1000),
+        cache_write_1h: Some(750),
+        reasoning: None,
+        source: UsageSource::Reported,
+    }
+}
+
+#[test]
+fn one_hour_cache_writes_are_read_and_written_back() {
+    let ir = decode_response(&fixture("response_cache_1h.json")).unwrap();
+    assert_eq!(ir.usage, one_hour_cache_usage(12));
+    let back: Value = serde_json::from_slice(&encode_response(&ir)).unwrap();
+    assert_eq!(
+        back["usage"]["cache_creation"],
+        json!({"ephemeral_5m_input_tokens": 250, "ephemeral_1h_input_tokens": 750})
+    );
+    // Streams: message_start has the split, message_delta leaves it out; it survives.
+    let events = decode_every_split(&fixture("stream_cache_1h.sse"));
+    assert_eq!(essence(&events).1.unwrap(), one_hour_cache_usage(4));
+    let sse = encode_str(&events);
+    let delta = data_of(&sse).into_iter().find(|d| d["type"] == "message_delta").unwrap();
+    assert_eq!(delta["usage"]["cache_creation"]["ephemeral_1h_input_tokens"], 750);
+    // A split larger than all writes is held to the writes.
+    let body = json!({"id": "m", "model": "x", "content": [], "stop_reason": "end_turn", "usage": {
+        "input_tokens": 1, "output_tokens": 1, "cache_creation_input_tokens": 10,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 99}}});
+    assert_eq!(decode_response(body.to_string().as_bytes()).unwrap().usage.cache_write_1h, Some(10));
 }
 
 #[test]
@@ -685,6 +721,7 @@ fn stream_decode_specifics() {
             output: Some(142),
             cached_input: Some(12000),
             cache_write: Some(1800),
+            cache_write_1h: None,
             reasoning: Some(97),
             source: UsageSource::Reported
         }

@@ -274,6 +274,7 @@ fn decode_responses() {
             output: Some(48),
             cached_input: Some(1024),
             cache_write: Some(1024),
+            cache_write_1h: None,
             reasoning: None,
             source: UsageSource::Reported
         }
@@ -282,6 +283,38 @@ fn decode_responses() {
     let tool = decode_response(&fixture("converse_tool_use.json")).unwrap();
     assert_eq!(tool.stop_reason, Some(StopReason::ToolCalls));
     assert!(matches!(&tool.content[0], Part::ToolCall(c) if c.arguments == r#"{"sign":"WZPZ"}"#));
+}
+
+/// `cacheDetails` (API reference `CacheDetail`): 1200 of the 1500 written tokens have a 1-hour TTL.
+fn one_hour_cache_usage(output: u64) -> Usage {
+    Usage {
+        input: Some(20 + 1500),
+        output: Some(output),
+        cached_input: Some(0),
+        cache_write: Some(1500),
+        cache_write_1h: Some(1200),
+        reasoning: None,
+        source: UsageSource::Reported,
+    }
+}
+
+#[test]
+fn one_hour_cache_writes_are_read() {
+    let resp = decode_response(&fixture("converse_cache_1h.json")).unwrap();
+    golden("converse_cache_1h.txt", &format!("{resp:#?}\n"));
+    assert_eq!(resp.usage, one_hour_cache_usage(12));
+    let ev = stream_case("stream_cache_1h");
+    assert!(ev.contains(&StreamEvent::Usage(one_hour_cache_usage(4))), "{ev:?}");
+    // Details without a 1-hour entry: no 1-hour writes; more than all writes: held to them.
+    let usage = |details: &str| {
+        let body = format!(
+            r#"{{"output": {{"message": {{"role": "assistant", "content": []}}}}, "stopReason": "end_turn",
+                "usage": {{"inputTokens": 1, "outputTokens": 1, "cacheWriteInputTokens": 10, "cacheDetails": {details}}}}}"#
+        );
+        decode_response(body.as_bytes()).unwrap().usage.cache_write_1h
+    };
+    assert_eq!(usage(r#"[{"inputTokens": 10, "ttl": "5m"}]"#), Some(0));
+    assert_eq!(usage(r#"[{"inputTokens": 99, "ttl": "1h"}]"#), Some(10));
 }
 
 #[test]
@@ -372,6 +405,7 @@ fn stream_tool_use() {
         output: Some(88),
         cached_input: Some(256),
         cache_write: Some(0),
+        cache_write_1h: None,
         reasoning: None,
         source: UsageSource::Reported,
     })));

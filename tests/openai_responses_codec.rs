@@ -230,6 +230,7 @@ fn usage(input: u64, output: u64) -> Usage {
         output: Some(output),
         cached_input: Some(3),
         cache_write: None,
+        cache_write_1h: None,
         reasoning: Some(2),
         source: UsageSource::Reported,
     }

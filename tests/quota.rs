@@ -29,6 +29,7 @@ fn flat_price(input: &str, output: &str) -> Price {
         output: parse_micros(output).unwrap(),
         cached_input: parse_micros(input).unwrap(),
         cache_write: parse_micros(input).unwrap(),
+        cache_write_1h: parse_micros(input).unwrap(),
         reasoning: parse_micros(output).unwrap(),
     };
     Price { rates, long_context: None }
@@ -164,11 +165,12 @@ fn cached_cache_write_and_reasoning_tokens_use_their_rates() {
         r#"{"input": "3", "output": "15", "cached_input": "0.30", "cache_write": "3.75", "reasoning": "20"}"#,
     )
     .unwrap();
-    let p = raw.validate().unwrap();
+    let p = raw.validate("my-model").unwrap();
     let c = TokenCounts {
         input: 1_000_000,
         cached_input: 400_000,
         cache_write: 100_000,
+        cache_write_1h: 0,
         output: 200_000,
         reasoning: 50_000,
     };
@@ -177,9 +179,57 @@ fn cached_cache_write_and_reasoning_tokens_use_their_rates() {
     assert_eq!(p.cost(&c), expected);
     // Defaults: cached and cache writes at the input price, reasoning at the output price.
     let plain: RawPrice = serde_json::from_str(r#"{"input": "1", "output": "2"}"#).unwrap();
-    let plain = plain.validate().unwrap();
+    let plain = plain.validate("my-model").unwrap();
     assert_eq!(plain.rates.cached_input, 1_000_000);
     assert_eq!(plain.rates.reasoning, 2_000_000);
+}
+
+#[test]
+fn one_hour_cache_writes_cost_their_own_rate() {
+    // claude-sonnet-4-5 (built-in table): input $3, 5-minute writes $3.75, 1-hour writes $6.
+    let table = PriceTable::builtin().unwrap();
+    let sonnet = table.get("claude-sonnet-4-5-20250929").unwrap();
+    assert_eq!((sonnet.rates.cache_write, sonnet.rates.cache_write_1h), (3_750_000, 6_000_000));
+    let c = TokenCounts {
+        input: 1_000_000,
+        cache_write: 300_000,
+        cache_write_1h: 200_000,
+        output: 10_000,
+        ..TokenCounts::default()
+    };
+    // 700k fresh * 3 + 100k 5-minute writes * 3.75 + 200k 1-hour writes * 6 + 10k * 15 (micro-USD)
+    assert_eq!(sonnet.cost(&c), 2_100_000 + 375_000 + 1_200_000 + 150_000);
+    // A 1-hour count above all writes is held to the writes (it is their subset).
+    let over = TokenCounts { cache_write_1h: 900_000, ..c };
+    assert_eq!(sonnet.cost(&over), 2_100_000 + 300_000 * 6 + 150_000);
+    // Reservations assume the dearest input token: a 1-hour write.
+    assert_eq!(sonnet.max_cost(1000, 0), 6_000);
+    // Bedrock's Claude is priced as Anthropic's.
+    let bedrock = table.get("anthropic.claude-sonnet-4-5-20250929-v1:0").unwrap();
+    assert_eq!(bedrock.rates.cache_write_1h, 6_000_000);
+}
+
+#[test]
+fn one_hour_cache_write_price_defaults() {
+    let price = |json: &str, model: &str| serde_json::from_str::<RawPrice>(json).unwrap().validate(model).unwrap();
+    // A Claude id without the field: twice the input price (Anthropic's rule), in every tier.
+    let claude = price(
+        r#"{"input": "3", "output": "15", "cache_write": "3.75",
+            "long_context": {"above_input_tokens": 200000, "input": "6", "output": "22.5"}}"#,
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    );
+    assert_eq!(claude.rates.cache_write_1h, 6_000_000);
+    assert_eq!(claude.long_context.unwrap().rates.cache_write_1h, 12_000_000);
+    // Any other id: the (5-minute) cache write price, so its reservations do not change.
+    let other = price(r#"{"input": "3", "output": "15", "cache_write": "3.75"}"#, "my-model");
+    assert_eq!(other.rates.cache_write_1h, 3_750_000);
+    assert_eq!(other.max_cost(1000, 0), 3_750);
+    // Written: taken as is.
+    let set = price(r#"{"input": "3", "output": "15", "cache_write_1h": "5.5"}"#, "claude-x");
+    assert_eq!(set.rates.cache_write_1h, 5_500_000);
+    // A bad amount names its field.
+    let bad: RawPrice = serde_json::from_str(r#"{"input": "3", "output": "15", "cache_write_1h": "-1"}"#).unwrap();
+    assert_eq!(bad.validate("claude-x").unwrap_err().0, "cache_write_1h");
 }
 
 #[test]
@@ -188,7 +238,7 @@ fn long_context_tier_prices_the_whole_request() {
         r#"{"input": "1.25", "output": "10", "long_context": {"above_input_tokens": 200000, "input": "2.50", "output": "15"}}"#,
     )
     .unwrap();
-    let p = raw.validate().unwrap();
+    let p = raw.validate("my-model").unwrap();
     let at = |input| p.cost(&TokenCounts { input, output: 1000, ..TokenCounts::default() });
     assert_eq!(at(200_000), 250_000 + 10_000);
     assert_eq!(at(300_000), 750_000 + 15_000);
@@ -200,13 +250,15 @@ proptest! {
     #[test]
     fn max_cost_bounds_every_mix_of_token_kinds(
         input in 0u64..2_000_000, output in 0u64..200_000,
-        cached in 0u64..2_000_000, write in 0u64..2_000_000, reasoning in 0u64..200_000,
+        cached in 0u64..2_000_000, write in 0u64..2_000_000, write_1h in 0u64..2_000_000,
+        reasoning in 0u64..200_000,
     ) {
         let raw: RawPrice = serde_json::from_str(
             r#"{"input": "3", "output": "15", "cached_input": "0.30", "cache_write": "3.75", "reasoning": "20",
                 "long_context": {"above_input_tokens": 200000, "input": "6", "output": "22.5"}}"#).unwrap();
-        let p = raw.validate().unwrap();
-        let c = TokenCounts { input, output, cached_input: cached, cache_write: write, reasoning };
+        // A Claude id: 1-hour writes default to twice the input price, the dearest input rate.
+        let p = raw.validate("claude-sonnet-4-5").unwrap();
+        let c = TokenCounts { input, output, cached_input: cached, cache_write: write, cache_write_1h: write_1h, reasoning };
         prop_assert!(p.cost(&c) <= p.max_cost(input, output));
         // max_output_for is the exact inverse of max_cost.
         let budget = p.max_cost(input, output);
@@ -887,4 +939,19 @@ fn max_unlisted_consumers_is_validated() {
         "quota.max_unlisted_consumers: must be at most 1000000 (every one keeps store keys for good)"
     );
     assert_eq!(validate_quota("quota", None, &plans).unwrap().max_unlisted_consumers, 10_000);
+}
+
+#[test]
+fn a_one_hour_cache_write_answer_costs_the_table_figure() {
+    use llm_gateway::llm::{dialect::decode_response, ir::ProviderDialect};
+    // The passthrough path reads an Anthropic answer's usage with the dialect's decoder.
+    let body =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/anthropic/response_cache_1h.json")).unwrap();
+    let usage = decode_response(ProviderDialect::Anthropic, &body).unwrap().usage;
+    let counts = TokenCounts::from_usage(&usage, TokenCounts::default());
+    assert_eq!((counts.input, counts.cache_write, counts.cache_write_1h, counts.output), (1020, 1000, 750, 12));
+    let table = PriceTable::builtin().unwrap();
+    // 20 fresh * $3 + 250 5-minute writes * $3.75 + 750 1-hour writes * $6 + 12 * $15 per million:
+    // 60 + 937.5 + 4500 + 180 = 5677.5 micro-USD, rounded up once.
+    assert_eq!(table.get("claude-sonnet-4-5-20250929").unwrap().cost(&counts), 5678);
 }

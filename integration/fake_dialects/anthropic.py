@@ -28,6 +28,9 @@ Deterministic content and usage (counts comparable with the OpenAI fake's):
                       JSON-encoded tool input
   cache_read_input_tokens / cache_creation_input_tokens = ``x-fake-cache-read`` /
                       ``x-fake-cache-write`` (default 0), reported separately as the API does
+  cache_creation    = the writes by TTL ({ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}):
+                      all 1-hour when every ``cache_control`` of the request has ``"ttl": "1h"``,
+                      else ``x-fake-cache-write-1h`` of them (default 0)
   stop_sequences    : the reply is cut before the first stop sequence it contains ->
                       stop_reason "stop_sequence" with that sequence
   max_tokens        : a reply longer than max_tokens words is cut -> "max_tokens"
@@ -51,6 +54,7 @@ Test controls (request headers):
   x-fake-stream-error: overloaded   after the first content delta, send
                               ``event: error`` (overloaded_error) and end the stream
   x-fake-cache-read / x-fake-cache-write: N   cache usage counts
+  x-fake-cache-write-1h: N    of the writes, N with the 1-hour TTL (mixed TTLs)
 """
 
 from __future__ import annotations
@@ -382,15 +386,38 @@ def _plan(h, body: dict) -> dict:
     sys_text = system_text(body.get("system"))
     input_tokens = (words(sys_text) + (2 if body.get("system") else 0)
                     + sum(words(message_text(m)) for m in messages) + 2 * len(messages))
+    written = max(h.int_header("x-fake-cache-write") or 0, 0)
+    written_1h = min(_one_hour_writes(h, body, written), written)
     usage = {
         "input_tokens": input_tokens,
-        "cache_creation_input_tokens": max(h.int_header("x-fake-cache-write") or 0, 0),
+        "cache_creation_input_tokens": written,
+        "cache_creation": {"ephemeral_5m_input_tokens": written - written_1h,
+                           "ephemeral_1h_input_tokens": written_1h},
         "cache_read_input_tokens": max(h.int_header("x-fake-cache-read") or 0, 0),
         "output_tokens": out_words,
         "service_tier": "standard",
     }
     return {"blocks": blocks, "stop_reason": stop_reason, "stop_sequence": stop_sequence,
             "usage": usage}
+
+
+def _cache_ttls(value) -> list[str]:
+    """The TTL of every cache_control in the request (5m when it names none)."""
+    if isinstance(value, list):
+        return [t for item in value for t in _cache_ttls(item)]
+    if not isinstance(value, dict):
+        return []
+    own = [value["cache_control"].get("ttl", "5m")] if isinstance(value.get("cache_control"), dict) else []
+    return own + [t for k, v in value.items() if k != "cache_control" for t in _cache_ttls(v)]
+
+
+def _one_hour_writes(h, body: dict, written: int) -> int:
+    """Writes with the 1-hour TTL: all of them when every breakpoint asks for 1h."""
+    explicit = h.int_header("x-fake-cache-write-1h")
+    if explicit is not None:
+        return max(explicit, 0)
+    ttls = _cache_ttls(body)
+    return written if ttls and all(t == "1h" for t in ttls) else 0
 
 
 def messages_endpoint(h, path: str, query: str, raw: bytes) -> None:

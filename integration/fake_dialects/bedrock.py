@@ -63,14 +63,17 @@ Deterministic content (same conventions as the OpenAI fake):
                   cache counts below (Bedrock's inputTokens excludes cache reads and writes).
   outputTokens  = words in the reply (tool call: words in the query + 1).
   totalTokens   = inputTokens + outputTokens + cacheRead + cacheWrite.
-  x-fake-cache-read: N / x-fake-cache-write: M -> cacheReadInputTokens / cacheWriteInputTokens.
+  x-fake-cache-read: N / x-fake-cache-write: M -> cacheReadInputTokens / cacheWriteInputTokens
+  (x-fake-cache-write-1h: K of them with the 1-hour TTL); writes come with ``cacheDetails``
+  ([{inputTokens, ttl: "1h"|"5m"}], 1h first).
   Without those headers, ``cachePoint`` blocks (toolConfig.tools, system, messages; shape
   ``{"type": "default", "ttl"?: "5m"|"1h"}``) work like Bedrock's prompt cache, minus the
   minimum prefix length: the prefix before each point (tools, system, messages in that order)
   is remembered per model; a request reads the longest remembered prefix it starts with, ending
   at any block boundary up to its last point (Bedrock and Anthropic look back for hits before a
   breakpoint), cacheReadInputTokens = its tokens, and writes the rest up to its last point
-  (cacheWriteInputTokens). Tokens of a prefix: its words plus 2 per message begun.
+  (cacheWriteInputTokens; the tokens each point closes take its TTL, in cacheDetails). Tokens of
+  a prefix: its words plus 2 per message begun.
 
 Streaming: messageStart, (text) one contentBlockDelta per word piece (they concatenate to the
 reply) or (tool) contentBlockStart + two input fragments, contentBlockStop, messageStop,
@@ -315,7 +318,7 @@ def _cache_points(model_id: str, body: dict) -> tuple[list[tuple[str, int]], lis
     def visit(item):
         nonlocal tokens
         if isinstance(item, dict) and "cachePoint" in item:
-            points.append((key(), tokens))
+            points.append((key(), tokens, item["cachePoint"].get("ttl", "5m")))
             return
         boundaries.append((key(), tokens))
         prefix.append(item)
@@ -336,18 +339,25 @@ def _cache_points(model_id: str, body: dict) -> tuple[list[tuple[str, int]], lis
     return points, boundaries
 
 
-def _cache_usage(model_id: str, body: dict) -> tuple[int, int]:
-    """(read, write) of the fake prompt cache for this request; remembers its prefixes."""
+def _cache_usage(model_id: str, body: dict) -> tuple[int, int, int]:
+    """(read, write, of which 1-hour) of the fake prompt cache for this request; remembers its
+    prefixes. The tokens a cache point closes (since the previous point or the read prefix)
+    are written with that point's TTL, as Anthropic bills mixed TTLs."""
     points, boundaries = _cache_points(model_id, body)
     if not points:
-        return 0, 0
+        return 0, 0, 0
     last = points[-1][1]
-    read = max((tokens for key, tokens in boundaries + points if key in _prompt_cache and tokens <= last),
-               default=0)
+    read = max((tokens for key, tokens in boundaries + [p[:2] for p in points]
+                if key in _prompt_cache and tokens <= last), default=0)
     write = max(points[-1][1] - read, 0)
-    for key, tokens in points:
+    write_1h, start = 0, read
+    for _, tokens, ttl in points:
+        if tokens > start:
+            write_1h += tokens - start if ttl == "1h" else 0
+            start = tokens
+    for key, tokens, _ in points:
         _prompt_cache[key] = tokens
-    return read, write
+    return read, write, write_1h
 
 
 def _text_of(message: dict) -> str:
@@ -585,14 +595,19 @@ def _usage(body: dict, output_tokens: int, h, model_id: str) -> dict:
     total_in += sum(_words(b.get("text", "")) for b in body.get("system", []) if isinstance(b, dict))
     read = max(h.int_header("x-fake-cache-read") or 0, 0)
     write = max(h.int_header("x-fake-cache-write") or 0, 0)
+    write_1h = min(max(h.int_header("x-fake-cache-write-1h") or 0, 0), write)
     if h.int_header("x-fake-cache-read") is None and h.int_header("x-fake-cache-write") is None:
-        read, write = _cache_usage(model_id, body)
+        read, write, write_1h = _cache_usage(model_id, body)
     fresh = max(total_in - read - write, 0)
     usage = {"inputTokens": fresh, "outputTokens": output_tokens,
              "totalTokens": fresh + output_tokens + read + write}
     if read or write:
         usage["cacheReadInputTokens"] = read
         usage["cacheWriteInputTokens"] = write
+    if write:
+        # TokenUsage.cacheDetails: the writes by TTL, 1h before 5m, empty TTLs left out.
+        details = [(write_1h, "1h"), (write - write_1h, "5m")]
+        usage["cacheDetails"] = [{"inputTokens": n, "ttl": ttl} for n, ttl in details if n]
     return usage
 
 

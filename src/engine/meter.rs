@@ -31,6 +31,7 @@ impl Meter {
         merge(&mut u.output, reported.output);
         merge(&mut u.cached_input, reported.cached_input);
         merge(&mut u.cache_write, reported.cache_write);
+        merge(&mut u.cache_write_1h, reported.cache_write_1h);
         merge(&mut u.reasoning, reported.reasoning);
         u.source = UsageSource::Reported;
         self.report_is_final = true;

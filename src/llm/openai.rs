@@ -44,6 +44,7 @@ pub fn parse_usage_object(raw: &[u8]) -> Option<Usage> {
         output: wire.completion_tokens,
         cached_input: wire.prompt_tokens_details.and_then(|d| d.cached_tokens).or(wire.prompt_cache_hit_tokens),
         cache_write: None,
+        cache_write_1h: None,
         reasoning: wire.completion_tokens_details.and_then(|d| d.reasoning_tokens),
         source: UsageSource::Reported,
     })

@@ -70,6 +70,7 @@ fn to_usage(w: WireUsage) -> Option<Usage> {
         output: w.output_tokens,
         cached_input: w.input_tokens_details.and_then(|d| d.cached_tokens),
         cache_write: None,
+        cache_write_1h: None,
         reasoning: w.output_tokens_details.and_then(|d| d.reasoning_tokens),
         source: UsageSource::Reported,
     })

@@ -187,6 +187,7 @@ fn merge_usage(into: &mut Usage, new: &Usage) {
     into.output = new.output.or(into.output);
     into.cached_input = new.cached_input.or(into.cached_input);
     into.cache_write = new.cache_write.or(into.cache_write);
+    into.cache_write_1h = new.cache_write_1h.or(into.cache_write_1h);
     into.reasoning = new.reasoning.or(into.reasoning);
     if new.source != crate::usage::UsageSource::None {
         into.source = new.source;

@@ -401,7 +401,7 @@ pub fn validate_prices(path: &str, raw: Option<&BTreeMap<String, RawPrice>>) -> 
         if model.trim().is_empty() {
             return Err(err(entry_path, "model name must not be empty"));
         }
-        let price = entry.validate().map_err(|(field, e)| err(format!("{entry_path}.{field}"), e))?;
+        let price = entry.validate(model).map_err(|(field, e)| err(format!("{entry_path}.{field}"), e))?;
         table.insert(model.clone(), price);
     }
     Ok(table)

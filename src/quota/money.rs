@@ -2,8 +2,8 @@
 //!
 //! Prices are USD per million tokens, held as integer micro-USD per million tokens:
 //! `"2.50"` is 2_500_000. The exact cost of `n` tokens is `n * price / 1_000_000`
-//! micro-USD; a request's components (input, cached input, cache writes, output,
-//! reasoning) are summed exactly first and the total is rounded **up** once to whole
+//! micro-USD; a request's components (input, cached input, 5-minute and 1-hour cache
+//! writes, output, reasoning) are summed exactly first and the total is rounded **up** once to whole
 //! micro-USD. A request therefore never costs less than its exact price and at most
 //! 1 micro-USD more; two requests can differ from one request of the same tokens by at most
 //! 1 micro-USD each.
@@ -83,8 +83,12 @@ pub struct Rates {
     pub output: u64,
     /// Input tokens read from the provider's prompt cache (defaults to `input`).
     pub cached_input: u64,
-    /// Input tokens written to the prompt cache (defaults to `input`).
+    /// Input tokens written to the prompt cache (defaults to `input`); for Anthropic, the
+    /// 5-minute TTL.
     pub cache_write: u64,
+    /// Input tokens written to the prompt cache with a 1-hour TTL (defaults to twice `input`
+    /// for Claude models, Anthropic's rule, else to `cache_write`).
+    pub cache_write_1h: u64,
     /// Output tokens spent reasoning (defaults to `output`).
     pub reasoning: u64,
 }
@@ -96,13 +100,14 @@ impl Rates {
             output: self.output.max(other.output),
             cached_input: self.cached_input.max(other.cached_input),
             cache_write: self.cache_write.max(other.cache_write),
+            cache_write_1h: self.cache_write_1h.max(other.cache_write_1h),
             reasoning: self.reasoning.max(other.reasoning),
         }
     }
 
     /// The most any one input token can cost, and any one output token.
     fn worst_input(&self) -> u64 {
-        self.input.max(self.cached_input).max(self.cache_write)
+        self.input.max(self.cached_input).max(self.cache_write).max(self.cache_write_1h)
     }
 
     fn worst_output(&self) -> u64 {
@@ -125,13 +130,15 @@ pub struct Price {
 }
 
 /// Token counts of one exchange for pricing. `cached_input` and `cache_write` are parts of
-/// `input`; `reasoning` is part of `output` (as in OpenAI's usage object).
+/// `input`, `cache_write_1h` is part of `cache_write`; `reasoning` is part of `output` (as in
+/// OpenAI's usage object).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TokenCounts {
     pub input: u64,
     pub output: u64,
     pub cached_input: u64,
     pub cache_write: u64,
+    pub cache_write_1h: u64,
     pub reasoning: u64,
 }
 
@@ -147,6 +154,7 @@ impl TokenCounts {
             output: usage.output.unwrap_or(fallback.output),
             cached_input: usage.cached_input.unwrap_or(0),
             cache_write: usage.cache_write.unwrap_or(0),
+            cache_write_1h: usage.cache_write_1h.unwrap_or(0),
             reasoning: usage.reasoning.unwrap_or(0),
         }
     }
@@ -175,12 +183,15 @@ impl Price {
         let r = self.rates_for(c.input);
         let cached = c.cached_input.min(c.input);
         let written = c.cache_write.min(c.input - cached);
+        let written_1h = c.cache_write_1h.min(written);
+        let written_5m = written - written_1h;
         let fresh = c.input - cached - written;
         let reasoning = c.reasoning.min(c.output);
         let visible = c.output - reasoning;
         let exact = u128::from(fresh) * u128::from(r.input)
             + u128::from(cached) * u128::from(r.cached_input)
-            + u128::from(written) * u128::from(r.cache_write)
+            + u128::from(written_5m) * u128::from(r.cache_write)
+            + u128::from(written_1h) * u128::from(r.cache_write_1h)
             + u128::from(visible) * u128::from(r.output)
             + u128::from(reasoning) * u128::from(r.reasoning);
         ceil_div_million(exact)
@@ -231,6 +242,9 @@ pub struct RawPrice {
     pub cached_input: Option<Decimal>,
     #[serde(default)]
     pub cache_write: Option<Decimal>,
+    /// 1-hour cache writes; absent: twice `input` for a Claude model id, else `cache_write`.
+    #[serde(default)]
+    pub cache_write_1h: Option<Decimal>,
     #[serde(default)]
     pub reasoning: Option<Decimal>,
     #[serde(default)]
@@ -250,6 +264,9 @@ pub struct RawLongContext {
     pub cached_input: Option<Decimal>,
     #[serde(default)]
     pub cache_write: Option<Decimal>,
+    /// 1-hour cache writes; absent: twice `input` for a Claude model id, else `cache_write`.
+    #[serde(default)]
+    pub cache_write_1h: Option<Decimal>,
     #[serde(default)]
     pub reasoning: Option<Decimal>,
 }
@@ -257,60 +274,77 @@ pub struct RawLongContext {
 /// A validation failure: the field (relative to the entry) and what is wrong.
 pub type FieldError = (&'static str, String);
 
-fn rates(
-    input: &Decimal,
-    output: &Decimal,
-    cached: Option<&Decimal>,
-    write: Option<&Decimal>,
-    reasoning: Option<&Decimal>,
-    prefix: &'static [&'static str; 5],
-) -> Result<Rates, FieldError> {
+/// One tier's amounts as written (absent ones `None`).
+struct RawRates<'a> {
+    input: &'a Decimal,
+    output: &'a Decimal,
+    cached: Option<&'a Decimal>,
+    write: Option<&'a Decimal>,
+    write_1h: Option<&'a Decimal>,
+    reasoning: Option<&'a Decimal>,
+}
+
+/// Whether a model id names an Anthropic Claude model (`claude-...`, Bedrock's
+/// `anthropic.claude-...` and its cross-region `us.anthropic.claude-...`, Vertex's
+/// `claude-...@date`): the models whose 1-hour cache writes cost twice the input price.
+pub fn is_claude_model(model: &str) -> bool {
+    model.to_ascii_lowercase().contains("claude")
+}
+
+fn rates(raw: &RawRates<'_>, claude: bool, prefix: &'static [&'static str; 6]) -> Result<Rates, FieldError> {
     let read = |field: &'static str, d: &Decimal| d.to_micros().map_err(|e| (field, e));
-    let [p_in, p_out, p_cached, p_write, p_reason] = *prefix;
-    let input = read(p_in, input)?;
-    let output = read(p_out, output)?;
+    let [p_in, p_out, p_cached, p_write, p_write_1h, p_reason] = *prefix;
+    let input = read(p_in, raw.input)?;
+    let output = read(p_out, raw.output)?;
+    let cache_write = raw.write.map(|d| read(p_write, d)).transpose()?.unwrap_or(input);
+    // Anthropic: "1-hour cache write tokens are 2 times the base input tokens price".
+    let default_1h = if claude { input.saturating_mul(2) } else { cache_write };
     Ok(Rates {
         input,
         output,
-        cached_input: cached.map(|d| read(p_cached, d)).transpose()?.unwrap_or(input),
-        cache_write: write.map(|d| read(p_write, d)).transpose()?.unwrap_or(input),
-        reasoning: reasoning.map(|d| read(p_reason, d)).transpose()?.unwrap_or(output),
+        cached_input: raw.cached.map(|d| read(p_cached, d)).transpose()?.unwrap_or(input),
+        cache_write,
+        cache_write_1h: raw.write_1h.map(|d| read(p_write_1h, d)).transpose()?.unwrap_or(default_1h),
+        reasoning: raw.reasoning.map(|d| read(p_reason, d)).transpose()?.unwrap_or(output),
     })
 }
 
 impl RawPrice {
-    pub fn validate(&self) -> Result<Price, FieldError> {
-        const BASE: [&str; 5] = ["input", "output", "cached_input", "cache_write", "reasoning"];
-        const LONG: [&str; 5] = [
+    /// The price of `model` (its id decides the default of `cache_write_1h`).
+    pub fn validate(&self, model: &str) -> Result<Price, FieldError> {
+        const BASE: [&str; 6] = ["input", "output", "cached_input", "cache_write", "cache_write_1h", "reasoning"];
+        const LONG: [&str; 6] = [
             "long_context.input",
             "long_context.output",
             "long_context.cached_input",
             "long_context.cache_write",
+            "long_context.cache_write_1h",
             "long_context.reasoning",
         ];
-        let base = rates(
-            &self.input,
-            &self.output,
-            self.cached_input.as_ref(),
-            self.cache_write.as_ref(),
-            self.reasoning.as_ref(),
-            &BASE,
-        )?;
+        let claude = is_claude_model(model);
+        let base = RawRates {
+            input: &self.input,
+            output: &self.output,
+            cached: self.cached_input.as_ref(),
+            write: self.cache_write.as_ref(),
+            write_1h: self.cache_write_1h.as_ref(),
+            reasoning: self.reasoning.as_ref(),
+        };
         let long_context = match &self.long_context {
             None => None,
-            Some(l) => Some(LongContext {
-                above_input_tokens: l.above_input_tokens,
-                rates: rates(
-                    &l.input,
-                    &l.output,
-                    l.cached_input.as_ref(),
-                    l.cache_write.as_ref(),
-                    l.reasoning.as_ref(),
-                    &LONG,
-                )?,
-            }),
+            Some(l) => {
+                let long = RawRates {
+                    input: &l.input,
+                    output: &l.output,
+                    cached: l.cached_input.as_ref(),
+                    write: l.cache_write.as_ref(),
+                    write_1h: l.cache_write_1h.as_ref(),
+                    reasoning: l.reasoning.as_ref(),
+                };
+                Some(LongContext { above_input_tokens: l.above_input_tokens, rates: rates(&long, claude, &LONG)? })
+            }
         };
-        Ok(Price { rates: base, long_context })
+        Ok(Price { rates: rates(&base, claude, &BASE)?, long_context })
     }
 }
 
@@ -352,8 +386,9 @@ impl PriceTable {
         let mut prices = HashMap::new();
         for (provider, p) in raw.providers {
             for (model, entry) in p.models {
-                let price =
-                    entry.validate().map_err(|(field, e)| format!("prices.json: {provider}.{model}.{field}: {e}"))?;
+                let price = entry
+                    .validate(&model)
+                    .map_err(|(field, e)| format!("prices.json: {provider}.{model}.{field}: {e}"))?;
                 if prices.insert(model.clone(), price).is_some() {
                     return Err(format!("prices.json: model {model:?} is listed twice"));
                 }

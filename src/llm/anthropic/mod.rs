@@ -31,7 +31,8 @@
 //!   ContentFilter, pause_turn and anything else -> Other. Back: Other -> end_turn.
 //! - Usage: IR `input` = `input_tokens + cache_read_input_tokens +
 //!   cache_creation_input_tokens`; `cached_input` = cache read; `cache_write` = cache
-//!   creation; `reasoning` = `output_tokens_details.thinking_tokens`. Stream usage is
+//!   creation; `cache_write_1h` = `cache_creation.ephemeral_1h_input_tokens` (and back, with
+//!   the 5-minute rest, when known); `reasoning` = `output_tokens_details.thinking_tokens`. Stream usage is
 //!   cumulative on the wire already (`message_delta` repeats totals).
 //! - `metadata.user_id` <-> `ChatRequest::user`.
 
@@ -130,6 +131,7 @@ pub(crate) fn usage_from_wire(u: &wire::InUsage, prev: &wire::InUsage) -> (Usage
         output_tokens: u.output_tokens.or(prev.output_tokens),
         cache_creation_input_tokens: u.cache_creation_input_tokens.or(prev.cache_creation_input_tokens),
         cache_read_input_tokens: u.cache_read_input_tokens.or(prev.cache_read_input_tokens),
+        cache_creation: u.cache_creation.or(prev.cache_creation),
         output_tokens_details: u.output_tokens_details.clone().or_else(|| prev.output_tokens_details.clone()),
     };
     let input = merged.input_tokens.map(|i| {
@@ -141,10 +143,22 @@ pub(crate) fn usage_from_wire(u: &wire::InUsage, prev: &wire::InUsage) -> (Usage
         output: merged.output_tokens,
         cached_input: merged.cache_read_input_tokens,
         cache_write: merged.cache_creation_input_tokens,
+        cache_write_1h: merged.cache_creation.map(|c| {
+            // A subset of all writes, whatever the provider's figures say.
+            let written = merged.cache_creation_input_tokens.unwrap_or(c.ephemeral_1h_input_tokens);
+            c.ephemeral_1h_input_tokens.min(written)
+        }),
         reasoning: merged.output_tokens_details.as_ref().and_then(|d| d.thinking_tokens),
         source: UsageSource::Reported,
     };
     (usage, merged)
+}
+
+/// The TTL split of the cache writes, when the provider reported one.
+pub(crate) fn cache_creation_to_wire(u: &Usage) -> Option<wire::CacheCreation> {
+    let one_hour = u.cache_write_1h?;
+    let written = u.cache_write.unwrap_or(one_hour).max(one_hour);
+    Some(wire::CacheCreation { ephemeral_5m_input_tokens: written - one_hour, ephemeral_1h_input_tokens: one_hour })
 }
 
 /// IR usage -> Anthropic usage (`input_tokens` excludes the cache counts).
@@ -155,6 +169,7 @@ pub(crate) fn usage_to_wire(u: &Usage) -> wire::OutUsage {
         input_tokens: u.input.unwrap_or(0).saturating_sub(cached).saturating_sub(written),
         cache_creation_input_tokens: u.cache_write,
         cache_read_input_tokens: u.cached_input,
+        cache_creation: cache_creation_to_wire(u),
         output_tokens: u.output.unwrap_or(0),
         output_tokens_details: u.reasoning.map(|thinking_tokens| wire::OutOutputDetails { thinking_tokens }),
     }

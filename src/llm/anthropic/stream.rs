@@ -389,6 +389,9 @@ fn add_cache_counts(usage: &mut Value, u: &Usage) {
         if let Some(r) = u.cached_input {
             o.insert("cache_read_input_tokens".into(), json!(r));
         }
+        if let Some(split) = super::cache_creation_to_wire(u) {
+            o.insert("cache_creation".into(), json!(split));
+        }
         if let Some(t) = u.reasoning {
             o.insert("output_tokens_details".into(), json!({"thinking_tokens": t}));
         }
@@ -400,6 +403,7 @@ fn merge_usage(acc: &mut Usage, u: &Usage) {
     acc.output = u.output.or(acc.output);
     acc.cached_input = u.cached_input.or(acc.cached_input);
     acc.cache_write = u.cache_write.or(acc.cache_write);
+    acc.cache_write_1h = u.cache_write_1h.or(acc.cache_write_1h);
     acc.reasoning = u.reasoning.or(acc.reasoning);
     acc.source = u.source;
 }

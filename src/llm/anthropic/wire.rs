@@ -249,8 +249,20 @@ pub struct InUsage {
     pub cache_creation_input_tokens: Option<u64>,
     #[serde(default)]
     pub cache_read_input_tokens: Option<u64>,
+    /// The split of `cache_creation_input_tokens` by TTL.
+    #[serde(default)]
+    pub cache_creation: Option<CacheCreation>,
     #[serde(default)]
     pub output_tokens_details: Option<InOutputDetails>,
+}
+
+/// `usage.cache_creation`: cache writes by TTL (their sum is `cache_creation_input_tokens`).
+#[derive(Debug, Default, Clone, Copy, Deserialize, Serialize)]
+pub struct CacheCreation {
+    #[serde(default)]
+    pub ephemeral_5m_input_tokens: u64,
+    #[serde(default)]
+    pub ephemeral_1h_input_tokens: u64,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -279,6 +291,8 @@ pub struct OutUsage {
     pub cache_creation_input_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_read_input_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_creation: Option<CacheCreation>,
     pub output_tokens: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tokens_details: Option<OutOutputDetails>,

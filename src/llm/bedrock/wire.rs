@@ -60,7 +60,7 @@ pub struct ReasoningText {
     pub signature: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[derive(Debug, Deserialize, Default, Clone)]
 #[serde(default, rename_all = "camelCase")]
 pub struct TokenUsage {
     pub input_tokens: Option<u64>,
@@ -68,6 +68,15 @@ pub struct TokenUsage {
     pub total_tokens: Option<u64>,
     pub cache_read_input_tokens: Option<u64>,
     pub cache_write_input_tokens: Option<u64>,
+    /// The cache writes by TTL (API reference `CacheDetail`: `{inputTokens, ttl: "5m" | "1h"}`).
+    pub cache_details: Option<Vec<CacheDetail>>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(default, rename_all = "camelCase")]
+pub struct CacheDetail {
+    pub input_tokens: u64,
+    pub ttl: String,
 }
 
 impl TokenUsage {
@@ -75,9 +84,15 @@ impl TokenUsage {
     /// neither read from nor written to the prompt cache (the Bedrock prompt-caching guide;
     /// the same split as Anthropic's `input_tokens`), so the IR `input` adds both cache counts
     /// back in. Bedrock reports no reasoning split of `outputTokens`.
-    pub fn to_ir(self) -> Usage {
+    pub fn to_ir(&self) -> Usage {
         let cached = self.cache_read_input_tokens;
         let written = self.cache_write_input_tokens;
+        // Of the writes, those with a 1-hour TTL (a subset, whatever the details say).
+        let written_1h = self.cache_details.as_ref().map(|details| {
+            let one_hour =
+                details.iter().filter(|d| d.ttl == "1h").fold(0u64, |sum, d| sum.saturating_add(d.input_tokens));
+            one_hour.min(written.unwrap_or(one_hour))
+        });
         Usage {
             input: self
                 .input_tokens
@@ -85,6 +100,7 @@ impl TokenUsage {
             output: self.output_tokens,
             cached_input: cached,
             cache_write: written,
+            cache_write_1h: written_1h,
             reasoning: None,
             source: UsageSource::Reported,
         }

@@ -146,6 +146,7 @@ pub(super) fn convert_usage(u: &UsageMetadata) -> Usage {
         output,
         cached_input: u.cached_content_token_count,
         cache_write: None,
+        cache_write_1h: None,
         reasoning: u.thoughts_token_count,
         source: if known { UsageSource::Reported } else { UsageSource::None },
     }

@@ -212,6 +212,7 @@ fn merge_usage(acc: &mut Usage, new: &Usage) {
     acc.output = new.output.or(acc.output);
     acc.cached_input = new.cached_input.or(acc.cached_input);
     acc.cache_write = new.cache_write.or(acc.cache_write);
+    acc.cache_write_1h = new.cache_write_1h.or(acc.cache_write_1h);
     acc.reasoning = new.reasoning.or(acc.reasoning);
     acc.source = new.source;
 }

@@ -400,6 +400,7 @@ fn merge_usage(acc: &mut Usage, u: &Usage) {
     acc.output = u.output.or(acc.output);
     acc.cached_input = u.cached_input.or(acc.cached_input);
     acc.cache_write = u.cache_write.or(acc.cache_write);
+    acc.cache_write_1h = u.cache_write_1h.or(acc.cache_write_1h);
     acc.reasoning = u.reasoning.or(acc.reasoning);
     acc.source = u.source;
 }
