@@ -24,7 +24,9 @@ CEILINGS = {
     "passthrough json": 46,
     "passthrough stream, 10 words": 100,
     "passthrough stream, 50 words": 230,
-    "translation json (OpenAI -> Anthropic)": 49,
+    # 50 since cache_write_1h became a token type of its own: Anthropic reports the 1-hour
+    # split on every answer, so its histogram gets a point (was 49).
+    "translation json (OpenAI -> Anthropic)": 50,
     "api key + budget json": 60,
 }
 

@@ -192,8 +192,8 @@ pub fn log_fields(record: &Record) -> Vec<(&'static str, String)> {
         out.extend(record.provider.clone().map(|p| ("llm_provider", p)));
         out.extend(record.target_model.clone().map(|m| ("llm_target_model", m)));
     }
-    // For Envoy's rate-limit filter (`hits_addend: "%FILTER_STATE(wasm.llm_tokens:PLAIN)%"`,
-    // `apply_on_stream_done: true`): the tokens this request consumed, fleet-wide budgets.
+    // The tokens an identified consumer's request consumed, for the access log and for other
+    // filters (`%FILTER_STATE(wasm.llm_tokens:PLAIN)%`); fleet budgets use `quota.fleet`.
     if record.consumer.is_some() {
         if let Some(total) = u.total() {
             out.push(("llm_tokens", total.to_string()));

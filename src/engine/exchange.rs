@@ -107,7 +107,7 @@ pub struct Exchange {
     body_seen: bool,
     /// Budget held for this request until it is settled or released.
     reservation: Option<Reservation>,
-    /// What settlement charged (for the rate-limit filter's `hits_addend`).
+    /// What settlement charged (cost and remaining budgets for metrics and the access log).
     settled: Option<Settlement>,
     route: Option<Route>,
     stream: bool,
@@ -334,7 +334,7 @@ impl Exchange {
     /// Names for the access log, known from the request headers on.
     pub fn route_fields(&self) -> [(&'static str, Option<&str>); 4] {
         [
-            // Known at request time, so the rate-limit filter can use it as a descriptor.
+            // Known at request time, so other filters (rate limits, RBAC) can read it.
             ("llm_consumer", self.consumer.as_ref().map(|c| c.name.as_str())),
             ("llm_model", self.requested_model.as_deref()),
             // A fallback chain's provider and target are known at the response.
