@@ -44,6 +44,18 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// A stream's later usage report: the counts it carries replace earlier ones (the IR's
+    /// cumulative convention), and its source is the usage's.
+    pub fn update(&mut self, new: &Usage) {
+        self.input = new.input.or(self.input);
+        self.output = new.output.or(self.output);
+        self.cached_input = new.cached_input.or(self.cached_input);
+        self.cache_write = new.cache_write.or(self.cache_write);
+        self.cache_write_1h = new.cache_write_1h.or(self.cache_write_1h);
+        self.reasoning = new.reasoning.or(self.reasoning);
+        self.source = new.source;
+    }
+
     pub fn total(&self) -> Option<u64> {
         match (self.input, self.output) {
             (None, None) => None,

@@ -484,6 +484,24 @@ impl StreamEvent {
     }
 }
 
+/// For encoders of dialects with one choice (Anthropic, Responses: their clients cannot ask
+/// for more): follows [`StreamEvent::Choice`] and admits the events of choice 0 and those of
+/// the whole response; the content of any other choice a provider sends unasked is not written.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FirstChoice {
+    current: u32,
+}
+
+impl FirstChoice {
+    pub fn admits(&mut self, event: &StreamEvent) -> bool {
+        if let StreamEvent::Choice { index } = event {
+            self.current = *index;
+            return false;
+        }
+        self.current == 0 || event.spans_choices()
+    }
+}
+
 /// What kind of failure, mapped to each dialect's error type and HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {

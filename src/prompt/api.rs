@@ -182,15 +182,12 @@ impl PromptStreamEncoder {
     }
 }
 
+/// [`Usage::update`], keeping the source known so far when the new report has none.
 fn merge_usage(into: &mut Usage, new: &Usage) {
-    into.input = new.input.or(into.input);
-    into.output = new.output.or(into.output);
-    into.cached_input = new.cached_input.or(into.cached_input);
-    into.cache_write = new.cache_write.or(into.cache_write);
-    into.cache_write_1h = new.cache_write_1h.or(into.cache_write_1h);
-    into.reasoning = new.reasoning.or(into.reasoning);
-    if new.source != crate::usage::UsageSource::None {
-        into.source = new.source;
+    let source = into.source;
+    into.update(new);
+    if new.source == crate::usage::UsageSource::None {
+        into.source = source;
     }
 }
 

@@ -4,7 +4,7 @@
 use super::response::error_json;
 use super::wire::{Block, InDelta, InStreamEvent, InUsage};
 use super::{error_kind_from_type, stop_reason_from_wire, stop_reason_to_wire, usage_from_wire, usage_to_wire};
-use crate::llm::ir::{ErrorKind, ProviderError, StopReason, StreamEvent};
+use crate::llm::ir::{ErrorKind, FirstChoice, ProviderError, StopReason, StreamEvent};
 use crate::llm::sse_stream::{fail, EventDecoder, Flow, SseStream};
 use crate::stream::sse::SseEvent;
 use crate::usage::Usage;
@@ -199,10 +199,8 @@ pub struct StreamEncoder {
     usage: Usage,
     stop: Option<(StopReason, Option<String>)>,
     ended: bool,
-    /// The choice the events belong to (`StreamEvent::Choice`). A Messages response has one:
-    /// an Anthropic client cannot ask for more (no `n`), so the content of any other choice a
-    /// provider sends unasked is not written.
-    choice: u32,
+    /// Writes only the first choice (`StreamEvent::Choice`).
+    choice: FirstChoice,
 }
 
 impl StreamEncoder {
@@ -219,7 +217,7 @@ impl StreamEncoder {
             usage: Usage::default(),
             stop: None,
             ended: false,
-            choice: 0,
+            choice: FirstChoice::default(),
         }
     }
 
@@ -227,11 +225,7 @@ impl StreamEncoder {
         if self.ended {
             return;
         }
-        if let StreamEvent::Choice { index } = ev {
-            self.choice = *index;
-            return;
-        }
-        if self.choice != 0 && !ev.spans_choices() {
+        if !self.choice.admits(ev) {
             return;
         }
         match ev {
@@ -275,7 +269,7 @@ impl StreamEncoder {
                     }
                 }
             }
-            StreamEvent::Usage(u) => merge_usage(&mut self.usage, u),
+            StreamEvent::Usage(u) => self.usage.update(u),
             StreamEvent::Stop { reason, stop_sequence } => self.stop = Some((*reason, stop_sequence.clone())),
             StreamEvent::Error(err) => {
                 write_event(out, "error", &error_json(err));
@@ -396,16 +390,6 @@ fn add_cache_counts(usage: &mut Value, u: &Usage) {
             o.insert("output_tokens_details".into(), json!({"thinking_tokens": t}));
         }
     }
-}
-
-fn merge_usage(acc: &mut Usage, u: &Usage) {
-    acc.input = u.input.or(acc.input);
-    acc.output = u.output.or(acc.output);
-    acc.cached_input = u.cached_input.or(acc.cached_input);
-    acc.cache_write = u.cache_write.or(acc.cache_write);
-    acc.cache_write_1h = u.cache_write_1h.or(acc.cache_write_1h);
-    acc.reasoning = u.reasoning.or(acc.reasoning);
-    acc.source = u.source;
 }
 
 fn delta(out: &mut Vec<u8>, index: u32, delta: Value) {

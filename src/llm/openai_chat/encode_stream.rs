@@ -143,7 +143,7 @@ impl StreamEncoder {
                 let call = DeltaToolCall { index: *index, id: None, kind: None, function };
                 self.delta(Delta { tool_calls: Some([call]), ..Delta::default() }, None, out)
             }
-            StreamEvent::Usage(u) => merge_usage(&mut self.usage, u),
+            StreamEvent::Usage(u) => self.usage.update(u),
             StreamEvent::Stop { reason, .. } => self.delta(Delta::default(), Some(finish_reason_from_ir(*reason)), out),
             StreamEvent::Error(err) => {
                 write_data(out, &error_body(err));
@@ -204,17 +204,6 @@ impl StreamEncoder {
 
 fn choice<'a>(index: u32, delta: Delta<'a>, finish_reason: Option<&'static str>) -> ChunkChoice<'a> {
     ChunkChoice { index, delta, logprobs: None, finish_reason }
-}
-
-/// Counts present in `new` replace earlier ones (the IR's cumulative convention).
-fn merge_usage(acc: &mut Usage, new: &Usage) {
-    acc.input = new.input.or(acc.input);
-    acc.output = new.output.or(acc.output);
-    acc.cached_input = new.cached_input.or(acc.cached_input);
-    acc.cache_write = new.cache_write.or(acc.cache_write);
-    acc.cache_write_1h = new.cache_write_1h.or(acc.cache_write_1h);
-    acc.reasoning = new.reasoning.or(acc.reasoning);
-    acc.source = new.source;
 }
 
 fn write_data(out: &mut Vec<u8>, data: &[u8]) {

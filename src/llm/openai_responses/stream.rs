@@ -27,7 +27,7 @@ use super::encode::{
     failure_code, function_call_item, item_id, message_item, output_text_part, reasoning_item, redacted, response_id,
     response_object, status_of, usage_json, Envelope, ResponseObject,
 };
-use crate::llm::ir::{ProviderError, StopReason, StreamEvent};
+use crate::llm::ir::{FirstChoice, ProviderError, StopReason, StreamEvent};
 use crate::llm::openai_chat::util::error_type_code;
 use crate::usage::Usage;
 use serde::Serialize;
@@ -68,9 +68,8 @@ pub struct StreamEncoder {
     stop: Option<StopReason>,
     saw_tool: bool,
     ended: bool,
-    /// The choice the events belong to (`StreamEvent::Choice`): the Responses API has no `n`,
-    /// so the content of any other choice a provider sends unasked is not written.
-    choice: u32,
+    /// Writes only the first choice (`StreamEvent::Choice`).
+    choice: FirstChoice,
 }
 
 impl StreamEncoder {
@@ -88,7 +87,7 @@ impl StreamEncoder {
             stop: None,
             saw_tool: false,
             ended: false,
-            choice: 0,
+            choice: FirstChoice::default(),
         }
     }
 
@@ -96,11 +95,7 @@ impl StreamEncoder {
         if self.ended {
             return;
         }
-        if let StreamEvent::Choice { index } = event {
-            self.choice = *index;
-            return;
-        }
-        if self.choice != 0 && !event.spans_choices() {
+        if !self.choice.admits(event) {
             return;
         }
         match event {
@@ -129,7 +124,7 @@ impl StreamEncoder {
             StreamEvent::ToolCallDelta { index, arguments } if !arguments.is_empty() => {
                 self.arguments_delta(*index, arguments, out)
             }
-            StreamEvent::Usage(u) => merge_usage(&mut self.usage, u),
+            StreamEvent::Usage(u) => self.usage.update(u),
             StreamEvent::Stop { reason, .. } => self.stop = Some(*reason),
             StreamEvent::Error(error) => self.fail(error, out),
             StreamEvent::Done => self.complete(out),
@@ -393,14 +388,4 @@ fn with(base: &Value, extra: Value) -> Value {
         m.extend(extra);
     }
     merged
-}
-
-fn merge_usage(acc: &mut Usage, u: &Usage) {
-    acc.input = u.input.or(acc.input);
-    acc.output = u.output.or(acc.output);
-    acc.cached_input = u.cached_input.or(acc.cached_input);
-    acc.cache_write = u.cache_write.or(acc.cache_write);
-    acc.cache_write_1h = u.cache_write_1h.or(acc.cache_write_1h);
-    acc.reasoning = u.reasoning.or(acc.reasoning);
-    acc.source = u.source;
 }
