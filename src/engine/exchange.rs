@@ -5,15 +5,14 @@ use super::reply::{GatewayError, LocalReply};
 use super::response::{
     Buffered, EmbeddingsReply, Observed, OpenAiSse, ResponseBody, Shape, ShapeEncoder, Substitute, Translated,
 };
-use super::upstream::SigningPlan;
-use super::{HeaderOp, Operation, Quota};
-use crate::auth::Consumer;
-use crate::config::{Limits, Provider, ProviderKind};
+use super::route::{Decision, RequestFacts, Route, Routed};
+use super::{HeaderOp, Operation, Quota, RequestAction};
+use crate::config::{Limits, ProviderKind};
 use crate::json_scan::{self, BodyFacts, Edit, InspectError, Member};
 use crate::llm::dialect::{self, StreamDecoder};
 use crate::llm::embeddings;
 use crate::llm::ir::{ClientDialect, ErrorKind, ProviderDialect, ProviderError, TranslateError};
-use crate::prompt::{take_selection, Context as PromptContext, PromptApi, Prompts, RawApi, TemplateUse};
+use crate::prompt::{take_selection, Context as PromptContext, Prompts, RawApi, TemplateUse};
 use crate::quota::fleet::{Descriptor, Verdict};
 use crate::quota::{Media, Reservation, Settlement, TokenCounts};
 use crate::stream::sse::SseDecoder;
@@ -64,43 +63,15 @@ pub struct Record {
     pub attempts: Vec<super::Attempt>,
 }
 
-/// The provider a routed exchange talks to.
-#[derive(Debug, Clone)]
-struct Route {
-    model: String,
-    provider: String,
-    dialect: ProviderDialect,
-    /// The provider kind (which member caps output in its API).
-    kind: ProviderKind,
-    target_model: String,
-    /// The upstream path was chosen for a streaming (true) or single response.
-    planned_stream: bool,
-    /// A SigV4 signature to compute once the body is known.
-    signing: Option<Box<SigningPlan>>,
-}
-
 #[derive(Debug)]
 pub struct Exchange {
     limits: Limits,
     started_ms: u64,
-    pub(super) operation: Option<Operation>,
-    pub(super) client: ClientDialect,
-    pub(super) requested_model: Option<String>,
-    pub(super) consumer: Option<Consumer>,
-    /// The request path and the random roll (decorators match paths; template versions
-    /// are chosen by weight).
-    pub(super) path: String,
-    pub(super) roll: u64,
+    /// What the request headers decided (`Gateway::route`).
+    request: RequestFacts,
     /// The template and version the request used.
     template: Option<(String, String)>,
-    /// The request is a call to this published prompt.
-    pub(super) prompt_api: Option<PromptApi>,
     rejection: Option<(&'static str, Option<String>)>,
-    /// The consumer is configured by name (not an unlisted JWT subject).
-    pub(super) consumer_listed: bool,
-    /// The route was chosen by the body's `model` as Envoy's json_to_metadata read it: the
-    /// body the module sees must name the same model.
-    pub(super) model_from_body: bool,
     /// A refusal decided at header time that waits for the body to be stated precisely.
     deferred_rejection: Option<GatewayError>,
     /// The body step ran (on the complete body): the request was admitted or refused.
@@ -132,9 +103,7 @@ pub struct Exchange {
     attempt_plan: Option<super::AttemptPlan>,
     attempts: Vec<super::Attempt>,
     /// The key of the provider's pool this request uses (`engine::keys`).
-    pub(super) key_index: Option<usize>,
-    /// This exchange is one attempt of a fallback chain (admitted downstream).
-    pub(super) attempt: bool,
+    key_index: Option<usize>,
     /// An embeddings request translated for Gemini or Bedrock: how to read the answer.
     embeddings: Option<EmbeddingsReply>,
 }
@@ -160,21 +129,17 @@ impl ResponseOrigin {
 }
 
 impl Exchange {
-    pub(super) fn new(now_ms: u64, limits: Limits) -> Self {
-        Exchange {
+    /// Builds the exchange from the request headers' verdict ([`Gateway::route`]), and the
+    /// action the shell applies.
+    ///
+    /// [`Gateway::route`]: super::Gateway
+    pub(super) fn start(now_ms: u64, limits: Limits, routed: Routed) -> (Exchange, RequestAction) {
+        let mut exchange = Exchange {
             limits,
             started_ms: now_ms,
-            operation: None,
-            client: ClientDialect::OpenAi,
-            requested_model: None,
-            consumer: None,
-            path: String::new(),
-            roll: 0,
+            request: routed.request,
             template: None,
-            prompt_api: None,
             rejection: None,
-            consumer_listed: false,
-            model_from_body: false,
             deferred_rejection: None,
             body_seen: false,
             reservation: None,
@@ -195,36 +160,37 @@ impl Exchange {
             attempt_plan: None,
             attempts: Vec::new(),
             key_index: None,
-            attempt: false,
             embeddings: None,
-        }
+        };
+        let action = match routed.decision {
+            Decision::Forward { route, plan, ops } => {
+                exchange.route = Some(route);
+                exchange.attempt_plan = plan;
+                RequestAction::Forward(ops)
+            }
+            Decision::RefuseAfterBody { error, ops } => {
+                exchange.deferred_rejection = Some(error);
+                RequestAction::Forward(ops)
+            }
+            Decision::Refuse(error) => RequestAction::Reply(exchange.reject(&error)),
+            Decision::Answer(reply) => RequestAction::Reply(exchange.answer(reply)),
+        };
+        (exchange, action)
+    }
+
+    /// The key of the provider's pool this request uses, once chosen (`engine::keys`).
+    pub(super) fn key_index(&self) -> Option<usize> {
+        self.key_index
+    }
+
+    pub(super) fn use_key(&mut self, index: usize) {
+        self.key_index = Some(index);
     }
 
     /// The provider this exchange talks to (none for a fallback chain downstream: each
     /// attempt has its own).
     pub(super) fn provider_name(&self) -> Option<&str> {
         self.route.as_ref().map(|r| r.provider.as_str()).filter(|p| !p.is_empty())
-    }
-
-    /// A fallback chain's route: the body stays in the client's dialect (each attempt
-    /// translates it for its target) and the budget is reserved at `reserve_model`'s price.
-    pub(super) fn set_chain_route(&mut self, model: &str, reserve_model: &str, planned_stream: bool) {
-        let (dialect, kind) = match self.client {
-            // Chains serve chat only (`Gateway::route_chain` refuses the Responses API).
-            ClientDialect::OpenAi | ClientDialect::Responses => (ProviderDialect::OpenAi, ProviderKind::OpenAi),
-            ClientDialect::Anthropic => (ProviderDialect::Anthropic, ProviderKind::Anthropic),
-        };
-        self.route = Some(Route {
-            model: model.to_string(),
-            provider: String::new(),
-            dialect,
-            kind,
-            target_model: reserve_model.to_string(),
-            planned_stream,
-            signing: None,
-        });
-        self.attempt_plan =
-            Some(super::AttemptPlan { route: model.to_string(), path: self.path.clone(), stream: planned_stream });
     }
 
     /// The plan each attempt of a fallback chain reads (the shell writes it to filter state).
@@ -250,25 +216,6 @@ impl Exchange {
         }
     }
 
-    pub(super) fn set_route(
-        &mut self,
-        model: &str,
-        provider: &Provider,
-        target_model: &str,
-        planned_stream: bool,
-        signing: Option<SigningPlan>,
-    ) {
-        self.route = Some(Route {
-            model: model.to_string(),
-            provider: provider.name.clone(),
-            dialect: provider.kind.dialect(),
-            kind: provider.kind,
-            target_model: target_model.to_string(),
-            planned_stream,
-            signing: signing.map(Box::new),
-        });
-    }
-
     /// Headers decided after the body (a SigV4 signature), for the shell to hand to the
     /// module's header-applying instance through filter state.
     pub fn deferred_headers(&self) -> &[(String, String)] {
@@ -276,28 +223,23 @@ impl Exchange {
     }
 
     /// Records a local rejection and builds its reply in the client's dialect.
-    pub(super) fn reject(&mut self, error: &GatewayError) -> LocalReply {
+    fn reject(&mut self, error: &GatewayError) -> LocalReply {
         self.rejection = Some((error.reason(), error.guard_rule().map(str::to_string)));
-        self.answer(error.to_reply(self.client))
+        self.answer(error.to_reply(self.request.client))
     }
 
     /// Records that the gateway answers this request itself.
-    pub(super) fn answer(&mut self, reply: LocalReply) -> LocalReply {
+    fn answer(&mut self, reply: LocalReply) -> LocalReply {
         self.status = Some(reply.status);
         self.replied = true;
         self.body = ResponseBody::Opaque;
         reply
     }
 
-    /// Refuses the request once its body is seen (see `Gateway::route`).
-    pub(super) fn defer_rejection(&mut self, error: GatewayError) {
-        self.deferred_rejection = Some(error);
-    }
-
     /// Who the fleet-wide budget charges for this request: the identified consumer, its
     /// plan and the routed model (`quota::fleet`); `None` before routing or without identity.
     pub fn fleet_descriptor(&self) -> Option<Descriptor<'_>> {
-        let consumer = self.consumer.as_ref()?;
+        let consumer = self.request.consumer.as_ref()?;
         let route = self.route.as_ref()?;
         Some(Descriptor { consumer: &consumer.name, plan: consumer.plan.as_deref().unwrap_or(""), model: &route.model })
     }
@@ -314,7 +256,7 @@ impl Exchange {
         let error = match verdict {
             Verdict::Admit => return None,
             Verdict::OverLimit => GatewayError::FleetOverBudget {
-                consumer: self.consumer.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+                consumer: self.request.consumer.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
             },
             Verdict::Unavailable(reason) => {
                 self.log_line = Some(format!("llm-gateway: fleet budget service unavailable ({reason}): refused"));
@@ -335,8 +277,8 @@ impl Exchange {
     pub fn route_fields(&self) -> [(&'static str, Option<&str>); 4] {
         [
             // Known at request time, so other filters (rate limits, RBAC) can read it.
-            ("llm_consumer", self.consumer.as_ref().map(|c| c.name.as_str())),
-            ("llm_model", self.requested_model.as_deref()),
+            ("llm_consumer", self.request.consumer.as_ref().map(|c| c.name.as_str())),
+            ("llm_model", self.request.requested_model.as_deref()),
             // A fallback chain's provider and target are known at the response.
             ("llm_provider", self.route.as_ref().map(|r| r.provider.as_str()).filter(|p| !p.is_empty())),
             (
@@ -358,10 +300,10 @@ impl Exchange {
     }
 
     fn translates(&self) -> bool {
-        if self.prompt_api.is_some() {
+        if self.request.prompt_api.is_some() {
             return true; // the answer is the prompt API's own shape
         }
-        let client_dialect = match self.client {
+        let client_dialect = match self.request.client {
             ClientDialect::OpenAi => ProviderDialect::OpenAi,
             ClientDialect::Anthropic => ProviderDialect::Anthropic,
             // Only OpenAI itself speaks it (`Operation::upstream`).
@@ -393,7 +335,7 @@ impl Exchange {
             Err(error) => {
                 let error = match error {
                     // A prompt API's body is its variables: its own error names that.
-                    InspectError::Syntax(e) if self.prompt_api.is_some() => {
+                    InspectError::Syntax(e) if self.request.prompt_api.is_some() => {
                         GatewayError::PromptApi(crate::prompt::PromptError::InvalidBody { detail: e.to_string() })
                     }
                     error => inspect_error(error),
@@ -402,8 +344,13 @@ impl Exchange {
             }
         };
         // A prompt API's body holds variables; one may be called `model`.
-        let model_error = match self.prompt_api {
-            None => body_model_error(body, &facts.members, self.requested_model.as_deref(), self.model_from_body),
+        let model_error = match self.request.prompt_api {
+            None => body_model_error(
+                body,
+                &facts.members,
+                self.request.requested_model.as_deref(),
+                self.request.model_from_body,
+            ),
             Some(_) => None,
         };
         if let Some(error) = model_error {
@@ -433,9 +380,9 @@ impl Exchange {
         };
         // The prompt layer works on the IR, so configured prompts take the IR path even
         // when client and provider share a dialect.
-        let prompts = prompts.filter(|_| self.operation == Some(Operation::Chat));
+        let prompts = prompts.filter(|_| self.request.operation == Some(Operation::Chat));
         let translated_embeddings =
-            self.operation == Some(Operation::Embeddings) && route.dialect != ProviderDialect::OpenAi;
+            self.request.operation == Some(Operation::Embeddings) && route.dialect != ProviderDialect::OpenAi;
         let result = if translated_embeddings {
             self.translate_embeddings(&route, body, quota, now_ms)
         } else if self.translates() || prompts.is_some() {
@@ -462,14 +409,14 @@ impl Exchange {
         body: &[u8],
         prompts: Option<&Prompts>,
     ) -> Result<Option<Vec<u8>>, GatewayError> {
-        let api = match self.operation {
+        let api = match self.request.operation {
             Some(Operation::Responses) => RawApi::Responses,
             Some(Operation::Embeddings) => RawApi::Embeddings,
             _ => return Ok(None),
         };
         let Some(prompts) = prompts else { return Ok(None) };
-        let consumer = self.consumer.as_ref().map(|c| c.name.as_str());
-        let ctx = PromptContext { path: &self.path, consumer, model: &route.model };
+        let consumer = self.request.consumer.as_ref().map(|c| c.name.as_str());
+        let ctx = PromptContext { path: &self.request.path, consumer, model: &route.model };
         let screened = prompts.screen_raw(api, body, &ctx).map_err(GatewayError::Prompt)?;
         Ok(screened.map(|masked| masked.body))
     }
@@ -490,11 +437,11 @@ impl Exchange {
         // a slight over-estimate, the safe side).
         self.input_estimate = estimate_tokens(body.len());
         self.stream = value("stream") == Some(b"true");
-        self.client_wants_usage = self.client == ClientDialect::Anthropic;
+        self.client_wants_usage = self.request.client == ClientDialect::Anthropic;
         let mut edits =
             vec![json_scan::set_member(body, members, "model", &json_scan::json_string(&route.target_model))];
         // Every member that caps output here, validated; the largest is what may be produced.
-        let fields = output_fields(self.operation, self.client);
+        let fields = output_fields(self.request.operation, self.request.client);
         let mut requested: Vec<(&str, u64)> = Vec::new();
         for field in fields {
             if let Some(n) = positive_integer(field, value(field), u64::MAX)? {
@@ -533,14 +480,17 @@ impl Exchange {
                 edits.push(json_scan::set_member(body, members, read, per_choice.to_string().as_bytes()));
             }
         }
-        if self.attempt && route.kind.max_tokens_field() == "max_tokens" && value("max_tokens").is_none() {
+        if self.request.attempt && route.kind.max_tokens_field() == "max_tokens" && value("max_tokens").is_none() {
             // A fallback chain's attempt: the downstream instance capped output where OpenAI
             // reads it; a target that reads only `max_tokens` gets the cap there too.
-            if let Some(cap) = value("max_completion_tokens").filter(|_| self.client == ClientDialect::OpenAi) {
+            if let Some(cap) = value("max_completion_tokens").filter(|_| self.request.client == ClientDialect::OpenAi) {
                 edits.push(json_scan::set_member(body, members, "max_tokens", cap));
             }
         }
-        if self.stream && self.client == ClientDialect::OpenAi && self.operation == Some(Operation::Chat) {
+        if self.stream
+            && self.request.client == ClientDialect::OpenAi
+            && self.request.operation == Some(Operation::Chat)
+        {
             let (wants, edit) = stream_options_edit(body, members, value("stream_options"));
             self.client_wants_usage = wants;
             edits.extend(edit);
@@ -551,7 +501,7 @@ impl Exchange {
     /// How many answers one request asks for (OpenAI chat `n`, and `best_of` that some
     /// OpenAI-compatible servers accept): each may produce the whole output cap.
     fn choices(&self, body: &[u8], members: &[Member]) -> Result<u64, GatewayError> {
-        if (self.operation, self.client) != (Some(Operation::Chat), ClientDialect::OpenAi) {
+        if (self.request.operation, self.request.client) != (Some(Operation::Chat), ClientDialect::OpenAi) {
             return Ok(1);
         }
         let value = |key: &str| member_value(body, members, key);
@@ -595,7 +545,7 @@ impl Exchange {
     /// The member the provider reads the output cap from, for the operations the gateway
     /// clamps (chat and Responses; embeddings produce no output tokens).
     fn provider_output_field(&self, route: &Route) -> Option<&'static str> {
-        match (self.operation, self.client) {
+        match (self.request.operation, self.request.client) {
             (Some(Operation::Chat), ClientDialect::OpenAi) => Some(route.kind.max_tokens_field()),
             (Some(Operation::Chat), ClientDialect::Anthropic) => Some("max_tokens"),
             (Some(Operation::Responses), _) => Some("max_output_tokens"),
@@ -612,11 +562,12 @@ impl Exchange {
         now_ms: u64,
         prompts: Option<&Prompts>,
     ) -> Result<Vec<u8>, GatewayError> {
-        let consumer = self.consumer.as_ref().map(|c| c.name.clone());
+        let consumer = self.request.consumer.as_ref().map(|c| c.name.clone());
         // A prompt API's route is only chosen when prompts are configured (`Gateway::route`).
-        let mut request = if let (Some(prompts), Some(api)) = (prompts, &self.prompt_api) {
-            let call =
-                prompts.build_request(api, body, consumer.as_deref(), self.roll).map_err(GatewayError::PromptApi)?;
+        let mut request = if let (Some(prompts), Some(api)) = (prompts, &self.request.prompt_api) {
+            let call = prompts
+                .build_request(api, body, consumer.as_deref(), self.request.roll)
+                .map_err(GatewayError::PromptApi)?;
             self.template = Some((call.used.template, call.used.version));
             call.request
         } else {
@@ -628,16 +579,17 @@ impl Exchange {
                 Some((sel, stripped)) => (Some(sel), stripped.as_slice()),
                 None => (None, body),
             };
-            let mut request = dialect::decode_request(self.client, body).map_err(GatewayError::Translate)?;
+            let mut request = dialect::decode_request(self.request.client, body).map_err(GatewayError::Translate)?;
             if let Some(prompts) = prompts {
-                let ctx = PromptContext { path: &self.path, consumer: consumer.as_deref(), model: &route.model };
+                let ctx =
+                    PromptContext { path: &self.request.path, consumer: consumer.as_deref(), model: &route.model };
                 let applied =
-                    prompts.prepare(&mut request, selection, &ctx, self.roll).map_err(GatewayError::Prompt)?;
+                    prompts.prepare(&mut request, selection, &ctx, self.request.roll).map_err(GatewayError::Prompt)?;
                 self.template = applied.template.map(|t| (t.template, t.version));
             }
             request
         };
-        dialect::require_messages(self.client, &request).map_err(GatewayError::Translate)?;
+        dialect::require_messages(self.request.client, &request).map_err(GatewayError::Translate)?;
         request.model = route.target_model.clone();
         self.stream = request.stream;
         self.client_wants_usage = request.stream_usage;
@@ -716,7 +668,7 @@ impl Exchange {
         max_output_tokens: Option<u64>,
         now_ms: u64,
     ) -> Result<Option<u64>, GatewayError> {
-        let (Some(quota), Some(consumer)) = (quota, &self.consumer) else { return Ok(None) };
+        let (Some(quota), Some(consumer)) = (quota, &self.request.consumer) else { return Ok(None) };
         // The estimator the config chose (exact BPE counting needs the upstream model), with
         // the least each image can cost.
         let estimate = quota.policy.prompt_with_media(prompt, max_output_tokens, media);
@@ -840,9 +792,9 @@ impl Exchange {
             );
             return self.substitute(502, ErrorKind::Server, message, None);
         }
-        let responses_api = self.operation == Some(Operation::Responses);
-        let counts_output = self.operation != Some(Operation::Embeddings);
-        let client = self.client;
+        let responses_api = self.request.operation == Some(Operation::Responses);
+        let counts_output = self.request.operation != Some(Operation::Embeddings);
+        let client = self.request.client;
         let started_secs = self.started_ms / 1000;
         let embeddings = self.embeddings.clone();
         let json = |translate: Option<Shape>, error_status: Option<u16>| {
@@ -870,11 +822,11 @@ impl Exchange {
             ]
         };
         if self.translates() {
-            let shape = match (&self.prompt_api, &self.template) {
+            let shape = match (&self.request.prompt_api, &self.template) {
                 (Some(_), Some((template, version))) => {
                     Shape::Prompt(TemplateUse { template: template.clone(), version: version.clone() })
                 }
-                _ => Shape::Chat(self.client),
+                _ => Shape::Chat(self.request.client),
             };
             // An embeddings answer is never a stream: one that claims to be is read as JSON
             // (and refused as unreadable).
@@ -895,9 +847,10 @@ impl Exchange {
             self.body = ResponseBody::Opaque;
             return Vec::new();
         }
-        match (is_stream, self.client) {
+        match (is_stream, self.request.client) {
             (true, ClientDialect::OpenAi | ClientDialect::Responses) => {
-                let rewrite = self.stream && !self.client_wants_usage && self.operation == Some(Operation::Chat);
+                let rewrite =
+                    self.stream && !self.client_wants_usage && self.request.operation == Some(Operation::Chat);
                 self.body = ResponseBody::OpenAiSse(Box::new(OpenAiSse {
                     decoder: SseDecoder::new(self.limits.max_sse_event_bytes),
                     rewrite,
@@ -933,7 +886,7 @@ impl Exchange {
     ) -> Vec<HeaderOp> {
         self.status = Some(status);
         let error = ProviderError { kind, status, message };
-        let body = match (&self.prompt_api, self.client) {
+        let body = match (&self.request.prompt_api, self.request.client) {
             (Some(_), _) => dialect::encode_error(ClientDialect::OpenAi, &error),
             (None, client) => dialect::encode_error(client, &error),
         };
@@ -996,9 +949,9 @@ impl Exchange {
         };
         let route = self.route.as_ref();
         Some(Record {
-            operation: self.operation,
+            operation: self.request.operation,
             model: route.map(|r| r.model.clone()),
-            requested_model: self.requested_model.clone(),
+            requested_model: self.request.requested_model.clone(),
             // A fallback chain that no target answered names no provider.
             provider: route.map(|r| r.provider.clone()).filter(|p| !p.is_empty()),
             target_model: route.filter(|r| !r.provider.is_empty()).map(|r| r.target_model.clone()),
@@ -1009,9 +962,9 @@ impl Exchange {
             duration_ms,
             time_to_first_token_ms,
             time_per_output_token_ms,
-            consumer: self.consumer.as_ref().map(|c| c.name.clone()),
-            consumer_label: self.consumer.as_ref().map(|c| {
-                if self.consumer_listed {
+            consumer: self.request.consumer.as_ref().map(|c| c.name.clone()),
+            consumer_label: self.request.consumer.as_ref().map(|c| {
+                if self.request.consumer_listed {
                     c.name.clone()
                 } else {
                     "unlisted".to_string()
@@ -1021,7 +974,7 @@ impl Exchange {
             template: self.template.clone(),
             rejection: self.rejection.clone(),
             budget_remaining: match &self.settled {
-                Some(settled) if self.consumer_listed => settled.remaining.clone(),
+                Some(settled) if self.request.consumer_listed => settled.remaining.clone(),
                 _ => Vec::new(),
             },
             attempts: self.attempts.clone(),
