@@ -32,7 +32,7 @@ pub enum BodyAction {
 }
 
 /// One request's life. Its state is grouped by phase: what the request headers decided
-/// (`request`, `route`, `attempt_plan`, fixed after [`Exchange::start`]), what the body step
+/// (`request`, `route`, `attempt_plan`, fixed after `Exchange::start`), what the body step
 /// decided (`admission`), the response as it is read (`response`), and what the record
 /// reports beyond the usage (`outcome`).
 #[derive(Debug)]

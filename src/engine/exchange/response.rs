@@ -71,7 +71,7 @@ impl Exchange {
         self.outcome.log_line.take()
     }
 
-    /// Response headers: choose how to read the body ([`Exchange::plan`]) and follow the
+    /// Response headers: choose how to read the body (`Exchange::plan`) and follow the
     /// plan; returns response-header changes. `headers_only`: the response has no body (none
     /// can be added then; only the status changes).
     pub fn on_response(
