@@ -239,27 +239,25 @@ impl Gateway {
         let unknown = || GatewayError::UnknownModel { model: route.name.clone() };
         let target = route.pick(roll).ok_or_else(unknown)?;
         let provider = self.config.provider(target.provider).ok_or_else(unknown)?;
-        let dialect = provider.kind.dialect();
-        // Embeddings: passed through to OpenAI-dialect providers, translated for Gemini and
-        // for Bedrock's Titan and Cohere embedding models (`llm::embeddings`).
-        if operation == Operation::Embeddings && dialect != ProviderDialect::OpenAi {
-            if dialect == ProviderDialect::Anthropic {
-                return Err(GatewayError::UnsupportedOperation {
-                    operation: operation.as_str(),
-                    provider: provider.name.clone(),
-                });
-            }
-            if embeddings::Target::of(dialect, &target.model).is_none() {
-                return Err(GatewayError::Translate(crate::llm::ir::TranslateError::Unsupported {
-                    field: "model".to_string(),
-                    provider: "bedrock",
-                    detail: format!("`{}` is not an embeddings model: {}", route.name, embeddings::BEDROCK_MODELS),
-                }));
-            }
-        }
+        embeddings_supported(operation, &route.name, provider, &target.model)?;
         let upstream_path =
             upstream::path(provider, operation.upstream(provider.kind), &target.model, head.body_stream);
         let (provider_headers, signing) = upstream::headers(provider, &upstream_path);
+        let ops = self.forward_ops(head, request, provider, provider_headers, upstream_path);
+        let route = Route::single(&route.name, provider, &target.model, head.body_stream, signing);
+        Ok(Decision::Forward { route, plan: None, ops })
+    }
+
+    /// The request-header changes that send a request to `provider` at `upstream_path`:
+    /// cluster, credentials (the client's removed, the provider's set), path.
+    fn forward_ops(
+        &self,
+        head: &RequestHead<'_>,
+        request: &RequestFacts,
+        provider: &Provider,
+        provider_headers: Vec<HeaderOp>,
+        upstream_path: String,
+    ) -> Vec<HeaderOp> {
         let mut ops = vec![
             HeaderOp::Set(self.config.cluster_header.clone(), provider.cluster.clone()),
             HeaderOp::Remove(self.config.model_header.clone()),
@@ -276,7 +274,7 @@ impl Gateway {
         ops.extend(
             self.trusted_sources().into_iter().flat_map(|t| t.headers()).map(|h| HeaderOp::Remove(h.to_string())),
         );
-        if request.client == ClientDialect::Anthropic && dialect != ProviderDialect::Anthropic {
+        if request.client == ClientDialect::Anthropic && provider.kind.dialect() != ProviderDialect::Anthropic {
             ops.push(HeaderOp::Remove("anthropic-version".to_string()));
             ops.push(HeaderOp::Remove("anthropic-beta".to_string()));
         }
@@ -293,7 +291,35 @@ impl Gateway {
             ops.push(HeaderOp::Set(ORIGINAL_PATH.to_string(), request.path.clone()));
         }
         ops.push(HeaderOp::Set(":path".to_string(), upstream_path));
-        let route = Route::single(&route.name, provider, &target.model, head.body_stream, signing);
-        Ok(Decision::Forward { route, plan: None, ops })
+        ops
     }
+}
+
+/// Embeddings are passed through to OpenAI-dialect providers and translated for Gemini and
+/// for Bedrock's Titan and Cohere embedding models (`llm::embeddings`); nothing else serves
+/// them.
+fn embeddings_supported(
+    operation: Operation,
+    route: &str,
+    provider: &Provider,
+    target_model: &str,
+) -> Result<(), GatewayError> {
+    let dialect = provider.kind.dialect();
+    if operation != Operation::Embeddings || dialect == ProviderDialect::OpenAi {
+        return Ok(());
+    }
+    if dialect == ProviderDialect::Anthropic {
+        return Err(GatewayError::UnsupportedOperation {
+            operation: operation.as_str(),
+            provider: provider.name.clone(),
+        });
+    }
+    if embeddings::Target::of(dialect, target_model).is_none() {
+        return Err(GatewayError::Translate(crate::llm::ir::TranslateError::Unsupported {
+            field: "model".to_string(),
+            provider: "bedrock",
+            detail: format!("`{route}` is not an embeddings model: {}", embeddings::BEDROCK_MODELS),
+        }));
+    }
+    Ok(())
 }
