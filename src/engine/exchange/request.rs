@@ -29,51 +29,47 @@ impl Exchange {
         if let Some(reply) = self.reject_oversized_body(body.len()) {
             return BodyAction::Reply(reply);
         }
+        match self.upstream_body(body, now_ms, quota, prompts) {
+            Ok(Some(upstream)) => BodyAction::Replace(upstream),
+            Ok(None) => BodyAction::Unchanged,
+            Err(error) => BodyAction::Reply(self.reject(&error)),
+        }
+    }
+
+    /// The body to send upstream (`None` when nothing was routed), or why the request is
+    /// refused.
+    fn upstream_body(
+        &mut self,
+        body: &[u8],
+        now_ms: u64,
+        quota: Option<Quota<'_>>,
+        prompts: Option<&Prompts>,
+    ) -> Result<Option<Vec<u8>>, GatewayError> {
         // One strict pass over the whole body before anything reads it: a key repeated in
         // any object is refused (the gateway, Envoy's json_to_metadata and the provider would
         // not agree on its value), and media parts are counted for the estimate.
-        let facts = match json_scan::inspect(body) {
-            Ok(facts) => facts,
-            Err(error) => {
-                let error = match error {
-                    // A prompt API's body is its variables: its own error names that.
-                    InspectError::Syntax(e) if self.request.prompt_api.is_some() => {
-                        GatewayError::PromptApi(crate::prompt::PromptError::InvalidBody { detail: e.to_string() })
-                    }
-                    error => inspect_error(error),
-                };
-                return BodyAction::Reply(self.reject(&error));
+        let facts = json_scan::inspect(body).map_err(|error| match error {
+            // A prompt API's body is its variables: its own error names that.
+            InspectError::Syntax(e) if self.request.prompt_api.is_some() => {
+                GatewayError::PromptApi(crate::prompt::PromptError::InvalidBody { detail: e.to_string() })
             }
-        };
+            error => inspect_error(error),
+        })?;
         // A prompt API's body holds variables; one may be called `model`.
-        let model_error = match self.request.prompt_api {
-            None => body_model_error(
-                body,
-                &facts.members,
-                self.request.requested_model.as_deref(),
-                self.request.model_from_body,
-            ),
-            Some(_) => None,
-        };
-        if let Some(error) = model_error {
-            return BodyAction::Reply(self.reject(&error));
+        if self.request.prompt_api.is_none() {
+            let routed_by = self.request.requested_model.as_deref();
+            if let Some(error) = body_model_error(body, &facts.members, routed_by, self.request.model_from_body) {
+                return Err(error);
+            }
         }
         if let Some(error) = self.admission.deferred_rejection.take() {
-            return BodyAction::Reply(self.reject(&error));
+            return Err(error);
         }
-        let Some(route) = self.route.clone() else {
-            return BodyAction::Unchanged;
-        };
+        let Some(route) = self.route.clone() else { return Ok(None) };
         // Responses and Embeddings bypass the IR: the prompt layer screens their JSON.
-        let screened = match self.screen_raw(&route, body, prompts) {
-            Ok(screened) => screened,
-            Err(error) => return BodyAction::Reply(self.reject(&error)),
-        };
+        let screened = self.screen_raw(&route, body, prompts)?;
         let (body, facts) = match &screened {
-            Some(masked) => match json_scan::inspect(masked) {
-                Ok(facts) => (masked.as_slice(), facts),
-                Err(error) => return BodyAction::Reply(self.reject(&inspect_error(error))),
-            },
+            Some(masked) => (masked.as_slice(), json_scan::inspect(masked).map_err(inspect_error)?),
             None => (body, facts),
         };
         let media = Media {
@@ -85,22 +81,17 @@ impl Exchange {
         let prompts = prompts.filter(|_| self.request.operation == Some(Operation::Chat));
         let translated_embeddings =
             self.request.operation == Some(Operation::Embeddings) && route.dialect != ProviderDialect::OpenAi;
-        let result = if translated_embeddings {
-            self.translate_embeddings(&route, body, quota, now_ms)
+        let upstream = if translated_embeddings {
+            self.translate_embeddings(&route, body, quota, now_ms)?
         } else if self.translates() || prompts.is_some() {
-            self.translate_request(&route, body, media, quota, now_ms, prompts)
+            self.translate_request(&route, body, media, quota, now_ms, prompts)?
         } else {
-            self.patch_request(&route, body, &facts, media, quota, now_ms)
+            self.patch_request(&route, body, &facts, media, quota, now_ms)?
         };
-        match result {
-            Ok(new_body) => {
-                if let Some(plan) = &route.signing {
-                    self.admission.deferred_headers = plan.sign(&new_body, now_ms / 1000);
-                }
-                BodyAction::Replace(new_body)
-            }
-            Err(error) => BodyAction::Reply(self.reject(&error)),
+        if let Some(plan) = &route.signing {
+            self.admission.deferred_headers = plan.sign(&upstream, now_ms / 1000);
         }
+        Ok(Some(upstream))
     }
 
     /// Guards and masks for a Responses or Embeddings body (see `prompt::RawApi`): the masked
