@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::auth::api_key::digest;
+use llm_gateway::config::ProviderKind;
 use llm_gateway::engine::{BodyAction, Exchange, Gateway, HeaderOp, Record, RequestAction, RequestHead};
 use llm_gateway::llm::bedrock::sigv4;
 use llm_gateway::llm::ir::ProviderDialect;
@@ -106,6 +107,9 @@ enum Client {
     OpenAi,
     /// Anthropic Messages (`POST /v1/messages`, `x-api-key`, `anthropic-version`).
     Anthropic,
+    /// OpenAI Responses (`POST /v1/responses`, bearer key): translated for every provider
+    /// but OpenAI itself.
+    Responses,
     /// The published prompt `/v1/prompts/summarize`: the body is its variables.
     PromptApi,
 }
@@ -427,6 +431,47 @@ const ROWS: &[Row] = &[
         expect: Expect::Answer { text: BEDROCK_STREAM_TEXT, usage: (47, 20) },
         ..BASE
     },
+    // ------------------------------------------------------------ Responses API client
+    Row {
+        name: "responses -> azure (translated to chat completions)",
+        client: Client::Responses,
+        model: "azure",
+        upstream_headers: &[(":path", "/openai/deployments/my-deployment/chat/completions?api-version=2024-10-21")],
+        upstream_body: &[("/messages/0/content", r#""Say hi""#), ("/max_completion_tokens", "100")],
+        expect: Expect::Answer { text: OPENAI_TEXT, usage: (1117, 46) },
+        ..BASE
+    },
+    Row {
+        name: "responses -> anthropic, stream",
+        client: Client::Responses,
+        model: "claude",
+        stream: true,
+        answer: ANTHROPIC_SSE,
+        upstream_headers: &[(":path", "/v1/messages")],
+        upstream_body: &[("/max_tokens", "100"), ("/stream", "true")],
+        expect: Expect::Answer { text: ANTHROPIC_STREAM_TEXT, usage: (11, 6) },
+        ..BASE
+    },
+    Row {
+        name: "responses -> gemini",
+        client: Client::Responses,
+        model: "gemini",
+        answer: GEMINI_JSON,
+        upstream_body: &[("/contents/0/parts/0/text", r#""Say hi""#)],
+        expect: Expect::Answer { text: GEMINI_TEXT, usage: (8, 19) },
+        ..BASE
+    },
+    Row {
+        name: "responses -> bedrock, stream",
+        client: Client::Responses,
+        model: "bedrock",
+        stream: true,
+        answer: BEDROCK_STREAM,
+        upstream_headers: &[(":path", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream")],
+        signed: true,
+        expect: Expect::Answer { text: BEDROCK_STREAM_TEXT, usage: (47, 20) },
+        ..BASE
+    },
     // ------------------------------------------------------------ provider errors
     Row {
         name: "openai -> openai refuses the gateway's key (401): a 502 that does not quote it",
@@ -535,6 +580,7 @@ fn request_body(client: Client, model: &str, stream: bool) -> Value {
                                  "max_tokens": 100, "stream": stream}),
         Client::Anthropic => json!({"model": model, "max_tokens": 100, "stream": stream,
                                     "messages": [{"role": "user", "content": "Say hi"}]}),
+        Client::Responses => json!({"model": model, "input": "Say hi", "max_output_tokens": 100, "stream": stream}),
         Client::PromptApi => json!({"text": "Envoy is a proxy.", "stream": stream}),
     }
 }
@@ -554,6 +600,9 @@ fn request_head<'a>(client: Client, model: &'a str, stream: bool, key: &'a str) 
             anthropic_version: true,
             ..head
         },
+        Client::Responses => {
+            RequestHead { path: "/v1/responses", body_model: Some(model), authorization: Some(key), ..head }
+        }
         Client::PromptApi => RequestHead { path: "/v1/prompts/summarize", authorization: Some(key), ..head },
     }
 }
@@ -634,6 +683,7 @@ fn client_text(client: Client, stream: bool, body: &[u8]) -> String {
         let text = match client {
             Client::OpenAi => &value["choices"][0]["message"]["content"],
             Client::Anthropic => &value["content"][0]["text"],
+            Client::Responses => &value["output"][0]["content"][0]["text"],
             Client::PromptApi => &value["output"],
         };
         return text.as_str().unwrap_or_else(|| panic!("no text in {value}")).to_string();
@@ -643,6 +693,8 @@ fn client_text(client: Client, stream: bool, body: &[u8]) -> String {
         let text = match client {
             Client::OpenAi => &event["choices"][0]["delta"]["content"],
             Client::Anthropic => &event["delta"]["text"],
+            Client::Responses if event["type"] == "response.output_text.delta" => &event["delta"],
+            Client::Responses => &Value::Null,
             Client::PromptApi => &event["delta"],
         };
         text.as_str().map(str::to_string)
@@ -658,7 +710,7 @@ fn client_output_tokens(client: Client, stream: bool, body: &[u8]) -> Option<u64
         let usage = &value["usage"];
         return match client {
             Client::OpenAi => usage["completion_tokens"].as_u64(),
-            Client::Anthropic | Client::PromptApi => usage["output_tokens"].as_u64(),
+            Client::Anthropic | Client::Responses | Client::PromptApi => usage["output_tokens"].as_u64(),
         };
     }
     let events = sse_data(body);
@@ -669,6 +721,10 @@ fn client_output_tokens(client: Client, stream: bool, body: &[u8]) -> Option<u64
         }
         Client::Anthropic => {
             events.iter().rev().find(|e| e["type"] == "message_delta")?["usage"]["output_tokens"].as_u64()
+        }
+        Client::Responses => {
+            let completed = events.iter().find(|e| e["type"] == "response.completed")?;
+            completed["response"]["usage"]["output_tokens"].as_u64()
         }
         Client::PromptApi => events.last()?["usage"]["output_tokens"].as_u64(),
     }
@@ -681,6 +737,7 @@ fn assert_stream_closed(row: &Row, body: &[u8]) {
     match row.client {
         Client::OpenAi => assert_eq!(last, "[DONE]", "{}", row.name),
         Client::Anthropic => assert_eq!(last["type"], "message_stop", "{}", row.name),
+        Client::Responses => assert_eq!(last["type"], "response.completed", "{}", row.name),
         Client::PromptApi => assert_eq!(last["output_done"], true, "{}", row.name),
     }
 }
@@ -775,11 +832,16 @@ fn check_signature(row: &Row, run: &Run) {
     assert_eq!(header(&run.request_ops, "authorization"), None, "{name}");
 }
 
+/// The kind of the provider behind `model`.
+fn provider_kind(gw: &Gateway, model: &str) -> ProviderKind {
+    let config = gw.config();
+    let route = config.lookup(model).unwrap_or_else(|| panic!("no model {model} in config()"));
+    config.provider(route.targets[0].provider).unwrap().kind
+}
+
 /// The API the provider behind `model` speaks.
 fn provider_dialect(gw: &Gateway, model: &str) -> ProviderDialect {
-    let config = gw.config();
-    let route = config.lookup(model).unwrap_or_else(|| panic!("no model {model} in CONFIG"));
-    config.provider(route.targets[0].provider).unwrap().kind.dialect()
+    provider_kind(gw, model).dialect()
 }
 
 /// The client's API differs from the provider's: the answer is re-encoded (a prompt API's
@@ -789,6 +851,8 @@ fn translated(gw: &Gateway, row: &Row) -> bool {
     match row.client {
         Client::OpenAi => dialect != ProviderDialect::OpenAi,
         Client::Anthropic => dialect != ProviderDialect::Anthropic,
+        // Only OpenAI itself serves the Responses API.
+        Client::Responses => provider_kind(gw, row.model) != ProviderKind::OpenAi,
         Client::PromptApi => true,
     }
 }
