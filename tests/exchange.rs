@@ -2,7 +2,7 @@
 //! response headers -> response body (whole, or streamed in small chunks) -> finish, as the
 //! proxy-wasm shell drives it in Envoy.
 //!
-//! A row names the client, the model (hence the provider kind, see `CONFIG`), whether it
+//! A row names the client, the model (hence the provider kind, see `config()`), whether it
 //! streams and the provider's answer (a file under tests/fixtures), then what must hold: the
 //! headers and body members sent upstream, whether the body is SigV4-signed (the deferred
 //! headers), the status and text (or error type) the client gets, and the usage, template

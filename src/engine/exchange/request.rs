@@ -133,6 +133,38 @@ impl Exchange {
         self.admission.client_wants_usage = self.request.client == ClientDialect::Anthropic;
         let mut edits =
             vec![json_scan::set_member(body, members, "model", &json_scan::json_string(&route.target_model))];
+        edits.extend(self.output_cap_edits(route, body, members, media, quota, now_ms)?);
+        if self.request.attempt && route.kind.max_tokens_field() == "max_tokens" && value("max_tokens").is_none() {
+            // A fallback chain's attempt: the downstream instance capped output where OpenAI
+            // reads it; a target that reads only `max_tokens` gets the cap there too.
+            if let Some(cap) = value("max_completion_tokens").filter(|_| self.request.client == ClientDialect::OpenAi) {
+                edits.push(json_scan::set_member(body, members, "max_tokens", cap));
+            }
+        }
+        if self.admission.stream
+            && self.request.client == ClientDialect::OpenAi
+            && self.request.operation == Some(Operation::Chat)
+        {
+            let (wants, edit) = stream_options_edit(body, members, value("stream_options"));
+            self.admission.client_wants_usage = wants;
+            edits.extend(edit);
+        }
+        Ok(json_scan::apply_edits(body, &edits))
+    }
+
+    /// Reserves the budget for the output the body asks for (every choice may produce the
+    /// whole cap), and the edits that lower or set the caps to what the budget pays for.
+    fn output_cap_edits(
+        &mut self,
+        route: &Route,
+        body: &[u8],
+        members: &[Member],
+        media: Media,
+        quota: Option<Quota<'_>>,
+        now_ms: u64,
+    ) -> Result<Vec<Edit>, GatewayError> {
+        let value = |key: &str| member_value(body, members, key);
+        let mut edits = Vec::new();
         // Every member that caps output here, validated; the largest is what may be produced.
         let fields = output_fields(self.request.operation, self.request.client);
         let mut requested: Vec<(&str, u64)> = Vec::new();
@@ -173,22 +205,7 @@ impl Exchange {
                 edits.push(json_scan::set_member(body, members, read, per_choice.to_string().as_bytes()));
             }
         }
-        if self.request.attempt && route.kind.max_tokens_field() == "max_tokens" && value("max_tokens").is_none() {
-            // A fallback chain's attempt: the downstream instance capped output where OpenAI
-            // reads it; a target that reads only `max_tokens` gets the cap there too.
-            if let Some(cap) = value("max_completion_tokens").filter(|_| self.request.client == ClientDialect::OpenAi) {
-                edits.push(json_scan::set_member(body, members, "max_tokens", cap));
-            }
-        }
-        if self.admission.stream
-            && self.request.client == ClientDialect::OpenAi
-            && self.request.operation == Some(Operation::Chat)
-        {
-            let (wants, edit) = stream_options_edit(body, members, value("stream_options"));
-            self.admission.client_wants_usage = wants;
-            edits.extend(edit);
-        }
-        Ok(json_scan::apply_edits(body, &edits))
+        Ok(edits)
     }
 
     /// How many answers one request asks for (OpenAI chat `n`, and `best_of` that some
