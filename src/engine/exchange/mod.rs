@@ -61,7 +61,10 @@ struct Admission {
     template: Option<(String, String)>,
     /// Budget held for this request until it is settled or released.
     reservation: Option<Reservation>,
+    /// The request asked for a stream.
     stream: bool,
+    /// The client asked for usage in its stream (OpenAI's `stream_options.include_usage`;
+    /// Anthropic's streams always carry it).
     client_wants_usage: bool,
     /// Estimated prompt tokens, for when the provider reports none.
     input_estimate: u64,
@@ -282,6 +285,7 @@ impl Exchange {
         (size > limit).then(|| self.reject(&GatewayError::BodyTooLarge { limit }))
     }
 
+    /// The client's API is not the provider's: the request and the answer are translated.
     fn translates(&self) -> bool {
         if self.request.prompt_api.is_some() {
             return true; // the answer is the prompt API's own shape
