@@ -1,6 +1,7 @@
 //! The gateway engine: decisions for one plugin (`Gateway`) and one request (`Exchange`),
 //! returned as data for the proxy-wasm shell to apply.
 
+mod error_hop;
 mod exchange;
 mod fallback;
 mod keys;
@@ -9,6 +10,10 @@ mod reply;
 mod response;
 mod upstream;
 
+pub use error_hop::{
+    answer_after, decode_outcome, translate_answer, Hop, HopAnswer, DOWNSTREAM_CONTEXT_STATE, HOLD_REASON,
+    HOP_OUTCOME_STATE,
+};
 pub use exchange::{BodyAction, Exchange, Record, ResponseOrigin};
 pub use fallback::{
     decode_attempts, encode_attempts, Attempt, AttemptPlan, AttemptStart, ATTEMPTS_STATE, PLAN_STATE, RETRY_HEADER,

@@ -156,13 +156,13 @@ impl RootContext for Root {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         if self.applier {
             return Some(Box::new(Applier));
         }
         let gateway = self.gateway.clone()?;
         if self.per_attempt {
-            return Some(Box::new(attempt::AttemptStream::new(gateway)));
+            return Some(Box::new(attempt::AttemptStream::new(gateway, context_id)));
         }
         Some(Box::new(Stream {
             gateway,
@@ -172,6 +172,8 @@ impl RootContext for Root {
             exchange: None,
             fleet_check: None,
             count_host_calls: self.count_host_calls,
+            context_id,
+            held: false,
         }))
     }
 
@@ -189,6 +191,9 @@ struct Stream {
     /// The callout token of the fleet-budget check the request waits for.
     fleet_check: Option<u32>,
     count_host_calls: bool,
+    context_id: u32,
+    /// The response headers wait for an error-code hop (`filter::attempt`), which resumes them.
+    held: bool,
 }
 
 impl Stream {
@@ -299,6 +304,26 @@ impl Stream {
             host::log(LogLevel::Info, &format!("llm-gateway host calls: {calls} ({what})"));
             // The log line is the measurement's own call.
             host::take_calls();
+        }
+    }
+}
+
+impl Stream {
+    /// After an error-code hop: the attempts (the last one answered) and what the client
+    /// gets (the attempt set it in the headers before resuming), read as for any chain.
+    fn resume_held(&mut self) {
+        let Some(exchange) = self.exchange.as_mut() else { return };
+        let Some(route) = exchange.attempt_plan().map(|plan| plan.route.clone()) else { return };
+        let raw = host::property(&[crate::engine::ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
+        let attempts = crate::engine::decode_attempts(&raw);
+        let answered = self.gateway.answering_attempt(&route, &attempts);
+        exchange.record_attempts(attempts, answered, self.gateway.quota(&SharedStore));
+        let outcome = host::property(&[crate::engine::HOP_OUTCOME_STATE]).ok().flatten().unwrap_or_default();
+        let (status, content_type) = crate::engine::decode_outcome(&outcome).unwrap_or((502, String::new()));
+        // The headers went on with the attempt's changes; these ops are already applied.
+        let _ = exchange.on_response(status, Some(&content_type), &ResponseOrigin::Upstream, false);
+        if let Some(line) = exchange.take_log_line() {
+            host::log(LogLevel::Warn, &line);
         }
     }
 }
@@ -440,6 +465,8 @@ impl HttpContext for Stream {
         if let Some(plan) = exchange.attempt_plan() {
             // A fallback chain: each attempt (the module as an upstream filter) reads it.
             let _ = host::set_property(&[crate::engine::PLAN_STATE], plan.encode().as_bytes());
+            let context = self.context_id.to_string();
+            let _ = host::set_property(&[crate::engine::DOWNSTREAM_CONTEXT_STATE], context.as_bytes());
         }
         self.exchange = Some(exchange);
         match action {
@@ -513,6 +540,14 @@ impl HttpContext for Stream {
             // A fallback chain: what each attempt reported, and the target that answered.
             let raw = host::property(&[crate::engine::ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
             let attempts = crate::engine::decode_attempts(&raw);
+            if attempts.last().is_some_and(|a| a.reason == crate::engine::HOLD_REASON) {
+                // The attempt reads the error's body, may hop, and resumes these headers.
+                let mut ops = exchange.budget_headers(host::now_ms());
+                ops.push(HeaderOp::Remove(crate::engine::RETRY_HEADER.to_string()));
+                ops.into_iter().for_each(|op| apply(MapType::HttpResponseHeaders, op));
+                self.held = true;
+                return Action::Pause;
+            }
             let answered = match origin {
                 ResponseOrigin::Upstream => self.gateway.answering_attempt(&route, &attempts),
                 ResponseOrigin::Envoy(_) => None,
@@ -548,6 +583,9 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if std::mem::take(&mut self.held) {
+            self.resume_held();
+        }
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
         };
