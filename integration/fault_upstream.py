@@ -29,6 +29,8 @@ fault matrix of test_faults.py stays as it is:
   context_length        400 "context length exceeded" in the path's dialect (OpenAI's
                         `code: context_length_exceeded`, Anthropic's "prompt is too long")
   bad_request           400 invalid_request_error about a parameter (no trigger code)
+  huge_error            400 whose JSON error message is HUGE_ERROR_BYTES long ("prompt is too long"
+                        at its end): past what the module holds to read a code
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ MODES = ["ok", "reset_before_headers", "reset_mid_body", "stall", "truncated", "
          "html_502", "huge", "no_usage", "slow_drip", "auth_401"]
 STALL_SECONDS = 3.0
 HUGE_TEXT_BYTES = 300_000
+HUGE_ERROR_BYTES = 100_000
 TEXT = "fault injection answer " * 8
 INPUT_TOKENS = 11
 OUTPUT_TOKENS = 48
@@ -225,6 +228,10 @@ def respond(sock: socket.socket, mode: str, anthropic: bool, stream: bool, model
                                          "your messages resulted in 130000 tokens.", "type": "invalid_request_error",
                                          "param": "messages", "code": "context_length_exceeded"}}).encode()
         return send_whole(sock, "400 Bad Request", "application/json", body)
+    if mode == "huge_error":
+        message = "x" * HUGE_ERROR_BYTES + " prompt is too long"
+        return send_whole(sock, "400 Bad Request", "application/json",
+                          json_error(anthropic, "invalid_request_error", message))
     if mode == "bad_request":
         return send_whole(sock, "400 Bad Request", "application/json",
                           json_error(anthropic, "invalid_request_error", "temperature: must be at most 1"))

@@ -15,6 +15,9 @@ normally (11 input, 48 output tokens) or with OpenAI's `context_length_exceeded`
 
 from __future__ import annotations
 
+import concurrent.futures
+import time
+
 import anthropic
 import openai
 import pytest
@@ -25,6 +28,7 @@ from test_fallback import (ANSWER_COST, BEDROCK_MODEL, KEY, PRICE_FIRST, PRICE_O
                            fallback_template, next_access_line, spent)
 
 TRIGGER = {"on_error": ["context_length_exceeded"]}
+HOP_TIMEOUT_MS = 500
 
 
 def plugin_config() -> dict:
@@ -47,6 +51,13 @@ def plugin_config() -> dict:
         "ctx-bad-request": chain("bad_request", "ok", **TRIGGER),
         # Without `on_error`, a context-length error is the client's answer.
         "ctx-no-trigger": chain("context_length", "ok"),
+        # The hop's target stalls past the hop's timeout: the held error is the answer.
+        "ctx-hop-stalls": chain("context_length", "stall", on_error=["context_length_exceeded"],
+                                on_error_timeout_ms=HOP_TIMEOUT_MS),
+        # The hop's target fails: its error is the last one.
+        "ctx-hop-500": chain("context_length", "server_500", **TRIGGER),
+        # An error body too large to hold is passed on as it comes.
+        "ctx-huge-error": chain("huge_error", "ok", **TRIGGER),
         # The hop to Bedrock is SigV4-signed over its translated body (the fake verifies it).
         "ctx-bedrock": chain("context_length", BEDROCK_MODEL, cluster="chain_bedrock", provider="bedrock", **TRIGGER),
     }
@@ -55,7 +66,8 @@ def plugin_config() -> dict:
         "models": models,
         "consumers": {"fb": {"api_keys": [harness_sha(KEY)], "plan": "usd"}},
         "plans": {"usd": {"limits": [{"name": "monthly", "window": "month", "usd": "5.00"}]}},
-        "prices": {"context_length": PRICE_FIRST, "bad_request": PRICE_FIRST, "ok": PRICE_OK, BEDROCK_MODEL: PRICE_OK},
+        "prices": {"context_length": PRICE_FIRST, "bad_request": PRICE_FIRST,
+                   "huge_error": PRICE_FIRST, "stall": PRICE_OK, "server_500": PRICE_OK, "ok": PRICE_OK, BEDROCK_MODEL: PRICE_OK},
     }
 
 
@@ -160,3 +172,57 @@ def test_the_hop_to_bedrock_is_signed(fe, client, stream):
     line = next_access_line(fe, "ctx-bedrock", seen)
     assert f"attempts=first/context_length:400:fallback,bedrock/{BEDROCK_MODEL}:200:ok " in line, line
     assert f"cost_usd_micros={6 * 1 + 5 * 2} " in line, line
+
+
+@pytest.mark.parametrize("client", ["openai", "anthropic"])
+def test_a_hop_is_bounded_by_its_timeout(fe, client):
+    """The hop's target sends nothing for 3 s; after `on_error_timeout_ms` (0.5 s) Envoy ends
+    the callout with its own 504, which is then the last error: the client gets it in its
+    dialect (as when the last target of Envoy's retries times out)."""
+    seen = len(access_lines(fe, "ctx-hop-stalls"))
+    started = time.monotonic()
+    error = openai.APIStatusError if client == "openai" else anthropic.APIStatusError
+    with pytest.raises(error) as info:
+        ask(fe, client, "ctx-hop-stalls", False)
+    elapsed = time.monotonic() - started
+    assert HOP_TIMEOUT_MS / 1000 <= elapsed < fault_upstream.STALL_SECONDS - 1, elapsed
+    assert info.value.status_code == 504
+    body = info.value.response.json()
+    assert body["error"]["message"].startswith("llm-gateway: provider `second` failed with HTTP 504"), body
+    if client == "anthropic":
+        assert body["type"] == "error", body
+    line = next_access_line(fe, "ctx-hop-stalls", seen)
+    assert "attempts=first/context_length:400:fallback,second/stall:504:error " in line, line
+    assert "cost_usd_micros=- " in line, line
+
+
+@pytest.mark.parametrize("client", ["openai", "anthropic"])
+def test_a_failing_hop_gives_its_error(fe, client):
+    seen = len(access_lines(fe, "ctx-hop-500"))
+    error = openai.InternalServerError if client == "openai" else anthropic.InternalServerError
+    with pytest.raises(error) as info:
+        ask(fe, client, "ctx-hop-500", True)
+    assert info.value.status_code == 500
+    assert info.value.response.json()["error"]["message"].startswith("The server had an error")
+    line = next_access_line(fe, "ctx-hop-500", seen)
+    assert "attempts=first/context_length:400:fallback,second/server_500:500:error " in line, line
+
+
+def test_an_error_too_large_to_hold_passes_on(fe):
+    seen = len(access_lines(fe, "ctx-huge-error"))
+    with pytest.raises(anthropic.BadRequestError) as info:
+        ask(fe, "anthropic", "ctx-huge-error", False)
+    assert info.value.response.json()["error"]["message"].endswith("prompt is too long")
+    line = next_access_line(fe, "ctx-huge-error", seen)
+    assert "attempts=first/huge_error:400:error " in line and "fallbacks=0 " in line, line
+
+
+def test_concurrent_hops_are_charged_once_each(fe):
+    ask(fe, "openai", "ctx", False)
+    before = spent(fe)
+    jobs = [("openai" if i % 2 else "anthropic", "ctx", bool(i % 4 < 2)) for i in range(40)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(lambda j: ask(fe, *j), jobs))
+    assert all(text == fault_upstream.TEXT for text, _ in results)
+    ask(fe, "openai", "ctx", False)  # settles after every concurrent request
+    assert spent(fe) - before == ANSWER_COST * (len(jobs) + 1)

@@ -104,8 +104,13 @@ pub struct HopAnswer {
 impl HopAnswer {
     /// For the downstream instance (filter state `HOP_OUTCOME_STATE`).
     pub fn outcome(&self) -> String {
-        format!("{} {}", self.status, self.content_type)
+        encode_outcome(self.status, &self.content_type)
     }
+}
+
+/// `HOP_OUTCOME_STATE`'s value.
+pub fn encode_outcome(status: u16, content_type: &str) -> String {
+    format!("{status} {content_type}")
 }
 
 /// Reads `HOP_OUTCOME_STATE`: (status, content type).

@@ -6,8 +6,9 @@
 
 use super::{apply, header_in, host, reply_with, SharedStore, DEFERRED_HEADERS};
 use crate::engine::{
-    decode_attempts, encode_attempts, Attempt, AttemptPlan, BodyAction, Exchange, Gateway, HeaderOp, HopAnswer,
-    ResponseOrigin, ATTEMPTS_STATE, DOWNSTREAM_CONTEXT_STATE, HOLD_REASON, HOP_OUTCOME_STATE, PLAN_STATE, RETRY_HEADER,
+    decode_attempts, encode_attempts, encode_outcome, Attempt, AttemptPlan, BodyAction, Exchange, Gateway, HeaderOp,
+    HopAnswer, ResponseOrigin, ATTEMPTS_STATE, DOWNSTREAM_CONTEXT_STATE, HOLD_REASON, HOP_OUTCOME_STATE, PLAN_STATE,
+    RETRY_HEADER,
 };
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
@@ -23,6 +24,9 @@ pub fn attempt_config(json: &[u8]) -> Option<Vec<u8>> {
     }
     serde_json::to_vec(object.get("gateway")?).ok()
 }
+
+/// The largest error body held to read its code (provider errors are a few hundred bytes).
+const MAX_HELD_ERROR_BYTES: usize = 64 * 1024;
 
 pub struct AttemptStream {
     pub gateway: Rc<Gateway>,
@@ -170,22 +174,40 @@ impl AttemptStream {
         let Some(answer) = self.answer.take() else { return };
         self.held = None;
         let _ = host::set_buffer(BufferType::HttpResponseBody, 0, self.held_size, &answer.body);
-        let _ = host::set_property(&[HOP_OUTCOME_STATE], answer.outcome().as_bytes());
         if resume_self {
             let _ = host::resume_response();
         }
+        self.resume_downstream(answer.status, &answer.content_type);
+    }
+
+    /// Resumes the downstream instance's paused response headers with this status and type
+    /// (the downstream reads them from filter state when its body callback runs).
+    fn resume_downstream(&self, status: u16, content_type: &str) {
+        let _ = host::set_property(&[HOP_OUTCOME_STATE], encode_outcome(status, content_type).as_bytes());
         let downstream = host::property(&[DOWNSTREAM_CONTEXT_STATE])
             .ok()
             .flatten()
             .and_then(|raw| std::str::from_utf8(&raw).ok().and_then(|s| s.parse::<u32>().ok()));
         // The downstream stream may be gone (the client left): nothing to resume then.
         if downstream.is_some_and(|id| host::set_effective_context(id).is_ok()) {
-            apply(MapType::HttpResponseHeaders, HeaderOp::Set(":status".to_string(), answer.status.to_string()));
-            apply(MapType::HttpResponseHeaders, HeaderOp::Set("content-type".to_string(), answer.content_type));
+            apply(MapType::HttpResponseHeaders, HeaderOp::Set(":status".to_string(), status.to_string()));
+            apply(MapType::HttpResponseHeaders, HeaderOp::Set("content-type".to_string(), content_type.to_string()));
             apply(MapType::HttpResponseHeaders, HeaderOp::Remove("content-length".to_string()));
             let _ = host::resume_response();
         }
         let _ = host::set_effective_context(self.context_id);
+    }
+
+    /// A held error body past `MAX_HELD_ERROR_BYTES` names no code worth a hop: it goes on
+    /// as it comes (translated chunk by chunk, as any error), the downstream headers unchanged.
+    fn release_held(&mut self, size: usize) -> Action {
+        let Some((status, content_type)) = self.held.take() else { return Action::Continue };
+        report(|a| a.reason = "error".to_string());
+        self.resume_downstream(status, &content_type);
+        if let Some(exchange) = self.exchange.as_mut() {
+            super::pass_response_body(exchange, size, false);
+        }
+        Action::Continue
     }
 }
 
@@ -344,6 +366,9 @@ impl HttpContext for AttemptStream {
         if self.held.is_some() {
             // Buffered by Envoy until complete (an error body: small).
             self.held_size = size;
+            if !end_of_stream && size > MAX_HELD_ERROR_BYTES {
+                return self.release_held(size);
+            }
             if !end_of_stream {
                 return Action::Pause;
             }
