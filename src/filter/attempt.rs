@@ -356,6 +356,12 @@ impl HttpContext for AttemptStream {
             true => HeaderOp::Set(RETRY_HEADER.to_string(), status.to_string()),
             false => HeaderOp::Remove(RETRY_HEADER.to_string()),
         });
+        if fall_back && status == 429 && self.gateway.no_key_left(exchange, now, &SharedStore) {
+            // Outlier detection counts 5xx, not 429: a target with no key left is then
+            // ejected (where configured) and skipped by first attempts; the client never
+            // sees this status (the attempt is retried).
+            ops.push(HeaderOp::Set(":status".to_string(), "503".to_string()));
+        }
         for op in ops {
             apply(MapType::HttpResponseHeaders, op);
         }
