@@ -226,3 +226,35 @@ def test_concurrent_hops_are_charged_once_each(fe):
     assert all(text == fault_upstream.TEXT for text, _ in results)
     ask(fe, "openai", "ctx", False)  # settles after every concurrent request
     assert spent(fe) - before == ANSWER_COST * (len(jobs) + 1)
+
+
+@pytest.fixture(scope="module")
+def swapped(wasm_path, tmp_path_factory):
+    """The same chain with the dialects swapped: the first target speaks OpenAI (its 400 is
+    `code: context_length_exceeded`), the hop goes to an Anthropic-dialect target (its key
+    header and `anthropic-version` set on the callout)."""
+    server = fault_upstream.start(harness.free_port())
+    workdir = tmp_path_factory.mktemp("fallback_error_swapped")
+    config = plugin_config()
+    config["providers"]["first"] = {"kind": "openai", "cluster": "c_first",
+                                    "auth": {"type": "bearer", "env": "TEST_OPENAI_KEY"}}
+    config["providers"]["second"] = {"kind": "anthropic", "cluster": "c_second",
+                                     "auth": {"type": "api-key", "env": "TEST_OPENAI_KEY"}}
+    template = fallback_template(workdir, {"role": "attempt", "gateway": config})
+    factory = harness.GatewayFactory(server.server_address[1], wasm_path, workdir)
+    gw = factory.start(config, template=str(template), concurrency=2)
+    yield gw
+    factory.stop_all()
+    server.shutdown()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("client", ["openai", "anthropic"])
+def test_openai_context_length_falls_back_to_anthropic(swapped, client, stream):
+    seen = len(access_lines(swapped, "ctx"))
+    text, usage = ask(swapped, client, "ctx", stream)
+    assert text == fault_upstream.TEXT
+    assert usage == {"input": fault_upstream.INPUT_TOKENS, "output": fault_upstream.OUTPUT_TOKENS}
+    line = next_access_line(swapped, "ctx", seen)
+    assert "attempts=first/context_length:400:fallback,second/ok:200:ok " in line, line
+    assert f"cost_usd_micros={ANSWER_COST} " in line, line

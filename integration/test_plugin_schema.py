@@ -116,7 +116,7 @@ MINIMAL = {"providers": {"p": {"kind": "openai", "cluster": "c", "auth": {"type"
 
 INTEGRATION_MODULES = ["test_admission", "test_budgets", "test_faults", "test_fleet_budget", "test_gateway",
                        "test_identity", "test_prompts", "test_protocols", "test_translation", "test_fallback",
-                       "test_fallback_error"]
+                       "test_fallback_error", "test_fallback_skip"]
 
 
 def integration_configs() -> list[tuple[str, object]]:
