@@ -190,6 +190,19 @@ fn the_hops_answer_reaches_the_client_in_its_dialect() {
     let got = translate_answer(&mut hop.exchange, 503, None, b"", 1_100);
     assert_eq!(got.status, 503);
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&got.body).unwrap()["type"], "error");
+    // Whatever the callout brings: an impossible status, garbage, a huge answer.
+    for (status, content_type, raw) in [
+        (999u16, Some("application/json"), b"{}".to_vec()),
+        (0, None, b"\xff\xfe".to_vec()),
+        (200, Some("application/json"), b"{\"choices\": 7}".to_vec()),
+        (200, Some("text/event-stream"), b"data: {\"x\"\n\ndata: [DONE]".to_vec()),
+        (200, Some("application/json"), vec![b'['; 5_000_000]),
+    ] {
+        let mut hop = gw.start_hop(&plan("/v1/messages", false), "oa", body, 0, 1_000, &store).unwrap();
+        let got = translate_answer(&mut hop.exchange, status, content_type, &raw, 1_100);
+        assert!((100..=599).contains(&got.status), "{status}: {}", got.status);
+        assert!(!got.body.is_empty() || got.status == 200, "{status}");
+    }
 }
 
 #[test]

@@ -250,6 +250,8 @@ pub fn translate_answer(
     body: &[u8],
     now_ms: u64,
 ) -> HopAnswer {
+    // A status no client can be given is the provider failing.
+    let status = if (100..=599).contains(&status) { status } else { 502 };
     let ops = exchange.on_response(status, content_type, &ResponseOrigin::Upstream, body.is_empty());
     answer_after(exchange, status, content_type, ops, body, now_ms)
 }
