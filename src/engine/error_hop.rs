@@ -258,7 +258,7 @@ pub fn translate_answer(
 
 /// The rest of [`translate_answer`] once `Exchange::on_response` returned `ops` (the held
 /// error's were already applied to its headers).
-pub fn answer_after(
+fn answer_after(
     exchange: &mut Exchange,
     status: u16,
     content_type: Option<&str>,

@@ -11,8 +11,8 @@ mod response;
 mod upstream;
 
 pub use error_hop::{
-    answer_after, decode_outcome, encode_outcome, translate_answer, Hop, HopAnswer, DOWNSTREAM_CONTEXT_STATE,
-    HOLD_REASON, HOP_OUTCOME_STATE,
+    decode_outcome, encode_outcome, translate_answer, Hop, HopAnswer, DOWNSTREAM_CONTEXT_STATE, HOLD_REASON,
+    HOP_OUTCOME_STATE,
 };
 pub use exchange::{BodyAction, Exchange, Record, ResponseOrigin};
 pub use fallback::{

@@ -6,9 +6,9 @@
 
 use super::{apply, header_in, host, reply_with, SharedStore, DEFERRED_HEADERS};
 use crate::engine::{
-    decode_attempts, encode_attempts, encode_outcome, Attempt, AttemptPlan, BodyAction, Exchange, Gateway, HeaderOp,
-    HopAnswer, ResponseOrigin, ATTEMPTS_STATE, DOWNSTREAM_CONTEXT_STATE, HOLD_REASON, HOP_OUTCOME_STATE, PLAN_STATE,
-    RETRY_HEADER,
+    decode_attempts, decode_outcome, encode_attempts, encode_outcome, Attempt, AttemptPlan, BodyAction, Exchange,
+    Gateway, HeaderOp, HopAnswer, ResponseOrigin, ATTEMPTS_STATE, DOWNSTREAM_CONTEXT_STATE, HOLD_REASON,
+    HOP_OUTCOME_STATE, PLAN_STATE, RETRY_HEADER,
 };
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
@@ -86,6 +86,31 @@ impl AttemptStream {
             }
             BodyAction::Reply(reply) => reply_with(&reply),
         }
+    }
+}
+
+/// Downstream, at response headers the attempt holds (`HOLD_REASON`): the headers the
+/// downstream instance decides (budget), then they wait for the attempt to resume them.
+pub(super) fn hold_downstream(exchange: &Exchange) {
+    let mut ops = exchange.budget_headers(host::now_ms());
+    ops.push(HeaderOp::Remove(RETRY_HEADER.to_string()));
+    ops.into_iter().for_each(|op| apply(MapType::HttpResponseHeaders, op));
+}
+
+/// Downstream, resumed after a held error: the attempts (the last one answered) and what
+/// the client gets (the attempt set it in the headers before resuming), read as for any
+/// chain at its response headers.
+pub(super) fn resume_held(gateway: &Gateway, exchange: &mut Exchange) {
+    let Some(route) = exchange.attempt_plan().map(|plan| plan.route.clone()) else { return };
+    let attempts = decode_attempts(&host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default());
+    let answered = gateway.answering_attempt(&route, &attempts);
+    exchange.record_attempts(attempts, answered, gateway.quota(&SharedStore));
+    let outcome = host::property(&[HOP_OUTCOME_STATE]).ok().flatten().unwrap_or_default();
+    let (status, content_type) = decode_outcome(&outcome).unwrap_or((502, String::new()));
+    // The headers went on with the attempt's changes: these ops are already applied.
+    let _ = exchange.on_response(status, Some(&content_type), &ResponseOrigin::Upstream, false);
+    if let Some(line) = exchange.take_log_line() {
+        host::log(LogLevel::Warn, &line);
     }
 }
 

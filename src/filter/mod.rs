@@ -308,26 +308,6 @@ impl Stream {
     }
 }
 
-impl Stream {
-    /// After an error-code hop: the attempts (the last one answered) and what the client
-    /// gets (the attempt set it in the headers before resuming), read as for any chain.
-    fn resume_held(&mut self) {
-        let Some(exchange) = self.exchange.as_mut() else { return };
-        let Some(route) = exchange.attempt_plan().map(|plan| plan.route.clone()) else { return };
-        let raw = host::property(&[crate::engine::ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
-        let attempts = crate::engine::decode_attempts(&raw);
-        let answered = self.gateway.answering_attempt(&route, &attempts);
-        exchange.record_attempts(attempts, answered, self.gateway.quota(&SharedStore));
-        let outcome = host::property(&[crate::engine::HOP_OUTCOME_STATE]).ok().flatten().unwrap_or_default();
-        let (status, content_type) = crate::engine::decode_outcome(&outcome).unwrap_or((502, String::new()));
-        // The headers went on with the attempt's changes; these ops are already applied.
-        let _ = exchange.on_response(status, Some(&content_type), &ResponseOrigin::Upstream, false);
-        if let Some(line) = exchange.take_log_line() {
-            host::log(LogLevel::Warn, &line);
-        }
-    }
-}
-
 impl Context for Stream {
     fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
         let Some(fleet) = self.gateway.fleet().filter(|_| self.fleet_check == Some(token)) else { return };
@@ -542,9 +522,7 @@ impl HttpContext for Stream {
             let attempts = crate::engine::decode_attempts(&raw);
             if attempts.last().is_some_and(|a| a.reason == crate::engine::HOLD_REASON) {
                 // The attempt reads the error's body, may hop, and resumes these headers.
-                let mut ops = exchange.budget_headers(host::now_ms());
-                ops.push(HeaderOp::Remove(crate::engine::RETRY_HEADER.to_string()));
-                ops.into_iter().for_each(|op| apply(MapType::HttpResponseHeaders, op));
+                attempt::hold_downstream(exchange);
                 self.held = true;
                 return Action::Pause;
             }
@@ -583,12 +561,12 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
-        if std::mem::take(&mut self.held) {
-            self.resume_held();
-        }
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
         };
+        if std::mem::take(&mut self.held) {
+            attempt::resume_held(&self.gateway, exchange);
+        }
         pass_response_body(exchange, size, end_of_stream);
         if end_of_stream {
             self.finish();
