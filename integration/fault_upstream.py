@@ -26,6 +26,7 @@ fault matrix of test_faults.py stays as it is:
   server_500            500 with a JSON error in the path's dialect
   overloaded_529        Anthropic's 529 overloaded_error
   dies_before_first_event  200 text/event-stream headers, then a reset before any event
+  stall_after_headers   200 text/event-stream headers, then nothing for STALL_SECONDS
   context_length        400 "context length exceeded" in the path's dialect (OpenAI's
                         `code: context_length_exceeded`, Anthropic's "prompt is too long")
   bad_request           400 invalid_request_error about a parameter (no trigger code)
@@ -235,6 +236,10 @@ def respond(sock: socket.socket, mode: str, anthropic: bool, stream: bool, model
     if mode == "bad_request":
         return send_whole(sock, "400 Bad Request", "application/json",
                           json_error(anthropic, "invalid_request_error", "temperature: must be at most 1"))
+    if mode == "stall_after_headers":
+        sock.sendall(head("200 OK", "text/event-stream"))
+        time.sleep(STALL_SECONDS)
+        return sock.close()
     if mode == "dies_before_first_event":
         sock.sendall(head("200 OK", "text/event-stream"))
         time.sleep(0.05)

@@ -132,7 +132,7 @@ impl Gateway {
     }
 
     /// The chain's first target no attempt has tried yet (by provider name).
-    fn next_untried(&self, plan: &AttemptPlan, tried: &[Attempt]) -> Option<String> {
+    pub(super) fn next_untried(&self, plan: &AttemptPlan, tried: &[Attempt]) -> Option<String> {
         let route = self.chain_route(plan)?;
         route.targets.iter().find_map(|t| {
             let p = self.config.provider(t.provider)?;

@@ -4,6 +4,7 @@
 mod error_hop;
 mod exchange;
 mod fallback;
+mod first_event;
 mod keys;
 mod meter;
 mod reply;
@@ -18,6 +19,10 @@ pub use exchange::{BodyAction, Exchange, Record, ResponseOrigin};
 pub use fallback::{
     decode_attempts, encode_attempts, Attempt, AttemptPlan, AttemptStart, ATTEMPTS_STATE, PLAN_STATE, RETRY_HEADER,
     UNTRANSLATED_PATH,
+};
+pub use first_event::{
+    FirstEventScan, Framing, FIRST_EVENT_CONFIG, FIRST_EVENT_HOLDER_STATE, FIRST_EVENT_WATCH_STATE,
+    NO_FIRST_EVENT_REASON,
 };
 pub use reply::{GatewayError, LocalReply};
 

@@ -7,8 +7,8 @@
 use super::{apply, header_in, host, reply_with, SharedStore, DEFERRED_HEADERS};
 use crate::engine::{
     decode_attempts, decode_outcome, encode_attempts, encode_outcome, Attempt, AttemptPlan, BodyAction, Exchange,
-    Gateway, HeaderOp, HopAnswer, ResponseOrigin, ATTEMPTS_STATE, DOWNSTREAM_CONTEXT_STATE, HOLD_REASON,
-    HOP_OUTCOME_STATE, PLAN_STATE, RETRY_HEADER,
+    Gateway, HeaderOp, HopAnswer, ResponseOrigin, ATTEMPTS_STATE, DOWNSTREAM_CONTEXT_STATE, FIRST_EVENT_HOLDER_STATE,
+    FIRST_EVENT_WATCH_STATE, HOLD_REASON, HOP_OUTCOME_STATE, NO_FIRST_EVENT_REASON, PLAN_STATE, RETRY_HEADER,
 };
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
@@ -116,7 +116,7 @@ pub(super) fn resume_held(gateway: &Gateway, exchange: &mut Exchange) {
 
 /// Updates this attempt's line (the last: attempts run one after the other) in the attempt
 /// log the downstream instance reads.
-fn report(update: impl FnOnce(&mut Attempt)) {
+pub(super) fn report(update: impl FnOnce(&mut Attempt)) {
     let raw = host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
     let mut attempts = decode_attempts(&raw);
     if let Some(last) = attempts.last_mut() {
@@ -351,11 +351,18 @@ impl HttpContext for AttemptStream {
         let hold = !fall_back
             && self.request_body.is_some()
             && self.gateway.holds_error(plan, status, json, !end_of_stream, &tried);
-        let reason = match (fall_back, hold, (200..300).contains(&status)) {
-            (true, _, _) => "fallback",
-            (false, true, _) => HOLD_REASON,
-            (false, false, true) => "ok",
-            (false, false, false) => "error",
+        // A stream is held until its first event when the watcher instance will resume it.
+        let watched = host::property(&[FIRST_EVENT_WATCH_STATE]).ok().flatten().is_some_and(|v| v == b"1");
+        let first_event = !fall_back
+            && !hold
+            && watched
+            && self.gateway.waits_for_first_event(plan, status, content_type.as_deref(), !end_of_stream, &tried);
+        let reason = match (fall_back, hold, first_event, (200..300).contains(&status)) {
+            (true, ..) => "fallback",
+            (false, true, ..) => HOLD_REASON,
+            (false, false, true, _) => NO_FIRST_EVENT_REASON,
+            (false, false, false, true) => "ok",
+            (false, false, false, false) => "error",
         };
         report(|attempt| {
             attempt.status = Some(status);
@@ -389,6 +396,12 @@ impl HttpContext for AttemptStream {
         }
         for op in ops {
             apply(MapType::HttpResponseHeaders, op);
+        }
+        if first_event {
+            // The router sees no response until the watcher resumes this one; a reset before
+            // then is retried by Envoy like any reset before the response.
+            let _ = host::set_property(&[FIRST_EVENT_HOLDER_STATE], self.context_id.to_string().as_bytes());
+            return Action::Pause;
         }
         Action::Continue
     }

@@ -3,6 +3,7 @@
 
 mod attempt;
 mod deferred;
+mod first_event;
 mod fleet;
 mod host;
 
@@ -88,6 +89,8 @@ struct Root {
     applier: bool,
     /// This instance runs per attempt, as an upstream HTTP filter (fallback chains).
     per_attempt: bool,
+    /// This instance watches attempts' streams for their first event (`filter::first_event`).
+    first_event: bool,
     /// `LLM_GATEWAY_COUNT_HOST_CALLS` is set in the VM's environment: log the host calls of
     /// each exchange (`host::take_calls`).
     count_host_calls: bool,
@@ -112,6 +115,10 @@ impl RootContext for Root {
         let json = host::buffer(BufferType::PluginConfiguration, 0, size).unwrap_or_default();
         if deferred::is_applier_config(&json, APPLIER_CONFIG) {
             self.applier = true;
+            return true;
+        }
+        if deferred::is_applier_config(&json, crate::engine::FIRST_EVENT_CONFIG) {
+            self.first_event = true;
             return true;
         }
         let json = match attempt::attempt_config(&json) {
@@ -159,6 +166,9 @@ impl RootContext for Root {
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         if self.applier {
             return Some(Box::new(Applier));
+        }
+        if self.first_event {
+            return Some(Box::new(first_event::Watcher::new(context_id)));
         }
         let gateway = self.gateway.clone()?;
         if self.per_attempt {
