@@ -116,7 +116,8 @@ MINIMAL = {"providers": {"p": {"kind": "openai", "cluster": "c", "auth": {"type"
 
 INTEGRATION_MODULES = ["test_admission", "test_budgets", "test_faults", "test_fleet_budget", "test_gateway",
                        "test_identity", "test_prompts", "test_protocols", "test_translation", "test_fallback",
-                       "test_fallback_error", "test_fallback_skip"]
+                       "test_fallback_error", "test_fallback_skip",
+                       "test_fallback_first_event"]
 
 
 def integration_configs() -> list[tuple[str, object]]:
@@ -261,6 +262,13 @@ def test_what_the_module_refuses_the_schema_refuses(validator, rejects, name):
 def test_the_signer_instance_config_validates(validator):
     assert not errors(validator, {"role": "apply-deferred-headers"})
     assert errors(validator, {"role": "sign-everything"})
+
+
+def test_the_first_event_watcher_config_validates(validator, rejects):
+    assert not errors(validator, {"role": "first-event"})
+    code, log = rejects({"role": "first-event"})
+    assert code == 0, log[-3000:]
+    assert errors(validator, {"role": "first-event", "gateway": {}})
 
 
 def test_the_attempt_instance_config_validates(validator, rejects):
