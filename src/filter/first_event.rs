@@ -63,4 +63,12 @@ impl HttpContext for Watcher {
         }
         Action::Continue
     }
+
+    /// A body that ends with trailers ends without `end_of_stream` in the body callback.
+    fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
+        if self.scan.is_some() {
+            self.resume_holder();
+        }
+        Action::Continue
+    }
 }
