@@ -112,3 +112,16 @@ def test_a_stream_cut_after_its_first_event_is_not_retried(watched):
     assert classify("anthropic", True, status, content_type, received) == "stream error event", received
     line = next_access_line(watched, "fe-truncated", seen)
     assert "attempts=first/truncated:200:ok " in line and "fallbacks=0 " in line, line
+
+
+def test_concurrent_held_streams_each_resume_their_own_attempt(watched):
+    """40 concurrent streams on both workers, half dying before their first event: each
+    watcher resumes its own attempt (context ids are per VM), every client gets its answer."""
+    import concurrent.futures
+    jobs = [("openai" if i % 2 else "anthropic", "fe-dies_before_first_event" if i % 4 < 2 else "fe-ok")
+            for i in range(40)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(lambda j: ask(watched, j[0], j[1], True), jobs))
+    assert all(text == fault_upstream.TEXT for text, _ in results)
+    assert all(usage == {"input": fault_upstream.INPUT_TOKENS, "output": fault_upstream.OUTPUT_TOKENS}
+               for _, usage in results)
