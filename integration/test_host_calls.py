@@ -31,6 +31,10 @@ CEILINGS = {
 }
 
 
+# The per-kind breakdown of each scenario's last count, in the order measured (printed).
+BREAKDOWNS: list[str] = []
+
+
 def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -66,6 +70,12 @@ def counts(gw) -> list[int]:
     return [int(n) for n in re.findall(r"llm-gateway host calls: (\d+)", gw.log_text())]
 
 
+def last_breakdown(gw) -> str:
+    """The per-kind breakdown of the last count (`clock=3 property_set=1 ...`)."""
+    found = re.findall(r"llm-gateway host calls: \d+ \([^)]*\) \[([^\]]*)\]", gw.log_text())
+    return found[-1] if found else "?"
+
+
 def count_of(gw, send, exact: bool = True) -> int:
     """Host calls of one request: the count logged when it ended. Sent three times: the first
     request of a VM also defines its metrics (one host call each), so the later ones are the
@@ -78,6 +88,7 @@ def count_of(gw, send, exact: bool = True) -> int:
     *_, second, third = counts(gw)
     if exact:
         assert second == third, counts(gw)
+    BREAKDOWNS.append(last_breakdown(gw))
     return max(second, third)
 
 
@@ -114,8 +125,8 @@ def test_host_calls_per_request_stay_within_todays_counts(counting_gateway):
         budget, post(budget, {"model": "h-openai", "messages": MESSAGES}, {"authorization": "Bearer sk-alice"}))
     per_event = (measured["passthrough stream, 50 words"] - measured["passthrough stream, 10 words"]) / 40
     print("\nhost calls per request:")
-    for name, n in measured.items():
-        print(f"  {name:42} {n:4}  (ceiling {CEILINGS[name]})")
+    for (name, n), kinds in zip(measured.items(), BREAKDOWNS):
+        print(f"  {name:42} {n:4}  (ceiling {CEILINGS[name]})  {kinds}")
     print(f"  per streamed word (SSE event), 50- vs 10-word stream: {per_event:.2f} (event grouping varies)")
     over = {name: n for name, n in measured.items() if n > CEILINGS[name]}
     assert not over, f"more host calls than today: {over}"

@@ -288,7 +288,7 @@ impl Stream {
             metrics.record(&point);
         }
         if self.count_host_calls {
-            let calls = host::take_calls();
+            let (calls, kinds) = host::take_calls();
             let stream = if record.stream { "stream" } else { "json" };
             let what = format!(
                 "{} {} {stream} {}",
@@ -296,7 +296,7 @@ impl Stream {
                 record.provider.as_deref().unwrap_or("-"),
                 record.status
             );
-            host::log(LogLevel::Info, &format!("llm-gateway host calls: {calls} ({what})"));
+            host::log(LogLevel::Info, &format!("llm-gateway host calls: {calls} ({what}) [{kinds}]"));
             // The log line is the measurement's own call.
             host::take_calls();
         }
