@@ -71,6 +71,7 @@ impl Context for AttemptStream {}
 
 impl HttpContext for AttemptStream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         let Some(plan) = host::property(&[PLAN_STATE]).ok().flatten().and_then(|raw| AttemptPlan::decode(&raw)) else {
             // Not a fallback chain: the downstream instance did everything.
             return Action::Continue;
@@ -104,6 +105,7 @@ impl HttpContext for AttemptStream {
     }
 
     fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         if !self.exchange.as_ref().is_some_and(Exchange::awaits_body) {
             return Action::Continue;
         }
@@ -117,6 +119,7 @@ impl HttpContext for AttemptStream {
     /// The body may end with a trailers frame (HTTP/2): translated here then, as downstream,
     /// never forwarded as it is.
     fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        let _clock = host::ClockScope::enter();
         let Some(max) = self.exchange.as_ref().filter(|e| e.awaits_body()).map(|e| e.body_limit().saturating_add(1))
         else {
             return Action::Continue;
@@ -126,6 +129,7 @@ impl HttpContext for AttemptStream {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         let (Some(plan), Some(exchange)) = (self.plan.as_ref(), self.exchange.as_mut()) else {
             return Action::Continue;
         };
@@ -171,6 +175,7 @@ impl HttpContext for AttemptStream {
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
         };

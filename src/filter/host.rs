@@ -35,10 +35,10 @@ pub enum Call {
     SharedGet,
     SharedSet,
     Resume,
-    HttpCall,
+    Callout,
 }
 
-const CALL_KINDS: usize = Call::HttpCall as usize + 1;
+const CALL_KINDS: usize = Call::Callout as usize + 1;
 
 impl Call {
     const NAMES: [&'static str; CALL_KINDS] = [
@@ -199,22 +199,51 @@ pub fn log(level: LogLevel, message: &str) {
     let _ = unsafe { proxy_log(level as u32, message.as_ptr(), message.len()) };
 }
 
-/// Host wall clock in milliseconds since the epoch (0 if the host refuses).
-pub fn now_ms() -> u64 {
-    tally(Call::Clock);
-    let mut nanos = 0u64;
-    // SAFETY: writes one u64 we own.
-    match unsafe { proxy_get_current_time_nanoseconds(&mut nanos) } {
-        OK => nanos / 1_000_000,
-        _ => 0,
+thread_local! {
+    /// The clock read of the current callback, when one runs inside a [`ClockScope`].
+    static CLOCK: std::cell::Cell<(bool, Option<u64>)> = const { std::cell::Cell::new((false, None)) };
+}
+
+/// One clock read per callback: inside a scope (held for the length of a callback) the first
+/// read is remembered and every later read in that callback returns it (each read is a host
+/// call, several microseconds in V8; a callback lasts microseconds). Outside any scope each
+/// read asks the host.
+pub struct ClockScope(());
+
+impl ClockScope {
+    pub fn enter() -> Self {
+        CLOCK.with(|c| c.set((true, None)));
+        ClockScope(())
     }
 }
 
+impl Drop for ClockScope {
+    fn drop(&mut self) {
+        CLOCK.with(|c| c.set((false, None)));
+    }
+}
+
+/// Host wall clock in milliseconds since the epoch (0 if the host refuses).
+pub fn now_ms() -> u64 {
+    now_nanos() / 1_000_000
+}
+
+/// Host wall clock in nanoseconds since the epoch (0 if the host refuses).
 pub fn now_nanos() -> u64 {
+    let (scoped, cached) = CLOCK.with(std::cell::Cell::get);
+    if let Some(nanos) = cached.filter(|_| scoped) {
+        return nanos;
+    }
     tally(Call::Clock);
     let mut nanos = 0u64;
     // SAFETY: writes one u64 we own.
-    let _ = unsafe { proxy_get_current_time_nanoseconds(&mut nanos) };
+    let nanos = match unsafe { proxy_get_current_time_nanoseconds(&mut nanos) } {
+        OK => nanos,
+        _ => 0,
+    };
+    if scoped {
+        CLOCK.with(|c| c.set((true, Some(nanos))));
+    }
     nanos
 }
 

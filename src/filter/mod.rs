@@ -172,6 +172,7 @@ impl RootContext for Root {
             exchange: None,
             fleet_check: None,
             count_host_calls: self.count_host_calls,
+            finished: false,
         }))
     }
 
@@ -189,6 +190,8 @@ struct Stream {
     /// The callout token of the fleet-budget check the request waits for.
     fleet_check: Option<u32>,
     count_host_calls: bool,
+    /// `finish` ran.
+    finished: bool,
 }
 
 impl Stream {
@@ -269,6 +272,10 @@ impl Stream {
 
     /// Ends the exchange once: metrics, and access-log fields while the host still takes them.
     fn finish(&mut self) {
+        // Once: `on_log` follows a response that already ended (no clock read for nothing).
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
         let quota = self.gateway.quota(&SharedStore);
         let Some(record) = self.exchange.as_mut().and_then(|e| e.finish(host::now_ms(), quota)) else {
             return;
@@ -280,8 +287,11 @@ impl Stream {
                 self.reports.borrow_mut().push(report, host::now_ms());
             }
         }
-        for (key, value) in metrics::log_fields(&record) {
-            let _ = host::set_property(&[key], value.as_bytes());
+        // The access log's one value; `llm_tokens` is also read by other filters (a rate
+        // limit's `hits_addend`), so it keeps its own.
+        let _ = host::set_property(&[metrics::LOG_RECORD], metrics::log_record(&record).as_bytes());
+        if let Some((key, tokens)) = metrics::log_fields(&record).into_iter().find(|(key, _)| *key == "llm_tokens") {
+            let _ = host::set_property(&[key], tokens.as_bytes());
         }
         let mut metrics = self.metrics.borrow_mut();
         for point in metrics::points(&record) {
@@ -305,6 +315,7 @@ impl Stream {
 
 impl Context for Stream {
     fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+        let _clock = host::ClockScope::enter();
         let Some(fleet) = self.gateway.fleet().filter(|_| self.fleet_check == Some(token)) else { return };
         self.fleet_check = None;
         let verdict = fleet::verdict(fleet, num_headers, body_size);
@@ -387,7 +398,9 @@ fn remove_untrusted(headers: &mut Vec<(String, String)>) {
 fn pass_response_body(exchange: &mut Exchange, size: usize, end_of_stream: bool) {
     let chunk =
         if size > 0 { host::buffer(BufferType::HttpResponseBody, 0, size).unwrap_or_default() } else { Vec::new() };
-    if let BodyAction::Replace(bytes) = exchange.on_response_body(&chunk, end_of_stream, host::now_ms()) {
+    // Past the first token the chunks need no time (a clock read saved per streamed chunk).
+    let now = if exchange.response_needs_clock() { host::now_ms() } else { 0 };
+    if let BodyAction::Replace(bytes) = exchange.on_response_body(&chunk, end_of_stream, now) {
         let _ = host::set_buffer(BufferType::HttpResponseBody, 0, size, &bytes);
     }
     if let Some(line) = exchange.take_log_line() {
@@ -404,6 +417,7 @@ fn apply(map: MapType, op: HeaderOp) {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         // One host call for every header instead of one per header read or removal checked.
         let mut headers = host::headers(MapType::HttpRequestHeaders).unwrap_or_default();
         remove_untrusted(&mut headers);
@@ -432,8 +446,10 @@ impl HttpContext for Stream {
             no_body: end_of_stream,
         };
         let (exchange, action) = self.gateway.on_request_headers(&head, self.roll(), host::now_ms());
+        // Only the consumer is filter state of its own at request time, for other filters
+        // (RBAC, rate limits); the access log reads the whole record (`metrics::LOG_RECORD`).
         for (key, value) in exchange.route_fields() {
-            if let Some(value) = value {
+            if let Some(value) = value.filter(|_| key == "llm_consumer") {
                 let _ = host::set_property(&[key], value.as_bytes());
             }
         }
@@ -465,6 +481,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         let Some(exchange) = self.exchange.as_mut().filter(|e| e.awaits_body()) else {
             return Action::Continue;
         };
@@ -483,6 +500,7 @@ impl HttpContext for Stream {
     /// the end of the stream, and returning `Continue` here would forward the buffered body
     /// unread. Admission runs on the complete body here instead (fail closed).
     fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        let _clock = host::ClockScope::enter();
         let Some(exchange) = self.exchange.as_ref().filter(|e| e.awaits_body()) else {
             return Action::Continue;
         };
@@ -494,10 +512,13 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
         };
-        let response_header = |name: &str| host::header(MapType::HttpResponseHeaders, name).ok().flatten();
+        // One host call for every header instead of one per header read.
+        let response_headers = host::headers(MapType::HttpResponseHeaders).unwrap_or_default();
+        let response_header = |name: &str| header_in(&response_headers, name).map(str::to_string);
         let status = response_header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let content_type = response_header("content-type");
         // `via_upstream` for the provider's own response; anything else is Envoy's local
@@ -531,9 +552,11 @@ impl HttpContext for Stream {
         if let Some(mut reply) = exchange.take_reply() {
             // A response without a body to replace: the gateway answers in its place, with
             // the response's own headers (`x-envoy-ratelimited`, `retry-after`...).
-            let replaced = host::headers(MapType::HttpResponseHeaders).unwrap_or_default();
-            reply.headers.extend(replaced.into_iter().filter(|(name, _)| {
-                !name.starts_with(':') && !matches!(name.as_str(), "content-type" | "content-length")
+            // (Read before the chain's retry mark was removed: it is dropped here too.)
+            reply.headers.extend(response_headers.into_iter().filter(|(name, _)| {
+                !name.starts_with(':')
+                    && !matches!(name.as_str(), "content-type" | "content-length")
+                    && !name.eq_ignore_ascii_case(crate::engine::RETRY_HEADER)
             }));
             return self.reply(&reply);
         }
@@ -548,6 +571,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
         };
@@ -559,6 +583,7 @@ impl HttpContext for Stream {
     }
 
     fn on_log(&mut self) {
+        let _clock = host::ClockScope::enter();
         // The client may have gone away mid-stream: what was seen still counts.
         self.finish();
     }
