@@ -80,6 +80,14 @@ pub fn tally(kind: Call) {
     });
 }
 
+/// Runs `work` without counting its host calls (work shared by many requests, such as the
+/// tick's metric flush, is no one request's cost).
+pub fn uncounted(work: impl FnOnce()) {
+    let before = CALLS.with(std::cell::Cell::get);
+    work();
+    CALLS.with(|c| c.set(before));
+}
+
 /// Host calls since the previous take: the total and the non-zero kinds (`clock=3 log=1`).
 /// With `LLM_GATEWAY_COUNT_HOST_CALLS` set, the shell logs this when an exchange ends (the
 /// calls of one request when requests arrive one at a time on one worker; see

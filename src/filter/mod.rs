@@ -30,10 +30,20 @@ proxy_wasm::main! {{
 const MAX_METRICS: usize = 20_000;
 
 /// Metric ids by full name, defined on first use; shared by the VM's streams.
+///
+/// Counter increments and gauge values are gathered in the VM and handed to the host on the
+/// root context's tick (`METRICS_FLUSH_TICK`): one host call per changed series per tick
+/// instead of one per request, and Prometheus shows the same sums (counters) and last values
+/// (gauges), at most a tick later. Histogram points go to the host at once: each value is a
+/// point of its own, which no aggregate could reproduce exactly.
 #[derive(Default)]
 struct Metrics {
     ids: HashMap<String, u32>,
     full_warned: bool,
+    /// Counter increments not yet handed to the host, by metric id.
+    counters: HashMap<u32, u64>,
+    /// The latest value of each gauge not yet handed to the host, by metric id.
+    gauges: HashMap<u32, u64>,
 }
 
 impl Metrics {
@@ -60,12 +70,30 @@ impl Metrics {
                 id
             }
         };
-        let _ = match point.kind {
-            // Defined (so the series exists) but not incremented by 0: a host call saved.
-            MetricKind::Counter if point.value == 0 => return,
-            MetricKind::Counter => host::increment_metric(id, i64::try_from(point.value).unwrap_or(i64::MAX)),
-            MetricKind::Histogram | MetricKind::Gauge => host::record_metric(id, point.value),
-        };
+        match point.kind {
+            // Defined (so the series exists at 0) but not incremented by 0.
+            MetricKind::Counter if point.value == 0 => {}
+            MetricKind::Counter => {
+                let sum = self.counters.entry(id).or_insert(0);
+                *sum = sum.saturating_add(point.value);
+            }
+            MetricKind::Gauge => {
+                self.gauges.insert(id, point.value);
+            }
+            MetricKind::Histogram => {
+                let _ = host::record_metric(id, point.value);
+            }
+        }
+    }
+
+    /// Hands the gathered counter increments and gauge values to the host.
+    fn flush(&mut self) {
+        for (id, sum) in self.counters.drain() {
+            let _ = host::increment_metric(id, i64::try_from(sum).unwrap_or(i64::MAX));
+        }
+        for (id, value) in self.gauges.drain() {
+            let _ = host::record_metric(id, value);
+        }
     }
 }
 
@@ -79,7 +107,9 @@ const APPLIER_CONFIG: &str = r#"{"role": "apply-deferred-headers"}"#;
 /// The VM environment variable that turns on the host-call count (measurement only).
 const COUNT_HOST_CALLS: &str = "LLM_GATEWAY_COUNT_HOST_CALLS";
 
-/// How often the root context sends the fleet reports the VM's streams queued.
+/// How often the root context sends the fleet reports the VM's streams queued, and hands the
+/// metrics they gathered to the host (`Metrics::flush`): counters and gauges reach
+/// Prometheus at most this much (plus the worker's own delay) after a request ends.
 const FLEET_REPORT_TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[derive(Default)]
@@ -101,6 +131,12 @@ struct Root {
 }
 
 impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        // The VM goes away (a new configuration, Envoy stopping): what was gathered counts.
+        self.metrics.borrow_mut().flush();
+        true
+    }
+
     fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
         let taken = fleet::report_taken(num_headers, body_size);
         self.reports.borrow_mut().answered(token, taken, host::now_ms());
@@ -124,8 +160,8 @@ impl RootContext for Root {
         self.count_host_calls = std::env::var_os(COUNT_HOST_CALLS).is_some();
         match Gateway::from_json(&json, &|name| std::env::var(name).ok()) {
             Ok(gateway) => {
-                // Only the downstream instance queues fleet reports.
-                if gateway.fleet().is_some() && !self.per_attempt {
+                // Only the downstream instance queues fleet reports and records metrics.
+                if !self.per_attempt {
                     self.set_tick_period(FLEET_REPORT_TICK);
                 }
                 self.gateway = Some(Rc::new(gateway));
@@ -140,6 +176,8 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        // Shared by every request of the tick, so not counted as any one request's calls.
+        host::uncounted(|| self.metrics.borrow_mut().flush());
         let Some(fleet) = self.gateway.as_ref().and_then(|g| g.fleet()) else { return };
         let mut reports = self.reports.borrow_mut();
         if let Some(error) = reports.send_waiting(host::now_ms(), |message| fleet::call(fleet, REPORT_METHOD, message))
@@ -209,9 +247,12 @@ impl Stream {
         reply_with(reply)
     }
 
-    fn metadata_string(&self, key: &str) -> Option<String> {
-        let bytes = host::property(&["metadata", "filter_metadata", "llm", key]).ok()??;
-        Some(String::from_utf8_lossy(&bytes).into_owned())
+    /// The values Envoy's `json_to_metadata` wrote in the `llm` namespace (the body's `model`,
+    /// `stream`, `body_error`): the namespace in one host call, not one per key. Envoy returns
+    /// a metadata map in the ABI's header-map encoding (measured with Envoy 1.40).
+    fn body_metadata(&self) -> Vec<(String, String)> {
+        let bytes = host::property(&["metadata", "filter_metadata", "llm"]).ok().flatten();
+        bytes.map(|b| crate::header_map::decode(&b)).unwrap_or_default()
     }
 
     /// The complete request body, as buffered in the host: admission, then the body the
@@ -425,7 +466,9 @@ impl HttpContext for Stream {
         let method = request_header(":method").unwrap_or_default();
         let path = request_header(":path").unwrap_or_default();
         let header_model = request_header(&self.gateway.config().model_header);
-        let body_model = self.metadata_string("model");
+        let metadata = self.body_metadata();
+        let metadata_string = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let body_model = metadata_string("model");
         let authorization = request_header("authorization");
         let x_api_key = request_header("x-api-key");
         let trusted = self.gateway.trusted_sources();
@@ -434,9 +477,9 @@ impl HttpContext for Stream {
         let head = RequestHead {
             method,
             path,
-            body_model: body_model.as_deref(),
-            body_stream: self.metadata_string("stream").as_deref() == Some("1"),
-            body_invalid: self.metadata_string("body_error").is_some(),
+            body_model,
+            body_stream: metadata_string("stream") == Some("1"),
+            body_invalid: metadata_string("body_error").is_some(),
             header_model,
             authorization,
             x_api_key,
