@@ -270,7 +270,10 @@ impl Stream {
         match action {
             BodyAction::Unchanged => self.check_fleet(),
             BodyAction::Replace(new_body) => {
-                let _ = host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body);
+                // The same bytes (nothing to patch): no replace, no host call.
+                if new_body != body {
+                    let _ = host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body);
+                }
                 self.check_fleet()
             }
             BodyAction::Reply(reply) => self.reply(&reply),
@@ -441,11 +444,36 @@ fn pass_response_body(exchange: &mut Exchange, size: usize, end_of_stream: bool)
         if size > 0 { host::buffer(BufferType::HttpResponseBody, 0, size).unwrap_or_default() } else { Vec::new() };
     // Past the first token the chunks need no time (a clock read saved per streamed chunk).
     let now = if exchange.response_needs_clock() { host::now_ms() } else { 0 };
-    if let BodyAction::Replace(bytes) = exchange.on_response_body(&chunk, end_of_stream, now) {
-        let _ = host::set_buffer(BufferType::HttpResponseBody, 0, size, &bytes);
+    match exchange.on_response_body(&chunk, end_of_stream, now) {
+        // The same bytes as the host holds (a held answer let out in the callback that
+        // brought all of it); only when the read got the whole chunk, so an unreadable one is
+        // still replaced, never let through.
+        BodyAction::Replace(bytes) if bytes == chunk && chunk.len() == size => {}
+        BodyAction::Replace(bytes) => {
+            let _ = host::set_buffer(BufferType::HttpResponseBody, 0, size, &bytes);
+        }
+        BodyAction::Unchanged | BodyAction::Reply(_) => {}
     }
     if let Some(line) = exchange.take_log_line() {
         host::log(LogLevel::Warn, &line);
+    }
+}
+
+/// Applies the header changes that change something: a removal of an absent header or a
+/// set to the value a header already has is no host call. `headers` is the map as read
+/// (`host::headers`), kept up to date as the ops apply, so a later op sees the earlier ones.
+fn apply_changes(map: MapType, headers: &mut Vec<(String, String)>, ops: Vec<HeaderOp>) {
+    for op in ops {
+        match &op {
+            HeaderOp::Remove(name) if header_in(headers, name).is_none() => continue,
+            HeaderOp::Set(name, value) if header_in(headers, name) == Some(value.as_str()) => continue,
+            HeaderOp::Remove(name) => headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name)),
+            HeaderOp::Set(name, value) => {
+                headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+                headers.push((name.clone(), value.clone()));
+            }
+        }
+        apply(map, op);
     }
 }
 
@@ -508,16 +536,7 @@ impl HttpContext for Stream {
                 if let Some(exchange) = self.exchange.as_mut() {
                     ops.extend(self.gateway.choose_key(exchange, roll, now, &SharedStore));
                 }
-                for op in ops {
-                    // Skip no-ops: each host call costs several microseconds in V8.
-                    let changes = match &op {
-                        HeaderOp::Remove(name) => header_in(&headers, name).is_some(),
-                        HeaderOp::Set(name, value) => header_in(&headers, name) != Some(value.as_str()),
-                    };
-                    if changes {
-                        apply(MapType::HttpRequestHeaders, op);
-                    }
-                }
+                apply_changes(MapType::HttpRequestHeaders, &mut headers, ops);
                 Action::Continue
             }
         }
@@ -560,7 +579,7 @@ impl HttpContext for Stream {
             return Action::Continue;
         };
         // One host call for every header instead of one per header read.
-        let response_headers = host::headers(MapType::HttpResponseHeaders).unwrap_or_default();
+        let mut response_headers = host::headers(MapType::HttpResponseHeaders).unwrap_or_default();
         let response_header = |name: &str| header_in(&response_headers, name).map(str::to_string);
         let status = response_header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let content_type = response_header("content-type");
@@ -604,9 +623,7 @@ impl HttpContext for Stream {
             return self.reply(&reply);
         }
         ops.extend(exchange.budget_headers(host::now_ms()));
-        for op in ops {
-            apply(MapType::HttpResponseHeaders, op);
-        }
+        apply_changes(MapType::HttpResponseHeaders, &mut response_headers, ops);
         if end_of_stream {
             self.finish();
         }
