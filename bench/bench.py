@@ -20,6 +20,9 @@ Settings (environment):
   BENCH_PROBE=1                        also price the module's kinds of host calls with
                                        bench/probe-filter (scenarios.PROBE)
   BENCH_ENVOY_CPU=1 BENCH_LOAD_CPU=0   cores for the proxy and for wrk + nginx
+  BENCH_WASM_B=path/to/other.wasm      A/B: every load scenario with the module runs a twin
+                                       `<id>-B` with this module instead, in the same rounds
+                                       (interleaved), e.g. the main branch's build
   BENCH_NICE (bench/run.sh)            niceness of every process, default -20 as root
 """
 
@@ -86,6 +89,8 @@ S = {
 ONLY = {x.strip() for x in os.environ.get("BENCH_ONLY", "").split(",") if x.strip()}
 SKIP_LITELLM = os.environ.get("BENCH_SKIP_LITELLM", "") not in ("", "0")
 PROBE = os.environ.get("BENCH_PROBE", "") not in ("", "0")
+WASM_B = Path(os.environ["BENCH_WASM_B"]).resolve() if os.environ.get("BENCH_WASM_B") else None
+WASM_B_RUN = RUN / "llm_gateway_b.wasm"  # the copy of WASM_B that a run measures
 CHAT_PATH = "/v1/chat/completions"
 REJECTED = "Failed to configure base Wasm plugin"
 
@@ -245,6 +250,10 @@ def render_envoy(sc: dict, upstream_port: int, tag: str) -> tuple[Path, int, int
         elif f == "noop":
             parts.append(_snippet("wasm", NAME="noop", WASM_PATH=NOOP_WASM,
                                   PLUGIN_CONFIG_JSON='""', ENV_KEY_VALUES="{}"))
+        elif f == "gateway_b":
+            parts.append(_snippet("wasm", NAME="llm_gateway", WASM_PATH=WASM_B_RUN,
+                                  PLUGIN_CONFIG_JSON=harness.plugin_config_scalar(sc["plugin"]),
+                                  ENV_KEY_VALUES=json.dumps(scenarios.GATEWAY_ENV)))
         elif f == "probe":
             parts.append(_snippet("wasm", NAME="probe", WASM_PATH=PROBE_WASM,
                                   PLUGIN_CONFIG_JSON=harness.plugin_config_scalar(sc["plugin"]),
@@ -671,6 +680,20 @@ def derive(res: dict) -> None:
                                   (base["rss_kb_c3"] - base["rss_kb_c1"])) / 2
 
 
+def with_b_twins(scs: list[dict]) -> list[dict]:
+    """With BENCH_WASM_B: after each scenario with the module, its twin `<id>-B` running
+    module B, so that A and B alternate within every round (the machine's drift hits both)."""
+    if not WASM_B:
+        return scs
+    out = []
+    for sc in scs:
+        out.append(sc)
+        if "gateway" in sc.get("filters", []):
+            out.append({**sc, "id": f"{sc['id']}-B", "title": f"{sc['title']} [module B]",
+                        "filters": ["gateway_b" if f == "gateway" else f for f in sc["filters"]]})
+    return out
+
+
 def main() -> int:
     for path in (WASM, NOOP_WASM):
         if not path.exists():
@@ -683,6 +706,8 @@ def main() -> int:
     # Every scenario loads this copy of the release artifact, so a rebuild of target/ during
     # the run (e.g. by another `make build`) cannot mix two modules in one set of figures.
     shutil.copyfile(WASM, WASM_RUN)
+    if WASM_B:
+        shutil.copyfile(WASM_B, WASM_B_RUN)
     envoy_version = subprocess.run([harness.envoy_binary(), "--version"], stdout=subprocess.PIPE,
                                    check=False).stdout.decode()
     m = re.search(r"version: \S+/([\d.]+)", envoy_version)
@@ -697,6 +722,9 @@ def main() -> int:
                      "built": datetime.datetime.fromtimestamp(WASM.stat().st_mtime).astimezone()
                      .isoformat(timespec="seconds")},
             "noop_wasm": {"bytes": NOOP_WASM.stat().st_size},
+            "wasm_b": ({"path": str(WASM_B), "bytes": WASM_B_RUN.stat().st_size,
+                        "sha256": hashlib.sha256(WASM_B_RUN.read_bytes()).hexdigest()}
+                       if WASM_B else None),
             "settings": S,
             "placement": (f"Envoy (--concurrency {S['envoy_concurrency']}: 1 worker thread; the "
                           f"main thread shares the core) and LiteLLM pinned to core "
@@ -720,7 +748,8 @@ def main() -> int:
         return not ONLY or sc["id"] in ONLY
 
     try:
-        res["load"] = run_rounds([sc for sc in scenarios.LOAD if wanted(sc)], ports, litellm, nginx)
+        res["load"] = run_rounds(with_b_twins([sc for sc in scenarios.LOAD if wanted(sc)]), ports,
+                                 litellm, nginx)
         for sc in scenarios.STREAM:
             if wanted(sc) or sc["target"] == "direct":
                 row = run_stream(sc, ports, litellm)

@@ -301,8 +301,15 @@ def validate_envoy_config(config_path, timeout: float = 60.0) -> tuple[int, str]
     return proc.returncode, proc.stdout.decode("utf-8", errors="replace")
 
 
+# The module hands counter increments and gauge values to Envoy on its root context's tick
+# (every 20 ms, src/filter/mod.rs): a read waits this long first, so that what a request that
+# just ended counted is there (histograms need Envoy's stats flush on top: wait_for_metrics).
+METRICS_FLUSH_WAIT_S = 0.15
+
+
 def prometheus(admin_port: int) -> str:
-    """Text of http://127.0.0.1:<admin_port>/stats/prometheus."""
+    """Text of http://127.0.0.1:<admin_port>/stats/prometheus (after METRICS_FLUSH_WAIT_S)."""
+    time.sleep(METRICS_FLUSH_WAIT_S)
     status, body = http_get(f"http://127.0.0.1:{admin_port}/stats/prometheus", timeout=5)
     if status != 200:
         raise HarnessError(f"/stats/prometheus answered {status}")

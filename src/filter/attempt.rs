@@ -168,7 +168,7 @@ impl AttemptStream {
             }
         };
         let headers: Vec<(&str, &str)> = hop.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        host::tally();
+        host::tally(host::Call::Callout);
         let timeout = std::time::Duration::from_millis(hop.timeout_ms);
         let token =
             match proxy_wasm::hostcalls::dispatch_http_call(&hop.cluster, headers, Some(&hop.body), vec![], timeout) {
@@ -273,6 +273,7 @@ impl Context for AttemptStream {
 
 impl HttpContext for AttemptStream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         let Some(plan) = host::property(&[PLAN_STATE]).ok().flatten().and_then(|raw| AttemptPlan::decode(&raw)) else {
             // Not a fallback chain: the downstream instance did everything.
             return Action::Continue;
@@ -307,6 +308,7 @@ impl HttpContext for AttemptStream {
     }
 
     fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         if !self.exchange.as_ref().is_some_and(Exchange::awaits_body) {
             return Action::Continue;
         }
@@ -320,6 +322,7 @@ impl HttpContext for AttemptStream {
     /// The body may end with a trailers frame (HTTP/2): translated here then, as downstream,
     /// never forwarded as it is.
     fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        let _clock = host::ClockScope::enter();
         let Some(max) = self.exchange.as_ref().filter(|e| e.awaits_body()).map(|e| e.body_limit().saturating_add(1))
         else {
             return Action::Continue;
@@ -329,6 +332,7 @@ impl HttpContext for AttemptStream {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         let (Some(plan), Some(exchange)) = (self.plan.as_ref(), self.exchange.as_mut()) else {
             return Action::Continue;
         };
@@ -407,6 +411,7 @@ impl HttpContext for AttemptStream {
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         if self.held.is_some() {
             // Buffered by Envoy until complete (an error body: small).
             self.held_size = size;

@@ -19,7 +19,7 @@ pub fn call(fleet: &Fleet, method: &str, message: &[u8]) -> Result<u32, String> 
         ("te", "trailers"),
     ];
     let body = fleet::grpc_frame(message);
-    host::tally();
+    host::tally(host::Call::Callout);
     proxy_wasm::hostcalls::dispatch_http_call(
         &fleet.cluster,
         headers,

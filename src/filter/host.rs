@@ -15,22 +15,91 @@ const NOT_FOUND: u32 = 1;
 
 type HostResult<T> = Result<T, HostError>;
 
+/// The kinds of host call, for the per-kind breakdown of the count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    Log,
+    Clock,
+    HeaderGet,
+    HeaderPairs,
+    HeaderSet,
+    HeaderRemove,
+    BufferGet,
+    BufferSet,
+    LocalReply,
+    PropertyGet,
+    PropertySet,
+    MetricDefine,
+    MetricIncrement,
+    MetricRecord,
+    SharedGet,
+    SharedSet,
+    Resume,
+    Callout,
+    EffectiveContext,
+}
+
+const CALL_KINDS: usize = Call::EffectiveContext as usize + 1;
+
+impl Call {
+    const NAMES: [&'static str; CALL_KINDS] = [
+        "log",
+        "clock",
+        "header_get",
+        "header_pairs",
+        "header_set",
+        "header_remove",
+        "buffer_get",
+        "buffer_set",
+        "local_reply",
+        "property_get",
+        "property_set",
+        "metric_define",
+        "metric_increment",
+        "metric_record",
+        "shared_get",
+        "shared_set",
+        "resume",
+        "http_call",
+        "effective_context",
+    ];
+}
+
 thread_local! {
-    /// Host calls made by this VM since the last [`take_calls`] (each wrapper below counts
-    /// itself; `tally` is a plain increment, no host call).
-    static CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Host calls made by this VM since the last [`take_calls`], by kind (each wrapper below
+    /// counts itself; `tally` is a plain increment, no host call).
+    static CALLS: std::cell::Cell<[u32; CALL_KINDS]> = const { std::cell::Cell::new([0; CALL_KINDS]) };
 }
 
-/// Counts one host call made outside this file (through the SDK).
-pub fn tally() {
-    CALLS.with(|c| c.set(c.get().wrapping_add(1)));
+/// Counts one host call of `kind` (the wrappers below, and calls made through the SDK).
+pub fn tally(kind: Call) {
+    CALLS.with(|c| {
+        let mut counts = c.get();
+        if let Some(n) = counts.get_mut(kind as usize) {
+            *n = n.wrapping_add(1);
+        }
+        c.set(counts);
+    });
 }
 
-/// Host calls since the previous take: with `LLM_GATEWAY_COUNT_HOST_CALLS` set, the shell logs
-/// this when an exchange ends (the calls of one request when requests arrive one at a time on
-/// one worker; see integration/test_host_calls.py).
-pub fn take_calls() -> u64 {
-    CALLS.with(|c| c.replace(0))
+/// Runs `work` without counting its host calls (work shared by many requests, such as the
+/// tick's metric flush, is no one request's cost).
+pub fn uncounted(work: impl FnOnce()) {
+    let before = CALLS.with(std::cell::Cell::get);
+    work();
+    CALLS.with(|c| c.set(before));
+}
+
+/// Host calls since the previous take: the total and the non-zero kinds (`clock=3 log=1`).
+/// With `LLM_GATEWAY_COUNT_HOST_CALLS` set, the shell logs this when an exchange ends (the
+/// calls of one request when requests arrive one at a time on one worker; see
+/// integration/test_host_calls.py).
+pub fn take_calls() -> (u64, String) {
+    let counts = CALLS.with(|c| c.replace([0; CALL_KINDS]));
+    let total = counts.iter().map(|&n| u64::from(n)).sum();
+    let kinds: Vec<String> =
+        Call::NAMES.iter().zip(counts).filter(|(_, n)| *n > 0).map(|(name, n)| format!("{name}={n}")).collect();
+    (total, kinds.join(" "))
 }
 
 extern "C" {
@@ -136,32 +205,61 @@ fn optional(status: u32, data: *mut u8, size: usize) -> HostResult<Option<Vec<u8
 }
 
 pub fn log(level: LogLevel, message: &str) {
-    tally();
+    tally(Call::Log);
     // SAFETY: pointer and length of a live str.
     let _ = unsafe { proxy_log(level as u32, message.as_ptr(), message.len()) };
 }
 
-/// Host wall clock in milliseconds since the epoch (0 if the host refuses).
-pub fn now_ms() -> u64 {
-    tally();
-    let mut nanos = 0u64;
-    // SAFETY: writes one u64 we own.
-    match unsafe { proxy_get_current_time_nanoseconds(&mut nanos) } {
-        OK => nanos / 1_000_000,
-        _ => 0,
+thread_local! {
+    /// The clock read of the current callback, when one runs inside a [`ClockScope`].
+    static CLOCK: std::cell::Cell<(bool, Option<u64>)> = const { std::cell::Cell::new((false, None)) };
+}
+
+/// One clock read per callback: inside a scope (held for the length of a callback) the first
+/// read is remembered and every later read in that callback returns it (each read is a host
+/// call, several microseconds in V8; a callback lasts microseconds). Outside any scope each
+/// read asks the host.
+pub struct ClockScope(());
+
+impl ClockScope {
+    pub fn enter() -> Self {
+        CLOCK.with(|c| c.set((true, None)));
+        ClockScope(())
     }
 }
 
+impl Drop for ClockScope {
+    fn drop(&mut self) {
+        CLOCK.with(|c| c.set((false, None)));
+    }
+}
+
+/// Host wall clock in milliseconds since the epoch (0 if the host refuses).
+pub fn now_ms() -> u64 {
+    now_nanos() / 1_000_000
+}
+
+/// Host wall clock in nanoseconds since the epoch (0 if the host refuses).
 pub fn now_nanos() -> u64 {
-    tally();
+    let (scoped, cached) = CLOCK.with(std::cell::Cell::get);
+    if let Some(nanos) = cached.filter(|_| scoped) {
+        return nanos;
+    }
+    tally(Call::Clock);
     let mut nanos = 0u64;
     // SAFETY: writes one u64 we own.
-    let _ = unsafe { proxy_get_current_time_nanoseconds(&mut nanos) };
+    let nanos = match unsafe { proxy_get_current_time_nanoseconds(&mut nanos) } {
+        OK => nanos,
+        _ => 0,
+    };
+    if scoped {
+        CLOCK.with(|c| c.set((true, Some(nanos))));
+    }
     nanos
 }
 
 pub fn header(map: MapType, name: &str) -> HostResult<Option<String>> {
-    tally();
+    tally(Call::HeaderGet);
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: key is a live str; the host writes an allocation we then own.
     let status = unsafe { proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size) };
@@ -170,7 +268,7 @@ pub fn header(map: MapType, name: &str) -> HostResult<Option<String>> {
 
 /// Every header of a map in one host call.
 pub fn headers(map: MapType) -> HostResult<Vec<(String, String)>> {
-    tally();
+    tally(Call::HeaderPairs);
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an allocation we then own.
     let status = unsafe { proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
@@ -178,13 +276,13 @@ pub fn headers(map: MapType) -> HostResult<Vec<(String, String)>> {
 }
 
 pub fn set_header(map: MapType, name: &str, value: &str) -> HostResult<()> {
-    tally();
+    tally(Call::HeaderSet);
     // SAFETY: live strs.
     check(unsafe { proxy_replace_header_map_value(map as u32, name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
 }
 
 pub fn remove_header(map: MapType, name: &str) -> HostResult<()> {
-    tally();
+    tally(Call::HeaderRemove);
     // SAFETY: live str.
     match unsafe { proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()) } {
         OK | NOT_FOUND => Ok(()),
@@ -193,7 +291,7 @@ pub fn remove_header(map: MapType, name: &str) -> HostResult<()> {
 }
 
 pub fn buffer(kind: BufferType, start: usize, max: usize) -> HostResult<Vec<u8>> {
-    tally();
+    tally(Call::BufferGet);
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: the host writes an allocation we then own.
     let status = unsafe { proxy_get_buffer_bytes(kind as u32, start, max, &mut data, &mut size) };
@@ -201,13 +299,13 @@ pub fn buffer(kind: BufferType, start: usize, max: usize) -> HostResult<Vec<u8>>
 }
 
 pub fn set_buffer(kind: BufferType, start: usize, size: usize, value: &[u8]) -> HostResult<()> {
-    tally();
+    tally(Call::BufferSet);
     // SAFETY: live slice.
     check(unsafe { proxy_set_buffer_bytes(kind as u32, start, size, value.as_ptr(), value.len()) })
 }
 
 pub fn send_response(status: u16, headers: &[(String, String)], body: &[u8]) -> HostResult<()> {
-    tally();
+    tally(Call::LocalReply);
     let headers = crate::header_map::encode(headers);
     let details = "llm_gateway";
     // SAFETY: live buffers for the duration of the call.
@@ -230,7 +328,7 @@ fn property_path(path: &[&str]) -> Vec<u8> {
 }
 
 pub fn property(path: &[&str]) -> HostResult<Option<Vec<u8>>> {
-    tally();
+    tally(Call::PropertyGet);
     let path = property_path(path);
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: live path; the host writes an allocation we then own.
@@ -239,14 +337,14 @@ pub fn property(path: &[&str]) -> HostResult<Option<Vec<u8>>> {
 }
 
 pub fn set_property(path: &[&str], value: &[u8]) -> HostResult<()> {
-    tally();
+    tally(Call::PropertySet);
     let path = property_path(path);
     // SAFETY: live buffers.
     check(unsafe { proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len()) })
 }
 
 pub fn define_metric(kind: MetricType, name: &str) -> HostResult<u32> {
-    tally();
+    tally(Call::MetricDefine);
     let mut id = 0u32;
     // SAFETY: live str; writes one u32 we own.
     check(unsafe { proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) })?;
@@ -254,20 +352,20 @@ pub fn define_metric(kind: MetricType, name: &str) -> HostResult<u32> {
 }
 
 pub fn increment_metric(id: u32, offset: i64) -> HostResult<()> {
-    tally();
+    tally(Call::MetricIncrement);
     // SAFETY: plain values.
     check(unsafe { proxy_increment_metric(id, offset) })
 }
 
 pub fn record_metric(id: u32, value: u64) -> HostResult<()> {
-    tally();
+    tally(Call::MetricRecord);
     // SAFETY: plain values.
     check(unsafe { proxy_record_metric(id, value) })
 }
 
 /// Host shared data (all workers, survives VM reloads): value and CAS token.
 pub fn shared_data(key: &str) -> HostResult<Option<(Vec<u8>, u32)>> {
-    tally();
+    tally(Call::SharedGet);
     let (mut data, mut size, mut cas) = (null_mut(), 0usize, 0u32);
     // SAFETY: live key; the host writes an allocation we then own, and one u32.
     let status = unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
@@ -276,14 +374,14 @@ pub fn shared_data(key: &str) -> HostResult<Option<(Vec<u8>, u32)>> {
 
 /// Writes shared data; `cas` 0 writes unconditionally, otherwise the host refuses a stale token.
 pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> HostResult<()> {
-    tally();
+    tally(Call::SharedSet);
     // SAFETY: live buffers.
     check(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
 }
 
 /// Lets a request paused by a callback go on (`StreamType::HttpRequest`).
 pub fn resume_request() -> HostResult<()> {
-    tally();
+    tally(Call::Resume);
     // SAFETY: plain value.
     check(unsafe { proxy_continue_stream(proxy_wasm::types::StreamType::HttpRequest as u32) })
 }
@@ -291,7 +389,7 @@ pub fn resume_request() -> HostResult<()> {
 /// Lets a response paused by a callback go on (`StreamType::HttpResponse`); Envoy defers it
 /// until the current VM call returns.
 pub fn resume_response() -> HostResult<()> {
-    tally();
+    tally(Call::Resume);
     // SAFETY: plain value.
     check(unsafe { proxy_continue_stream(proxy_wasm::types::StreamType::HttpResponse as u32) })
 }
@@ -299,7 +397,7 @@ pub fn resume_response() -> HostResult<()> {
 /// Makes later host calls act on another context of this VM (an error-code hop resumes the
 /// downstream instance's stream); fails when that stream is gone.
 pub fn set_effective_context(context_id: u32) -> HostResult<()> {
-    tally();
+    tally(Call::EffectiveContext);
     // SAFETY: plain value.
     check(unsafe { proxy_set_effective_context(context_id) })
 }

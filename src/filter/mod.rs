@@ -31,10 +31,20 @@ proxy_wasm::main! {{
 const MAX_METRICS: usize = 20_000;
 
 /// Metric ids by full name, defined on first use; shared by the VM's streams.
+///
+/// Counter increments and gauge values are gathered in the VM and handed to the host on the
+/// root context's tick (`METRICS_FLUSH_TICK`): one host call per changed series per tick
+/// instead of one per request, and Prometheus shows the same sums (counters) and last values
+/// (gauges), at most a tick later. Histogram points go to the host at once: each value is a
+/// point of its own, which no aggregate could reproduce exactly.
 #[derive(Default)]
 struct Metrics {
     ids: HashMap<String, u32>,
     full_warned: bool,
+    /// Counter increments not yet handed to the host, by metric id.
+    counters: HashMap<u32, u64>,
+    /// The latest value of each gauge not yet handed to the host, by metric id.
+    gauges: HashMap<u32, u64>,
 }
 
 impl Metrics {
@@ -61,12 +71,30 @@ impl Metrics {
                 id
             }
         };
-        let _ = match point.kind {
-            // Defined (so the series exists) but not incremented by 0: a host call saved.
-            MetricKind::Counter if point.value == 0 => return,
-            MetricKind::Counter => host::increment_metric(id, i64::try_from(point.value).unwrap_or(i64::MAX)),
-            MetricKind::Histogram | MetricKind::Gauge => host::record_metric(id, point.value),
-        };
+        match point.kind {
+            // Defined (so the series exists at 0) but not incremented by 0.
+            MetricKind::Counter if point.value == 0 => {}
+            MetricKind::Counter => {
+                let sum = self.counters.entry(id).or_insert(0);
+                *sum = sum.saturating_add(point.value);
+            }
+            MetricKind::Gauge => {
+                self.gauges.insert(id, point.value);
+            }
+            MetricKind::Histogram => {
+                let _ = host::record_metric(id, point.value);
+            }
+        }
+    }
+
+    /// Hands the gathered counter increments and gauge values to the host.
+    fn flush(&mut self) {
+        for (id, sum) in self.counters.drain() {
+            let _ = host::increment_metric(id, i64::try_from(sum).unwrap_or(i64::MAX));
+        }
+        for (id, value) in self.gauges.drain() {
+            let _ = host::record_metric(id, value);
+        }
     }
 }
 
@@ -80,7 +108,9 @@ const APPLIER_CONFIG: &str = r#"{"role": "apply-deferred-headers"}"#;
 /// The VM environment variable that turns on the host-call count (measurement only).
 const COUNT_HOST_CALLS: &str = "LLM_GATEWAY_COUNT_HOST_CALLS";
 
-/// How often the root context sends the fleet reports the VM's streams queued.
+/// How often the root context sends the fleet reports the VM's streams queued, and hands the
+/// metrics they gathered to the host (`Metrics::flush`): counters and gauges reach
+/// Prometheus at most this much (plus the worker's own delay) after a request ends.
 const FLEET_REPORT_TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[derive(Default)]
@@ -104,6 +134,12 @@ struct Root {
 }
 
 impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        // The VM goes away (a new configuration, Envoy stopping): what was gathered counts.
+        self.metrics.borrow_mut().flush();
+        true
+    }
+
     fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
         let taken = fleet::report_taken(num_headers, body_size);
         self.reports.borrow_mut().answered(token, taken, host::now_ms());
@@ -131,8 +167,8 @@ impl RootContext for Root {
         self.count_host_calls = std::env::var_os(COUNT_HOST_CALLS).is_some();
         match Gateway::from_json(&json, &|name| std::env::var(name).ok()) {
             Ok(gateway) => {
-                // Only the downstream instance queues fleet reports.
-                if gateway.fleet().is_some() && !self.per_attempt {
+                // Only the downstream instance queues fleet reports and records metrics.
+                if !self.per_attempt {
                     self.set_tick_period(FLEET_REPORT_TICK);
                 }
                 self.gateway = Some(Rc::new(gateway));
@@ -147,6 +183,8 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        // Shared by every request of the tick, so not counted as any one request's calls.
+        host::uncounted(|| self.metrics.borrow_mut().flush());
         let Some(fleet) = self.gateway.as_ref().and_then(|g| g.fleet()) else { return };
         let mut reports = self.reports.borrow_mut();
         if let Some(error) = reports.send_waiting(host::now_ms(), |message| fleet::call(fleet, REPORT_METHOD, message))
@@ -184,6 +222,7 @@ impl RootContext for Root {
             count_host_calls: self.count_host_calls,
             context_id,
             held: false,
+            finished: false,
         }))
     }
 
@@ -204,6 +243,8 @@ struct Stream {
     context_id: u32,
     /// The response headers wait for an error-code hop (`filter::attempt`), which resumes them.
     held: bool,
+    /// `finish` ran.
+    finished: bool,
 }
 
 impl Stream {
@@ -221,9 +262,12 @@ impl Stream {
         reply_with(reply)
     }
 
-    fn metadata_string(&self, key: &str) -> Option<String> {
-        let bytes = host::property(&["metadata", "filter_metadata", "llm", key]).ok()??;
-        Some(String::from_utf8_lossy(&bytes).into_owned())
+    /// The values Envoy's `json_to_metadata` wrote in the `llm` namespace (the body's `model`,
+    /// `stream`, `body_error`): the namespace in one host call, not one per key. Envoy returns
+    /// a metadata map in the ABI's header-map encoding (measured with Envoy 1.40).
+    fn body_metadata(&self) -> Vec<(String, String)> {
+        let bytes = host::property(&["metadata", "filter_metadata", "llm"]).ok().flatten();
+        bytes.map(|b| crate::header_map::decode(&b)).unwrap_or_default()
     }
 
     /// The complete request body, as buffered in the host: admission, then the body the
@@ -241,7 +285,10 @@ impl Stream {
         match action {
             BodyAction::Unchanged => self.check_fleet(),
             BodyAction::Replace(new_body) => {
-                let _ = host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body);
+                // The same bytes (nothing to patch): no replace, no host call.
+                if new_body != body {
+                    let _ = host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body);
+                }
                 self.check_fleet()
             }
             BodyAction::Reply(reply) => self.reply(&reply),
@@ -284,6 +331,10 @@ impl Stream {
 
     /// Ends the exchange once: metrics, and access-log fields while the host still takes them.
     fn finish(&mut self) {
+        // Once: `on_log` follows a response that already ended (no clock read for nothing).
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
         let quota = self.gateway.quota(&SharedStore);
         let Some(record) = self.exchange.as_mut().and_then(|e| e.finish(host::now_ms(), quota)) else {
             return;
@@ -295,15 +346,18 @@ impl Stream {
                 self.reports.borrow_mut().push(report, host::now_ms());
             }
         }
-        for (key, value) in metrics::log_fields(&record) {
-            let _ = host::set_property(&[key], value.as_bytes());
+        // The access log's one value; `llm_tokens` is also read by other filters (a rate
+        // limit's `hits_addend`), so it keeps its own.
+        let _ = host::set_property(&[metrics::LOG_RECORD], metrics::log_record(&record).as_bytes());
+        if let Some((key, tokens)) = metrics::log_fields(&record).into_iter().find(|(key, _)| *key == "llm_tokens") {
+            let _ = host::set_property(&[key], tokens.as_bytes());
         }
         let mut metrics = self.metrics.borrow_mut();
         for point in metrics::points(&record) {
             metrics.record(&point);
         }
         if self.count_host_calls {
-            let calls = host::take_calls();
+            let (calls, kinds) = host::take_calls();
             let stream = if record.stream { "stream" } else { "json" };
             let what = format!(
                 "{} {} {stream} {}",
@@ -311,7 +365,7 @@ impl Stream {
                 record.provider.as_deref().unwrap_or("-"),
                 record.status
             );
-            host::log(LogLevel::Info, &format!("llm-gateway host calls: {calls} ({what})"));
+            host::log(LogLevel::Info, &format!("llm-gateway host calls: {calls} ({what}) [{kinds}]"));
             // The log line is the measurement's own call.
             host::take_calls();
         }
@@ -320,6 +374,7 @@ impl Stream {
 
 impl Context for Stream {
     fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+        let _clock = host::ClockScope::enter();
         let Some(fleet) = self.gateway.fleet().filter(|_| self.fleet_check == Some(token)) else { return };
         self.fleet_check = None;
         let verdict = fleet::verdict(fleet, num_headers, body_size);
@@ -402,11 +457,38 @@ fn remove_untrusted(headers: &mut Vec<(String, String)>) {
 fn pass_response_body(exchange: &mut Exchange, size: usize, end_of_stream: bool) {
     let chunk =
         if size > 0 { host::buffer(BufferType::HttpResponseBody, 0, size).unwrap_or_default() } else { Vec::new() };
-    if let BodyAction::Replace(bytes) = exchange.on_response_body(&chunk, end_of_stream, host::now_ms()) {
-        let _ = host::set_buffer(BufferType::HttpResponseBody, 0, size, &bytes);
+    // Past the first token the chunks need no time (a clock read saved per streamed chunk).
+    let now = if exchange.response_needs_clock() { host::now_ms() } else { 0 };
+    match exchange.on_response_body(&chunk, end_of_stream, now) {
+        // The same bytes as the host holds (a held answer let out in the callback that
+        // brought all of it); only when the read got the whole chunk, so an unreadable one is
+        // still replaced, never let through.
+        BodyAction::Replace(bytes) if bytes == chunk && chunk.len() == size => {}
+        BodyAction::Replace(bytes) => {
+            let _ = host::set_buffer(BufferType::HttpResponseBody, 0, size, &bytes);
+        }
+        BodyAction::Unchanged | BodyAction::Reply(_) => {}
     }
     if let Some(line) = exchange.take_log_line() {
         host::log(LogLevel::Warn, &line);
+    }
+}
+
+/// Applies the header changes that change something: a removal of an absent header or a
+/// set to the value a header already has is no host call. `headers` is the map as read
+/// (`host::headers`), kept up to date as the ops apply, so a later op sees the earlier ones.
+fn apply_changes(map: MapType, headers: &mut Vec<(String, String)>, ops: Vec<HeaderOp>) {
+    for op in ops {
+        match &op {
+            HeaderOp::Remove(name) if header_in(headers, name).is_none() => continue,
+            HeaderOp::Set(name, value) if header_in(headers, name) == Some(value.as_str()) => continue,
+            HeaderOp::Remove(name) => headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name)),
+            HeaderOp::Set(name, value) => {
+                headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+                headers.push((name.clone(), value.clone()));
+            }
+        }
+        apply(map, op);
     }
 }
 
@@ -419,6 +501,7 @@ fn apply(map: MapType, op: HeaderOp) {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         // One host call for every header instead of one per header read or removal checked.
         let mut headers = host::headers(MapType::HttpRequestHeaders).unwrap_or_default();
         remove_untrusted(&mut headers);
@@ -426,7 +509,9 @@ impl HttpContext for Stream {
         let method = request_header(":method").unwrap_or_default();
         let path = request_header(":path").unwrap_or_default();
         let header_model = request_header(&self.gateway.config().model_header);
-        let body_model = self.metadata_string("model");
+        let metadata = self.body_metadata();
+        let metadata_string = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let body_model = metadata_string("model");
         let authorization = request_header("authorization");
         let x_api_key = request_header("x-api-key");
         let trusted = self.gateway.trusted_sources();
@@ -435,9 +520,9 @@ impl HttpContext for Stream {
         let head = RequestHead {
             method,
             path,
-            body_model: body_model.as_deref(),
-            body_stream: self.metadata_string("stream").as_deref() == Some("1"),
-            body_invalid: self.metadata_string("body_error").is_some(),
+            body_model,
+            body_stream: metadata_string("stream") == Some("1"),
+            body_invalid: metadata_string("body_error").is_some(),
             header_model,
             authorization,
             x_api_key,
@@ -447,8 +532,10 @@ impl HttpContext for Stream {
             no_body: end_of_stream,
         };
         let (exchange, action) = self.gateway.on_request_headers(&head, self.roll(), host::now_ms());
+        // Only the consumer is filter state of its own at request time, for other filters
+        // (RBAC, rate limits); the access log reads the whole record (`metrics::LOG_RECORD`).
         for (key, value) in exchange.route_fields() {
-            if let Some(value) = value {
+            if let Some(value) = value.filter(|_| key == "llm_consumer") {
                 let _ = host::set_property(&[key], value.as_bytes());
             }
         }
@@ -466,22 +553,14 @@ impl HttpContext for Stream {
                 if let Some(exchange) = self.exchange.as_mut() {
                     ops.extend(self.gateway.choose_key(exchange, roll, now, &SharedStore));
                 }
-                for op in ops {
-                    // Skip no-ops: each host call costs several microseconds in V8.
-                    let changes = match &op {
-                        HeaderOp::Remove(name) => header_in(&headers, name).is_some(),
-                        HeaderOp::Set(name, value) => header_in(&headers, name) != Some(value.as_str()),
-                    };
-                    if changes {
-                        apply(MapType::HttpRequestHeaders, op);
-                    }
-                }
+                apply_changes(MapType::HttpRequestHeaders, &mut headers, ops);
                 Action::Continue
             }
         }
     }
 
     fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         let Some(exchange) = self.exchange.as_mut().filter(|e| e.awaits_body()) else {
             return Action::Continue;
         };
@@ -500,6 +579,7 @@ impl HttpContext for Stream {
     /// the end of the stream, and returning `Continue` here would forward the buffered body
     /// unread. Admission runs on the complete body here instead (fail closed).
     fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        let _clock = host::ClockScope::enter();
         let Some(exchange) = self.exchange.as_ref().filter(|e| e.awaits_body()) else {
             return Action::Continue;
         };
@@ -511,10 +591,13 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
         };
-        let response_header = |name: &str| host::header(MapType::HttpResponseHeaders, name).ok().flatten();
+        // One host call for every header instead of one per header read.
+        let mut response_headers = host::headers(MapType::HttpResponseHeaders).unwrap_or_default();
+        let response_header = |name: &str| header_in(&response_headers, name).map(str::to_string);
         let status = response_header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let content_type = response_header("content-type");
         // `via_upstream` for the provider's own response; anything else is Envoy's local
@@ -554,16 +637,16 @@ impl HttpContext for Stream {
         if let Some(mut reply) = exchange.take_reply() {
             // A response without a body to replace: the gateway answers in its place, with
             // the response's own headers (`x-envoy-ratelimited`, `retry-after`...).
-            let replaced = host::headers(MapType::HttpResponseHeaders).unwrap_or_default();
-            reply.headers.extend(replaced.into_iter().filter(|(name, _)| {
-                !name.starts_with(':') && !matches!(name.as_str(), "content-type" | "content-length")
+            // (Read before the chain's retry mark was removed: it is dropped here too.)
+            reply.headers.extend(response_headers.into_iter().filter(|(name, _)| {
+                !name.starts_with(':')
+                    && !matches!(name.as_str(), "content-type" | "content-length")
+                    && !name.eq_ignore_ascii_case(crate::engine::RETRY_HEADER)
             }));
             return self.reply(&reply);
         }
         ops.extend(exchange.budget_headers(host::now_ms()));
-        for op in ops {
-            apply(MapType::HttpResponseHeaders, op);
-        }
+        apply_changes(MapType::HttpResponseHeaders, &mut response_headers, ops);
         if end_of_stream {
             self.finish();
         }
@@ -571,6 +654,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let _clock = host::ClockScope::enter();
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
         };
@@ -585,6 +669,7 @@ impl HttpContext for Stream {
     }
 
     fn on_log(&mut self) {
+        let _clock = host::ClockScope::enter();
         // The client may have gone away mid-stream: what was seen still counts.
         self.finish();
     }

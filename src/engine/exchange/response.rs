@@ -271,6 +271,12 @@ impl Exchange {
         ]
     }
 
+    /// Whether `on_response_body` needs the time: only until the first token is seen (the
+    /// time to first token); later chunks take any `now_ms` (a host clock read saved each).
+    pub fn response_needs_clock(&self) -> bool {
+        self.response.meter.first_token_ms.is_none()
+    }
+
     /// One response body chunk, as it arrives.
     pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool, now_ms: u64) -> BodyAction {
         let max = self.limits.max_response_body_bytes;
