@@ -17,7 +17,7 @@ use crate::prompt::{take_selection, Context as PromptContext, PromptApi, Prompts
 use crate::quota::fleet::{Descriptor, Verdict};
 use crate::quota::{Media, Reservation, Settlement, TokenCounts};
 use crate::stream::sse::SseDecoder;
-use crate::usage::{estimate_tokens, Usage};
+use crate::usage::{tokens_from_byte_count as estimate_tokens, Usage};
 
 /// What to do with a body the shell handed over.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -101,7 +101,7 @@ pub struct RawPlan {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Estimator {
-    /// Character-class estimate (`estimate::estimate_tokens`).
+    /// Character-class estimate (`estimate::char_class_tokens`).
     #[default]
     Fast,
     /// One token per byte of prompt (`estimate::upper_bound_tokens`): budgets then hold
