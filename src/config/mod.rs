@@ -401,7 +401,10 @@ fn validate_provider(
     }
     let static_headers = match kind {
         ProviderKind::Anthropic => {
-            vec![("anthropic-version".to_string(), p.anthropic_version.unwrap_or_else(|| "2023-06-01".to_string()))]
+            vec![(
+                "anthropic-version".to_string(),
+                p.anthropic_version.unwrap_or_else(|| crate::llm::anthropic::API_VERSION.to_string()),
+            )]
         }
         _ => Vec::new(),
     };
