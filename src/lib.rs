@@ -1,5 +1,6 @@
 //! llm-gateway: an LLM gateway as one proxy-wasm module.
 pub mod auth;
+pub mod calendar;
 pub mod config;
 pub mod engine;
 pub mod header_map;
