@@ -753,3 +753,35 @@ fn the_model_list_needs_a_credential_and_shows_only_allowed_models() {
     let (status, body) = list_models(&models_gateway(false), None, None);
     assert_eq!((status, ids(&body)), (200, vec!["claude", "gpt", "gpt-latest", "mini"]));
 }
+
+#[test]
+fn the_gateway_answers_refusals_with_the_auth_modules_status_code_and_header() {
+    use llm_gateway::auth::{Forbidden, FORBIDDEN, UNAUTHORIZED, WWW_AUTHENTICATE};
+    use llm_gateway::engine::{RequestAction, RequestHead};
+    let gw = models_gateway(true);
+    let reply = |authorization, model| {
+        let head = RequestHead {
+            method: "POST",
+            path: "/v1/chat/completions",
+            body_model: Some(model),
+            authorization,
+            ..RequestHead::default()
+        };
+        match gw.on_request_headers(&head, 0, NOW * 1000) {
+            (_, RequestAction::Reply(reply)) => reply,
+            (_, RequestAction::Forward(ops)) => panic!("must be refused, got {ops:?}"),
+        }
+    };
+    let missing = reply(None, "gpt");
+    assert_eq!(Some(missing.status), AuthOutcome::Missing.status());
+    assert_eq!(missing.status, UNAUTHORIZED);
+    let header = missing.headers.iter().find(|(name, _)| name == "www-authenticate").map(|(_, v)| v.as_str());
+    assert_eq!(header, Some(WWW_AUTHENTICATE));
+    let wrong = reply(Some("Bearer sk-wrong"), "gpt");
+    assert_eq!(Some(wrong.status), AuthOutcome::Invalid(AuthError::UnknownApiKey).status());
+    // alice may use "gpt" only.
+    let denied = reply(Some("Bearer sk-alice"), "claude");
+    assert_eq!(denied.status, FORBIDDEN);
+    let body: Value = serde_json::from_slice(&denied.body).unwrap();
+    assert_eq!(body["error"]["code"], Forbidden::CODE);
+}
