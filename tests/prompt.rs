@@ -1240,6 +1240,13 @@ fn prompt_api_config_errors() {
     for (config, expected) in cases {
         assert_eq!(error(config), expected);
     }
+    // Every POST endpoint the gateway serves itself, the Responses API included.
+    for path in ["/v1/chat/completions", "/v1/messages", "/v1/embeddings", "/v1/responses"] {
+        assert_eq!(
+            error(api(json!({path: {"template": "summarize"}}))),
+            format!("prompts.prompt_apis[{path:?}]: this path is one of the gateway's own endpoints")
+        );
+    }
     let mut config = with_template(json!({
         "model": "gpt",
         "variables": {"stream": {"type": "boolean", "default": false}},

@@ -201,8 +201,9 @@ fn yes() -> bool {
     true
 }
 
-/// Request paths the gateway serves itself; a prompt API may not take them.
-const RESERVED_PATHS: [&str; 3] = ["/v1/chat/completions", "/v1/messages", "/v1/embeddings"];
+/// POST paths the gateway serves itself (`engine`'s endpoint table); a prompt API, matched
+/// first, would shadow them. (`/v1/models` is a GET: a POST prompt API there shadows nothing.)
+const RESERVED_PATHS: [&str; 4] = ["/v1/chat/completions", "/v1/messages", "/v1/embeddings", "/v1/responses"];
 /// Guard rule names the gateway reports itself.
 const RESERVED_RULES: [&str; 3] = ["allow", "max_prompt_bytes", "max_messages"];
 
