@@ -16,6 +16,9 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod common;
+use common::Fixtures;
+
 /// 2026-11-26 23:10:00 UTC.
 const NOW: u64 = 1_795_734_600;
 
@@ -950,8 +953,7 @@ fn max_unlisted_consumers_is_validated() {
 fn a_one_hour_cache_write_answer_costs_the_table_figure() {
     use llm_gateway::llm::{dialect::decode_response, ir::ProviderDialect};
     // The passthrough path reads an Anthropic answer's usage with the dialect's decoder.
-    let body =
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/anthropic/response_cache_1h.json")).unwrap();
+    let body = Fixtures("anthropic").read("response_cache_1h.json");
     let usage = decode_response(ProviderDialect::Anthropic, &body).unwrap().usage;
     let counts = TokenCounts::from_usage(&usage, TokenCounts::default());
     assert_eq!((counts.input, counts.cache_write, counts.cache_write_1h, counts.output), (1020, 1000, 750, 12));
