@@ -1,4 +1,7 @@
 //! llm-gateway: an LLM gateway as one proxy-wasm module.
+// No host or network data may panic the module: the library denies these. Its #[cfg(test)]
+// code may use them (clippy.toml); tests/ and benches/ are crates of their own.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 pub mod auth;
 pub mod calendar;
 pub mod config;

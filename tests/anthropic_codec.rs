@@ -1,6 +1,5 @@
 //! Anthropic Messages codec: golden tests over `tests/fixtures/anthropic/` (BLESS=1
 //! rewrites `golden/`), stream re-feeding at every split point, validation and mapping.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::llm::anthropic::{
     decode_error, decode_request, decode_response, encode_error, encode_request, encode_response, StreamDecoder,

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! Consumer identity: API keys, JWT (with the attack matrix), trusted identities, 401/403.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

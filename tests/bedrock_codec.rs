@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! Bedrock Converse codec: request encoding, response/error decoding and ConverseStream
 //! decoding, against fixtures in tests/fixtures/bedrock (see its README) and golden outputs in
 //! tests/fixtures/bedrock/golden (`BLESS=1 cargo test --test bedrock_codec` rewrites them).

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! OpenAI `/v1/embeddings` translated for Gemini (`batchEmbedContents`) and Bedrock
 //! (`InvokeModel`, Titan Text Embeddings and Cohere Embed): the codec against the providers'
 //! documented shapes (tests/fixtures/embeddings/README.md), then the engine end to end with

@@ -1,5 +1,4 @@
 //! The engine end to end, natively: request headers -> body patch -> response -> record.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::engine::{BodyAction, Exchange, Gateway, HeaderOp, Record, RequestAction, RequestHead};
 use llm_gateway::metrics;

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! Token estimators: the model -> vocabulary rules, the request-body walker, the segmenter
 //! that bounds the tokenizer's work, and (feature `tiktoken`) exact counts, the `exact` and
 //! `auto` admission paths, and the estimators' error against exact `o200k_base` counts

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! `application/vnd.amazon.eventstream` decoder/encoder against AWS's own test vectors
 //! (aws/aws-sdk-js-v3 packages/eventstream-marshaller/src/TestVectors.fixture.ts, two
 //! versions of `int32_header`), the CRC-32 check value, every header type, every split point

@@ -1,6 +1,5 @@
 //! Fallback chains natively: the downstream instance's routing and single reservation, each
 //! attempt's translation, the retry mark, and settlement at the target that answered.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::engine::{
     decode_attempts, encode_attempts, Attempt, AttemptPlan, BodyAction, Exchange, Gateway, HeaderOp, RequestAction,

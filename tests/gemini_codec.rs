@@ -1,7 +1,6 @@
 //! Golden tests for the Gemini provider codec (`llm_gateway::llm::gemini`), from the
 //! fixtures in `tests/fixtures/gemini/` (sources in its README). `BLESS=1` rewrites the
 //! golden files in `tests/fixtures/gemini/golden/`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::llm::gemini::{self, decode_error, decode_response, encode_request, upstream_path, StreamDecoder};
 use llm_gateway::llm::ir::{

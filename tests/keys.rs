@@ -1,6 +1,5 @@
 //! Key pools: spread across requests, 429 cools a key down for its Retry-After, 401/403
 //! takes it out; the state is in the (shared) store, so every worker sees it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::engine::{Exchange, Gateway, HeaderOp, RequestAction, RequestHead};
 use llm_gateway::quota::MemoryStore;

@@ -1,6 +1,5 @@
 //! Golden and behaviour tests of the OpenAI Chat Completions codec (`llm::openai_chat`).
 //! `BLESS=1 cargo test --test openai_chat_codec` rewrites `tests/fixtures/openai/golden/`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::llm::ir::{
     ChatRequest, ChatResponse, ErrorKind, Image, ImageSource, Message, Part, ProviderError, Reasoning, Role,

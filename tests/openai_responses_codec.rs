@@ -2,7 +2,6 @@
 //! decoded into the IR (fixtures from OpenAI's API reference, tests/fixtures/openai_responses),
 //! what is refused and why, the `response` object, and the typed SSE event stream.
 //! Pair goldens with every provider are in tests/pairs.rs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::llm::dialect::{self, StreamEncoder};
 use llm_gateway::llm::ir::{

@@ -4,7 +4,6 @@
 //! Streams: each provider stream fixture translated for every client, re-fed at every split
 //! point and in 1-byte chunks with identical output. `BLESS=1 cargo test --test pairs`
 //! rewrites the goldens in tests/fixtures/pairs/golden/; review them as diffs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::llm::dialect::{self, StreamDecoder, StreamEncoder};
 use llm_gateway::llm::ir::{ClientDialect, ProviderDialect, StreamEvent};

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! The prompt layer: templates (rendering, escaping, typing, versions), the request selection
 //! field, decorators on every content shape, guards and masks on every part kind, prompt APIs,
 //! and the exact configuration errors operators see.

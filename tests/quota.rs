@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! Budgets: windows with injected time, prices in micro-units, plans and overrides,
 //! reserve/settle/release, clamping, and concurrency over the CAS store.
 

@@ -1,6 +1,5 @@
 //! `POST /v1/responses` through the engine: passed through to OpenAI itself, translated for
 //! every other provider (routing, request, answer, stream, errors, budgets, usage records).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::auth::api_key::digest;
 use llm_gateway::engine::{BodyAction, Exchange, Gateway, HeaderOp, LocalReply, Operation, RequestAction, RequestHead};

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! SigV4 against AWS's published "Signature Version 4 test suite" (the vectors as shipped in
 //! aws/aws-sdk-js-v3 packages/signature-v4/src/suite.fixture.ts, credentials AKIDEXAMPLE /
 //! wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY, us-east-1, service "service", 20150830T123600Z),

@@ -376,7 +376,6 @@ fn overall_code(body: &[u8]) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     fn fleet(mode: FailureMode) -> Fleet {
