@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod calendar;
 pub mod config;
+pub mod config_base;
 pub mod engine;
 pub mod header_map;
 pub mod json_scan;

@@ -60,13 +60,9 @@ use super::budget::{Limit, Metric, ReserveOptions};
 use super::estimate::Vocabulary;
 use super::money::{Decimal, PriceTable, RawPrice};
 use super::window::Window;
-use crate::config::ConfigError;
+use crate::config_base::{err, ConfigError};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
-
-fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError { path: path.into(), message: message.into() }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
