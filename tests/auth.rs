@@ -773,7 +773,12 @@ fn the_gateway_answers_refusals_with_the_auth_modules_status_code_and_header() {
             (_, RequestAction::Forward(ops)) => panic!("must be refused, got {ops:?}"),
         }
     };
-    let missing = reply(None, "gpt");
+    let (missing, log) = common::logged(|| reply(None, "gpt"));
+    assert_eq!(
+        log,
+        ["DEBUG refused with 401 (unauthorized): You didn't provide an API key. Send it as \
+                      `Authorization: Bearer <key>` or `x-api-key: <key>`."]
+    );
     assert_eq!(Some(missing.status), AuthOutcome::Missing.status());
     assert_eq!(missing.status, UNAUTHORIZED);
     let header = missing.headers.iter().find(|(name, _)| name == "www-authenticate").map(|(_, v)| v.as_str());

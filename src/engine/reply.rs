@@ -199,6 +199,8 @@ impl GatewayError {
     pub fn to_reply(&self, client: ClientDialect) -> LocalReply {
         let status = self.status();
         let (message, param, code) = self.parts();
+        // Messages never carry a credential or a guard's matched text (see `parts`).
+        log::debug!("refused with {status} ({}): {message}", self.reason());
         // OpenAI's own types: its 401 and 403 are `invalid_request_error` (with a code).
         let kind = match status {
             429 => "rate_limit_error",

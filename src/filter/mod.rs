@@ -5,6 +5,7 @@ mod attempt;
 mod deferred;
 mod fleet;
 mod host;
+mod logger;
 
 use crate::auth::TrustedSource;
 use crate::engine::{
@@ -21,7 +22,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
+    logger::init(log::LevelFilter::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 

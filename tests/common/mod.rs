@@ -98,3 +98,42 @@ pub fn same_at_every_split<T: PartialEq + Debug>(input: &[u8], decode: impl Fn(&
     assert_eq!(decode(&bytes), whole, "1-byte chunks");
     whole
 }
+
+/// Runs `f` and returns, with its result, what the library logged meanwhile on this thread
+/// (`"DEBUG message"` lines): the decisions the core explains only in its log. Test threads
+/// run in parallel, so each collects its own records.
+pub fn logged<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
+    CAPTURE_INSTALLED.call_once(|| {
+        log::set_logger(&CAPTURE).unwrap();
+        log::set_max_level(log::LevelFilter::Trace);
+    });
+    CAPTURED.with(|lines| *lines.borrow_mut() = Some(Vec::new()));
+    let result = f();
+    let lines = CAPTURED.with(|lines| lines.borrow_mut().take()).unwrap_or_default();
+    (result, lines)
+}
+
+struct Capture;
+
+static CAPTURE: Capture = Capture;
+static CAPTURE_INSTALLED: std::sync::Once = std::sync::Once::new();
+
+thread_local! {
+    static CAPTURED: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record) {
+        CAPTURED.with(|lines| {
+            if let Some(lines) = lines.borrow_mut().as_mut() {
+                lines.push(format!("{} {}", record.level(), record.args()));
+            }
+        });
+    }
+
+    fn flush(&self) {}
+}
