@@ -45,7 +45,9 @@ test:
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
 	cargo test
-	# Exact token counts (feature tiktoken, off by default): the library and the tests using it.
+	# Exact token counts (feature tiktoken, off by default): linted, and the library and the
+	# tests using it run.
+	cargo clippy --features tiktoken --all-targets -- -D warnings
 	cargo test --features tiktoken --lib --test estimate --test admission
 	@bash scripts/build.sh
 	@bash scripts/limitador.sh >/dev/null
