@@ -10,7 +10,8 @@
 
 use super::exchange::Exchange;
 use super::reply::{json_headers, LocalReply};
-use super::{endpoint, upstream, Gateway, HeaderOp, Operation, ORIGINAL_PATH};
+use super::route::{Decision, RequestFacts, Route, Routed};
+use super::{endpoint, upstream, Gateway, HeaderOp, Operation, RequestAction, ORIGINAL_PATH};
 use crate::config::{Fallback, ModelRoute, Provider};
 use crate::llm::dialect;
 use crate::llm::ir::{ClientDialect, ErrorKind, ProviderDialect, ProviderError};
@@ -120,9 +121,9 @@ impl Gateway {
         route: &ModelRoute,
         chain: &Fallback,
         operation: Operation,
+        request: &RequestFacts,
         stream: bool,
-        exchange: &mut Exchange,
-    ) -> Result<Vec<HeaderOp>, super::GatewayError> {
+    ) -> Result<Decision, super::GatewayError> {
         if operation != Operation::Chat {
             return Err(super::GatewayError::UnsupportedOperation {
                 operation: operation.as_str(),
@@ -130,7 +131,7 @@ impl Gateway {
             });
         }
         let reserve_model = self.costliest_target(route);
-        exchange.set_chain_route(&route.name, reserve_model, stream);
+        let plan = AttemptPlan { route: route.name.clone(), path: request.path.clone(), stream };
         let mut ops = vec![
             HeaderOp::Set(self.config.cluster_header.clone(), chain.cluster.clone()),
             HeaderOp::Remove(self.config.model_header.clone()),
@@ -141,9 +142,10 @@ impl Gateway {
         ops.extend(
             self.trusted_sources().into_iter().flat_map(|t| t.headers()).map(|h| HeaderOp::Remove(h.to_string())),
         );
-        ops.push(HeaderOp::Set(ORIGINAL_PATH.to_string(), exchange.path.clone()));
+        ops.push(HeaderOp::Set(ORIGINAL_PATH.to_string(), request.path.clone()));
         ops.push(HeaderOp::Set(":path".to_string(), UNTRANSLATED_PATH.to_string()));
-        Ok(ops)
+        let route = Route::chain(&route.name, reserve_model, request.client, stream);
+        Ok(Decision::Forward { route, plan: Some(plan), ops })
     }
 
     /// The chain's target the budget is reserved at: one without a price if any (a money
@@ -187,12 +189,14 @@ impl Gateway {
         // A SigV4 signature is computed with the body (`Exchange::deferred_headers`) and set
         // by the applier instance after Envoy's buffer filter among the upstream filters.
         let (provider_headers, signing) = upstream::headers(provider, &upstream_path);
-        let mut exchange = Exchange::new(now_ms, self.config.limits);
-        exchange.operation = Some(operation);
-        exchange.client = client;
-        exchange.path = plan.path.clone();
-        exchange.attempt = true;
-        exchange.set_route(&route.name, provider, &target.model, plan.stream, signing);
+        let request = RequestFacts {
+            operation: Some(operation),
+            client,
+            path: plan.path.clone(),
+            attempt: true,
+            ..RequestFacts::unknown()
+        };
+        let route = Route::single(&route.name, provider, &target.model, plan.stream, signing);
         let mut ops = vec![HeaderOp::Remove("content-length".to_string())];
         if client == ClientDialect::Anthropic && provider.kind.dialect() != ProviderDialect::Anthropic {
             ops.push(HeaderOp::Remove("anthropic-version".to_string()));
@@ -200,6 +204,11 @@ impl Gateway {
         }
         ops.extend(provider_headers);
         ops.push(HeaderOp::Set(":path".to_string(), upstream_path));
+        let routed = Routed { request, decision: Decision::Forward { route, plan: None, ops } };
+        let (exchange, ops) = match Exchange::start(now_ms, self.config.limits, routed) {
+            (exchange, RequestAction::Forward(ops)) => (exchange, ops),
+            (_, RequestAction::Reply(reply)) => return Err(reply),
+        };
         let attempt = Attempt {
             provider: provider.name.clone(),
             target_model: target.model.clone(),

@@ -133,7 +133,7 @@ impl Gateway {
         let UpstreamAuth::Header { name, .. } = &provider.auth else { return None };
         let index = choose(provider, roll, now_ms, store)?;
         let value = provider.key_pool.get(index)?.expose().to_string();
-        exchange.key_index = Some(index);
+        exchange.use_key(index);
         Some(HeaderOp::Set(name.clone(), value))
     }
 
@@ -147,6 +147,6 @@ impl Gateway {
         store: &dyn Store,
     ) -> Option<String> {
         let provider = self.pooled_provider(exchange)?;
-        report(provider, exchange.key_index?, status, retry_after, now_ms, store)
+        report(provider, exchange.key_index()?, status, retry_after, now_ms, store)
     }
 }

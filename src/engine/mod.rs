@@ -7,6 +7,7 @@ mod keys;
 mod meter;
 mod reply;
 mod response;
+mod route;
 mod upstream;
 
 pub use exchange::{BodyAction, Exchange, Record, ResponseOrigin};
@@ -16,10 +17,11 @@ pub use fallback::{
 };
 pub use reply::{GatewayError, LocalReply};
 
+use route::{Decision, RequestFacts, Routed};
+
 use crate::auth::{AuthOutcome, Consumer, Credentials, KeyHeader, TrustedConfig};
 use crate::config::{Config, ConfigError};
-use crate::llm::embeddings;
-use crate::llm::ir::{ClientDialect, ProviderDialect};
+use crate::llm::ir::ClientDialect;
 use crate::quota::{Policy, Store};
 
 /// A header change. Request-header changes are applied in the request-headers callback
@@ -147,17 +149,13 @@ impl Gateway {
     /// Starts an exchange. `roll` is a random number for weighted targets; `now_ms` the
     /// host clock.
     pub fn on_request_headers(&self, head: &RequestHead<'_>, roll: u64, now_ms: u64) -> (Exchange, RequestAction) {
-        let mut exchange = Exchange::new(now_ms, self.config.limits);
         let path = head.path.split_once('?').map_or(head.path, |(path, _)| path);
-        let action = if (head.method, path) == ("GET", "/v1/models") {
-            self.list_models(head, now_ms, &mut exchange)
+        let routed = if (head.method, path) == ("GET", "/v1/models") {
+            self.list_models(head, now_ms)
         } else {
-            match self.route(head, roll, now_ms / 1000, &mut exchange) {
-                Ok(ops) => RequestAction::Forward(ops),
-                Err(error) => RequestAction::Reply(exchange.reject(&error)),
-            }
+            self.route(head, roll, now_ms / 1000)
         };
-        (exchange, action)
+        Exchange::start(now_ms, self.config.limits, routed)
     }
 
     /// Where the trusted consumer and plan are read from, when `auth.trusted` is configured.
@@ -216,20 +214,21 @@ impl Gateway {
     /// is configured), then the models the consumer may use. The dialect is the credential's:
     /// an `anthropic-version` header (every Anthropic SDK sends one) or `x-api-key` alone is
     /// an Anthropic client (its list and error shapes), anything else gets OpenAI's.
-    fn list_models(&self, head: &RequestHead<'_>, now_ms: u64, exchange: &mut Exchange) -> RequestAction {
+    fn list_models(&self, head: &RequestHead<'_>, now_ms: u64) -> Routed {
         let client = match (head.anthropic_version, head.authorization, head.x_api_key) {
             (true, ..) | (false, None, Some(_)) => ClientDialect::Anthropic,
             _ => ClientDialect::OpenAi,
         };
-        exchange.client = client;
-        match self.identify(head, client, now_ms / 1000) {
-            Err(error) => RequestAction::Reply(exchange.reject(&error)),
+        let mut request = RequestFacts { client, ..RequestFacts::unknown() };
+        let decision = match self.identify(head, client, now_ms / 1000) {
+            Err(error) => Decision::Refuse(error),
             Ok(consumer) => {
                 let body = self.model_list(consumer.as_ref(), client, now_ms / 1000);
-                exchange.consumer = consumer;
-                RequestAction::Reply(exchange.answer(LocalReply { status: 200, headers: reply::json_headers(), body }))
+                request.consumer = consumer;
+                Decision::Answer(LocalReply { status: 200, headers: reply::json_headers(), body })
             }
-        }
+        };
+        Routed { request, decision }
     }
 
     /// The public names (aliases included) `consumer` may call, sorted, in the dialect's
@@ -261,149 +260,6 @@ impl Gateway {
             }
         };
         list.to_string().into_bytes()
-    }
-
-    fn route(
-        &self,
-        head: &RequestHead<'_>,
-        roll: u64,
-        now_secs: u64,
-        exchange: &mut Exchange,
-    ) -> Result<Vec<HeaderOp>, GatewayError> {
-        // The client's query string is never forwarded (it may carry a key): each provider
-        // gets only the parameters the gateway sets (Azure's api-version, Gemini's alt=sse).
-        let path = head.path.split_once('?').map_or(head.path, |(path, _)| path);
-        // A published prompt: its template's version decides the model, not the body.
-        let prompt_api = self.prompts().filter(|_| head.method == "POST").and_then(|p| p.api(path).map(|api| (p, api)));
-        let (operation, client) = match prompt_api {
-            Some(_) => (Operation::Chat, ClientDialect::OpenAi),
-            None => endpoint(head.method, path).ok_or_else(|| GatewayError::UnknownEndpoint {
-                method: head.method.to_string(),
-                path: path.to_string(),
-            })?,
-        };
-        exchange.operation = Some(operation);
-        exchange.client = client;
-        exchange.path = path.to_string();
-        // Template versions get their own roll: sharing the target's would tie a version
-        // to a canary target.
-        exchange.roll = roll.rotate_right(32);
-        // Without a body there is nothing to admit: refused before anyone is contacted.
-        if head.no_body && prompt_api.is_none() {
-            return Err(GatewayError::MissingBody);
-        }
-        let requested = match (prompt_api, head.body_model, head.header_model) {
-            (Some((prompts, api)), ..) => {
-                if head.no_body {
-                    return Err(GatewayError::PromptApi(crate::prompt::PromptError::InvalidBody {
-                        detail: "send the prompt's variables as a JSON object body (`{}` when there are none)"
-                            .to_string(),
-                    }));
-                }
-                exchange.prompt_api = Some(api.clone());
-                Some(prompts.api_model(api, exchange.roll).map_err(GatewayError::PromptApi)?)
-            }
-            (None, Some(model), _) => {
-                exchange.model_from_body = true;
-                Some(model)
-            }
-            (None, None, Some(model)) => Some(model),
-            (None, None, None) if head.body_invalid => {
-                return Err(GatewayError::InvalidJson {
-                    detail: "the body is not a JSON object sent with Content-Type: application/json".to_string(),
-                })
-            }
-            (None, None, None) => None,
-        };
-        exchange.requested_model = requested.map(str::to_string);
-        // Who is calling comes first: an unauthenticated caller learns nothing about models.
-        exchange.consumer = self.identify(head, client, now_secs)?;
-        if let (Some(access), Some(consumer)) = (&self.config.access, &exchange.consumer) {
-            exchange.consumer_listed = access.auth.consumers().get(&consumer.name).is_some();
-        }
-        let Some(route) = requested.and_then(|name| self.config.lookup(name)) else {
-            let error = match requested {
-                Some(model) => GatewayError::UnknownModel { model: model.to_string() },
-                None => GatewayError::MissingModel,
-            };
-            // json_to_metadata reads `"model": 123` as "123" and `null` as missing: the body
-            // says whether the model is unknown or of the wrong type. Nothing goes upstream
-            // (no cluster is chosen); the body callback answers.
-            exchange.defer_rejection(error);
-            // A client-sent cluster header must not choose an upstream meanwhile.
-            let mut ops = vec![HeaderOp::Remove(self.config.cluster_header.clone())];
-            ops.extend(CLIENT_CREDENTIAL_HEADERS.iter().map(|h| HeaderOp::Remove(h.to_string())));
-            return Ok(ops);
-        };
-        if let (Some(access), Some(consumer)) = (&self.config.access, &exchange.consumer) {
-            access
-                .auth
-                .check_model(consumer, &route.name)
-                .map_err(|f| GatewayError::Forbidden { message: f.to_string() })?;
-        }
-        if let Some(chain) = &route.fallback {
-            return self.route_chain(route, chain, operation, head.body_stream, exchange);
-        }
-        let unknown = || GatewayError::UnknownModel { model: route.name.clone() };
-        let target = route.pick(roll).ok_or_else(unknown)?;
-        let provider = self.config.provider(target.provider).ok_or_else(unknown)?;
-        let dialect = provider.kind.dialect();
-        // Embeddings: passed through to OpenAI-dialect providers, translated for Gemini and
-        // for Bedrock's Titan and Cohere embedding models (`llm::embeddings`).
-        if operation == Operation::Embeddings && dialect != ProviderDialect::OpenAi {
-            if dialect == ProviderDialect::Anthropic {
-                return Err(GatewayError::UnsupportedOperation {
-                    operation: operation.as_str(),
-                    provider: provider.name.clone(),
-                });
-            }
-            if embeddings::Target::of(dialect, &target.model).is_none() {
-                return Err(GatewayError::Translate(crate::llm::ir::TranslateError::Unsupported {
-                    field: "model".to_string(),
-                    provider: "bedrock",
-                    detail: format!("`{}` is not an embeddings model: {}", route.name, embeddings::BEDROCK_MODELS),
-                }));
-            }
-        }
-        let upstream_path =
-            upstream::path(provider, operation.upstream(provider.kind), &target.model, head.body_stream);
-        let (provider_headers, signing) = upstream::headers(provider, &upstream_path);
-        exchange.set_route(&route.name, provider, &target.model, head.body_stream, signing);
-
-        let mut ops = vec![
-            HeaderOp::Set(self.config.cluster_header.clone(), provider.cluster.clone()),
-            HeaderOp::Remove(self.config.model_header.clone()),
-            // The body is patched or translated, so its length changes.
-            HeaderOp::Remove("content-length".to_string()),
-            // The answer must be readable for usage: a client asking for gzip (the OpenAI SDK
-            // does) would otherwise get a compressed body the gateway cannot count; without the
-            // header any coding is acceptable (RFC 9110), so ask for none. Envoy's compressor
-            // filter, placed before the module, can still compress toward the client.
-            HeaderOp::Set("accept-encoding".to_string(), "identity".to_string()),
-        ];
-        ops.extend(CLIENT_CREDENTIAL_HEADERS.iter().map(|h| HeaderOp::Remove(h.to_string())));
-        // Trusted identity headers are ours too: the provider never sees them.
-        ops.extend(
-            self.trusted_sources().into_iter().flat_map(|t| t.headers()).map(|h| HeaderOp::Remove(h.to_string())),
-        );
-        if client == ClientDialect::Anthropic && dialect != ProviderDialect::Anthropic {
-            ops.push(HeaderOp::Remove("anthropic-version".to_string()));
-            ops.push(HeaderOp::Remove("anthropic-beta".to_string()));
-        }
-        if exchange.prompt_api.is_some() {
-            // The caller's body may be sent as anything; ours is JSON.
-            ops.push(HeaderOp::Set("content-type".to_string(), "application/json".to_string()));
-        }
-        ops.extend(provider_headers);
-        if upstream_path != head.path {
-            // What Envoy itself sets when a route rewrites the path: access logs written with
-            // `%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%` then show the path the client called
-            // (without its query string, which may carry a key). A client's own value of this
-            // header was removed by the shell (`UNTRUSTED_REQUEST_HEADERS`).
-            ops.push(HeaderOp::Set(ORIGINAL_PATH.to_string(), path.to_string()));
-        }
-        ops.push(HeaderOp::Set(":path".to_string(), upstream_path));
-        Ok(ops)
     }
 }
 
