@@ -26,6 +26,12 @@ fault matrix of test_faults.py stays as it is:
   server_500            500 with a JSON error in the path's dialect
   overloaded_529        Anthropic's 529 overloaded_error
   dies_before_first_event  200 text/event-stream headers, then a reset before any event
+  stall_after_headers   200 text/event-stream headers, then nothing for STALL_SECONDS
+  context_length        400 "context length exceeded" in the path's dialect (OpenAI's
+                        `code: context_length_exceeded`, Anthropic's "prompt is too long")
+  bad_request           400 invalid_request_error about a parameter (no trigger code)
+  huge_error            400 whose JSON error message is HUGE_ERROR_BYTES long ("prompt is too long"
+                        at its end): past what the module holds to read a code
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ MODES = ["ok", "reset_before_headers", "reset_mid_body", "stall", "truncated", "
          "html_502", "huge", "no_usage", "slow_drip", "auth_401"]
 STALL_SECONDS = 3.0
 HUGE_TEXT_BYTES = 300_000
+HUGE_ERROR_BYTES = 100_000
 TEXT = "fault injection answer " * 8
 INPUT_TOKENS = 11
 OUTPUT_TOKENS = 48
@@ -214,6 +221,25 @@ def respond(sock: socket.socket, mode: str, anthropic: bool, stream: bool, model
     if mode == "overloaded_529":
         return send_whole(sock, "529 Overloaded", "application/json",
                           json_error(anthropic, "overloaded_error", "Overloaded"))
+    if mode == "context_length":
+        if anthropic:
+            body = json_error(True, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum")
+        else:
+            body = json.dumps({"error": {"message": "This model's maximum context length is 128000 tokens. However, "
+                                         "your messages resulted in 130000 tokens.", "type": "invalid_request_error",
+                                         "param": "messages", "code": "context_length_exceeded"}}).encode()
+        return send_whole(sock, "400 Bad Request", "application/json", body)
+    if mode == "huge_error":
+        message = "x" * HUGE_ERROR_BYTES + " prompt is too long"
+        return send_whole(sock, "400 Bad Request", "application/json",
+                          json_error(anthropic, "invalid_request_error", message))
+    if mode == "bad_request":
+        return send_whole(sock, "400 Bad Request", "application/json",
+                          json_error(anthropic, "invalid_request_error", "temperature: must be at most 1"))
+    if mode == "stall_after_headers":
+        sock.sendall(head("200 OK", "text/event-stream"))
+        time.sleep(STALL_SECONDS)
+        return sock.close()
     if mode == "dies_before_first_event":
         sock.sendall(head("200 OK", "text/event-stream"))
         time.sleep(0.05)

@@ -115,7 +115,9 @@ MINIMAL = {"providers": {"p": {"kind": "openai", "cluster": "c", "auth": {"type"
            "models": {"m": {"provider": "p", "model": "gpt-4o-mini"}}}
 
 INTEGRATION_MODULES = ["test_admission", "test_budgets", "test_faults", "test_fleet_budget", "test_gateway",
-                       "test_identity", "test_prompts", "test_protocols", "test_translation", "test_fallback"]
+                       "test_identity", "test_prompts", "test_protocols", "test_translation", "test_fallback",
+                       "test_fallback_error", "test_fallback_skip",
+                       "test_fallback_first_event"]
 
 
 def integration_configs() -> list[tuple[str, object]]:
@@ -190,6 +192,14 @@ REFUSED = {
         providers={**c["providers"], "fake2": dict(c["providers"]["fake"])},
         models={"gpt": {"targets": [{"provider": "fake", "model": "a"}, {"provider": "fake2", "model": "b"}],
                         "fallback": {"cluster": "chain", "retries": 2}}})),
+    "fallback-on-error-with-space": mutated(lambda c: c.update(
+        providers={**c["providers"], "fake2": dict(c["providers"]["fake"])},
+        models={"gpt": {"targets": [{"provider": "fake", "model": "a"}, {"provider": "fake2", "model": "b"}],
+                        "fallback": {"cluster": "chain", "on_error": ["context length"]}}})),
+    "fallback-on-error-timeout-zero": mutated(lambda c: c.update(
+        providers={**c["providers"], "fake2": dict(c["providers"]["fake"])},
+        models={"gpt": {"targets": [{"provider": "fake", "model": "a"}, {"provider": "fake2", "model": "b"}],
+                        "fallback": {"cluster": "chain", "on_error": ["x"], "on_error_timeout_ms": 0}}})),
     "key-pool-not-a-list": mutated(lambda c: c["providers"]["fake"]["auth"].__setitem__("pool", "TEST_OPENAI_KEY")),
     "fallback-without-targets": mutated(lambda c: c["models"]["gpt"].__setitem__("fallback", {"cluster": "chain"})),
     "bedrock-without-region": mutated(lambda c: c["providers"]["fake"].update(
@@ -252,6 +262,13 @@ def test_what_the_module_refuses_the_schema_refuses(validator, rejects, name):
 def test_the_signer_instance_config_validates(validator):
     assert not errors(validator, {"role": "apply-deferred-headers"})
     assert errors(validator, {"role": "sign-everything"})
+
+
+def test_the_first_event_watcher_config_validates(validator, rejects):
+    assert not errors(validator, {"role": "first-event"})
+    code, log = rejects({"role": "first-event"})
+    assert code == 0, log[-3000:]
+    assert errors(validator, {"role": "first-event", "gateway": {}})
 
 
 def test_the_attempt_instance_config_validates(validator, rejects):

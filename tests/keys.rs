@@ -113,3 +113,23 @@ fn a_missing_pool_variable_names_its_path() {
     let error = Gateway::from_json(CONFIG.as_bytes(), &|n| (n != "KEY_C").then(|| "k".to_string())).unwrap_err();
     assert!(error.to_string().starts_with(r#"providers["oa"].auth.pool[1]: environment variable "KEY_C""#), "{error}");
 }
+
+#[test]
+fn no_key_is_left_when_the_only_key_or_every_pooled_key_is_limited() {
+    let gw = gateway();
+    let store = MemoryStore::new();
+    // A single key that got 429: nothing else to send with.
+    assert!(gw.no_key_left(&exchange(&gw, "solo"), 0, &store));
+    // A pool: left while any key is available, not once all cool down or are out.
+    let (_, a) = key_for(&gw, 0, 0, &store);
+    assert!(!gw.no_key_left(&a, 0, &store));
+    gw.key_outcome(&a, 429, Some("30"), 0, &store);
+    let (_, b) = key_for(&gw, 0, 0, &store);
+    gw.key_outcome(&b, 401, None, 0, &store);
+    assert!(!gw.no_key_left(&b, 0, &store), "one key is still available");
+    let (_, c) = key_for(&gw, 0, 0, &store);
+    gw.key_outcome(&c, 429, Some("5"), 0, &store);
+    assert!(gw.no_key_left(&c, 1_000, &store));
+    // Once a cool-down ends the target has a key again.
+    assert!(!gw.no_key_left(&c, 6_000, &store));
+}

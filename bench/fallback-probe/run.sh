@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The measurements behind README "Fallback across providers": the probe filter (src/lib.rs) runs
 # downstream ("down") and as a router upstream HTTP filter (ROLE: "up", "uphold" pauses the
-# response headers, "uplocal" resets the request from the upstream filter) in front of an
+# response headers until a second upstream instance, "peek", nearer the codec, resumes it
+# at the first event; "uplocal" resets the request from the upstream filter) in front of an
 # aggregate cluster of three backends whose behaviour is MODE1..3 (backend.py: ok, 429,
 # reset, stall, dies). Prints the client's view, each callback with its timing, and Envoy's
 # retry counters. Usage: bench/fallback-probe/run.sh MODE1 MODE2 MODE3 [ROLE]

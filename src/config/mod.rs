@@ -79,7 +79,16 @@ pub struct Fallback {
     /// Provider statuses that mark an attempt for retry (the response header
     /// `x-llm-gateway-retry`, which the route's `retriable_headers` matches).
     pub on_status: Vec<u16>,
+    /// Provider error codes (normalized, e.g. `context_length_exceeded`, or the provider's
+    /// own) that send the request to the next target once the error's body is known: the
+    /// per-attempt instance dispatches that hop itself (`engine::error_hop`).
+    pub on_error: Vec<String>,
+    /// How long one such hop may take.
+    pub on_error_timeout_ms: u64,
 }
+
+/// The default bound of one error-code hop.
+pub const DEFAULT_ON_ERROR_TIMEOUT_MS: u64 = 30_000;
 
 /// Statuses that send a request to the next target by default: rate limits, server
 /// errors and Anthropic's 529 overloaded.
@@ -454,7 +463,15 @@ fn validate_fallback(
     if let Some(bad) = on_status.iter().find(|s| !(400..=599).contains(*s)) {
         return Err(err(format!("{path}.fallback.on_status"), format!("{bad} is not an error status (400-599)")));
     }
-    Ok(Fallback { cluster: raw.cluster.clone(), on_status })
+    let on_error = raw.on_error.clone().unwrap_or_default();
+    if let Some(bad) = on_error.iter().find(|c| c.is_empty() || !c.bytes().all(|b| b.is_ascii_graphic())) {
+        return Err(err(format!("{path}.fallback.on_error"), format!("{bad:?} is not an error code")));
+    }
+    let on_error_timeout_ms = raw.on_error_timeout_ms.unwrap_or(DEFAULT_ON_ERROR_TIMEOUT_MS);
+    if !(1..=600_000).contains(&on_error_timeout_ms) {
+        return Err(err(format!("{path}.fallback.on_error_timeout_ms"), "must be 1 to 600000"));
+    }
+    Ok(Fallback { cluster: raw.cluster.clone(), on_status, on_error, on_error_timeout_ms })
 }
 
 fn check_upstream_model(path: &str, model: &str) -> Result<(), ConfigError> {

@@ -121,6 +121,12 @@ pub struct RawFallback {
     /// Provider statuses that move the request to the next target.
     #[serde(default)]
     pub on_status: Option<Vec<u16>>,
+    /// Provider error codes that move the request to the next target (a hop the module
+    /// dispatches itself once the error's body is known).
+    #[serde(default)]
+    pub on_error: Option<Vec<String>>,
+    #[serde(default)]
+    pub on_error_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

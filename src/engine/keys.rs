@@ -137,6 +137,15 @@ impl Gateway {
         Some(HeaderOp::Set(name.clone(), value))
     }
 
+    /// After a 429: whether this exchange's target has no key to send to now (its only key
+    /// got it, or every key of its pool cools down or is out). An attempt then shows Envoy
+    /// a 503 in its place, which outlier detection counts (it counts no 429): a target
+    /// configured with `outlier_detection` is ejected, and first attempts skip it.
+    pub fn no_key_left(&self, exchange: &Exchange, now_ms: u64, store: &dyn Store) -> bool {
+        let Some(provider) = self.pooled_provider(exchange) else { return true };
+        provider.key_pool.iter().all(|key| read_state(store, &state_key(key), now_ms) != KeyState::Available)
+    }
+
     /// The provider's status for the key this exchange used (see [`report`]).
     pub fn key_outcome(
         &self,

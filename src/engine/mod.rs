@@ -1,8 +1,10 @@
 //! The gateway engine: decisions for one plugin (`Gateway`) and one request (`Exchange`),
 //! returned as data for the proxy-wasm shell to apply.
 
+mod error_hop;
 mod exchange;
 mod fallback;
+mod first_event;
 mod keys;
 mod meter;
 mod reply;
@@ -10,10 +12,18 @@ mod response;
 mod route;
 mod upstream;
 
+pub use error_hop::{
+    decode_outcome, encode_outcome, translate_answer, Hop, HopAnswer, DOWNSTREAM_CONTEXT_STATE, HOLD_REASON,
+    HOP_OUTCOME_STATE,
+};
 pub use exchange::{BodyAction, Exchange, Record, ResponseOrigin};
 pub use fallback::{
     decode_attempts, encode_attempts, Attempt, AttemptPlan, AttemptStart, ATTEMPTS_STATE, PLAN_STATE, RETRY_HEADER,
     UNTRANSLATED_PATH,
+};
+pub use first_event::{
+    FirstEventScan, Framing, FIRST_EVENT_CONFIG, FIRST_EVENT_HOLDER_STATE, FIRST_EVENT_WATCH_STATE,
+    NO_FIRST_EVENT_REASON,
 };
 pub use reply::{GatewayError, LocalReply};
 

@@ -4,10 +4,11 @@
 //! admitted request for the target this attempt reached, marks a failed attempt for
 //! Envoy's retry, and translates the answer back; for any other request it does nothing.
 
-use super::{apply, host, reply_with, SharedStore, DEFERRED_HEADERS};
+use super::{apply, header_in, host, reply_with, SharedStore, DEFERRED_HEADERS};
 use crate::engine::{
-    decode_attempts, encode_attempts, Attempt, AttemptPlan, BodyAction, Exchange, Gateway, HeaderOp, ResponseOrigin,
-    ATTEMPTS_STATE, PLAN_STATE, RETRY_HEADER,
+    decode_attempts, decode_outcome, encode_attempts, encode_outcome, Attempt, AttemptPlan, BodyAction, Exchange,
+    Gateway, HeaderOp, HopAnswer, ResponseOrigin, ATTEMPTS_STATE, DOWNSTREAM_CONTEXT_STATE, FIRST_EVENT_HOLDER_STATE,
+    FIRST_EVENT_WATCH_STATE, HOLD_REASON, HOP_OUTCOME_STATE, NO_FIRST_EVENT_REASON, PLAN_STATE, RETRY_HEADER,
 };
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
@@ -24,19 +25,51 @@ pub fn attempt_config(json: &[u8]) -> Option<Vec<u8>> {
     serde_json::to_vec(object.get("gateway")?).ok()
 }
 
+/// The largest error body held to read its code (provider errors are a few hundred bytes).
+const MAX_HELD_ERROR_BYTES: usize = 64 * 1024;
+
 pub struct AttemptStream {
     pub gateway: Rc<Gateway>,
+    /// This stream's context id (restored after acting on the downstream instance's).
+    context_id: u32,
     plan: Option<AttemptPlan>,
     exchange: Option<Exchange>,
+    /// The admitted body, kept when the chain hops on error codes (`fallback.on_error`).
+    request_body: Option<Vec<u8>>,
+    /// An error held until its body is read: (status, content type the client gets).
+    held: Option<(u16, String)>,
+    /// The bytes of the held body Envoy buffers (replaced by the answer).
+    held_size: usize,
+    /// The target this attempt reached (its provider name).
+    provider: String,
+    /// The error-code hop in flight: its callout token, the exchange reading its answer, and
+    /// its target.
+    hop: Option<(u32, Exchange, String)>,
+    /// What the client gets if no hop answers: the latest error, in its dialect.
+    answer: Option<HopAnswer>,
 }
 
 impl AttemptStream {
-    pub fn new(gateway: Rc<Gateway>) -> Self {
-        AttemptStream { gateway, plan: None, exchange: None }
+    pub fn new(gateway: Rc<Gateway>, context_id: u32) -> Self {
+        AttemptStream {
+            gateway,
+            context_id,
+            plan: None,
+            exchange: None,
+            request_body: None,
+            held: None,
+            held_size: 0,
+            provider: String::new(),
+            hop: None,
+            answer: None,
+        }
     }
 
     /// The complete admitted body: translated for this attempt's target (and signed).
     fn translate(&mut self, body: &[u8]) -> Action {
+        if self.plan.as_ref().is_some_and(|plan| self.gateway.hops_on_error(plan)) {
+            self.request_body = Some(body.to_vec());
+        }
         let Some(exchange) = self.exchange.as_mut() else { return Action::Continue };
         // Admitted downstream (identity, budget, prompts): only the translation is left.
         let action = exchange.on_request_body(body, host::now_ms(), None, None);
@@ -56,9 +89,34 @@ impl AttemptStream {
     }
 }
 
+/// Downstream, at response headers the attempt holds (`HOLD_REASON`): the headers the
+/// downstream instance decides (budget), then they wait for the attempt to resume them.
+pub(super) fn hold_downstream(exchange: &Exchange) {
+    let mut ops = exchange.budget_headers(host::now_ms());
+    ops.push(HeaderOp::Remove(RETRY_HEADER.to_string()));
+    ops.into_iter().for_each(|op| apply(MapType::HttpResponseHeaders, op));
+}
+
+/// Downstream, resumed after a held error: the attempts (the last one answered) and what
+/// the client gets (the attempt set it in the headers before resuming), read as for any
+/// chain at its response headers.
+pub(super) fn resume_held(gateway: &Gateway, exchange: &mut Exchange) {
+    let Some(route) = exchange.attempt_plan().map(|plan| plan.route.clone()) else { return };
+    let attempts = decode_attempts(&host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default());
+    let answered = gateway.answering_attempt(&route, &attempts);
+    exchange.record_attempts(attempts, answered, gateway.quota(&SharedStore));
+    let outcome = host::property(&[HOP_OUTCOME_STATE]).ok().flatten().unwrap_or_default();
+    let (status, content_type) = decode_outcome(&outcome).unwrap_or((502, String::new()));
+    // The headers went on with the attempt's changes: these ops are already applied.
+    let _ = exchange.on_response(status, Some(&content_type), &ResponseOrigin::Upstream, false);
+    if let Some(line) = exchange.take_log_line() {
+        host::log(LogLevel::Warn, &line);
+    }
+}
+
 /// Updates this attempt's line (the last: attempts run one after the other) in the attempt
 /// log the downstream instance reads.
-fn report(update: impl FnOnce(&mut Attempt)) {
+pub(super) fn report(update: impl FnOnce(&mut Attempt)) {
     let raw = host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
     let mut attempts = decode_attempts(&raw);
     if let Some(last) = attempts.last_mut() {
@@ -67,7 +125,151 @@ fn report(update: impl FnOnce(&mut Attempt)) {
     let _ = host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes());
 }
 
-impl Context for AttemptStream {}
+impl AttemptStream {
+    /// The held error's body is complete (`raw`, in its provider's dialect): hop on when it
+    /// names a trigger, else give it to the client.
+    fn on_held_error(&mut self, raw: &[u8]) -> Action {
+        let (Some((status, content_type)), Some(exchange)) = (self.held.clone(), self.exchange.as_mut()) else {
+            return Action::Continue;
+        };
+        let provider = self.provider.clone();
+        let body = match exchange.on_response_body(raw, true, host::now_ms()) {
+            BodyAction::Replace(bytes) => bytes,
+            BodyAction::Unchanged | BodyAction::Reply(_) => raw.to_vec(),
+        };
+        if let Some(line) = exchange.take_log_line() {
+            host::log(LogLevel::Warn, &line);
+        }
+        self.answer = Some(HopAnswer { status, content_type, body });
+        if self.hop_on(status, raw, &provider) {
+            return Action::Pause;
+        }
+        self.deliver(false);
+        Action::Continue
+    }
+
+    /// Dispatches the request to the chain's next untried target when the answer of
+    /// `provider` (`status`, `raw` body) is a trigger; true when a hop is in flight.
+    fn hop_on(&mut self, status: u16, raw: &[u8], provider: &str) -> bool {
+        let (Some(plan), Some(body)) = (self.plan.as_ref(), self.request_body.as_ref()) else { return false };
+        let tried = decode_attempts(&host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default());
+        let final_reason = if (200..300).contains(&status) { "ok" } else { "error" };
+        let Some((next, trigger)) = self.gateway.error_hop_target(plan, &tried, status, provider, raw) else {
+            report(|a| a.reason = final_reason.to_string());
+            return false;
+        };
+        let now = host::now_ms();
+        let hop = match self.gateway.start_hop(plan, &next, body, host::now_nanos(), now, &SharedStore) {
+            Ok(hop) => hop,
+            Err(why) => {
+                host::log(LogLevel::Warn, &format!("llm-gateway: no fallback to `{next}` on {trigger}: {why}"));
+                report(|a| a.reason = final_reason.to_string());
+                return false;
+            }
+        };
+        let headers: Vec<(&str, &str)> = hop.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        host::tally();
+        let timeout = std::time::Duration::from_millis(hop.timeout_ms);
+        let token =
+            match proxy_wasm::hostcalls::dispatch_http_call(&hop.cluster, headers, Some(&hop.body), vec![], timeout) {
+                Ok(token) => token,
+                Err(status) => {
+                    let line = format!(
+                        "llm-gateway: fallback to `{next}` on {trigger} not sent (cluster {:?}: {status:?})",
+                        hop.cluster
+                    );
+                    host::log(LogLevel::Warn, &line);
+                    report(|a| a.reason = final_reason.to_string());
+                    return false;
+                }
+            };
+        report(|a| a.reason = "fallback".to_string());
+        let raw_log = host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
+        let mut attempts = decode_attempts(&raw_log);
+        attempts.push(hop.attempt);
+        let _ = host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes());
+        self.hop = Some((token, hop.exchange, next));
+        true
+    }
+
+    /// The client gets `self.answer`: it replaces the held body, and the downstream
+    /// instance's paused headers get its status and type before both streams go on.
+    /// `resume_self`: the attempt's own response was paused past its callback (a hop).
+    fn deliver(&mut self, resume_self: bool) {
+        let Some(answer) = self.answer.take() else { return };
+        self.held = None;
+        let _ = host::set_buffer(BufferType::HttpResponseBody, 0, self.held_size, &answer.body);
+        if resume_self {
+            let _ = host::resume_response();
+        }
+        self.resume_downstream(answer.status, &answer.content_type);
+    }
+
+    /// Resumes the downstream instance's paused response headers with this status and type
+    /// (the downstream reads them from filter state when its body callback runs).
+    fn resume_downstream(&self, status: u16, content_type: &str) {
+        let _ = host::set_property(&[HOP_OUTCOME_STATE], encode_outcome(status, content_type).as_bytes());
+        let downstream = host::property(&[DOWNSTREAM_CONTEXT_STATE])
+            .ok()
+            .flatten()
+            .and_then(|raw| std::str::from_utf8(&raw).ok().and_then(|s| s.parse::<u32>().ok()));
+        // The downstream stream may be gone (the client left): nothing to resume then.
+        if downstream.is_some_and(|id| host::set_effective_context(id).is_ok()) {
+            apply(MapType::HttpResponseHeaders, HeaderOp::Set(":status".to_string(), status.to_string()));
+            apply(MapType::HttpResponseHeaders, HeaderOp::Set("content-type".to_string(), content_type.to_string()));
+            apply(MapType::HttpResponseHeaders, HeaderOp::Remove("content-length".to_string()));
+            let _ = host::resume_response();
+        }
+        let _ = host::set_effective_context(self.context_id);
+    }
+
+    /// A held error body past `MAX_HELD_ERROR_BYTES` names no code worth a hop: it goes on
+    /// as it comes (translated chunk by chunk, as any error), the downstream headers unchanged.
+    fn release_held(&mut self, size: usize) -> Action {
+        let Some((status, content_type)) = self.held.take() else { return Action::Continue };
+        report(|a| a.reason = "error".to_string());
+        self.resume_downstream(status, &content_type);
+        if let Some(exchange) = self.exchange.as_mut() {
+            super::pass_response_body(exchange, size, false);
+        }
+        Action::Continue
+    }
+}
+
+impl Context for AttemptStream {
+    /// A hop's answer (no headers: the callout failed or timed out; the latest error stands).
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+        let Some((_, mut exchange, provider)) = self.hop.take_if(|(t, ..)| *t == token) else { return };
+        let headers = match num_headers {
+            0 => Vec::new(),
+            _ => host::headers(MapType::HttpCallResponseHeaders).unwrap_or_default(),
+        };
+        let Some(status) = header_in(&headers, ":status").and_then(|s| s.parse::<u16>().ok()) else {
+            host::log(LogLevel::Warn, "llm-gateway: the fallback on an error code got no answer");
+            self.deliver(true);
+            return;
+        };
+        let now = host::now_ms();
+        let retry_after = header_in(&headers, "retry-after");
+        if let Some(line) = self.gateway.key_outcome(&exchange, status, retry_after, now, &SharedStore) {
+            host::log(LogLevel::Warn, &line);
+        }
+        let raw = match body_size {
+            0 => Vec::new(),
+            _ => host::buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default(),
+        };
+        let answer =
+            crate::engine::translate_answer(&mut exchange, status, header_in(&headers, "content-type"), &raw, now);
+        if let Some(line) = exchange.take_log_line() {
+            host::log(LogLevel::Warn, &line);
+        }
+        report(|a| a.status = Some(status));
+        self.answer = Some(answer);
+        if !self.hop_on(status, &raw, &provider) {
+            self.deliver(true);
+        }
+    }
+}
 
 impl HttpContext for AttemptStream {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
@@ -96,6 +298,7 @@ impl HttpContext for AttemptStream {
         }
         let raw = host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
         let mut attempts = decode_attempts(&raw);
+        self.provider = start.attempt.provider.clone();
         attempts.push(start.attempt);
         let _ = host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes());
         self.plan = Some(plan);
@@ -141,17 +344,38 @@ impl HttpContext for AttemptStream {
         }
         let tried = decode_attempts(&host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default());
         let fall_back = self.gateway.should_fall_back(plan, status, &tried);
-        let reason = match (fall_back, (200..300).contains(&status)) {
-            (true, _) => "fallback",
-            (false, true) => "ok",
-            (false, false) => "error",
+        let content_type = host::header(MapType::HttpResponseHeaders, "content-type").ok().flatten();
+        // An error whose body may name a trigger code (`fallback.on_error`) is held until read.
+        let json =
+            content_type.as_deref().is_some_and(|ct| ct.split(';').next().unwrap_or_default().trim().ends_with("json"));
+        let hold = !fall_back
+            && self.request_body.is_some()
+            && self.gateway.holds_error(plan, status, json, !end_of_stream, &tried);
+        // A stream is held until its first event when the watcher instance will resume it.
+        let watched = host::property(&[FIRST_EVENT_WATCH_STATE]).ok().flatten().is_some_and(|v| v == b"1");
+        let first_event = !fall_back
+            && !hold
+            && watched
+            && self.gateway.waits_for_first_event(plan, status, content_type.as_deref(), !end_of_stream, &tried);
+        let reason = match (fall_back, hold, first_event, (200..300).contains(&status)) {
+            (true, ..) => "fallback",
+            (false, true, ..) => HOLD_REASON,
+            (false, false, true, _) => NO_FIRST_EVENT_REASON,
+            (false, false, false, true) => "ok",
+            (false, false, false, false) => "error",
         };
         report(|attempt| {
             attempt.status = Some(status);
             attempt.reason = reason.to_string();
         });
-        let content_type = host::header(MapType::HttpResponseHeaders, "content-type").ok().flatten();
         let mut ops = exchange.on_response(status, content_type.as_deref(), &ResponseOrigin::Upstream, end_of_stream);
+        if hold {
+            let set_type = ops.iter().find_map(|op| match op {
+                HeaderOp::Set(name, value) if name == "content-type" => Some(value.clone()),
+                _ => None,
+            });
+            self.held = Some((status, set_type.or(content_type).unwrap_or_default()));
+        }
         if let Some(line) = exchange.take_log_line() {
             host::log(LogLevel::Warn, &line);
         }
@@ -164,13 +388,37 @@ impl HttpContext for AttemptStream {
             true => HeaderOp::Set(RETRY_HEADER.to_string(), status.to_string()),
             false => HeaderOp::Remove(RETRY_HEADER.to_string()),
         });
+        if fall_back && status == 429 && self.gateway.no_key_left(exchange, now, &SharedStore) {
+            // Outlier detection counts 5xx, not 429: a target with no key left is then
+            // ejected (where configured) and skipped by first attempts; the client never
+            // sees this status (the attempt is retried).
+            ops.push(HeaderOp::Set(":status".to_string(), "503".to_string()));
+        }
         for op in ops {
             apply(MapType::HttpResponseHeaders, op);
+        }
+        if first_event {
+            // The router sees no response until the watcher resumes this one; a reset before
+            // then is retried by Envoy like any reset before the response.
+            let _ = host::set_property(&[FIRST_EVENT_HOLDER_STATE], self.context_id.to_string().as_bytes());
+            return Action::Pause;
         }
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if self.held.is_some() {
+            // Buffered by Envoy until complete (an error body: small).
+            self.held_size = size;
+            if !end_of_stream && size > MAX_HELD_ERROR_BYTES {
+                return self.release_held(size);
+            }
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            let raw = host::buffer(BufferType::HttpResponseBody, 0, size).unwrap_or_default();
+            return self.on_held_error(&raw);
+        }
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
         };

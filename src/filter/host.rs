@@ -102,6 +102,7 @@ extern "C" {
     ) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
 }
 
 fn check(status: u32) -> HostResult<()> {
@@ -285,4 +286,20 @@ pub fn resume_request() -> HostResult<()> {
     tally();
     // SAFETY: plain value.
     check(unsafe { proxy_continue_stream(proxy_wasm::types::StreamType::HttpRequest as u32) })
+}
+
+/// Lets a response paused by a callback go on (`StreamType::HttpResponse`); Envoy defers it
+/// until the current VM call returns.
+pub fn resume_response() -> HostResult<()> {
+    tally();
+    // SAFETY: plain value.
+    check(unsafe { proxy_continue_stream(proxy_wasm::types::StreamType::HttpResponse as u32) })
+}
+
+/// Makes later host calls act on another context of this VM (an error-code hop resumes the
+/// downstream instance's stream); fails when that stream is gone.
+pub fn set_effective_context(context_id: u32) -> HostResult<()> {
+    tally();
+    // SAFETY: plain value.
+    check(unsafe { proxy_set_effective_context(context_id) })
 }

@@ -3,6 +3,7 @@
 
 mod attempt;
 mod deferred;
+mod first_event;
 mod fleet;
 mod host;
 mod logger;
@@ -89,6 +90,8 @@ struct Root {
     applier: bool,
     /// This instance runs per attempt, as an upstream HTTP filter (fallback chains).
     per_attempt: bool,
+    /// This instance watches attempts' streams for their first event (`filter::first_event`).
+    first_event: bool,
     /// `LLM_GATEWAY_COUNT_HOST_CALLS` is set in the VM's environment: log the host calls of
     /// each exchange (`host::take_calls`).
     count_host_calls: bool,
@@ -113,6 +116,10 @@ impl RootContext for Root {
         let json = host::buffer(BufferType::PluginConfiguration, 0, size).unwrap_or_default();
         if deferred::is_applier_config(&json, APPLIER_CONFIG) {
             self.applier = true;
+            return true;
+        }
+        if deferred::is_applier_config(&json, crate::engine::FIRST_EVENT_CONFIG) {
+            self.first_event = true;
             return true;
         }
         let json = match attempt::attempt_config(&json) {
@@ -157,13 +164,16 @@ impl RootContext for Root {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         if self.applier {
             return Some(Box::new(Applier));
         }
+        if self.first_event {
+            return Some(Box::new(first_event::Watcher::new(context_id)));
+        }
         let gateway = self.gateway.clone()?;
         if self.per_attempt {
-            return Some(Box::new(attempt::AttemptStream::new(gateway)));
+            return Some(Box::new(attempt::AttemptStream::new(gateway, context_id)));
         }
         Some(Box::new(Stream {
             gateway,
@@ -173,6 +183,8 @@ impl RootContext for Root {
             exchange: None,
             fleet_check: None,
             count_host_calls: self.count_host_calls,
+            context_id,
+            held: false,
         }))
     }
 
@@ -190,6 +202,9 @@ struct Stream {
     /// The callout token of the fleet-budget check the request waits for.
     fleet_check: Option<u32>,
     count_host_calls: bool,
+    context_id: u32,
+    /// The response headers wait for an error-code hop (`filter::attempt`), which resumes them.
+    held: bool,
 }
 
 impl Stream {
@@ -441,6 +456,8 @@ impl HttpContext for Stream {
         if let Some(plan) = exchange.attempt_plan() {
             // A fallback chain: each attempt (the module as an upstream filter) reads it.
             let _ = host::set_property(&[crate::engine::PLAN_STATE], plan.encode().as_bytes());
+            let context = self.context_id.to_string();
+            let _ = host::set_property(&[crate::engine::DOWNSTREAM_CONTEXT_STATE], context.as_bytes());
         }
         self.exchange = Some(exchange);
         match action {
@@ -514,6 +531,12 @@ impl HttpContext for Stream {
             // A fallback chain: what each attempt reported, and the target that answered.
             let raw = host::property(&[crate::engine::ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
             let attempts = crate::engine::decode_attempts(&raw);
+            if attempts.last().is_some_and(|a| a.reason == crate::engine::HOLD_REASON) {
+                // The attempt reads the error's body, may hop, and resumes these headers.
+                attempt::hold_downstream(exchange);
+                self.held = true;
+                return Action::Pause;
+            }
             let answered = match origin {
                 ResponseOrigin::Upstream => self.gateway.answering_attempt(&route, &attempts),
                 ResponseOrigin::Envoy(_) => None,
@@ -552,6 +575,9 @@ impl HttpContext for Stream {
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
         };
+        if std::mem::take(&mut self.held) {
+            attempt::resume_held(&self.gateway, exchange);
+        }
         pass_response_body(exchange, size, end_of_stream);
         if end_of_stream {
             self.finish();

@@ -56,7 +56,12 @@ impl HttpContext for S {
     }
     fn on_http_response_headers(&mut self, _n: usize, eos: bool) -> Action {
         self.log(format!("resp status={} eos={eos} up_wrote={} details={} global=[{}] attempt_hdr={}", hdr(MapType::HttpResponseHeaders, ":status"), prop(&["wasm.up_wrote"]), prop(&["response","code_details"]), GLOBAL.with(|g| g.borrow().join(",")), hdr(MapType::HttpResponseHeaders, "x-probe-attempt")));
-        if self.role == "uphold" { return Action::Pause; }
+        if self.role == "uphold" {
+            // The peek instance (after this one, nearer the codec) resumes us at the first event.
+            let _ = h::set_property(vec!["wasm.holder"], Some(self.id.to_string().as_bytes()));
+            return Action::Pause;
+        }
+        if self.role == "peek" { return Action::Continue; }
         if self.role.starts_with("up") {
             let _ = h::set_map_value(MapType::HttpResponseHeaders, "x-probe-attempt", Some(&format!("up{}", self.id)));
             if hdr(MapType::HttpResponseHeaders, ":status") != "Some(\"200\")" {
@@ -67,6 +72,17 @@ impl HttpContext for S {
     }
     fn on_http_response_body(&mut self, size: usize, eos: bool) -> Action {
         self.log(format!("respbody size={size} eos={eos}"));
+        if self.role == "peek" {
+            let holder = h::get_property(vec!["wasm.holder"]).ok().flatten().and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse::<u32>().ok());
+            let body = h::get_buffer(BufferType::HttpResponseBody, 0, size).ok().flatten().unwrap_or_default();
+            if let Some(holder) = holder.filter(|_| eos || body.windows(2).any(|w| w == b"\n\n")) {
+                let _ = h::set_property(vec!["wasm.holder"], Some(b""));
+                let switched = h::set_effective_context(holder);
+                let resumed = switched.and_then(|_| h::resume_http_response());
+                let _ = h::set_effective_context(self.id);
+                self.log(format!("first event: resumed holder {holder}: {resumed:?}"));
+            }
+        }
         Action::Continue
     }
     fn on_log(&mut self) { self.log(format!("onlog up_wrote={} global=[{}]", prop(&["wasm.up_wrote"]), GLOBAL.with(|g| g.borrow().join(",")))); }
