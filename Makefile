@@ -10,7 +10,7 @@ help:
 	@echo "make demo    bootstrap, build, (re)start the demo stack, run the tour; leaves it running"
 	@echo "make up      bootstrap, build, start the demo stack (if not running)"
 	@echo "make down    stop the demo stack"
-	@echo "make test    everything CI runs: fmt, clippy (native and wasm32), cargo test, build, integration"
+	@echo "make test    everything CI runs: fmt, clippy (native and wasm32), cargo test (and with --features tiktoken), build, integration"
 	@echo "             (the first run also builds Limitador into ~/.cache/llm-gateway: about 20 min)"
 	@echo "make fmt     cargo fmt"
 	@echo "make fuzz    coverage-guided fuzzing of every parser and codec (nightly; FUZZ_SECONDS per target)"
@@ -45,6 +45,10 @@ test:
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
 	cargo test
+	# Exact token counts (feature tiktoken, off by default): linted, and the library and the
+	# tests using it run.
+	cargo clippy --features tiktoken --all-targets -- -D warnings
+	cargo test --features tiktoken --lib --test estimate --test admission
 	@bash scripts/build.sh
 	@bash scripts/limitador.sh >/dev/null
 	$(PY) -m pytest -q integration

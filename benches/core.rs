@@ -10,7 +10,6 @@
 //!
 //! Throughput figures are bytes of input per second. Add a group here when a feature lands
 //! (translation per pair, eventstream decoding, token estimation, JWT, quota).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::hint::black_box;
 

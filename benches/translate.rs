@@ -27,7 +27,6 @@
 //! `BENCH_CLOCK=cpu` measures the benchmark thread's CPU time (64-bit Linux,
 //! `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`) instead of wall time: on a shared machine it leaves out the
 //! time the thread waited for a core (not the slowdown of sharing caches or a core's sibling).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput};

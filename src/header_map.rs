@@ -50,7 +50,6 @@ pub fn decode(bytes: &[u8]) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -78,9 +78,11 @@ impl Usage {
     }
 }
 
-/// Rough token estimate for text the provider did not account for: about four bytes of
-/// English per token for current BPE vocabularies. Never zero for non-empty text.
-pub fn estimate_tokens(text_bytes: usize) -> u64 {
+/// Tokens in `text_bytes` bytes of text the provider did not account for, from the byte count
+/// alone: about four bytes of English per token for current BPE vocabularies (one division,
+/// no look at the text; admission's estimate of a prompt is
+/// `crate::quota::estimate::char_class_tokens`). Never zero for non-empty text.
+pub fn tokens_from_byte_count(text_bytes: usize) -> u64 {
     (text_bytes as u64).div_ceil(4)
 }
 

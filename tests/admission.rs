@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! What the gateway admits from a request body (issue 10, items 2, 3, 16, 17, 18, 19):
 //! duplicate keys, several choices, the whole body estimated, Responses clamped, every
 //! output cap validated and clamped in the field the provider reads, images at their cost.

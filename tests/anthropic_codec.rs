@@ -1,6 +1,5 @@
 //! Anthropic Messages codec: golden tests over `tests/fixtures/anthropic/` (BLESS=1
 //! rewrites `golden/`), stream re-feeding at every split point, validation and mapping.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::llm::anthropic::{
     decode_error, decode_request, decode_response, encode_error, encode_request, encode_response, StreamDecoder,
@@ -9,55 +8,21 @@ use llm_gateway::llm::anthropic::{
 use llm_gateway::llm::ir::*;
 use llm_gateway::usage::{Usage, UsageSource};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/anthropic")
-}
+mod common;
+use common::{pretty_json, same_at_every_split, stem, Fixtures};
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn fixtures(prefix: &str, ext: &str) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with(prefix) && n.ends_with(ext))
-        .collect();
-    names.sort();
-    assert!(!names.is_empty(), "no fixtures {prefix}*{ext}");
-    names
-}
-
-fn golden(name: &str, actual: &str) {
-    let path = dir().join("golden").join(name);
-    if std::env::var_os("BLESS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e} (run with BLESS=1)"));
-    assert_eq!(actual, expected, "golden {name} differs (BLESS=1 rewrites it)");
-}
-
-fn pretty(bytes: &[u8]) -> String {
-    let v: Value = serde_json::from_slice(bytes).unwrap();
-    serde_json::to_string_pretty(&v).unwrap() + "\n"
-}
-
-fn stem(name: &str) -> &str {
-    name.rsplit_once('.').unwrap().0
-}
+const FIXTURES: Fixtures = Fixtures("anthropic");
 
 // ============================================================================= requests
 
 #[test]
 fn request_fixtures_decode_and_reencode() {
-    for name in fixtures("request_", ".json") {
-        let ir = decode_request(&fixture(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        golden(&format!("{}.ir.txt", stem(&name)), &format!("{ir:#?}\n"));
+    for name in FIXTURES.names("request_", ".json") {
+        let ir = decode_request(&FIXTURES.read(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        FIXTURES.golden(&format!("{}.ir.txt", stem(&name)), &format!("{ir:#?}\n"));
         let body = encode_request(&ir).unwrap_or_else(|e| panic!("{name}: {e}"));
-        golden(&format!("{}.upstream.json", stem(&name)), &pretty(&body));
+        FIXTURES.golden(&format!("{}.upstream.json", stem(&name)), &pretty_json(&body));
         // What we send upstream decodes back to the same IR (it is a valid client request too).
         let again = decode_request(&body).unwrap();
         assert_eq!(again, ir, "{name}: re-decoded upstream body differs");
@@ -66,7 +31,7 @@ fn request_fixtures_decode_and_reencode() {
 
 #[test]
 fn claude_code_request() {
-    let ir = decode_request(&fixture("request_claude_code.json")).unwrap();
+    let ir = decode_request(&FIXTURES.read("request_claude_code.json")).unwrap();
     let five_minutes = CacheControl::default();
     assert_eq!(ir.system.len(), 4, "both system blocks kept, each with its cache breakpoint after it");
     assert_eq!(ir.system[0], Part::Text("You are Claude Code, Anthropic's official CLI for Claude.".into()));
@@ -100,7 +65,7 @@ fn claude_code_request() {
 
 #[test]
 fn request_features_mapping() {
-    let ir = decode_request(&fixture("request_features.json")).unwrap();
+    let ir = decode_request(&FIXTURES.read("request_features.json")).unwrap();
     assert_eq!(ir.tool_choice, Some(ToolChoice::Tool("get_weather".into())));
     assert_eq!(ir.parallel_tool_calls, Some(false));
     assert_eq!(ir.stop, ["\n\nHuman:", "END"]);
@@ -437,7 +402,7 @@ fn encode_request_history_from_other_dialects() {
         ],
         ..ir_req()
     };
-    golden("encode_from_openai_history.json", &pretty(&encode_request(&req).unwrap()));
+    FIXTURES.golden("encode_from_openai_history.upstream.json", &pretty_json(&encode_request(&req).unwrap()));
     let v = encoded(&req);
     assert_eq!(v["messages"].as_array().unwrap().len(), 3, "consecutive user messages merged");
     assert_eq!(v["messages"][2]["content"][0]["type"], "tool_result", "tool results first");
@@ -472,18 +437,18 @@ fn encode_request_history_from_other_dialects() {
 
 #[test]
 fn response_fixtures_decode_and_reencode() {
-    for name in fixtures("response_", ".json") {
-        let ir = decode_response(&fixture(&name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        golden(&format!("{}.ir.txt", stem(&name)), &format!("{ir:#?}\n"));
+    for name in FIXTURES.names("response_", ".json") {
+        let ir = decode_response(&FIXTURES.read(&name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        FIXTURES.golden(&format!("{}.ir.txt", stem(&name)), &format!("{ir:#?}\n"));
         let body = encode_response(&ir);
-        golden(&format!("{}.client.json", stem(&name)), &pretty(&body));
+        FIXTURES.golden(&format!("{}.client.json", stem(&name)), &pretty_json(&body));
         assert_eq!(decode_response(&body).unwrap(), ir, "{name}: round trip");
     }
 }
 
 #[test]
 fn response_usage_and_stop_mapping() {
-    let ir = decode_response(&fixture("response_text.json")).unwrap();
+    let ir = decode_response(&FIXTURES.read("response_text.json")).unwrap();
     assert_eq!(
         ir.usage,
         Usage {
@@ -496,9 +461,9 @@ fn response_usage_and_stop_mapping() {
             source: UsageSource::Reported
         }
     );
-    let ir = decode_response(&fixture("response_stop_sequence.json")).unwrap();
+    let ir = decode_response(&FIXTURES.read("response_stop_sequence.json")).unwrap();
     assert_eq!((ir.stop_reason, ir.stop_sequence.as_deref()), (Some(StopReason::Stop), Some("5")));
-    let ir = decode_response(&fixture("response_thinking_tool_use.json")).unwrap();
+    let ir = decode_response(&FIXTURES.read("response_thinking_tool_use.json")).unwrap();
     assert_eq!(ir.stop_reason, Some(StopReason::ToolCalls));
     assert_eq!(ir.usage.reasoning, Some(120));
     for (wire, want) in [
@@ -531,7 +496,7 @@ fn one_hour_cache_usage(output: u64) -> Usage {
 
 #[test]
 fn one_hour_cache_writes_are_read_and_written_back() {
-    let ir = decode_response(&fixture("response_cache_1h.json")).unwrap();
+    let ir = decode_response(&FIXTURES.read("response_cache_1h.json")).unwrap();
     assert_eq!(ir.usage, one_hour_cache_usage(12));
     let back: Value = serde_json::from_slice(&encode_response(&ir)).unwrap();
     assert_eq!(
@@ -539,7 +504,7 @@ fn one_hour_cache_writes_are_read_and_written_back() {
         json!({"ephemeral_5m_input_tokens": 250, "ephemeral_1h_input_tokens": 750})
     );
     // Streams: message_start has the split, message_delta leaves it out; it survives.
-    let events = decode_every_split(&fixture("stream_cache_1h.sse"));
+    let events = decode_every_split(&FIXTURES.read("stream_cache_1h.sse"));
     assert_eq!(essence(&events).1.unwrap(), one_hour_cache_usage(4));
     let sse = encode_str(&events);
     let delta = data_of(&sse).into_iter().find(|d| d["type"] == "message_delta").unwrap();
@@ -582,11 +547,11 @@ fn encode_response_edge_cases() {
 
 #[test]
 fn provider_errors() {
-    let e = decode_error(529, &fixture("error_overloaded.json"));
+    let e = decode_error(529, &FIXTURES.read("error_overloaded.json"));
     assert_eq!(e, ProviderError { kind: ErrorKind::Overloaded, status: 529, message: "Overloaded".into() });
-    let e = decode_error(400, &fixture("error_invalid_request.json"));
+    let e = decode_error(400, &FIXTURES.read("error_invalid_request.json"));
     assert_eq!((e.kind, e.status, e.message.as_str()), (ErrorKind::InvalidRequest, 400, "max_tokens: Field required"));
-    let e = decode_error(502, &fixture("error_502.html"));
+    let e = decode_error(502, &FIXTURES.read("error_502.html"));
     assert_eq!(
         e,
         ProviderError {
@@ -648,13 +613,7 @@ fn decode_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<StreamEv
 
 /// Whole, at every split point into two chunks, and in 1-byte chunks: identical events.
 fn decode_every_split(input: &[u8]) -> Vec<StreamEvent> {
-    let whole = decode_chunks([input]);
-    for i in 0..=input.len() {
-        let (a, b) = input.split_at(i);
-        assert_eq!(decode_chunks([a, b]), whole, "split at {i}");
-    }
-    assert_eq!(decode_chunks(input.chunks(1)), whole, "1-byte chunks");
-    whole
+    same_at_every_split(input, |chunks| decode_chunks(chunks.iter().copied()))
 }
 
 fn encode_events(events: &[StreamEvent]) -> Vec<u8> {
@@ -689,13 +648,13 @@ fn essence(events: &[StreamEvent]) -> (Vec<StreamEvent>, Option<Usage>) {
 
 #[test]
 fn stream_fixtures() {
-    for name in fixtures("stream_", ".sse") {
-        let input = fixture(&name);
+    for name in FIXTURES.names("stream_", ".sse") {
+        let input = FIXTURES.read(&name);
         let events = decode_every_split(&input);
-        golden(&format!("{}.ir.txt", stem(&name)), &format!("{events:#?}\n"));
+        FIXTURES.golden(&format!("{}.ir.txt", stem(&name)), &format!("{events:#?}\n"));
         let sse = encode_events(&events);
         let text = String::from_utf8(sse.clone()).unwrap();
-        golden(&format!("{}.client.sse", stem(&name)), &text);
+        FIXTURES.golden(&format!("{}.client.sse", stem(&name)), &text);
         // Every event has both lines, like Anthropic's.
         for block in text.split("\n\n").filter(|b| !b.is_empty()) {
             let lines: Vec<&str> = block.lines().collect();
@@ -712,7 +671,7 @@ fn stream_fixtures() {
 
 #[test]
 fn stream_decode_specifics() {
-    let events = decode_every_split(&fixture("stream_thinking.sse"));
+    let events = decode_every_split(&FIXTURES.read("stream_thinking.sse"));
     let last_usage = essence(&events).1.unwrap();
     assert_eq!(
         last_usage,
@@ -738,16 +697,16 @@ fn stream_decode_specifics() {
     let blocks: Vec<Value> = data_of(&sse).into_iter().filter(|d| d["type"] == "content_block_start").collect();
     assert_eq!(blocks[1]["content_block"], json!({"type": "redacted_thinking", "data": redacted_data(&redacted)}));
     assert_eq!(blocks[2]["index"], 2, "the text block after it gets the next index");
-    let events = decode_every_split(&fixture("stream_basic.sse"));
+    let events = decode_every_split(&FIXTURES.read("stream_basic.sse"));
     assert_eq!(essence(&events).1.unwrap().input, Some(11), "message_start input survives message_delta");
     assert_eq!(essence(&events).1.unwrap().output, Some(6));
     assert_eq!(events.iter().filter(|e| **e == StreamEvent::Done).count(), 1);
-    let events = decode_every_split(&fixture("stream_error_overloaded.sse"));
+    let events = decode_every_split(&FIXTURES.read("stream_error_overloaded.sse"));
     assert_eq!(
         events.last().unwrap(),
         &StreamEvent::Error(ProviderError { kind: ErrorKind::Overloaded, status: 529, message: "Overloaded".into() })
     );
-    let events = decode_every_split(&fixture("stream_truncated.sse"));
+    let events = decode_every_split(&FIXTURES.read("stream_truncated.sse"));
     assert_eq!(
         events.last().unwrap(),
         &StreamEvent::Error(ProviderError {
@@ -805,7 +764,7 @@ fn stream_encoder_from_openai_style_events() {
         StreamEvent::Done,
     ];
     let sse = encode_str(&events);
-    golden("encode_openai_style_stream.sse", &sse);
+    FIXTURES.golden("encode_openai_style_stream.client.sse", &sse);
     let data = data_of(&sse);
     let types: Vec<&str> = data.iter().map(|d| d["type"].as_str().unwrap()).collect();
     assert_eq!(
@@ -988,7 +947,7 @@ fn cache_breakpoints_reencode_where_they_were() {
 /// naming the field as the Anthropic client wrote it.
 #[test]
 fn anthropic_only_features_pass_to_anthropic_and_are_refused_elsewhere() {
-    let body = fixture("request_server_tools.json");
+    let body = FIXTURES.read("request_server_tools.json");
     let ir = decode_request(&body).unwrap();
     assert_eq!(ir.tools.len(), 2, "the custom tools");
     assert_eq!(ir.anthropic_only.tools.len(), 1);

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! Consumer identity: API keys, JWT (with the attack matrix), trusted identities, 401/403.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,12 +11,13 @@ use llm_gateway::quota::config::{validate_plans, RawPlan};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+mod common;
+use common::Fixtures;
+
+const FIXTURES: Fixtures = Fixtures("jwt");
+
 const NOW: u64 = 1_795_734_600;
 const HS_SECRET: &str = "an-hs256-test-secret-of-at-least-32-bytes";
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/fixtures/jwt/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -70,13 +70,13 @@ fn jwt_section() -> Value {
             "leeway_secs": 30,
             "plan_claim": "plan",
             "keys": [
-                {"kid": "rsa-pem", "algorithm": "RS256", "public_key_pem": fixture("rsa_public.pem")},
-                {"kid": "ps-pem", "algorithm": "PS256", "public_key_pem": fixture("rsa_public.pem")},
-                {"kid": "es384", "algorithm": "ES384", "public_key_pem": fixture("ec384_public.pem")},
-                {"kid": "ed", "algorithm": "EdDSA", "public_key_pem": fixture("ed25519_public.pem")},
+                {"kid": "rsa-pem", "algorithm": "RS256", "public_key_pem": FIXTURES.text("rsa_public.pem")},
+                {"kid": "ps-pem", "algorithm": "PS256", "public_key_pem": FIXTURES.text("rsa_public.pem")},
+                {"kid": "es384", "algorithm": "ES384", "public_key_pem": FIXTURES.text("ec384_public.pem")},
+                {"kid": "ed", "algorithm": "EdDSA", "public_key_pem": FIXTURES.text("ed25519_public.pem")},
                 {"kid": "hs", "algorithm": "HS256", "secret_env": "JWT_HS256"}
             ],
-            "jwks": serde_json::from_str::<Value>(&fixture("jwks.json")).unwrap()
+            "jwks": serde_json::from_str::<Value>(&FIXTURES.text("jwks.json")).unwrap()
     })
 }
 
@@ -91,10 +91,10 @@ fn sign(alg: Algorithm, kid: Option<&str>, claims: &Value) -> String {
         | Algorithm::RS512
         | Algorithm::PS256
         | Algorithm::PS384
-        | Algorithm::PS512 => EncodingKey::from_rsa_pem(fixture("rsa_private.pem").as_bytes()).unwrap(),
-        Algorithm::ES256 => EncodingKey::from_ec_pem(fixture("ec256_private.pem").as_bytes()).unwrap(),
-        Algorithm::ES384 => EncodingKey::from_ec_pem(fixture("ec384_private.pem").as_bytes()).unwrap(),
-        Algorithm::EdDSA => EncodingKey::from_ed_pem(fixture("ed25519_private.pem").as_bytes()).unwrap(),
+        | Algorithm::PS512 => EncodingKey::from_rsa_pem(FIXTURES.text("rsa_private.pem").as_bytes()).unwrap(),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(FIXTURES.text("ec256_private.pem").as_bytes()).unwrap(),
+        Algorithm::ES384 => EncodingKey::from_ec_pem(FIXTURES.text("ec384_private.pem").as_bytes()).unwrap(),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(FIXTURES.text("ed25519_private.pem").as_bytes()).unwrap(),
         _ => EncodingKey::from_secret(HS_SECRET.as_bytes()),
     };
     let mut header = Header::new(alg);
@@ -304,7 +304,8 @@ fn attack_hs256_signed_with_the_rsa_public_key() {
     for kid in [Some("rsa-pem"), Some("rsa-1"), None] {
         header.kid = kid.map(str::to_string);
         let forged =
-            encode(&header, &claims("bob"), &EncodingKey::from_secret(fixture("rsa_public.pem").as_bytes())).unwrap();
+            encode(&header, &claims("bob"), &EncodingKey::from_secret(FIXTURES.text("rsa_public.pem").as_bytes()))
+                .unwrap();
         let e = jwt_error(&gw, &forged);
         // With the RSA key's kid: its pinned algorithm is RS256. Without kid: the HS256 key's
         // secret is not the PEM, so the signature fails.
@@ -315,12 +316,12 @@ fn attack_hs256_signed_with_the_rsa_public_key() {
     let rsa_only = build(
         json!({"bob": {}}),
         json!({"jwt": {"leeway_secs": 0, "allow_any_issuer": true, "allow_any_audience": true,
-                       "keys": [{"algorithm": "RS256", "public_key_pem": fixture("rsa_public.pem")}]}}),
+                       "keys": [{"algorithm": "RS256", "public_key_pem": FIXTURES.text("rsa_public.pem")}]}}),
     )
     .unwrap();
     header.kid = None;
     let forged =
-        encode(&header, &claims("bob"), &EncodingKey::from_secret(fixture("rsa_public.pem").as_bytes())).unwrap();
+        encode(&header, &claims("bob"), &EncodingKey::from_secret(FIXTURES.text("rsa_public.pem").as_bytes())).unwrap();
     assert_eq!(jwt_error(&rsa_only, &forged), JwtError::AlgorithmNotAllowed);
 }
 
@@ -475,7 +476,7 @@ fn verified_tokens_must_name_a_known_consumer() {
         json!({}),
         json!({"allow_unlisted_consumers": true, "jwt": {"leeway_secs": 5, "consumer_claim": "email",
             "allow_any_issuer": true, "allow_any_audience": true,
-            "keys": [{"algorithm": "ES256", "public_key_pem": fixture("ec256_public.pem")}]}}),
+            "keys": [{"algorithm": "ES256", "public_key_pem": FIXTURES.text("ec256_public.pem")}]}}),
     )
     .unwrap();
     let token = sign(Algorithm::ES256, None, &json!({"email": "dave@example.com", "exp": NOW + 60}));
@@ -545,7 +546,7 @@ fn models_outside_the_consumer_or_plan_list_are_403() {
 
 #[test]
 fn jwt_issuers_and_audiences_are_required_unless_explicitly_open() {
-    let key = json!([{"algorithm": "RS256", "public_key_pem": fixture("rsa_public.pem")}]);
+    let key = json!([{"algorithm": "RS256", "public_key_pem": FIXTURES.text("rsa_public.pem")}]);
     let cases = [
         (
             json!({"leeway_secs": 0, "audiences": ["a"], "keys": key}),
@@ -752,4 +753,41 @@ fn the_model_list_needs_a_credential_and_shows_only_allowed_models() {
     // An open gateway lists everything.
     let (status, body) = list_models(&models_gateway(false), None, None);
     assert_eq!((status, ids(&body)), (200, vec!["claude", "gpt", "gpt-latest", "mini"]));
+}
+
+#[test]
+fn the_gateway_answers_refusals_with_the_auth_modules_status_code_and_header() {
+    use llm_gateway::auth::{Forbidden, FORBIDDEN, UNAUTHORIZED, WWW_AUTHENTICATE};
+    use llm_gateway::engine::{RequestAction, RequestHead};
+    let gw = models_gateway(true);
+    let reply = |authorization, model| {
+        let head = RequestHead {
+            method: "POST",
+            path: "/v1/chat/completions",
+            body_model: Some(model),
+            authorization,
+            ..RequestHead::default()
+        };
+        match gw.on_request_headers(&head, 0, NOW * 1000) {
+            (_, RequestAction::Reply(reply)) => reply,
+            (_, RequestAction::Forward(ops)) => panic!("must be refused, got {ops:?}"),
+        }
+    };
+    let (missing, log) = common::logged(|| reply(None, "gpt"));
+    assert_eq!(
+        log,
+        ["DEBUG refused with 401 (unauthorized): You didn't provide an API key. Send it as \
+                      `Authorization: Bearer <key>` or `x-api-key: <key>`."]
+    );
+    assert_eq!(Some(missing.status), AuthOutcome::Missing.status());
+    assert_eq!(missing.status, UNAUTHORIZED);
+    let header = missing.headers.iter().find(|(name, _)| name == "www-authenticate").map(|(_, v)| v.as_str());
+    assert_eq!(header, Some(WWW_AUTHENTICATE));
+    let wrong = reply(Some("Bearer sk-wrong"), "gpt");
+    assert_eq!(Some(wrong.status), AuthOutcome::Invalid(AuthError::UnknownApiKey).status());
+    // alice may use "gpt" only.
+    let denied = reply(Some("Bearer sk-alice"), "claude");
+    assert_eq!(denied.status, FORBIDDEN);
+    let body: Value = serde_json::from_slice(&denied.body).unwrap();
+    assert_eq!(body["error"]["code"], Forbidden::CODE);
 }

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! Bedrock Converse codec: request encoding, response/error decoding and ConverseStream
 //! decoding, against fixtures in tests/fixtures/bedrock (see its README) and golden outputs in
 //! tests/fixtures/bedrock/golden (`BLESS=1 cargo test --test bedrock_codec` rewrites them).
@@ -7,26 +6,11 @@ use llm_gateway::llm::bedrock::{self, decode_error, decode_response, encode_requ
 use llm_gateway::llm::ir::*;
 use llm_gateway::usage::{Usage, UsageSource};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bedrock")
-}
+mod common;
+use common::{pretty_json, same_at_every_split, Fixtures};
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(fixture_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn golden(name: &str, actual: &str) {
-    let path = fixture_dir().join("golden").join(name);
-    if std::env::var_os("BLESS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run with BLESS=1)", path.display()));
-    assert_eq!(actual, expected, "golden {name} differs (BLESS=1 rewrites it)");
-}
+const FIXTURES: Fixtures = Fixtures("bedrock");
 
 fn text(s: &str) -> Part {
     Part::Text(s.into())
@@ -110,11 +94,6 @@ fn full_request() -> ChatRequest {
     }
 }
 
-fn pretty(body: &[u8]) -> String {
-    let v: Value = serde_json::from_slice(body).unwrap();
-    serde_json::to_string_pretty(&v).unwrap() + "\n"
-}
-
 #[test]
 fn upstream_path_encodes_the_model_id_as_one_segment() {
     assert_eq!(
@@ -136,7 +115,7 @@ fn upstream_path_encodes_the_model_id_as_one_segment() {
 #[test]
 fn encode_full_request() {
     let body = encode_request(&full_request()).unwrap();
-    golden("request_full.json", &pretty(&body));
+    FIXTURES.golden("request_full.upstream.json", &pretty_json(&body));
     let v: Value = serde_json::from_slice(&body).unwrap();
     // Alternation restored by merging; the model id is not in the body.
     let roles: Vec<&str> = v["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
@@ -163,7 +142,7 @@ fn encode_nova_request_with_json_schema_and_effort() {
         ..Default::default()
     };
     let body = encode_request(&req).unwrap();
-    golden("request_nova.json", &pretty(&body));
+    FIXTURES.golden("request_nova.upstream.json", &pretty_json(&body));
 }
 
 #[test]
@@ -262,10 +241,10 @@ fn invalid_tool_arguments_are_reported() {
 #[test]
 fn decode_responses() {
     for name in ["converse_text", "converse_tool_use", "converse_reasoning_cache"] {
-        let resp = decode_response(&fixture(&format!("{name}.json"))).unwrap();
-        golden(&format!("{name}.txt"), &format!("{resp:#?}\n"));
+        let resp = decode_response(&FIXTURES.read(&format!("{name}.json"))).unwrap();
+        FIXTURES.golden(&format!("{name}.ir.txt"), &format!("{resp:#?}\n"));
     }
-    let resp = decode_response(&fixture("converse_reasoning_cache.json")).unwrap();
+    let resp = decode_response(&FIXTURES.read("converse_reasoning_cache.json")).unwrap();
     // inputTokens excludes cache reads and writes: 12 + 1024 + 1024.
     assert_eq!(
         resp.usage,
@@ -280,7 +259,7 @@ fn decode_responses() {
         }
     );
     assert_eq!(resp.stop_sequence.as_deref(), Some("\n\nHuman:"));
-    let tool = decode_response(&fixture("converse_tool_use.json")).unwrap();
+    let tool = decode_response(&FIXTURES.read("converse_tool_use.json")).unwrap();
     assert_eq!(tool.stop_reason, Some(StopReason::ToolCalls));
     assert!(matches!(&tool.content[0], Part::ToolCall(c) if c.arguments == r#"{"sign":"WZPZ"}"#));
 }
@@ -300,8 +279,8 @@ fn one_hour_cache_usage(output: u64) -> Usage {
 
 #[test]
 fn one_hour_cache_writes_are_read() {
-    let resp = decode_response(&fixture("converse_cache_1h.json")).unwrap();
-    golden("converse_cache_1h.txt", &format!("{resp:#?}\n"));
+    let resp = decode_response(&FIXTURES.read("converse_cache_1h.json")).unwrap();
+    FIXTURES.golden("converse_cache_1h.ir.txt", &format!("{resp:#?}\n"));
     assert_eq!(resp.usage, one_hour_cache_usage(12));
     let ev = stream_case("stream_cache_1h");
     assert!(ev.contains(&StreamEvent::Usage(one_hour_cache_usage(4))), "{ev:?}");
@@ -327,12 +306,12 @@ fn decode_response_rejects_garbage() {
 
 #[test]
 fn decode_errors() {
-    let e = decode_error(400, &fixture("error_validation.json"));
+    let e = decode_error(400, &FIXTURES.read("error_validation.json"));
     assert_eq!((e.kind, e.status), (ErrorKind::InvalidRequest, 400));
     assert!(e.message.starts_with("A conversation must alternate"));
-    let e = decode_error(429, &fixture("error_throttling.json"));
+    let e = decode_error(429, &FIXTURES.read("error_throttling.json"));
     assert_eq!((e.kind, e.status), (ErrorKind::RateLimited, 429));
-    let e = decode_error(502, &fixture("error_502.html"));
+    let e = decode_error(502, &FIXTURES.read("error_502.html"));
     assert_eq!((e.kind, e.status), (ErrorKind::Server, 502));
     assert_eq!(e.message, "provider returned HTTP 502 with an HTML/XML body");
     let e = decode_error(503, b"");
@@ -366,15 +345,9 @@ fn render(events: &[StreamEvent]) -> String {
 
 /// Whole, at every 2-chunk split point and byte by byte: identical events.
 fn stream_case(name: &str) -> Vec<StreamEvent> {
-    let bytes = fixture(&format!("{name}.eventstream"));
-    let whole = decode_stream(&[&bytes]);
-    for split in 0..=bytes.len() {
-        let (a, b) = bytes.split_at(split);
-        assert_eq!(decode_stream(&[a, b]), whole, "{name}: split at {split}");
-    }
-    let bytes_1: Vec<&[u8]> = bytes.chunks(1).collect();
-    assert_eq!(decode_stream(&bytes_1), whole, "{name}: 1-byte chunks");
-    golden(&format!("{name}.txt"), &render(&whole));
+    let bytes = FIXTURES.read(&format!("{name}.eventstream"));
+    let whole = same_at_every_split(&bytes, decode_stream);
+    FIXTURES.golden(&format!("{name}.ir.txt"), &render(&whole));
     whole
 }
 
@@ -475,7 +448,7 @@ fn stream_truncated_inside_a_frame() {
 
 #[test]
 fn stream_corruption_is_an_error_and_stops_decoding() {
-    let mut bytes = fixture("stream_text.eventstream");
+    let mut bytes = FIXTURES.read("stream_text.eventstream");
     let n = bytes.len();
     bytes[n / 2] ^= 0x40;
     let ev = decode_stream(&[&bytes]);
@@ -486,7 +459,7 @@ fn stream_corruption_is_an_error_and_stops_decoding() {
 
 #[test]
 fn stream_done_exactly_once_and_nothing_after() {
-    let bytes = fixture("stream_text.eventstream");
+    let bytes = FIXTURES.read("stream_text.eventstream");
     let mut dec = StreamDecoder::new();
     let mut out = Vec::new();
     dec.feed(&bytes, &mut out);

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! Plugin configuration: parsing, validation, and the exact error messages operators see.
 
 use llm_gateway::config::{Config, ProviderKind, UpstreamAuth};

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! OpenAI `/v1/embeddings` translated for Gemini (`batchEmbedContents`) and Bedrock
 //! (`InvokeModel`, Titan Text Embeddings and Cohere Embed): the codec against the providers'
 //! documented shapes (tests/fixtures/embeddings/README.md), then the engine end to end with
@@ -286,7 +285,7 @@ fn gemini_embeddings_end_to_end_with_estimated_usage() {
     assert_eq!(client["model"], "gemini-embedding-001");
     // No count from Gemini: the estimate of the input text, recorded as estimated.
     let text_bytes: usize = inputs.iter().map(|t| t.len()).sum();
-    let estimate = llm_gateway::usage::estimate_tokens(text_bytes);
+    let estimate = llm_gateway::usage::tokens_from_byte_count(text_bytes);
     assert_eq!(client["usage"], json!({"prompt_tokens": estimate, "total_tokens": estimate}));
     let record = ex.finish(NOW_MS + 20, gw.quota(&store)).unwrap();
     assert_eq!((record.usage.input, record.usage.output), (Some(estimate), Some(0)));

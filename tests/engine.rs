@@ -1,9 +1,11 @@
 //! The engine end to end, natively: request headers -> body patch -> response -> record.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::engine::{BodyAction, Exchange, Gateway, HeaderOp, Record, RequestAction, RequestHead};
 use llm_gateway::metrics;
 use llm_gateway::usage::UsageSource;
+
+mod common;
+use common::same_at_every_split;
 
 const CONFIG: &str = r#"{
   "providers": {
@@ -252,17 +254,10 @@ fn existing_stream_options_are_kept() {
 #[test]
 fn every_split_point_gives_the_same_stream_and_usage() {
     let request = r#"{"model":"gpt","stream":true,"messages":[]}"#;
-    let (whole, whole_record) = run_stream(request, &[STREAM]);
-    for split in 0..=STREAM.len() {
-        let (a, b) = STREAM.split_at(split);
-        let (client, record) = run_stream(request, &[a, b]);
-        assert_eq!(client, whole, "split at {split}");
-        assert_eq!(record.usage, whole_record.usage, "split at {split}");
-    }
-    let bytes: Vec<&[u8]> = STREAM.chunks(1).collect();
-    let (client, record) = run_stream(request, &bytes);
-    assert_eq!(client, whole);
-    assert_eq!(record.usage, whole_record.usage);
+    same_at_every_split(STREAM, |chunks| {
+        let (client, record) = run_stream(request, chunks);
+        (client, record.usage)
+    });
 }
 
 #[test]

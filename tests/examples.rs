@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! The configuration snippets of examples/identity-and-budgets/README.md load as written.
 //! (The prompt examples' snippets are checked in tests/prompt.rs.)
 

@@ -11,7 +11,6 @@
 //! To add a case, copy the row closest to it in `ROWS` (answers) or `REFUSALS` (the gateway
 //! refusing by itself) and change what differs; `cargo test --test exchange` names the row
 //! and the value that differ.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::auth::api_key::digest;
 use llm_gateway::config::ProviderKind;

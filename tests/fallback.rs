@@ -1,6 +1,5 @@
 //! Fallback chains natively: the downstream instance's routing and single reservation, each
 //! attempt's translation, the retry mark, and settlement at the target that answered.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::engine::{
     decode_attempts, encode_attempts, Attempt, AttemptPlan, BodyAction, Exchange, Gateway, HeaderOp, RequestAction,
@@ -8,6 +7,8 @@ use llm_gateway::engine::{
 };
 use llm_gateway::metrics;
 use llm_gateway::quota::MemoryStore;
+
+mod common;
 
 const KEY_HASH: &str = "099295a3784e1bd368dc348843a7398c1931b6b8ec2504c73e91ed2040bdc46c"; // sha256("sk-alice")
 
@@ -241,9 +242,13 @@ fn retry_marks_need_a_trigger_status_and_an_untried_target() {
     for status in [200, 400, 404, 413] {
         assert!(!gw.should_fall_back(&plan, status, &first), "{status}");
     }
-    // Every target tried: the last error goes to the client.
+    // Every target tried: the last error goes to the client, and the log says why.
     let both = [attempt("an", "claude-x", Some(429), "fallback"), attempt("oa", "gpt-y", None, "no_response")];
-    assert!(!gw.should_fall_back(&plan, 429, &both));
+    let (falls_back, log) = common::logged(|| gw.should_fall_back(&plan, 429, &both));
+    assert!(!falls_back);
+    assert_eq!(log, ["DEBUG model `sonnet`: HTTP 429 from the last untried target goes to the client"]);
+    let (_, log) = common::logged(|| gw.should_fall_back(&plan, 503, &first));
+    assert_eq!(log, ["DEBUG model `sonnet`: HTTP 503 moves the request to the next target"]);
     // `on_status` replaces the defaults.
     let models = r#"{"m": {"targets": [{"provider": "an", "model": "a"}, {"provider": "oa", "model": "b"}],
                           "fallback": {"cluster": "c", "on_status": [400]}}}"#;

@@ -2,7 +2,6 @@
 //! same functions the libFuzzer targets run (fuzz/harness/), on stable, in `cargo test`:
 //! each crash or oracle disagreement the fuzzer found, plus a few seeds per target.
 //! `make fuzz` (scripts/fuzz.sh) runs the fuzzer itself.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 #[path = "../fuzz/harness/mod.rs"]
 #[allow(dead_code)]

@@ -1,7 +1,6 @@
 //! Golden tests for the Gemini provider codec (`llm_gateway::llm::gemini`), from the
 //! fixtures in `tests/fixtures/gemini/` (sources in its README). `BLESS=1` rewrites the
 //! golden files in `tests/fixtures/gemini/golden/`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::llm::gemini::{self, decode_error, decode_response, encode_request, upstream_path, StreamDecoder};
 use llm_gateway::llm::ir::{
@@ -9,26 +8,11 @@ use llm_gateway::llm::ir::{
     StreamEvent, Tool, ToolCall, ToolChoice, ToolResult, TranslateError,
 };
 use serde_json::{json, Value};
-use std::path::PathBuf;
 
-fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemini")
-}
+mod common;
+use common::{same_at_every_split, Fixtures};
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(fixture_dir().join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
-}
-
-fn golden(name: &str, actual: &str) {
-    let path = fixture_dir().join("golden").join(name);
-    if std::env::var_os("BLESS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("golden {name} missing ({e}); run with BLESS=1 to create it"));
-    assert_eq!(actual, expected, "golden {name} differs; review and run with BLESS=1 to accept");
-}
+const FIXTURES: Fixtures = Fixtures("gemini");
 
 // -------------------------------------------------------------------------- responses
 
@@ -41,14 +25,14 @@ fn response_fixtures_match_golden() {
         "generate_content_prompt_blocked",
         "generate_content_max_tokens",
     ] {
-        let resp = decode_response(&fixture(&format!("{name}.json"))).unwrap();
-        golden(&format!("{name}.txt"), &format!("{resp:#?}\n"));
+        let resp = decode_response(&FIXTURES.read(&format!("{name}.json"))).unwrap();
+        FIXTURES.golden(&format!("{name}.ir.txt"), &format!("{resp:#?}\n"));
     }
 }
 
 #[test]
 fn text_response_fields() {
-    let resp = decode_response(&fixture("generate_content_text.json")).unwrap();
+    let resp = decode_response(&FIXTURES.read("generate_content_text.json")).unwrap();
     assert_eq!(resp.id, "tTCwacuEBMvnitYP06qsgQY");
     assert_eq!(resp.model, "gemini-2.0-flash");
     assert_eq!(resp.created, 1_773_154_485);
@@ -60,7 +44,7 @@ fn text_response_fields() {
 
 #[test]
 fn function_call_response_ids_signature_and_usage() {
-    let resp = decode_response(&fixture("generate_content_function_call.json")).unwrap();
+    let resp = decode_response(&FIXTURES.read("generate_content_function_call.json")).unwrap();
     assert_eq!(resp.stop_reason, Some(StopReason::ToolCalls));
     let calls: Vec<&ToolCall> =
         resp.content.iter().filter_map(|p| if let Part::ToolCall(c) = p { Some(c) } else { None }).collect();
@@ -78,7 +62,7 @@ fn function_call_response_ids_signature_and_usage() {
 
 #[test]
 fn blocked_prompt_is_an_empty_content_filter_response() {
-    let resp = decode_response(&fixture("generate_content_prompt_blocked.json")).unwrap();
+    let resp = decode_response(&FIXTURES.read("generate_content_prompt_blocked.json")).unwrap();
     assert!(resp.content.is_empty());
     assert_eq!(resp.stop_reason, Some(StopReason::ContentFilter));
     assert_eq!(resp.usage.input, Some(9));
@@ -132,10 +116,10 @@ fn error_fixtures_match_golden() {
         ("error_unavailable.json", 503),
         ("error_502.html", 502),
     ] {
-        let err = decode_error(status, &fixture(name));
+        let err = decode_error(status, &FIXTURES.read(name));
         out.push_str(&format!("{name} (HTTP {status}):\n{err:#?}\n\n"));
     }
-    golden("errors.txt", &out);
+    FIXTURES.golden("errors.ir.txt", &out);
 }
 
 #[test]
@@ -186,26 +170,20 @@ fn decode_stream<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<StreamEv
 
 /// Whole, at every split point into two chunks, and in 1-byte chunks: all identical.
 fn decode_every_split(input: &[u8]) -> Vec<StreamEvent> {
-    let whole = decode_stream([input]);
-    for i in 0..=input.len() {
-        let (a, b) = input.split_at(i);
-        assert_eq!(decode_stream([a, b]), whole, "split at {i}");
-    }
-    assert_eq!(decode_stream(input.chunks(1)), whole, "1-byte chunks");
-    whole
+    same_at_every_split(input, |chunks| decode_stream(chunks.iter().copied()))
 }
 
 #[test]
 fn stream_fixtures_match_golden_at_every_split() {
     for name in ["stream_text", "stream_function_call", "stream_truncated", "stream_error"] {
-        let events = decode_every_split(&fixture(&format!("{name}.sse")));
-        golden(&format!("{name}.txt"), &format!("{events:#?}\n"));
+        let events = decode_every_split(&FIXTURES.read(&format!("{name}.sse")));
+        FIXTURES.golden(&format!("{name}.ir.txt"), &format!("{events:#?}\n"));
     }
 }
 
 #[test]
 fn stream_text_events() {
-    let events = decode_every_split(&fixture("stream_text.sse"));
+    let events = decode_every_split(&FIXTURES.read("stream_text.sse"));
     assert_eq!(
         events.first(),
         Some(&StreamEvent::Start {
@@ -225,7 +203,7 @@ fn stream_text_events() {
 
 #[test]
 fn stream_function_call_events() {
-    let events = decode_every_split(&fixture("stream_function_call.sse"));
+    let events = decode_every_split(&FIXTURES.read("stream_function_call.sse"));
     let starts: Vec<_> = events.iter().filter(|e| matches!(e, StreamEvent::ToolCallStart { .. })).collect();
     assert_eq!(starts.len(), 2);
     assert!(events.contains(&StreamEvent::ToolCallDelta { index: 1, arguments: r#"{"location":"London"}"#.into() }));
@@ -236,7 +214,7 @@ fn stream_function_call_events() {
 
 #[test]
 fn stream_without_finish_reason_ends_early() {
-    let events = decode_every_split(&fixture("stream_truncated.sse"));
+    let events = decode_every_split(&FIXTURES.read("stream_truncated.sse"));
     match events.last() {
         Some(StreamEvent::Error(e)) => {
             assert_eq!((e.kind, e.status, e.message.as_str()), (ErrorKind::Server, 502, "provider stream ended early"));
@@ -248,7 +226,7 @@ fn stream_without_finish_reason_ends_early() {
 
 #[test]
 fn stream_error_event_is_terminal() {
-    let events = decode_every_split(&fixture("stream_error.sse"));
+    let events = decode_every_split(&FIXTURES.read("stream_error.sse"));
     match events.last() {
         Some(StreamEvent::Error(e)) => assert_eq!((e.kind, e.status), (ErrorKind::Overloaded, 503)),
         other => panic!("expected error, got {other:?}"),
@@ -288,7 +266,7 @@ fn encode_json(req: &ChatRequest) -> Value {
 
 fn golden_request(name: &str, req: &ChatRequest) {
     let pretty = serde_json::to_string_pretty(&encode_json(req)).unwrap();
-    golden(&format!("{name}.json"), &format!("{pretty}\n"));
+    FIXTURES.golden(&format!("{name}.upstream.json"), &format!("{pretty}\n"));
 }
 
 fn weather_tool() -> Tool {
@@ -648,7 +626,7 @@ fn request_invalid_inputs_name_the_field() {
 
 #[test]
 fn request_round_trips_a_decoded_function_call_response() {
-    let resp = decode_response(&fixture("generate_content_function_call.json")).unwrap();
+    let resp = decode_response(&FIXTURES.read("generate_content_function_call.json")).unwrap();
     let req = ChatRequest {
         model: "gemini-3-pro-preview".into(),
         messages: vec![

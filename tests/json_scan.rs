@@ -1,5 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
-
 use llm_gateway::json_scan::{
     apply_edits, find, inspect, json_string, remove_member, set_member, top_level_members, Edit, InspectError, Member,
     ScanError,

@@ -1,10 +1,11 @@
 //! Key pools: spread across requests, 429 cools a key down for its Retry-After, 401/403
 //! takes it out; the state is in the (shared) store, so every worker sees it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::engine::{Exchange, Gateway, HeaderOp, RequestAction, RequestHead};
 use llm_gateway::quota::MemoryStore;
 use std::collections::BTreeSet;
+
+mod common;
 
 const CONFIG: &str = r#"{
   "providers": {
@@ -60,7 +61,9 @@ fn a_key_that_got_429_cools_down_for_its_retry_after() {
     let gw = gateway();
     let store = MemoryStore::new();
     let (key, ex) = (0..).map(|roll| key_for(&gw, roll, 1_000, &store)).find(|(k, _)| k == "Bearer sk-b").unwrap();
-    assert_eq!(gw.key_outcome(&ex, 429, Some("30"), 1_000, &store), None);
+    let (line, log) = common::logged(|| gw.key_outcome(&ex, 429, Some("30"), 1_000, &store));
+    assert_eq!(line, None, "a cool-down is no news for the host log...");
+    assert_eq!(log, ["DEBUG provider `oa`: key #2 got 429; it cools down for 30 s"], "...but the core says why");
     // Skipped by every request (every worker shares the store) for 30 s...
     assert!(!keys_over_rolls(&gw, 30_999, &store).contains(&key));
     // ...and back after.
@@ -100,6 +103,9 @@ fn when_every_key_cools_down_the_soonest_free_is_used() {
         gw.key_outcome(&ex, 429, Some(secs), 0, &store);
     }
     assert_eq!(keys_over_rolls(&gw, 1_000, &store), ["Bearer sk-b".to_string()].into());
+    let ((key, _), log) = common::logged(|| key_for(&gw, 0, 1_000, &store));
+    assert_eq!(key, "Bearer sk-b");
+    assert_eq!(log, ["DEBUG provider `oa`: every key of the pool cools down; key #2 is free soonest (in 9000 ms)"]);
 }
 
 #[test]

@@ -1,6 +1,5 @@
 //! Golden and behaviour tests of the OpenAI Chat Completions codec (`llm::openai_chat`).
 //! `BLESS=1 cargo test --test openai_chat_codec` rewrites `tests/fixtures/openai/golden/`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::llm::ir::{
     ChatRequest, ChatResponse, ErrorKind, Image, ImageSource, Message, Part, ProviderError, Reasoning, Role,
@@ -8,33 +7,13 @@ use llm_gateway::llm::ir::{
 };
 use llm_gateway::llm::openai_chat::{self as oc, StreamDecoder, StreamEncoder};
 use llm_gateway::usage::{Usage, UsageSource};
-use std::path::PathBuf;
+
+mod common;
+use common::{pretty_json, same_at_every_split, Fixtures};
+
+const FIXTURES: Fixtures = Fixtures("openai");
 
 const CREATED: u64 = 1_700_000_000;
-
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openai")
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn golden(name: &str, actual: &str) {
-    let path = dir().join("golden").join(name);
-    if std::env::var_os("BLESS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e} (run with BLESS=1)"));
-    assert_eq!(actual, expected, "golden {name} differs (BLESS=1 rewrites it)");
-}
-
-fn pretty(json: &[u8]) -> String {
-    let v: serde_json::Value = serde_json::from_slice(json).unwrap();
-    serde_json::to_string_pretty(&v).unwrap() + "\n"
-}
 
 // ---------------------------------------------------------------- requests
 
@@ -52,10 +31,10 @@ const REQUESTS: &[&str] = &[
 #[test]
 fn request_goldens_decode_and_reencode() {
     for stem in REQUESTS {
-        let req = oc::decode_request(&fixture(&format!("{stem}.json"))).unwrap_or_else(|e| panic!("{stem}: {e}"));
-        golden(&format!("{stem}.ir.txt"), &format!("{req:#?}\n"));
+        let req = oc::decode_request(&FIXTURES.read(&format!("{stem}.json"))).unwrap_or_else(|e| panic!("{stem}: {e}"));
+        FIXTURES.golden(&format!("{stem}.ir.txt"), &format!("{req:#?}\n"));
         let body = oc::encode_request(&req).unwrap();
-        golden(&format!("{stem}.to_openai.json"), &pretty(&body));
+        FIXTURES.golden(&format!("{stem}.upstream.json"), &pretty_json(&body));
         // What we send decodes back to the same IR (modulo what OpenAI requests do not carry back).
         let again = oc::decode_request(&body).unwrap();
         let mut expected = req.clone();
@@ -72,7 +51,7 @@ fn request_goldens_decode_and_reencode() {
 
 #[test]
 fn roundtrip_request_details() {
-    let req = oc::decode_request(&fixture("request_tool_roundtrip.json")).unwrap();
+    let req = oc::decode_request(&FIXTURES.read("request_tool_roundtrip.json")).unwrap();
     // Developer message after the tool turn is hoisted to the system prompt, in order.
     assert_eq!(
         req.system,
@@ -212,7 +191,7 @@ fn fields_the_ir_cannot_carry_are_named() {
 
 #[test]
 fn names_strict_and_detail_are_carried() {
-    let req = oc::decode_request(&fixture("request_names_strict.json")).unwrap();
+    let req = oc::decode_request(&FIXTURES.read("request_names_strict.json")).unwrap();
     let names: Vec<_> = req.messages.iter().map(|m| m.name.as_deref()).collect();
     assert_eq!(names, [Some("alice"), Some("alice"), Some("scheduler")]);
     assert_eq!(req.tools[0].strict, Some(true));
@@ -227,7 +206,7 @@ fn names_strict_and_detail_are_carried() {
     assert_eq!(req.tools[0].strict, None);
     // Encoded for OpenAI in OpenAI's places; an IR from another dialect (no names) adds none.
     let v: serde_json::Value = serde_json::from_slice(
-        &oc::encode_request(&oc::decode_request(&fixture("request_names_strict.json")).unwrap()).unwrap(),
+        &oc::encode_request(&oc::decode_request(&FIXTURES.read("request_names_strict.json")).unwrap()).unwrap(),
     )
     .unwrap();
     assert_eq!(v["messages"][1]["name"], "alice");
@@ -303,7 +282,7 @@ fn anthropic_like_request() -> ChatRequest {
 #[test]
 fn encode_request_from_anthropic_shaped_ir() {
     let body = oc::encode_request(&anthropic_like_request()).unwrap();
-    golden("ir_anthropic_like.to_openai.json", &pretty(&body));
+    FIXTURES.golden("ir_anthropic_like.upstream.json", &pretty_json(&body));
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["stream_options"]["include_usage"], true);
     assert_eq!(v["max_completion_tokens"], 2000);
@@ -348,21 +327,21 @@ const RESPONSES: &[&str] = &["chat_completion", "chat_completion_tool_calls", "d
 #[test]
 fn response_goldens_decode_and_reencode() {
     for stem in RESPONSES {
-        let resp = oc::decode_response(&fixture(&format!("{stem}.json"))).unwrap();
-        golden(&format!("{stem}.ir.txt"), &format!("{resp:#?}\n"));
+        let resp = oc::decode_response(&FIXTURES.read(&format!("{stem}.json"))).unwrap();
+        FIXTURES.golden(&format!("{stem}.ir.txt"), &format!("{resp:#?}\n"));
         let body = oc::encode_response(&resp);
-        golden(&format!("{stem}.from_ir.json"), &(String::from_utf8(body.clone()).unwrap() + "\n"));
+        FIXTURES.golden_json(&format!("{stem}.client.json"), &body);
         assert_eq!(oc::decode_response(&body).unwrap(), resp, "{stem}: encode/decode round trip");
     }
 }
 
 #[test]
 fn response_details() {
-    let resp = oc::decode_response(&fixture("deepseek_reasoner_completion.json")).unwrap();
+    let resp = oc::decode_response(&FIXTURES.read("deepseek_reasoner_completion.json")).unwrap();
     assert!(matches!(&resp.content[0], Part::Thinking { .. }));
     assert_eq!(resp.usage.reasoning, Some(81));
     assert_eq!(resp.usage.source, UsageSource::Reported);
-    let tools = oc::decode_response(&fixture("chat_completion_tool_calls.json")).unwrap();
+    let tools = oc::decode_response(&FIXTURES.read("chat_completion_tool_calls.json")).unwrap();
     assert_eq!(tools.stop_reason, Some(StopReason::ToolCalls));
     assert_eq!(tools.usage.cached_input, None, "absent details stay unknown");
 
@@ -401,7 +380,7 @@ fn decode_response_failures() {
 
 #[test]
 fn decode_error_shapes() {
-    let e = oc::decode_error(401, &fixture("error_invalid_api_key.json"));
+    let e = oc::decode_error(401, &FIXTURES.read("error_invalid_api_key.json"));
     assert_eq!((e.kind, e.status), (ErrorKind::Authentication, 401));
     assert!(e.message.starts_with("Incorrect API key provided"));
 
@@ -489,19 +468,14 @@ fn encode_events(events: &[StreamEvent], include_usage: bool) -> Vec<u8> {
 #[test]
 fn stream_goldens_every_split() {
     for stem in STREAMS {
-        let input = fixture(&format!("{stem}.sse"));
-        let events = decode_chunks([input.as_slice()]);
-        golden(&format!("{stem}.events.txt"), &format!("{events:#?}\n"));
-        for split in 0..=input.len() {
-            let (a, b) = input.split_at(split);
-            assert_eq!(decode_chunks([a, b]), events, "{stem} split at {split}");
-        }
-        assert_eq!(decode_chunks(input.chunks(1)), events, "{stem} 1-byte chunks");
+        let input = FIXTURES.read(&format!("{stem}.sse"));
+        let events = same_at_every_split(&input, |chunks| decode_chunks(chunks.iter().copied()));
+        FIXTURES.golden(&format!("{stem}.ir.txt"), &format!("{events:#?}\n"));
         let terminal = events.iter().filter(|e| matches!(e, StreamEvent::Done | StreamEvent::Error(_))).count();
         assert_eq!(terminal, 1, "{stem}: exactly one terminal event");
 
         let encoded = encode_events(&events, true);
-        golden(&format!("{stem}.reencoded.sse"), &String::from_utf8(encoded.clone()).unwrap());
+        FIXTURES.golden(&format!("{stem}.client.sse"), &String::from_utf8(encoded.clone()).unwrap());
         // The client-side encoding decodes back to the same events.
         assert_eq!(decode_chunks([encoded.as_slice()]), events, "{stem}: encode/decode round trip");
         let plain = String::from_utf8(encode_events(&events, false)).unwrap();
@@ -512,7 +486,7 @@ fn stream_goldens_every_split() {
 
 #[test]
 fn stream_decoder_details() {
-    let events = decode_chunks([fixture("chat_stream_parallel_tool_calls.sse").as_slice()]);
+    let events = decode_chunks([FIXTURES.read("chat_stream_parallel_tool_calls.sse").as_slice()]);
     let starts: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
@@ -536,7 +510,7 @@ fn stream_decoder_details() {
         .collect();
     assert_eq!(args, r#"{"ticker": "AAPL", "exchange": "NASDAQ"}"#);
 
-    let events = decode_chunks([fixture("chat_stream_error.sse").as_slice()]);
+    let events = decode_chunks([FIXTURES.read("chat_stream_error.sse").as_slice()]);
     assert!(
         matches!(events.last(), Some(StreamEvent::Error(e)) if e.kind == ErrorKind::Server && e.message.starts_with("The server had an error"))
     );
@@ -596,7 +570,7 @@ fn stream_encoder_without_start_and_with_error() {
         StreamEvent::Error(ProviderError { kind: ErrorKind::Overloaded, status: 529, message: "Overloaded".into() }),
     ];
     let out = String::from_utf8(encode_events(&events, true)).unwrap();
-    golden("ir_error_midstream.encoded.sse", &out);
+    FIXTURES.golden("ir_error_midstream.client.sse", &out);
     assert!(out.starts_with(r#"data: {"id":"chatcmpl-gw-1700000000","object":"chat.completion.chunk","created":1700000000,"model":"","choices":[{"index":0,"delta":{"role":"assistant","content":""}"#));
     assert!(out.ends_with("data: [DONE]\n\n"));
     assert!(out.contains(r#"data: {"error":{"message":"Overloaded","type":"service_unavailable_error","param":null,"code":"server_is_overloaded"}}"#));

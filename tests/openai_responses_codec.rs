@@ -2,7 +2,6 @@
 //! decoded into the IR (fixtures from OpenAI's API reference, tests/fixtures/openai_responses),
 //! what is refused and why, the `response` object, and the typed SSE event stream.
 //! Pair goldens with every provider are in tests/pairs.rs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::llm::dialect::{self, StreamEncoder};
 use llm_gateway::llm::ir::{
@@ -13,11 +12,11 @@ use llm_gateway::llm::openai_responses;
 use llm_gateway::stream::sse::{SseDecoder, SseEvent};
 use llm_gateway::usage::{Usage, UsageSource};
 use serde_json::{json, Value};
-use std::path::Path;
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openai_responses").join(name)).unwrap()
-}
+mod common;
+use common::Fixtures;
+
+const FIXTURES: Fixtures = Fixtures("openai_responses");
 
 fn decode(body: &Value) -> Result<llm_gateway::llm::ir::ChatRequest, TranslateError> {
     openai_responses::decode_request(body.to_string().as_bytes())
@@ -35,7 +34,7 @@ fn refused_field(body: &Value) -> String {
 
 #[test]
 fn string_input_with_function_tools_from_the_reference() {
-    let request = openai_responses::decode_request(&fixture("request_function_tools.json")).unwrap();
+    let request = openai_responses::decode_request(&FIXTURES.read("request_function_tools.json")).unwrap();
     assert_eq!(request.model, "gpt-4.1");
     assert_eq!(request.messages.len(), 1);
     assert_eq!(request.messages[0].role, Role::User);
@@ -53,7 +52,7 @@ fn string_input_with_function_tools_from_the_reference() {
 
 #[test]
 fn image_input_from_the_reference() {
-    let request = openai_responses::decode_request(&fixture("request_image_input.json")).unwrap();
+    let request = openai_responses::decode_request(&FIXTURES.read("request_image_input.json")).unwrap();
     let content = &request.messages[0].content;
     assert_eq!(content[0], Part::Text("what is in this image?".into()));
     let Part::Image(image) = &content[1] else { panic!("{content:?}") };
@@ -67,7 +66,7 @@ fn image_input_from_the_reference() {
 
 #[test]
 fn structured_output_from_the_reference() {
-    let request = openai_responses::decode_request(&fixture("request_structured_output.json")).unwrap();
+    let request = openai_responses::decode_request(&FIXTURES.read("request_structured_output.json")).unwrap();
     assert_eq!(request.system, vec![Part::Text("Extract the event information.".into())]);
     let Some(ResponseFormat::JsonSchema { name, schema, strict }) = &request.response_format else {
         panic!("{:?}", request.response_format)
@@ -81,7 +80,7 @@ fn structured_output_from_the_reference() {
 
 #[test]
 fn a_whole_tool_conversation_with_reasoning_given_back() {
-    let request = openai_responses::decode_request(&fixture("request_tool_roundtrip.json")).unwrap();
+    let request = openai_responses::decode_request(&FIXTURES.read("request_tool_roundtrip.json")).unwrap();
     // `instructions` first, then developer messages, hoisted in order.
     assert_eq!(
         request.system,
@@ -147,7 +146,7 @@ fn parallel_results_merge_into_one_user_turn() {
 #[test]
 fn stateful_requests_are_refused_naming_the_field() {
     // OpenAI's "conversation state" example: continuing a stored response.
-    let body: Value = serde_json::from_slice(&fixture("request_previous_response_id.json")).unwrap();
+    let body: Value = serde_json::from_slice(&FIXTURES.read("request_previous_response_id.json")).unwrap();
     match decode(&body) {
         Err(TranslateError::Invalid { field, message }) => {
             assert_eq!(field, "previous_response_id");
@@ -170,7 +169,7 @@ fn stateful_requests_are_refused_naming_the_field() {
 
 #[test]
 fn what_the_ir_cannot_carry_is_refused_naming_the_field() {
-    let web: Value = serde_json::from_slice(&fixture("request_web_search.json")).unwrap();
+    let web: Value = serde_json::from_slice(&FIXTURES.read("request_web_search.json")).unwrap();
     assert_eq!(refused_field(&web), "tools[0].type");
     for (body, field) in [
         (json!({"model": "m", "input": "x", "frobnicate": 1}), "frobnicate"),
@@ -490,9 +489,7 @@ fn a_stream_cut_by_the_output_cap_is_incomplete() {
 /// do this for every fixture; this one checks the ids stay consistent across events).
 #[test]
 fn item_ids_match_from_added_to_done_at_every_split() {
-    let bytes =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/anthropic/stream_thinking.sse"))
-            .unwrap();
+    let bytes = Fixtures("anthropic").read("stream_thinking.sse");
     let run = |chunks: &[&[u8]]| {
         let mut decoder = dialect::StreamDecoder::new(ProviderDialect::Anthropic);
         let mut encoder = StreamEncoder::new(ClientDialect::Responses, true, 1);
@@ -541,10 +538,7 @@ fn item_ids_match_from_added_to_done_at_every_split() {
 #[test]
 fn gemini_call_signatures_survive_a_responses_round_trip() {
     // Gemini's parallel calls example: the first call is signed, the second is not.
-    let body = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemini/generate_content_function_call.json"),
-    )
-    .unwrap();
+    let body = Fixtures("gemini").read("generate_content_function_call.json");
     let response = dialect::decode_response(ProviderDialect::Gemini, &body).unwrap();
     let calls: Vec<ToolCall> = response
         .content

@@ -3,12 +3,16 @@
 //! Responses: each provider JSON response fixture encoded for every client.
 //! Streams: each provider stream fixture translated for every client, re-fed at every split
 //! point and in 1-byte chunks with identical output. `BLESS=1 cargo test --test pairs`
-//! rewrites the goldens in tests/fixtures/pairs/; review them as diffs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+//! rewrites the goldens in tests/fixtures/pairs/golden/; review them as diffs.
 
 use llm_gateway::llm::dialect::{self, StreamDecoder, StreamEncoder};
 use llm_gateway::llm::ir::{ClientDialect, ProviderDialect, StreamEvent};
-use std::path::{Path, PathBuf};
+
+mod common;
+use common::{pretty_json, same_at_every_split, stem, Fixtures};
+
+/// The goldens: `tests/fixtures/pairs/golden/<source set>_<fixture stem>.to_<dialect>.<ext>`.
+const PAIRS: Fixtures = Fixtures("pairs");
 
 const CLIENTS: [(ClientDialect, &str); 3] = [
     (ClientDialect::OpenAi, "openai"),
@@ -21,26 +25,6 @@ const PROVIDERS: [(ProviderDialect, &str); 4] = [
     (ProviderDialect::Gemini, "gemini"),
     (ProviderDialect::Bedrock, "bedrock"),
 ];
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-/// Compares with the golden file, or rewrites it under BLESS=1.
-fn golden(name: &str, actual: &str) {
-    let path = fixtures().join("pairs").join(name);
-    if std::env::var_os("BLESS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing golden {name}; run with BLESS=1"));
-    assert_eq!(actual, expected, "golden {name} differs (BLESS=1 rewrites it)");
-}
-
-fn pretty(body: &[u8]) -> String {
-    let value: serde_json::Value = serde_json::from_slice(body).unwrap();
-    serde_json::to_string_pretty(&value).unwrap() + "\n"
-}
 
 #[test]
 fn client_requests_encoded_for_every_provider() {
@@ -64,16 +48,15 @@ fn client_requests_encoded_for_every_provider() {
         (ClientDialect::Anthropic, "anthropic", "request_server_tools.json"),
     ];
     for (client, dir, file) in requests {
-        let body = std::fs::read(fixtures().join(dir).join(file)).unwrap();
+        let body = Fixtures(dir).read(file);
         let mut request = dialect::decode_request(client, &body).unwrap_or_else(|e| panic!("{dir}/{file}: {e}"));
         request.model = "target-model".to_string();
         for (provider, pname) in PROVIDERS {
-            let stem = file.trim_end_matches(".json");
             let out = match dialect::encode_request(provider, &request) {
-                Ok(encoded) => pretty(&encoded),
+                Ok(encoded) => pretty_json(&encoded),
                 Err(e) => format!("400: {e}\n"),
             };
-            golden(&format!("{dir}_{stem}__to_{pname}.txt"), &out);
+            PAIRS.golden(&format!("{dir}_{}.to_{pname}.txt", stem(file)), &out);
         }
     }
 }
@@ -90,15 +73,15 @@ fn provider_responses_encoded_for_every_client() {
         (ProviderDialect::Bedrock, "bedrock", "converse_reasoning_cache.json"),
     ];
     for (provider, dir, file) in responses {
-        let body = std::fs::read(fixtures().join(dir).join(file)).unwrap();
+        let body = Fixtures(dir).read(file);
         let mut response =
             dialect::decode_response(provider, &body).unwrap_or_else(|e| panic!("{dir}/{file}: {}", e.message));
         if response.created == 0 {
             response.created = 1_700_000_000;
         }
         for (client, cname) in CLIENTS {
-            let out = pretty(&dialect::encode_response(client, &response));
-            golden(&format!("{dir}_{}__to_{cname}.json", file.trim_end_matches(".json")), &out);
+            let out = pretty_json(&dialect::encode_response(client, &response));
+            PAIRS.golden(&format!("{dir}_{}.to_{cname}.json", stem(file)), &out);
         }
     }
 }
@@ -143,18 +126,13 @@ fn provider_streams_translated_for_every_client() {
         (ProviderDialect::Bedrock, "bedrock", "stream_exception.eventstream"),
     ];
     for (provider, dir, file) in streams {
-        let bytes = std::fs::read(fixtures().join(dir).join(file)).unwrap();
+        let bytes = Fixtures(dir).read(file);
         for (client, cname) in CLIENTS {
-            let (whole, events) = translate(provider, client, &[&bytes]);
+            let (_, events) = translate(provider, client, &[&bytes]);
             let ends = events.iter().filter(|e| matches!(e, StreamEvent::Done | StreamEvent::Error(_))).count();
             assert_eq!(ends, 1, "{dir}/{file}: exactly one Done or Error");
-            golden(&format!("{dir}_{file}__to_{cname}.sse"), &whole);
-            for split in 0..=bytes.len() {
-                let (a, b) = bytes.split_at(split);
-                assert_eq!(translate(provider, client, &[a, b]).0, whole, "{dir}/{file} -> {cname}, split at {split}");
-            }
-            let ones: Vec<&[u8]> = bytes.chunks(1).collect();
-            assert_eq!(translate(provider, client, &ones).0, whole, "{dir}/{file} -> {cname}, 1-byte chunks");
+            let whole = same_at_every_split(&bytes, |chunks| translate(provider, client, chunks).0);
+            PAIRS.golden(&format!("{dir}_{}.to_{cname}.sse", stem(file)), &whole);
         }
     }
 }

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! The prompt layer: templates (rendering, escaping, typing, versions), the request selection
 //! field, decorators on every content shape, guards and masks on every part kind, prompt APIs,
 //! and the exact configuration errors operators see.
@@ -1239,6 +1238,13 @@ fn prompt_api_config_errors() {
     ];
     for (config, expected) in cases {
         assert_eq!(error(config), expected);
+    }
+    // Every POST endpoint the gateway serves itself, the Responses API included.
+    for path in ["/v1/chat/completions", "/v1/messages", "/v1/embeddings", "/v1/responses"] {
+        assert_eq!(
+            error(api(json!({path: {"template": "summarize"}}))),
+            format!("prompts.prompt_apis[{path:?}]: this path is one of the gateway's own endpoints")
+        );
     }
     let mut config = with_template(json!({
         "model": "gpt",

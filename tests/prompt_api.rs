@@ -1,7 +1,6 @@
 //! Prompt APIs through the engine: `POST /v1/prompts/<name>` is routed by its template's
 //! version, rendered, translated to the provider, and answered as `{"output", "usage"}` (or
 //! as prompt SSE events); errors in OpenAI's shape, rejections counted.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::engine::{BodyAction, Exchange, Gateway, HeaderOp, RequestAction, RequestHead};
 use llm_gateway::metrics;

@@ -1,13 +1,12 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! Budgets: windows with injected time, prices in micro-units, plans and overrides,
 //! reserve/settle/release, clamping, and concurrency over the CAS store.
 
+use llm_gateway::calendar::civil_from_days;
 use llm_gateway::quota::budget::{self, counter_key};
 use llm_gateway::quota::config::{validate_limits, validate_plans, validate_prices, validate_quota, RawPlan, RawQuota};
 use llm_gateway::quota::headers::{go_duration, rate_limit_headers};
 use llm_gateway::quota::money::{cost_of, format_micros, parse_micros, Decimal, RawPrice};
 use llm_gateway::quota::store::CREATE_CAS;
-use llm_gateway::quota::window::{civil_from_days, days_from_civil};
 use llm_gateway::quota::{
     release, reserve, settle, CasMismatch, Estimate, Interleaver, Limit, MemoryStore, Metric, Plans, Policy, Price,
     PriceTable, Rates, RejectReason, ReserveOptions, ReserveRequest, Store, TokenCounts, Window,
@@ -15,6 +14,9 @@ use llm_gateway::quota::{
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+mod common;
+use common::Fixtures;
 
 /// 2026-11-26 23:10:00 UTC.
 const NOW: u64 = 1_795_734_600;
@@ -70,22 +72,27 @@ fn minute_hour_day_windows_start_and_reset() {
     assert_eq!(Window::Minute.reset_secs(end - 1), 1);
 }
 
+/// Days since the epoch of the first of `month` in `year`.
+fn month_start(year: i64, month: i64) -> u64 {
+    llm_gateway::calendar::days_from_civil(year, month, 1) as u64
+}
+
 #[test]
 fn calendar_months_in_utc() {
     assert_eq!(civil_from_days(0), (1970, 1, 1));
     assert_eq!(civil_from_days(NOW / 86_400), (2026, 11, 26));
-    assert_eq!(days_from_civil(2028, 3) - days_from_civil(2028, 2), 29, "2028 is a leap year");
-    assert_eq!(days_from_civil(2100, 3) - days_from_civil(2100, 2), 28, "2100 is not");
+    assert_eq!(month_start(2028, 3) - month_start(2028, 2), 29, "2028 is a leap year");
+    assert_eq!(month_start(2100, 3) - month_start(2100, 2), 28, "2100 is not");
     let nov = Window::Month.id(NOW);
     assert_eq!(nov, (2026 - 1970) * 12 + 10);
-    let dec_1 = days_from_civil(2026, 12) * 86_400;
-    assert_eq!(Window::Month.start(nov), days_from_civil(2026, 11) * 86_400);
+    let dec_1 = month_start(2026, 12) * 86_400;
+    assert_eq!(Window::Month.start(nov), month_start(2026, 11) * 86_400);
     assert_eq!(Window::Month.end(nov), dec_1);
     assert_eq!(Window::Month.id(dec_1 - 1), nov);
     assert_eq!(Window::Month.id(dec_1), nov + 1);
     assert_eq!(Window::Month.reset_secs(NOW), dec_1 - NOW);
     // December rolls into January of the next year.
-    let jan_1 = days_from_civil(2027, 1) * 86_400;
+    let jan_1 = month_start(2027, 1) * 86_400;
     assert_eq!(Window::Month.end(nov + 1), jan_1);
     assert_eq!(civil_from_days(jan_1 / 86_400), (2027, 1, 1));
 }
@@ -945,8 +952,7 @@ fn max_unlisted_consumers_is_validated() {
 fn a_one_hour_cache_write_answer_costs_the_table_figure() {
     use llm_gateway::llm::{dialect::decode_response, ir::ProviderDialect};
     // The passthrough path reads an Anthropic answer's usage with the dialect's decoder.
-    let body =
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/anthropic/response_cache_1h.json")).unwrap();
+    let body = Fixtures("anthropic").read("response_cache_1h.json");
     let usage = decode_response(ProviderDialect::Anthropic, &body).unwrap().usage;
     let counts = TokenCounts::from_usage(&usage, TokenCounts::default());
     assert_eq!((counts.input, counts.cache_write, counts.cache_write_1h, counts.output), (1020, 1000, 750, 12));

@@ -1,7 +1,6 @@
 //! The response side against failing providers and departing clients (issue 10: items 4, 7,
 //! 10, 11, 12, 15, 25): every answer is counted or estimated, every error the client sees is
 //! JSON (or an SSE error event) in its own dialect, and no provider credential reaches it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::engine::{
     BodyAction, Exchange, Gateway, HeaderOp, Record, RequestAction, RequestHead, ResponseOrigin,

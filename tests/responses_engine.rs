@@ -1,6 +1,5 @@
 //! `POST /v1/responses` through the engine: passed through to OpenAI itself, translated for
 //! every other provider (routing, request, answer, stream, errors, budgets, usage records).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::auth::api_key::digest;
 use llm_gateway::engine::{BodyAction, Exchange, Gateway, HeaderOp, LocalReply, Operation, RequestAction, RequestHead};
@@ -8,6 +7,11 @@ use llm_gateway::quota::MemoryStore;
 use llm_gateway::stream::sse::SseDecoder;
 use llm_gateway::usage::UsageSource;
 use serde_json::{json, Value};
+
+mod common;
+use common::Fixtures;
+
+const ANTHROPIC: Fixtures = Fixtures("anthropic");
 
 const NOW_MS: u64 = 1_795_734_600_000;
 
@@ -99,10 +103,6 @@ fn answer(exchange: &mut Exchange, status: u16, content_type: &str, body: &[u8])
     }
 }
 
-fn fixture(path: &str) -> Vec<u8> {
-    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)).unwrap()
-}
-
 fn request(model: &str) -> Value {
     json!({"model": model, "instructions": "Be brief.", "store": false, "max_output_tokens": 50,
            "input": [{"role": "user", "content": [{"type": "input_text", "text": "hello"}]}],
@@ -164,7 +164,7 @@ fn a_translated_answer_is_a_response_object_and_its_usage_is_recorded() {
     let store = MemoryStore::new();
     let (mut exchange, _, action) = admit(&gw, &store, &request("claude"));
     sent(action);
-    let client = answer(&mut exchange, 200, "application/json", &fixture("anthropic/response_text.json"));
+    let client = answer(&mut exchange, 200, "application/json", &ANTHROPIC.read("response_text.json"));
     let v: Value = serde_json::from_slice(&client).unwrap();
     assert_eq!(v["object"], "response");
     assert_eq!(v["status"], "completed");
@@ -190,7 +190,7 @@ fn a_translated_stream_is_the_typed_event_stream() {
     body["stream"] = json!(true);
     let (mut exchange, _, action) = admit(&gw, &store, &body);
     assert_eq!(sent(action)["stream"], true);
-    let client = answer(&mut exchange, 200, "text/event-stream", &fixture("anthropic/stream_basic.sse"));
+    let client = answer(&mut exchange, 200, "text/event-stream", &ANTHROPIC.read("stream_basic.sse"));
     let mut decoder = SseDecoder::new(1 << 20);
     let mut events = Vec::new();
     decoder.feed(&client, &mut events).unwrap();
@@ -214,7 +214,7 @@ fn a_provider_error_mid_stream_fails_the_response() {
     body["stream"] = json!(true);
     let (mut exchange, _, action) = admit(&gw, &store, &body);
     sent(action);
-    let client = answer(&mut exchange, 200, "text/event-stream", &fixture("anthropic/stream_error_overloaded.sse"));
+    let client = answer(&mut exchange, 200, "text/event-stream", &ANTHROPIC.read("stream_error_overloaded.sse"));
     let text = String::from_utf8(client).unwrap();
     assert!(text.contains("event: error\n"), "{text}");
     assert!(text.ends_with("\n\n") && text.contains("event: response.failed\n"), "{text}");
@@ -230,7 +230,7 @@ fn provider_errors_reach_the_client_in_openais_error_shape() {
     let store = MemoryStore::new();
     let (mut exchange, _, action) = admit(&gw, &store, &request("claude"));
     sent(action);
-    let client = answer(&mut exchange, 529, "application/json", &fixture("anthropic/error_overloaded.json"));
+    let client = answer(&mut exchange, 529, "application/json", &ANTHROPIC.read("error_overloaded.json"));
     let v: Value = serde_json::from_slice(&client).unwrap();
     assert_eq!(v["error"]["message"], "Overloaded");
     assert!(v["error"]["type"].is_string());

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 //! SigV4 against AWS's published "Signature Version 4 test suite" (the vectors as shipped in
 //! aws/aws-sdk-js-v3 packages/signature-v4/src/suite.fixture.ts, credentials AKIDEXAMPLE /
 //! wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY, us-east-1, service "service", 20150830T123600Z),
@@ -8,7 +7,9 @@
 use llm_gateway::llm::bedrock::sigv4::{self, CanonicalInput, Credentials, SignRequest};
 use llm_gateway::llm::bedrock::upstream_path;
 use serde_json::Value;
-use std::path::Path;
+
+mod common;
+use common::Fixtures;
 
 const AKID: &str = "AKIDEXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -204,8 +205,7 @@ fn canonical_uri_double_encodes_non_s3_paths() {
 
 #[test]
 fn botocore_bedrock_vectors() {
-    let raw = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bedrock/sigv4_botocore.json"))
-        .unwrap();
+    let raw = Fixtures("bedrock").read("sigv4_botocore.json");
     let cases: Vec<Value> = serde_json::from_slice(&raw).unwrap();
     assert_eq!(cases.len(), 2);
     for c in cases {
@@ -325,10 +325,6 @@ fn request_for_the_fake_provider() {
     }
     let out = serde_json::json!({"signed_host": host, "path": path, "body": body, "headers": h});
     let text = serde_json::to_string_pretty(&out).unwrap() + "\n";
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bedrock/golden/sigv4_fake_request.json");
-    if std::env::var_os("BLESS").is_some() {
-        std::fs::write(&file, &text).unwrap();
-    } else {
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
-    }
+    // Read by integration/test_fake_bedrock.py too, hence a name outside the stage scheme.
+    Fixtures("bedrock").golden("sigv4_fake_request.json", &text);
 }

@@ -1,6 +1,5 @@
 //! Tests for the incremental SSE decoder (`llm_gateway::stream::sse`).
 // Tests may index, unwrap and panic freely.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::stream::sse::{encode_event, SseDecoder, SseError, SseEvent};
 use proptest::prelude::*;

@@ -58,7 +58,7 @@
 use super::api_key::{parse_digest, KeyIndex};
 use super::jwt::{JwtVerifier, VerifyKey};
 use super::{valid_consumer_name, Authenticator};
-use crate::config::ConfigError;
+use crate::config_base::{err, header_name, ConfigError};
 use crate::quota::config::{check_models, validate_limits_for, ModelNames, RawLimit};
 use crate::quota::{Limit, Plans};
 use jsonwebtoken::jwk::JwkSet;
@@ -66,10 +66,6 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
-
-fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError { path: path.into(), message: message.into() }
-}
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -501,16 +497,6 @@ fn validate_jwks(path: &str, raw: &serde_json::Value) -> Result<Vec<VerifyKey>, 
         keys.push(VerifyKey::new(jwk.common.key_id.clone(), algorithm, key).map_err(|e| err(&kpath, e))?);
     }
     Ok(keys)
-}
-
-fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
-    let name = name.to_ascii_lowercase();
-    let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!#$%&'*+^`|~".contains(&b));
-    if ok {
-        Ok(name)
-    } else {
-        Err(err(path, format!("{name:?} is not a valid HTTP header name")))
-    }
 }
 
 fn source(

@@ -25,6 +25,14 @@ use jwt::{JwtError, JwtVerifier};
 use std::collections::HashMap;
 use std::fmt;
 
+/// HTTP status of a request whose credentials name no consumer ([`AuthOutcome::status`], and
+/// the engine's reply to it).
+pub const UNAUTHORIZED: u16 = 401;
+/// HTTP status of a model the consumer may not use ([`Forbidden`]).
+pub const FORBIDDEN: u16 = 403;
+/// `WWW-Authenticate` value sent with every [`UNAUTHORIZED`] reply.
+pub const WWW_AUTHENTICATE: &str = "Bearer";
+
 /// How the consumer was identified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -70,10 +78,6 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    pub fn status(&self) -> u16 {
-        401
-    }
-
     /// A short machine-readable code (OpenAI's `invalid_api_key` for keys).
     pub fn code(&self) -> &'static str {
         match self {
@@ -84,11 +88,6 @@ impl AuthError {
             }
             AuthError::UnsupportedCredential => "unsupported_credential",
         }
-    }
-
-    /// Value of `WWW-Authenticate` for the 401.
-    pub fn www_authenticate(&self) -> &'static str {
-        "Bearer realm=\"llm-gateway\", error=\"invalid_token\""
     }
 }
 
@@ -118,8 +117,7 @@ impl AuthOutcome {
     pub fn status(&self) -> Option<u16> {
         match self {
             AuthOutcome::Consumer(_) => None,
-            AuthOutcome::Missing => Some(401),
-            AuthOutcome::Invalid(e) => Some(e.status()),
+            AuthOutcome::Missing | AuthOutcome::Invalid(_) => Some(UNAUTHORIZED),
         }
     }
 
@@ -143,12 +141,11 @@ pub struct Forbidden {
 }
 
 impl Forbidden {
-    pub fn status(&self) -> u16 {
-        403
-    }
+    /// The error code the client sees.
+    pub const CODE: &'static str = "model_not_allowed";
 
-    pub fn code(&self) -> &'static str {
-        "model_not_allowed"
+    pub fn status(&self) -> u16 {
+        FORBIDDEN
     }
 }
 

@@ -5,49 +5,14 @@
 mod provider;
 mod raw;
 
+use crate::config_base::{check_name, err, render_path, strip_position};
+pub use crate::config_base::{ConfigError, Secret};
 pub use provider::{ProviderKind, KINDS};
 use raw::{RawAuth, RawConfig, RawModel, RawProvider};
 use std::collections::HashMap;
-use std::fmt;
 
 pub const DEFAULT_CLUSTER_HEADER: &str = "x-llm-gateway-cluster";
 pub const DEFAULT_MODEL_HEADER: &str = "x-llm-model";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
-
-fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError { path: path.into(), message: message.into() }
-}
-
-/// A credential read from the VM environment. Never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamAuth {
@@ -219,43 +184,6 @@ fn parse_raw(json: &[u8]) -> Result<RawConfig, ConfigError> {
 /// The maps whose keys the operator chose: their keys are quoted and bracketed.
 const NAMED_MAPS: [&str; 5] = ["providers", "models", "consumers", "plans", "prices"];
 
-/// A serde path as the operator reads it, after `prefix`: `models.gpt.targets.0` ->
-/// `models["gpt"].targets[0]`. A map key right after one of the `named` fields is quoted.
-pub(crate) fn render_path(prefix: &str, path: &serde_path_to_error::Path, named: &[&str]) -> String {
-    use serde_path_to_error::Segment;
-    let mut out = prefix.to_string();
-    let mut previous_field: Option<&str> = None;
-    for segment in path.iter() {
-        match segment {
-            Segment::Seq { index } => {
-                out.push_str(&format!("[{index}]"));
-                previous_field = None;
-            }
-            Segment::Map { key } if previous_field.is_some_and(|f| named.contains(&f)) => {
-                out.push_str(&format!("[{key:?}]"));
-                previous_field = None;
-            }
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-                previous_field = Some(key.as_str());
-            }
-            Segment::Unknown => {}
-        }
-    }
-    out
-}
-
-/// serde_json appends " at line 1 column 42"; the path already says where.
-pub(crate) fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message.get(..i).unwrap_or(message).to_string(),
-        None => message.to_string(),
-    }
-}
-
 fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let access = validate_access(&raw, env)?;
     if raw.providers.is_empty() {
@@ -356,9 +284,9 @@ fn validate_provider(
     let env_path = format!("{path}.auth.env");
     // Every key of the pool, as the header value it is sent as.
     let pooled = |prefix: &str, var: &str, pool: &[String]| -> Result<Vec<Secret>, ConfigError> {
-        let mut keys = vec![Secret(format!("{prefix}{}", read_secret(&env_path, var, env)?))];
+        let mut keys = vec![Secret::new(format!("{prefix}{}", read_secret(&env_path, var, env)?))];
         for (i, var) in pool.iter().enumerate() {
-            keys.push(Secret(format!("{prefix}{}", read_secret(&format!("{path}.auth.pool[{i}]"), var, env)?)));
+            keys.push(Secret::new(format!("{prefix}{}", read_secret(&format!("{path}.auth.pool[{i}]"), var, env)?)));
         }
         Ok(keys)
     };
@@ -385,10 +313,10 @@ fn validate_provider(
             UpstreamAuth::Header { name: header.to_string(), value: first_key(&key_pool) }
         }
         RawAuth::AwsSigv4 { access_key_env, secret_key_env, session_token_env } => UpstreamAuth::SigV4 {
-            access_key: Secret(read_secret(&format!("{path}.auth.access_key_env"), &access_key_env, env)?),
-            secret_key: Secret(read_secret(&format!("{path}.auth.secret_key_env"), &secret_key_env, env)?),
+            access_key: Secret::new(read_secret(&format!("{path}.auth.access_key_env"), &access_key_env, env)?),
+            secret_key: Secret::new(read_secret(&format!("{path}.auth.secret_key_env"), &secret_key_env, env)?),
             session_token: match session_token_env {
-                Some(var) => Some(Secret(read_secret(&format!("{path}.auth.session_token_env"), &var, env)?)),
+                Some(var) => Some(Secret::new(read_secret(&format!("{path}.auth.session_token_env"), &var, env)?)),
                 None => None,
             },
         },
@@ -410,7 +338,10 @@ fn validate_provider(
     }
     let static_headers = match kind {
         ProviderKind::Anthropic => {
-            vec![("anthropic-version".to_string(), p.anthropic_version.unwrap_or_else(|| "2023-06-01".to_string()))]
+            vec![(
+                "anthropic-version".to_string(),
+                p.anthropic_version.unwrap_or_else(|| crate::llm::anthropic::API_VERSION.to_string()),
+            )]
         }
         _ => Vec::new(),
     };
@@ -430,7 +361,7 @@ fn validate_provider(
 }
 
 fn first_key(keys: &[Secret]) -> Secret {
-    keys.first().cloned().unwrap_or_else(|| Secret(String::new()))
+    keys.first().cloned().unwrap_or_else(|| Secret::new(String::new()))
 }
 
 fn read_secret(path: &str, var: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
@@ -543,19 +474,6 @@ fn validate_fallback(
     Ok(Fallback { cluster: raw.cluster.clone(), on_status, on_error, on_error_timeout_ms })
 }
 
-/// Names become metric labels and log fields: keep them printable and free of the
-/// characters the stats tag convention uses (`;`, `=`).
-fn check_name(path: &str, name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name.chars().all(|c| c.is_ascii_graphic() && c != ';' && c != '=' && c != '"');
-    if ok {
-        Ok(())
-    } else {
-        Err(err(path, format!("{name:?} is not a valid name (1-128 printable ASCII characters, no ';', '=' or '\"')")))
-    }
-}
-
 fn check_upstream_model(path: &str, model: &str) -> Result<(), ConfigError> {
     if model.trim().is_empty() {
         return Err(err(path, "must not be empty"));
@@ -564,13 +482,7 @@ fn check_upstream_model(path: &str, model: &str) -> Result<(), ConfigError> {
 }
 
 fn header_name(path: &str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
-    let name = value.unwrap_or_else(|| default.to_string()).to_ascii_lowercase();
-    let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!#$%&'*+^`|~".contains(&b));
-    if ok {
-        Ok(name)
-    } else {
-        Err(err(path, format!("{name:?} is not a valid HTTP header name")))
-    }
+    crate::config_base::header_name(path, value.as_deref().unwrap_or(default))
 }
 
 fn validate_limits(l: raw::RawLimits) -> Result<Limits, ConfigError> {

@@ -244,7 +244,15 @@ impl Gateway {
             .any(|t| self.config.provider(t.provider).is_some_and(|p| !attempts.iter().any(|a| a.provider == p.name)));
         // A refused gateway credential (401/403) is never the client's fault: another
         // target can serve.
-        untried && (chain.on_status.contains(&status) || matches!(status, 401 | 403))
+        let listed = chain.on_status.contains(&status) || matches!(status, 401 | 403);
+        match (listed, untried) {
+            (true, true) => log::debug!("model `{}`: HTTP {status} moves the request to the next target", route.name),
+            (true, false) => {
+                log::debug!("model `{}`: HTTP {status} from the last untried target goes to the client", route.name)
+            }
+            (false, _) => {}
+        }
+        untried && listed
     }
 
     /// Downstream, at the response: the attempt that answered, when it is a target of the

@@ -66,7 +66,17 @@ pub fn choose(provider: &Provider, roll: u64, now_ms: u64, store: &dyn Store) ->
             _ => {}
         }
     }
-    Some(soonest.map_or(start, |(_, index)| index))
+    let chosen = soonest.map_or(start, |(_, index)| index);
+    match soonest {
+        Some((until, _)) => log::debug!(
+            "provider `{}`: every key of the pool cools down; key #{} is free soonest (in {} ms)",
+            provider.name,
+            chosen + 1,
+            until.saturating_sub(now_ms)
+        ),
+        None => log::debug!("provider `{}`: every key of the pool is out; trying key #{}", provider.name, chosen + 1),
+    }
+    Some(chosen)
 }
 
 /// Seconds from a `Retry-After` value in seconds (an HTTP date gets the default).
@@ -90,9 +100,11 @@ pub fn report(
     let name = state_key(key);
     match status {
         429 => {
-            let until = now_ms.saturating_add(cooldown_secs(retry_after).saturating_mul(1000));
+            let secs = cooldown_secs(retry_after);
+            let until = now_ms.saturating_add(secs.saturating_mul(1000));
             // The latest cool-down wins; a lost race only shortens or lengthens one wait.
             let _ = store.set(&name, until.to_string().as_bytes(), None);
+            log::debug!("provider `{}`: key #{} got 429; it cools down for {secs} s", provider.name, index + 1);
             None
         }
         401 | 403 => {

@@ -1,7 +1,7 @@
 //! What a response has shown so far: usage, generated text, first-token time.
 
 use crate::llm::ir::StreamEvent;
-use crate::usage::{estimate_tokens, Usage, UsageSource};
+use crate::usage::{tokens_from_byte_count, Usage, UsageSource};
 
 #[derive(Debug, Default)]
 pub struct Meter {
@@ -50,7 +50,7 @@ impl Meter {
     /// A side the report leaves out is estimated; an answer cut short is charged at least
     /// what was generated. Never 0 output when output reached the client.
     pub fn settled_usage(&self, input_estimate: u64) -> Usage {
-        let output_estimate = estimate_tokens(self.generated_bytes);
+        let output_estimate = tokens_from_byte_count(self.generated_bytes);
         let reported = &self.usage;
         if reported.source != UsageSource::Reported {
             return Usage {

@@ -275,7 +275,7 @@ impl Gateway {
 
 /// `secs` since the epoch as an RFC 3339 UTC timestamp (Anthropic's `created_at`).
 fn rfc3339(secs: u64) -> String {
-    let (year, month, day) = crate::quota::window::civil_from_days(secs / 86_400);
+    let (year, month, day) = crate::calendar::civil_from_days(secs / 86_400);
     let rest = secs % 86_400;
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
 }

@@ -1,5 +1,6 @@
 //! Gateway errors and the local replies that carry them, in the client's dialect.
 
+use crate::auth;
 use crate::llm::ir::{ClientDialect, TranslateError};
 use crate::llm::openai;
 use crate::prompt::PromptError;
@@ -79,8 +80,8 @@ impl GatewayError {
         match self {
             GatewayError::UnknownEndpoint { .. } | GatewayError::UnknownModel { .. } => 404,
             GatewayError::BodyTooLarge { .. } => 413,
-            GatewayError::Unauthorized { .. } => 401,
-            GatewayError::Forbidden { .. } => 403,
+            GatewayError::Unauthorized { .. } => auth::UNAUTHORIZED,
+            GatewayError::Forbidden { .. } => auth::FORBIDDEN,
             GatewayError::OverBudget { .. } | GatewayError::FleetOverBudget { .. } => 429,
             GatewayError::FleetUnavailable => 503,
             _ => 400,
@@ -172,7 +173,7 @@ impl GatewayError {
             GatewayError::Unauthorized { message, code } => (message.clone(), None, Some(*code)),
             GatewayError::Prompt(e) => (e.to_string(), e.param(), Some(e.code())),
             GatewayError::PromptApi(e) => (e.to_string(), e.api_param(), Some(e.code())),
-            GatewayError::Forbidden { message } => (message.clone(), None, Some("model_not_allowed")),
+            GatewayError::Forbidden { message } => (message.clone(), None, Some(auth::Forbidden::CODE)),
             GatewayError::OverBudget { message, .. } => (message.clone(), None, Some("rate_limit_exceeded")),
             GatewayError::FleetOverBudget { consumer } => (
                 format!("The fleet-wide token budget of consumer {consumer:?} is spent for this window."),
@@ -198,6 +199,8 @@ impl GatewayError {
     pub fn to_reply(&self, client: ClientDialect) -> LocalReply {
         let status = self.status();
         let (message, param, code) = self.parts();
+        // Messages never carry a credential or a guard's matched text (see `parts`).
+        log::debug!("refused with {status} ({}): {message}", self.reason());
         // OpenAI's own types: its 401 and 403 are `invalid_request_error` (with a code).
         let kind = match status {
             429 => "rate_limit_error",
@@ -213,7 +216,9 @@ impl GatewayError {
         let mut headers = json_headers();
         match self {
             GatewayError::OverBudget { headers: extra, .. } => headers.extend(extra.iter().cloned()),
-            GatewayError::Unauthorized { .. } => headers.push(("www-authenticate".to_string(), "Bearer".to_string())),
+            GatewayError::Unauthorized { .. } => {
+                headers.push(("www-authenticate".to_string(), auth::WWW_AUTHENTICATE.to_string()))
+            }
             _ => {}
         }
         LocalReply { status, headers, body }

@@ -6,6 +6,7 @@ mod deferred;
 mod first_event;
 mod fleet;
 mod host;
+mod logger;
 
 use crate::auth::TrustedSource;
 use crate::engine::{
@@ -22,7 +23,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
+    logger::init(log::LevelFilter::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 

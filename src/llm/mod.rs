@@ -8,4 +8,5 @@ pub mod ir;
 pub mod openai;
 pub mod openai_chat;
 pub mod openai_responses;
+pub mod percent;
 pub mod sse_stream;

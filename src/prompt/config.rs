@@ -7,7 +7,7 @@ use super::decorate::{Decorator, Matcher};
 use super::guard::{Builtin, Guards, MaskSource, MaskSpec, RuleSpec};
 use super::template::{parse_segments, Pick, Template, TemplateMessage, TemplateRole, VarType, Variable, Version};
 use super::{ForcedTemplate, PromptApi, Prompts};
-use crate::config::{strip_position, ConfigError};
+use crate::config_base::{check_name, err, strip_position, ConfigError};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -201,8 +201,9 @@ fn yes() -> bool {
     true
 }
 
-/// Request paths the gateway serves itself; a prompt API may not take them.
-const RESERVED_PATHS: [&str; 3] = ["/v1/chat/completions", "/v1/messages", "/v1/embeddings"];
+/// POST paths the gateway serves itself (`engine`'s endpoint table); a prompt API, matched
+/// first, would shadow them. (`/v1/models` is a GET: a POST prompt API there shadows nothing.)
+const RESERVED_PATHS: [&str; 4] = ["/v1/chat/completions", "/v1/messages", "/v1/embeddings", "/v1/responses"];
 /// Guard rule names the gateway reports itself.
 const RESERVED_RULES: [&str; 3] = ["allow", "max_prompt_bytes", "max_messages"];
 
@@ -230,7 +231,7 @@ pub fn parse_value(value: &Value, prefix: &str, is_model: &dyn Fn(&str) -> bool)
 const NAMED_MAPS: [&str; 5] = ["templates", "versions", "variables", "weights", "prompt_apis"];
 
 fn render_path(prefix: &str, path: &serde_path_to_error::Path) -> String {
-    crate::config::render_path(prefix, path, &NAMED_MAPS)
+    crate::config_base::render_path(prefix, path, &NAMED_MAPS)
 }
 
 fn at(prefix: &str, rest: &str) -> String {
@@ -239,10 +240,6 @@ fn at(prefix: &str, rest: &str) -> String {
     } else {
         format!("{prefix}.{rest}")
     }
-}
-
-fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError { path: path.into(), message: message.into() }
 }
 
 /// Validates the raw sections. `is_model` says whether a public model name exists (template
@@ -317,18 +314,6 @@ fn template_version<'a>(
 
 fn prefix_templates(prefix: &str) -> String {
     at(prefix, "templates")
-}
-
-/// Names become metric labels and log fields (same rule as model names).
-fn check_name(path: &str, name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name.chars().all(|c| c.is_ascii_graphic() && c != ';' && c != '=' && c != '"');
-    if ok {
-        Ok(())
-    } else {
-        Err(err(path, format!("{name:?} is not a valid name (1-128 printable ASCII characters, no ';', '=' or '\"')")))
-    }
 }
 
 fn check_model(path: String, model: &str, is_model: &dyn Fn(&str) -> bool) -> Result<(), ConfigError> {

@@ -22,7 +22,7 @@
 
 use super::error::GuardViolation;
 use super::fold::{fold, to_original};
-use crate::config::ConfigError;
+use crate::config_base::ConfigError;
 use crate::llm::ir::{ChatRequest, DocumentSource, Part};
 use base64::Engine;
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};

@@ -32,7 +32,7 @@ pub use template::{
     SELECTION_FIELD,
 };
 
-use crate::config::ConfigError;
+use crate::config_base::ConfigError;
 use crate::llm::ir::ChatRequest;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

@@ -60,13 +60,9 @@ use super::budget::{Limit, Metric, ReserveOptions};
 use super::estimate::Vocabulary;
 use super::money::{Decimal, PriceTable, RawPrice};
 use super::window::Window;
-use crate::config::ConfigError;
+use crate::config_base::{err, ConfigError};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
-
-fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError { path: path.into(), message: message.into() }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,7 +97,7 @@ pub struct RawPlan {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Estimator {
-    /// Character-class estimate (`estimate::estimate_tokens`).
+    /// Character-class estimate (`estimate::char_class_tokens`).
     #[default]
     Fast,
     /// One token per byte of prompt (`estimate::upper_bound_tokens`): budgets then hold

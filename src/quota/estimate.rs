@@ -1,7 +1,7 @@
 //! Token estimates before the call. Which one admission uses is `quota.estimator`
 //! ([`super::Estimator`]); exact counts live in [`super::bpe`].
 //!
-//! - [`estimate_tokens`]: a fast guess for `o200k_base`-like vocabularies, by character
+//! - [`char_class_tokens`]: a fast guess for `o200k_base`-like vocabularies, by character
 //!   class: a run of ASCII letters is one token per started 8 letters, digits go in groups of
 //!   3, punctuation in groups of 3, a single space joins the next word and other whitespace
 //!   runs cost half a token per 16 characters, 2-byte UTF-8 characters (accented Latin,
@@ -9,7 +9,7 @@
 //!   fitted against exact `o200k_base` counts on this repository's prose, code and provider
 //!   payloads (`tests/estimate.rs`, feature `tiktoken`). Mean absolute error per 2 KB chunk:
 //!   prose 3 %, Rust code 9 %, JSON/SSE payloads 9 %, where `bytes / 4`
-//!   (`crate::usage::estimate_tokens`) is off by 16 %, 8 % and 17 %. Short non-English
+//!   (`crate::usage::tokens_from_byte_count`) is off by 16 %, 8 % and 17 %. Short non-English
 //!   paragraphs are over-estimated (about +40 %), which errs on the budget's safe side.
 //!   Those figures are in-sample; on text the constants never saw (crate READMEs, Python's
 //!   standard library, CPython's CJK test texts) the error is 6 % for prose, 5 % for code and
@@ -94,7 +94,7 @@ static ASCII_CLASSES: [Class; 128] = {
 /// Fast estimate of the `o200k_base`-like tokens in `text` (each invalid UTF-8 sequence counts
 /// as a 2-byte character). Never zero for non-empty text. One pass over the bytes, decoding
 /// only non-ASCII characters.
-pub fn estimate_tokens(text: &[u8]) -> u64 {
+pub fn char_class_tokens(text: &[u8]) -> u64 {
     let mut half_tokens: u64 = 0;
     // The current run: class (None before the first character), length in characters, and
     // whether it holds a line break.

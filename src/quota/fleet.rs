@@ -25,7 +25,7 @@
 //! `failure_mode`: `deny` (default; fail closed: the service unreachable, erroring or late
 //! answers 503) or `allow` (admit, and still report).
 
-use crate::config::ConfigError;
+use crate::config_base::ConfigError;
 use serde::Deserialize;
 
 /// Kuadrant's check/report service (Limitador, `limitador-server/proto/kuadrantrls.proto`).
@@ -376,7 +376,6 @@ fn overall_code(body: &[u8]) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     fn fleet(mode: FailureMode) -> Fleet {

@@ -122,7 +122,7 @@ impl Policy {
     pub fn estimate_input(&self, prompt: &[u8]) -> u64 {
         match self.settings.estimator {
             Estimator::UpperBound => estimate::upper_bound_tokens(prompt.len()),
-            Estimator::Fast | Estimator::Exact | Estimator::Auto => estimate::estimate_tokens(prompt),
+            Estimator::Fast | Estimator::Exact | Estimator::Auto => estimate::char_class_tokens(prompt),
         }
     }
 
@@ -155,10 +155,10 @@ impl Policy {
     /// gives the fast estimate; models without a public BPE fall back to it too).
     pub fn estimate_prompt(&self, prompt: &[u8], upstream_model: &str) -> u64 {
         match self.settings.estimator {
-            Estimator::Fast | Estimator::Auto => estimate::estimate_tokens(prompt),
+            Estimator::Fast | Estimator::Auto => estimate::char_class_tokens(prompt),
             Estimator::UpperBound => estimate::upper_bound_tokens(prompt.len()),
             Estimator::Exact => {
-                self.exact_input(prompt, upstream_model).unwrap_or_else(|| estimate::estimate_tokens(prompt))
+                self.exact_input(prompt, upstream_model).unwrap_or_else(|| estimate::char_class_tokens(prompt))
             }
         }
     }
@@ -190,7 +190,7 @@ impl Policy {
         exact.unwrap_or_else(|| {
             let bytes = match self.settings.estimator {
                 Estimator::UpperBound => estimate::upper_bound_tokens(prompt.len()),
-                _ => estimate::estimate_tokens(prompt),
+                _ => estimate::char_class_tokens(prompt),
             };
             bytes.saturating_add(media.tokens())
         })
@@ -230,7 +230,7 @@ impl Policy {
         }
         // auto: the fast estimate with a margin, unless that is refused or clamped (the input
         // estimate then decides the outcome) and the model has a public BPE: then exactly.
-        let fast = estimate::estimate_tokens(prompt).saturating_add(media.tokens());
+        let fast = estimate::char_class_tokens(prompt).saturating_add(media.tokens());
         let input_matters =
             limits.iter().any(|l| matches!(l.metric, Metric::InputTokens | Metric::TotalTokens | Metric::MicroUsd));
         if !input_matters || !bpe::AVAILABLE || self.vocabulary(upstream_model).is_none() {

@@ -1,6 +1,7 @@
 //! Budget windows in UTC: minute, hour, day and calendar month, computed from `now_secs`
 //! (seconds since the Unix epoch, passed in; the core never reads a clock).
 
+use crate::calendar::{civil_from_days, days_from_civil, DAY_SECS as DAY};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -12,8 +13,6 @@ pub enum Window {
     /// A calendar month in UTC (28 to 31 days).
     Month,
 }
-
-const DAY: u64 = 86_400;
 
 impl Window {
     pub fn as_str(self) -> &'static str {
@@ -45,7 +44,7 @@ impl Window {
             Window::Minute => id.saturating_mul(60),
             Window::Hour => id.saturating_mul(3600),
             Window::Day => id.saturating_mul(DAY),
-            Window::Month => days_from_civil(1970 + id / 12, id % 12 + 1).saturating_mul(DAY),
+            Window::Month => month_start_day(id).saturating_mul(DAY),
         }
     }
 
@@ -60,28 +59,9 @@ impl Window {
     }
 }
 
-/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), proleptic Gregorian.
-/// Howard Hinnant's `civil_from_days`, restricted to dates on or after the epoch.
-pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Days since 1970-01-01 of the first day of `month` (1..=12) in `year` (>= 1970).
-pub fn days_from_civil(year: u64, month: u64) -> u64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe).saturating_sub(719_468)
+/// Days since 1970-01-01 of the first day of the `id`-th month since January 1970.
+fn month_start_day(id: u64) -> u64 {
+    // 1970 + id / 12 < i64::MAX for every u64 id, and id % 12 + 1 is 1..=12.
+    let (year, month) = (1970 + (id / 12) as i64, (id % 12 + 1) as i64);
+    u64::try_from(days_from_civil(year, month, 1)).unwrap_or(0)
 }

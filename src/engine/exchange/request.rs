@@ -13,7 +13,7 @@ use crate::llm::embeddings;
 use crate::llm::ir::{ClientDialect, ProviderDialect, TranslateError};
 use crate::prompt::{take_selection, Context as PromptContext, Prompts, RawApi};
 use crate::quota::Media;
-use crate::usage::estimate_tokens;
+use crate::usage::tokens_from_byte_count as estimate_tokens;
 
 impl Exchange {
     /// The whole request body (the shell buffers it). Same dialect: patch `model` (and

@@ -55,7 +55,8 @@ pub const PROVIDER: &str = "anthropic";
 /// Name used in `TranslateError::Unsupported` when an Anthropic *client* sends something
 /// valid in its dialect that the gateway's IR cannot carry.
 pub const GATEWAY: &str = "llm-gateway";
-/// The `anthropic-version` header value the gateway sends upstream.
+/// The `anthropic-version` header value the gateway sends upstream unless the provider
+/// sets `anthropic_version`.
 pub const API_VERSION: &str = "2023-06-01";
 /// `max_tokens` sent when the IR request has none (Anthropic requires the field).
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;

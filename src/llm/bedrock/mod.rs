@@ -70,11 +70,11 @@ pub fn host(region: &str) -> String {
 /// path with [`sigv4`], which encodes it a second time for the canonical request.
 pub fn upstream_path(model_id: &str, stream: bool) -> String {
     let op = if stream { "converse-stream" } else { "converse" };
-    format!("/model/{}/{op}", sigv4::uri_encode(model_id, false))
+    format!("/model/{}/{op}", crate::llm::percent::encode_segment(model_id))
 }
 
 /// The upstream `:path` of an `InvokeModel` call (embeddings): `/model/{modelId}/invoke`, the
 /// model id encoded as in [`upstream_path`].
 pub fn invoke_path(model_id: &str) -> String {
-    format!("/model/{}/invoke", sigv4::uri_encode(model_id, false))
+    format!("/model/{}/invoke", crate::llm::percent::encode_segment(model_id))
 }

@@ -24,6 +24,7 @@
 //! none, so other services compute the hash of the body they received and a signature made
 //! over `UNSIGNED-PAYLOAD` does not match. See the bedrock module docs for the alternatives.
 
+use crate::llm::percent;
 use sha2::{Digest, Sha256};
 
 /// The literal payload hash for unsigned payloads (`x-amz-content-sha256: UNSIGNED-PAYLOAD`).
@@ -72,53 +73,6 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     outer.finalize().into()
 }
 
-/// SigV4 URI encoding: RFC 3986 unreserved characters (`A-Z a-z 0-9 - _ . ~`) stay, every
-/// other byte becomes `%XX` (upper-case hex); `/` stays only when `keep_slash`.
-pub fn uri_encode(s: &str, keep_slash: bool) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(s.len() + 8);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(DIGITS.get(usize::from(b >> 4)).copied().unwrap_or(b'0')));
-            out.push(char::from(DIGITS.get(usize::from(b & 0x0f)).copied().unwrap_or(b'0')));
-        }
-    }
-    out
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Percent-decodes `%XX` sequences (a malformed `%` stays literal; `+` stays `+`).
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            if let (Some(h), Some(l)) =
-                (b.get(i + 1).copied().and_then(hex_val), b.get(i + 2).copied().and_then(hex_val))
-            {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(c);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The canonical URI of a non-S3 request: every segment of the wire path (already encoded
 /// once) is URI-encoded again. An empty path is `/`. No dot-segment normalisation (the
 /// gateway builds its own paths).
@@ -126,7 +80,7 @@ pub fn canonical_uri(path: &str) -> String {
     if path.is_empty() {
         return "/".to_owned();
     }
-    uri_encode(path, true)
+    percent::encode_path(path)
 }
 
 /// The canonical query string: parameters decoded, re-encoded, sorted by name then value.
@@ -137,7 +91,7 @@ pub fn canonical_query(query: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (uri_encode(&percent_decode(k), false), uri_encode(&percent_decode(v), false))
+            (percent::encode_segment(&percent::decode(k)), percent::encode_segment(&percent::decode(v)))
         })
         .collect();
     params.sort();
@@ -324,17 +278,6 @@ pub fn sign(req: &SignRequest<'_>, creds: &Credentials) -> Vec<(String, String)>
 
 /// `x-amz-date` (`YYYYMMDDTHHMMSSZ`, UTC) of a Unix time in seconds.
 pub fn amz_date(unix_secs: u64) -> String {
-    let days = i64::try_from(unix_secs / 86_400).unwrap_or(i64::MAX / 2);
-    let rem = unix_secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    let t = crate::calendar::UtcTime::from_unix(unix_secs);
+    format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", t.year, t.month, t.day, t.hour, t.minute, t.second)
 }

@@ -45,15 +45,7 @@ pub fn upstream_path(base_path: &str, model: &str, stream: bool) -> String {
     let mut path = String::with_capacity(base.len() + model.len() + 48);
     path.push_str(base);
     path.push_str("/models/");
-    for b in model.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            path.push(char::from(b));
-        } else {
-            path.push('%');
-            path.push(hex_digit(b >> 4));
-            path.push(hex_digit(b & 0x0f));
-        }
-    }
+    path.push_str(&crate::llm::percent::encode_segment(model));
     path.push_str(if stream { ":streamGenerateContent?alt=sse" } else { ":generateContent" });
     path
 }
@@ -64,8 +56,4 @@ pub fn batch_embed_path(base_path: &str, model: &str) -> String {
     let path = upstream_path(base_path, model, false);
     let model_path = path.strip_suffix(":generateContent").unwrap_or(&path);
     format!("{model_path}:batchEmbedContents")
-}
-
-fn hex_digit(n: u8) -> char {
-    char::from(if n < 10 { b'0' + n } else { b'A' + n - 10 })
 }
