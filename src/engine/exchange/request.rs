@@ -13,7 +13,7 @@ use crate::llm::embeddings;
 use crate::llm::ir::{ClientDialect, ProviderDialect, TranslateError};
 use crate::prompt::{take_selection, Context as PromptContext, Prompts, RawApi};
 use crate::quota::Media;
-use crate::usage::tokens_from_byte_count as estimate_tokens;
+use crate::usage::tokens_from_byte_count;
 
 impl Exchange {
     /// The whole request body (the shell buffers it). Same dialect: patch `model` (and
@@ -128,7 +128,7 @@ impl Exchange {
         // The whole body is estimated, as the translated path does: `system`, `tools`,
         // `response_format`, `instructions`... are prompt too (the JSON around them makes it
         // a slight over-estimate, the safe side).
-        self.admission.input_estimate = estimate_tokens(body.len());
+        self.admission.input_estimate = tokens_from_byte_count(body.len());
         self.admission.stream = value("stream") == Some(b"true");
         self.admission.client_wants_usage = self.request.client == ClientDialect::Anthropic;
         let mut edits =
@@ -315,7 +315,7 @@ impl Exchange {
                 encoded = encode_for(route, &request)?;
             }
         }
-        self.admission.input_estimate = estimate_tokens(encoded.len());
+        self.admission.input_estimate = tokens_from_byte_count(encoded.len());
         Ok(encoded)
     }
 
@@ -340,7 +340,7 @@ impl Exchange {
         let encoded =
             embeddings::encode_request(target, &route.target_model, &request).map_err(GatewayError::Translate)?;
         self.reserve(route, quota, &encoded, Media { count: 0, tokens_each: 0 }, None, now_ms)?;
-        self.admission.input_estimate = estimate_tokens(request.text_bytes());
+        self.admission.input_estimate = tokens_from_byte_count(request.text_bytes());
         self.admission.embeddings = Some(EmbeddingsReply {
             target,
             inputs: request.inputs.len(),
