@@ -4,6 +4,7 @@
 //! Pair goldens with every provider are in tests/pairs.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use llm_gateway::config::Limits;
 use llm_gateway::llm::dialect::{self, StreamEncoder};
 use llm_gateway::llm::ir::{
     ChatResponse, ClientDialect, ErrorKind, ImageSource, Part, ProviderDialect, ProviderError, Reasoning,
@@ -494,7 +495,8 @@ fn item_ids_match_from_added_to_done_at_every_split() {
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/anthropic/stream_thinking.sse"))
             .unwrap();
     let run = |chunks: &[&[u8]]| {
-        let mut decoder = dialect::StreamDecoder::new(ProviderDialect::Anthropic);
+        let mut decoder =
+            dialect::StreamDecoder::new(ProviderDialect::Anthropic, Limits::default().max_sse_event_bytes);
         let mut encoder = StreamEncoder::new(ClientDialect::Responses, true, 1);
         let (mut ir, mut out) = (Vec::new(), Vec::new());
         for c in chunks {

@@ -6,6 +6,7 @@
 //! rewrites the goldens in tests/fixtures/pairs/; review them as diffs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use llm_gateway::config::Limits;
 use llm_gateway::llm::dialect::{self, StreamDecoder, StreamEncoder};
 use llm_gateway::llm::ir::{ClientDialect, ProviderDialect, StreamEvent};
 use std::path::{Path, PathBuf};
@@ -105,7 +106,7 @@ fn provider_responses_encoded_for_every_client() {
 
 /// Translates a provider stream for a client, fed in the given chunks.
 fn translate(provider: ProviderDialect, client: ClientDialect, chunks: &[&[u8]]) -> (String, Vec<StreamEvent>) {
-    let mut decoder = StreamDecoder::new(provider);
+    let mut decoder = StreamDecoder::new(provider, Limits::default().max_sse_event_bytes);
     let mut encoder = StreamEncoder::new(client, true, 1_700_000_000);
     let (mut events, mut all, mut out) = (Vec::new(), Vec::new(), Vec::new());
     for chunk in chunks {
