@@ -65,16 +65,7 @@ pub fn decode_error(status: u16, body: &[u8]) -> ProviderError {
             return ProviderError { kind: kind.unwrap_or(by_status), status, message: truncate_long(&message) };
         }
     }
-    let trimmed = String::from_utf8_lossy(body);
-    let trimmed = trimmed.trim();
-    let message = if trimmed.is_empty() {
-        format!("provider returned HTTP {status} with an empty body")
-    } else if trimmed.starts_with('<') {
-        format!("provider returned HTTP {status} with a text/html body")
-    } else {
-        format!("provider returned HTTP {status}: {}", truncate(trimmed))
-    };
-    ProviderError { kind: by_status, status, message }
+    ProviderError::unreadable_body(by_status, status, body)
 }
 
 /// Quoted provider text, capped at [`MAX_QUOTED`] bytes (on a char boundary).

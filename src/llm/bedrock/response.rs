@@ -92,22 +92,6 @@ pub(crate) fn exception_kind(name: &str) -> Option<(ErrorKind, u16)> {
     })
 }
 
-/// A short description of a body that is not a Bedrock error object.
-pub(crate) fn describe_body(status: u16, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return format!("provider returned HTTP {status} with an empty body");
-    }
-    let lower = trimmed.get(..trimmed.len().min(64)).unwrap_or("").to_ascii_lowercase();
-    if lower.starts_with("<!doctype html") || lower.starts_with("<html") || lower.starts_with('<') {
-        return format!("provider returned HTTP {status} with an HTML/XML body");
-    }
-    let snippet: String = trimmed.chars().filter(|c| !c.is_control()).take(200).collect();
-    let more = if trimmed.chars().count() > 200 { "..." } else { "" };
-    format!("provider returned HTTP {status} with a non-JSON body: {snippet}{more}")
-}
-
 /// Any non-2xx response. Bedrock answers `{"message": "..."}` with the exception name in the
 /// `x-amzn-ErrorType` header, which this function does not see: the kind comes from the
 /// status (408 ModelTimeout -> Timeout, 424 ModelError -> Server), or from `__type` when the
@@ -122,7 +106,7 @@ pub fn decode_error(status: u16, body: &[u8]) -> ProviderError {
         .filter(Value::is_object)
         .and_then(|v| serde_json::from_value(v).ok());
     let Some(parsed) = parsed else {
-        return ProviderError { kind: by_status, status, message: describe_body(status, body) };
+        return ProviderError::unreadable_body(by_status, status, body);
     };
     let kind = parsed.kind.as_deref().and_then(exception_kind).map_or(by_status, |(k, _)| k);
     let message = match parsed.text() {

@@ -18,7 +18,7 @@
 //! - `responseId` -> id, `modelVersion` -> model, `createTime` (RFC 3339) -> created.
 
 use super::wire::{Candidate, ErrorBody, ErrorEnvelope, InPart, Response, UsageMetadata};
-use crate::llm::ir::{ChatResponse, Choice, ErrorKind, Part, ProviderError, StopReason, ToolCall};
+use crate::llm::ir::{describe_error_body, ChatResponse, Choice, ErrorKind, Part, ProviderError, StopReason, ToolCall};
 use crate::usage::{Usage, UsageSource};
 
 /// Longest provider text quoted in an error message.
@@ -162,17 +162,10 @@ pub fn decode_error(status: u16, body: &[u8]) -> ProviderError {
     if let Some(err) = parse_error_body(body) {
         return error_from_body(err, http_status);
     }
-    let kind = ErrorKind::from_status(http_status);
-    let text = String::from_utf8_lossy(body);
-    let trimmed = text.trim();
-    let message = if trimmed.is_empty() {
-        format!("provider returned HTTP {status} with an empty body")
-    } else if trimmed.starts_with('<') {
-        format!("provider returned HTTP {status} with a text/html body")
-    } else {
-        format!("provider returned HTTP {status}: {}", truncate(trimmed))
-    };
-    ProviderError { kind, status: http_status, message }
+    let mut error = ProviderError::unreadable_body(ErrorKind::from_status(http_status), http_status, body);
+    // The message names the status the provider sent, the client gets a 4xx/5xx one.
+    error.message = describe_error_body(status, body);
+    error
 }
 
 fn parse_error_body(body: &[u8]) -> Option<ErrorBody> {

@@ -136,16 +136,7 @@ pub fn decode_error(status: u16, body: &[u8]) -> ProviderError {
             return ProviderError { kind, status, message: cap(&msg, 2000) };
         }
     }
-    let what = body_kind(body);
-    let mut message = format!("provider returned HTTP {status} with {what}");
-    if what == "a non-JSON body" || serde_json::from_slice::<Value>(body).is_ok() {
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim();
-        if !text.is_empty() {
-            message = format!("provider returned HTTP {status}: {}", cap(text, 200));
-        }
-    }
-    ProviderError { kind, status, message }
+    ProviderError::unreadable_body(kind, status, body)
 }
 
 /// The synthetic id for a response or stream that came without one.
