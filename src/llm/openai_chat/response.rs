@@ -1,12 +1,14 @@
 //! Non-streamed responses and errors, both sides.
 
-use super::util::{cap, error_body, finish_reason_from_ir, finish_reason_to_ir, provider_error_from_object, usage_out};
+use super::mapping::parse_usage_object;
+use super::mapping::{
+    cap, error_body, finish_reason_from_ir, finish_reason_to_ir, provider_error_from_object, usage_out,
+};
 use super::wire::{
     OutChoice, OutCompletion, OutFunction, OutMessage, OutToolCall, WireChoice, WireCompletion, WireErrorBody,
     WireMessage,
 };
 use crate::llm::ir::{ChatResponse, Choice, ErrorKind, Part, ProviderError, StopReason, ToolCall};
-use crate::llm::openai;
 use serde_json::Value;
 
 /// Text of a `content` value: a string, or the `text` of an array of parts.
@@ -64,7 +66,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
         .as_ref()
         .filter(|u| !u.is_null())
         .and_then(|u| serde_json::to_vec(u).ok())
-        .and_then(|raw| openai::parse_usage_object(&raw))
+        .and_then(|raw| parse_usage_object(&raw))
         .unwrap_or_default();
     Ok(ChatResponse {
         id: wire.id.unwrap_or_default(),

@@ -9,6 +9,35 @@ use serde_json::Value;
 
 // ------------------------------------------------------------------ provider -> gateway
 
+/// A `usage` object (chat completions, chunks and embeddings).
+#[derive(Debug, Deserialize, Default)]
+pub struct WireUsage {
+    #[serde(default)]
+    pub prompt_tokens: Option<u64>,
+    #[serde(default)]
+    pub completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    pub completion_tokens_details: Option<CompletionDetails>,
+    /// DeepSeek's own name for cached input (it sends `prompt_tokens_details` too, but only
+    /// since 2025; older deployments and some proxies of it send only this).
+    #[serde(default)]
+    pub prompt_cache_hit_tokens: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct PromptDetails {
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct CompletionDetails {
+    #[serde(default)]
+    pub reasoning_tokens: Option<u64>,
+}
+
 /// A `chat.completion` body or a `chat.completion.chunk` (same shape, `message` vs `delta`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -138,4 +167,19 @@ pub struct OutMessage<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<OutToolCall<'a>>,
     pub refusal: Option<()>,
+}
+
+/// `{"error": {"message", "type", "param", "code"}}`, in OpenAI's key order.
+#[derive(Debug, Serialize)]
+pub struct OutError<'a> {
+    pub error: OutErrorObject<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutErrorObject<'a> {
+    pub message: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub param: Option<&'a str>,
+    pub code: Option<&'a str>,
 }

@@ -10,7 +10,7 @@ use crate::llm::ir::{
     ChatRequest, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
     ToolResult, TranslateError,
 };
-use crate::llm::openai_chat::util::{invalid, member, parse_data_url, request_model, request_object, wrong_type};
+use crate::llm::openai_chat::fields::{invalid, member, parse_data_url, request_model, request_object, wrong_type};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 

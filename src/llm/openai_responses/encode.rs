@@ -9,7 +9,7 @@
 
 use super::decode::REDACTED_PREFIX;
 use crate::llm::ir::{ChatResponse, ErrorKind, Part, ProviderError, StopReason};
-use crate::llm::openai_chat::util::error_body;
+use crate::llm::openai_chat::mapping::error_body;
 use crate::usage::Usage;
 use serde::Serialize;
 use serde_json::{json, Value};

@@ -28,7 +28,7 @@ use super::encode::{
     response_object, status_of, usage_json, Envelope, ResponseObject,
 };
 use crate::llm::ir::{FirstChoice, ProviderError, StopReason, StreamEvent};
-use crate::llm::openai_chat::util::error_type_code;
+use crate::llm::openai_chat::mapping::error_type_code;
 use crate::usage::Usage;
 use serde::Serialize;
 use serde_json::{json, Value};

@@ -3,9 +3,9 @@
 //! Validation follows what OpenAI itself rejects (messages in OpenAI's own wording where
 //! we know it). `TranslateError::Invalid.field` is a path like `messages[2].content[0].type`.
 
-use super::decode_messages::Conversation;
-use super::util::{invalid, request_model, request_object};
-use super::util::{member, wrong_type};
+use super::fields::{invalid, request_model, request_object};
+use super::fields::{member, wrong_type};
+use super::messages::Conversation;
 use crate::llm::ir::{ChatRequest, Reasoning, ResponseFormat, Tool, ToolChoice, TranslateError};
 use serde_json::{Map, Value};
 
