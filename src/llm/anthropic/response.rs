@@ -5,6 +5,7 @@ use super::{
     error_kind_from_type, error_type, stop_reason_from_wire, stop_reason_to_wire, usage_from_wire, usage_to_wire,
 };
 use crate::llm::ir::{ChatResponse, ErrorKind, ImageSource, Part, ProviderError, ToolCall};
+// json! stays for the error event object and an empty `input`: one-line literals.
 use serde_json::{json, Value};
 
 /// Longest provider text quoted in an error message.
