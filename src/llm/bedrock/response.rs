@@ -1,25 +1,9 @@
 //! Converse response and error bodies -> IR.
 
+use super::mapping::{exception_kind, stop_reason, stop_sequence};
 use super::wire::{ConverseResponse, ErrorBody, OutBlock};
-use crate::llm::ir::{ChatResponse, ErrorKind, Part, ProviderError, StopReason, ToolCall};
+use crate::llm::ir::{ChatResponse, ErrorKind, Part, ProviderError, ToolCall};
 use serde_json::Value;
-
-/// Converse `stopReason` -> IR.
-pub(crate) fn stop_reason(reason: &str) -> StopReason {
-    match reason {
-        "end_turn" | "stop_sequence" => StopReason::Stop,
-        "max_tokens" | "model_context_window_exceeded" => StopReason::Length,
-        "tool_use" => StopReason::ToolCalls,
-        "guardrail_intervened" | "content_filtered" => StopReason::ContentFilter,
-        _ => StopReason::Other,
-    }
-}
-
-/// The matched stop sequence, when `additionalModelResponseFieldPaths: ["/stop_sequence"]`
-/// made Bedrock return it (Claude models).
-pub(crate) fn stop_sequence(fields: Option<&Value>) -> Option<String> {
-    fields?.get("stop_sequence")?.as_str().map(str::to_owned)
-}
 
 fn part(block: OutBlock) -> Option<Part> {
     if let Some(text) = block.text {
@@ -65,30 +49,6 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
         stop_sequence: stop_sequence(wire.additional_model_response_fields.as_ref()),
         usage: wire.usage.map(|u| u.to_ir()).unwrap_or_default(),
         more_choices: Vec::new(),
-    })
-}
-
-/// Error kind and client status of a modelled Bedrock exception name (`ThrottlingException`,
-/// `throttlingException`, `com.amazon...#ThrottlingException`, ...).
-pub(crate) fn exception_kind(name: &str) -> Option<(ErrorKind, u16)> {
-    let short = name.rsplit(['#', ':', '.']).next().unwrap_or(name);
-    let mut lower = short.to_ascii_lowercase();
-    if let Some(stripped) = lower.strip_suffix("exception") {
-        lower = stripped.to_owned();
-    }
-    Some(match lower.as_str() {
-        "validation" | "servicequotaexceeded" | "serialization" => (ErrorKind::InvalidRequest, 400),
-        "accessdenied" | "unrecognizedclient" | "invalidsignature" | "missingauthenticationtoken" => {
-            (ErrorKind::PermissionDenied, 403)
-        }
-        "expiredtoken" => (ErrorKind::Authentication, 401),
-        "resourcenotfound" => (ErrorKind::NotFound, 404),
-        "throttling" | "modelnotready" => (ErrorKind::RateLimited, 429),
-        "modeltimeout" => (ErrorKind::Timeout, 504),
-        "serviceunavailable" => (ErrorKind::Overloaded, 503),
-        "internalserver" => (ErrorKind::Server, 500),
-        "modelstreamerror" | "modelerror" => (ErrorKind::Server, 502),
-        _ => return None,
     })
 }
 

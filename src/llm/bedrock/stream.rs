@@ -25,7 +25,7 @@
 //!   with its `Error` and without the partial block.
 //! - Not translated: citation and image deltas.
 
-use super::response::{exception_kind, stop_reason, stop_sequence};
+use super::mapping::{exception_kind, stop_reason, stop_sequence};
 use super::wire::{ContentBlockDeltaEvent, ContentBlockStartEvent, ErrorBody, MessageStopEvent, MetadataEvent};
 use crate::llm::ir::{ErrorKind, ProviderError, StreamEvent};
 use crate::stream::eventstream::{EventStreamDecoder, Message};

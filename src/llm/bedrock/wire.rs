@@ -2,7 +2,6 @@
 //! every field defaults, unknown fields are ignored. Requests are written as JSON values in
 //! `request.rs`.
 
-use crate::usage::{Usage, UsageSource};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -77,34 +76,6 @@ pub struct TokenUsage {
 pub struct CacheDetail {
     pub input_tokens: u64,
     pub ttl: String,
-}
-
-impl TokenUsage {
-    /// To the IR convention. Bedrock's `inputTokens` counts only the input tokens that were
-    /// neither read from nor written to the prompt cache (the Bedrock prompt-caching guide;
-    /// the same split as Anthropic's `input_tokens`), so the IR `input` adds both cache counts
-    /// back in. Bedrock reports no reasoning split of `outputTokens`.
-    pub fn to_ir(&self) -> Usage {
-        let cached = self.cache_read_input_tokens;
-        let written = self.cache_write_input_tokens;
-        // Of the writes, those with a 1-hour TTL (a subset, whatever the details say).
-        let written_1h = self.cache_details.as_ref().map(|details| {
-            let one_hour =
-                details.iter().filter(|d| d.ttl == "1h").fold(0u64, |sum, d| sum.saturating_add(d.input_tokens));
-            one_hour.min(written.unwrap_or(one_hour))
-        });
-        Usage {
-            input: self
-                .input_tokens
-                .map(|i| i.saturating_add(cached.unwrap_or(0)).saturating_add(written.unwrap_or(0))),
-            output: self.output_tokens,
-            cached_input: cached,
-            cache_write: written,
-            cache_write_1h: written_1h,
-            reasoning: None,
-            source: UsageSource::Reported,
-        }
-    }
 }
 
 // ----------------------------------------------------------------------------- stream events
