@@ -1,10 +1,11 @@
 //! `limits.max_sse_event_bytes` bounds every provider stream the gateway reads, whether it
 //! translates it (another dialect's client) or passes it through and only observes it
-//! (the client's own dialect): an event over the bound ends the stream with an error naming
-//! the bound, and an event within it passes.
+//! (the client's own dialect), SSE or Bedrock's event stream: an event over the bound ends the
+//! stream with an error naming the bound, and an event within it passes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use llm_gateway::engine::{BodyAction, Gateway, RequestAction, RequestHead};
+use llm_gateway::stream::eventstream::{encode_message, HeaderValue};
 use serde_json::json;
 
 const NOW_MS: u64 = 1_795_734_600_000;
@@ -15,11 +16,15 @@ fn gateway() -> Gateway {
     let config = json!({
         "providers": {
             "oa": {"kind": "openai", "cluster": "openai", "auth": {"type": "bearer", "env": "KEY"}},
-            "an": {"kind": "anthropic", "cluster": "anthropic", "auth": {"type": "api-key", "env": "KEY"}}
+            "an": {"kind": "anthropic", "cluster": "anthropic", "auth": {"type": "api-key", "env": "KEY"}},
+            "ge": {"kind": "gemini", "cluster": "gemini", "auth": {"type": "api-key", "env": "KEY"}},
+            "br": {"kind": "bedrock", "cluster": "bedrock", "region": "us-east-1", "auth": {"type": "bearer", "env": "KEY"}}
         },
         "models": {
             "gpt": {"provider": "oa", "model": "gpt-4o-mini"},
-            "claude": {"provider": "an", "model": "claude-sonnet-4-5"}
+            "claude": {"provider": "an", "model": "claude-sonnet-4-5"},
+            "gemini": {"provider": "ge", "model": "gemini-2.0-flash"},
+            "bedrock": {"provider": "br", "model": "anthropic.claude-3-haiku-20240307-v1:0"}
         },
         "limits": {"max_sse_event_bytes": LIMIT}
     });
@@ -70,6 +75,40 @@ fn openai_stream(text: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A Gemini `alt=sse` stream whose one text part is `text`.
+fn gemini_stream(text: &str) -> Vec<u8> {
+    let chunks = [
+        json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}}]}),
+        json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "."}]}, "finishReason": "STOP"}],
+               "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 7}}),
+    ];
+    chunks.iter().map(|c| format!("data: {c}\r\n\r\n")).collect::<String>().into_bytes()
+}
+
+/// A Bedrock ConverseStream (AWS event stream) whose one text delta is `text`.
+fn bedrock_stream(text: &str) -> Vec<u8> {
+    let events = [
+        ("messageStart", json!({"role": "assistant"})),
+        ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": text}})),
+        ("contentBlockStop", json!({"contentBlockIndex": 0})),
+        ("messageStop", json!({"stopReason": "end_turn"})),
+        (
+            "metadata",
+            json!({"usage": {"inputTokens": 3, "outputTokens": 7, "totalTokens": 10}, "metrics": {"latencyMs": 5}}),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, payload) in events {
+        let headers = [
+            (":event-type".to_string(), HeaderValue::String(name.to_string())),
+            (":content-type".to_string(), HeaderValue::String("application/json".to_string())),
+            (":message-type".to_string(), HeaderValue::String("event".to_string())),
+        ];
+        out.extend(encode_message(&headers, payload.to_string().as_bytes()).unwrap());
+    }
+    out
+}
+
 /// What the client receives for a stream of `model` answered with `answer`, fed in 64-byte chunks.
 fn client_receives(client: Client, model: &str, answer: &[u8]) -> String {
     let gw = gateway();
@@ -95,7 +134,8 @@ fn client_receives(client: Client, model: &str, answer: &[u8]) -> String {
     assert!(matches!(action, RequestAction::Forward(_)), "{action:?}");
     let sent = exchange.on_request_body(body.to_string().as_bytes(), NOW_MS, None, gw.prompts());
     assert!(matches!(sent, BodyAction::Replace(_) | BodyAction::Unchanged), "{sent:?}");
-    exchange.on_response_headers(200, Some("text/event-stream"));
+    let content_type = if model == "bedrock" { "application/vnd.amazon.eventstream" } else { "text/event-stream" };
+    exchange.on_response_headers(200, Some(content_type));
     let chunks: Vec<&[u8]> = answer.chunks(64).collect();
     let mut out = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
@@ -113,12 +153,14 @@ fn client_receives(client: Client, model: &str, answer: &[u8]) -> String {
 type Case = (&'static str, Client, &'static str, fn(&str) -> Vec<u8>);
 
 /// One stream per way the gateway reads it.
-fn cases() -> [Case; 4] {
+fn cases() -> [Case; 6] {
     [
         ("Anthropic passthrough (observed)", Client::Anthropic, "claude", anthropic_stream),
         ("OpenAI passthrough", Client::OpenAi, "gpt", openai_stream),
         ("Anthropic translated for OpenAI", Client::OpenAi, "claude", anthropic_stream),
         ("OpenAI translated for Anthropic", Client::Anthropic, "gpt", openai_stream),
+        ("Gemini translated for OpenAI", Client::OpenAi, "gemini", gemini_stream),
+        ("Bedrock event stream translated for Anthropic", Client::Anthropic, "bedrock", bedrock_stream),
     ]
 }
 
@@ -142,7 +184,8 @@ fn an_event_over_the_limit_ends_every_stream_with_an_error() {
             }
         };
         let message = message.unwrap_or_else(|| panic!("{name}: the stream does not end on an error: {body}"));
-        assert!(message.contains(&format!("exceeds {LIMIT} bytes")), "{name}: {message}");
+        // SSE: "exceeds 512 bytes"; event stream: "exceeds the 512-byte limit".
+        assert!(message.contains("exceeds") && message.contains(&LIMIT.to_string()), "{name}: {message}");
         assert!(!body.contains(&big), "{name}: the event over the limit reached the client whole");
         assert!(!body.contains("message_stop"), "{name}: the stream went on after the error");
     }
