@@ -1,11 +1,12 @@
 //! Non-streamed responses and errors, both sides.
 
 use super::wire::{Block, ImageSource as WireImage, InErrorBody, InMessage, InUsage, OutMessageObject};
+use super::wire::{OutErrorBody, OutErrorObject};
 use super::{
     error_kind_from_type, error_type, stop_reason_from_wire, stop_reason_to_wire, usage_from_wire, usage_to_wire,
 };
 use crate::llm::ir::{ChatResponse, ErrorKind, ImageSource, Part, ProviderError, ToolCall};
-// json! stays for the error event object and an empty `input`: one-line literals.
+// json! stays for an empty tool `input`: a one-line literal.
 use serde_json::{json, Value};
 
 /// Longest provider text quoted in an error message.
@@ -137,9 +138,14 @@ fn part_to_block(p: &Part) -> Option<Block> {
 
 /// The Anthropic error body for a client (the HTTP status is `err.status`).
 pub fn encode_error(err: &ProviderError) -> Vec<u8> {
-    serde_json::to_vec(&error_json(err)).unwrap_or_default()
+    serde_json::to_vec(&error_object(err)).unwrap_or_default()
 }
 
+fn error_object(err: &ProviderError) -> OutErrorBody<'_> {
+    OutErrorBody { kind: "error", error: OutErrorObject { kind: error_type(err.kind), message: &err.message } }
+}
+
+/// The error as a stream event's data.
 pub(crate) fn error_json(err: &ProviderError) -> Value {
-    json!({"type": "error", "error": {"type": error_type(err.kind), "message": err.message}})
+    serde_json::to_value(error_object(err)).unwrap_or_default()
 }

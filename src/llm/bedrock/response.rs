@@ -1,4 +1,5 @@
-//! Converse response and error bodies -> IR.
+//! Converse response and error bodies -> IR (stop reasons, exception names and usage are the
+//! tables in `mapping.rs`).
 
 use super::mapping::{exception_kind, stop_reason, stop_sequence};
 use super::wire::{ConverseResponse, ErrorBody, OutBlock};

@@ -10,11 +10,11 @@
 //! - `finishReason`: STOP -> Stop (ToolCalls when the candidate has function calls),
 //!   MAX_TOKENS -> Length, SAFETY / RECITATION / BLOCKLIST / PROHIBITED_CONTENT / SPII /
 //!   IMAGE_SAFETY / IMAGE_PROHIBITED_CONTENT -> ContentFilter, anything else (e.g.
-//!   MALFORMED_FUNCTION_CALL, LANGUAGE, OTHER) -> Other.
+//!   MALFORMED_FUNCTION_CALL, LANGUAGE, OTHER) -> Other (the table: `mapping.rs`).
 //! - No candidates but `promptFeedback.blockReason` -> an empty ContentFilter response.
 //! - Usage: input = promptTokenCount (cached content included) + toolUsePromptTokenCount;
 //!   cached_input = cachedContentTokenCount; output = candidatesTokenCount +
-//!   thoughtsTokenCount; reasoning = thoughtsTokenCount.
+//!   thoughtsTokenCount; reasoning = thoughtsTokenCount (`mapping.rs`, with the error kinds).
 //! - `responseId` -> id, `modelVersion` -> model, `createTime` (RFC 3339) -> created.
 
 use super::mapping::{convert_usage, error_kind, finish_reason};
