@@ -477,6 +477,7 @@ fn tools(obj: &Map<String, Value>) -> Result<Vec<Tool>> {
             return Err(missing(&format!("{path}.name")));
         }
         let parameters = match member(t, "parameters") {
+            // json!: the IR carries a tool's schema as a `Value`; this is the empty one.
             None => serde_json::json!({"type": "object", "properties": {}}),
             Some(p @ Value::Object(_)) => p.clone(),
             Some(v) => return Err(wrong_type(&format!("{path}.parameters"), "an object", v)),

@@ -273,6 +273,7 @@ fn tools(obj: &Map<String, Value>) -> Result<Vec<Tool>> {
             }
         };
         let parameters = match member(f, "parameters") {
+            // json!: the IR carries a tool's schema as a `Value`; this is the empty one.
             None => serde_json::json!({"type": "object", "properties": {}}),
             Some(p @ Value::Object(_)) => p.clone(),
             Some(v) => return Err(wrong_type(&format!("{path}.function.parameters"), "an object", v)),
@@ -341,6 +342,7 @@ fn response_format(obj: &Map<String, Value>) -> Result<Option<ResponseFormat>> {
                 )
             })?;
             let schema = match member(js, "schema") {
+                // json!: the IR carries a response schema as a `Value`; none is the empty one.
                 None => serde_json::json!({}),
                 Some(s @ Value::Object(_)) => s.clone(),
                 Some(v) => return Err(wrong_type("response_format.json_schema.schema", "an object", v)),
