@@ -30,6 +30,7 @@
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput};
+use llm_gateway::config::Limits;
 use llm_gateway::llm::dialect::{self, StreamDecoder, StreamEncoder};
 use llm_gateway::llm::ir::{ChatRequest, ClientDialect, ProviderDialect};
 use llm_gateway::stream::eventstream::EventStreamDecoder;
@@ -147,7 +148,7 @@ fn streams<M: Measurement>(c: &mut Criterion<M>) {
         for (client, cname) in CLIENTS {
             group.bench_function(format!("{pname}->{cname}"), |b| {
                 b.iter(|| {
-                    let mut decoder = StreamDecoder::new(*provider);
+                    let mut decoder = StreamDecoder::new(*provider, Limits::default().max_sse_event_bytes);
                     let mut encoder = StreamEncoder::new(client, true, 1_700_000_000);
                     let (mut events, mut out) = (Vec::new(), Vec::new());
                     decoder.feed(black_box(body), &mut events);

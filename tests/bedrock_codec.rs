@@ -313,7 +313,7 @@ fn decode_errors() {
     assert_eq!((e.kind, e.status), (ErrorKind::RateLimited, 429));
     let e = decode_error(502, &FIXTURES.read("error_502.html"));
     assert_eq!((e.kind, e.status), (ErrorKind::Server, 502));
-    assert_eq!(e.message, "provider returned HTTP 502 with an HTML/XML body");
+    assert_eq!(e.message, "provider returned HTTP 502 with a text/html body");
     let e = decode_error(503, b"");
     assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Overloaded, "provider returned HTTP 503 with an empty body"));
     let e = decode_error(403, br#"{"Message":"User is not authorized","__type":"AccessDeniedException"}"#);

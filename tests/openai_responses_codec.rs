@@ -3,6 +3,7 @@
 //! what is refused and why, the `response` object, and the typed SSE event stream.
 //! Pair goldens with every provider are in tests/pairs.rs.
 
+use llm_gateway::config::Limits;
 use llm_gateway::llm::dialect::{self, StreamEncoder};
 use llm_gateway::llm::ir::{
     ChatResponse, ClientDialect, ErrorKind, ImageSource, Part, ProviderDialect, ProviderError, Reasoning,
@@ -491,7 +492,8 @@ fn a_stream_cut_by_the_output_cap_is_incomplete() {
 fn item_ids_match_from_added_to_done_at_every_split() {
     let bytes = Fixtures("anthropic").read("stream_thinking.sse");
     let run = |chunks: &[&[u8]]| {
-        let mut decoder = dialect::StreamDecoder::new(ProviderDialect::Anthropic);
+        let mut decoder =
+            dialect::StreamDecoder::new(ProviderDialect::Anthropic, Limits::default().max_sse_event_bytes);
         let mut encoder = StreamEncoder::new(ClientDialect::Responses, true, 1);
         let (mut ir, mut out) = (Vec::new(), Vec::new());
         for c in chunks {

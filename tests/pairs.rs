@@ -5,6 +5,7 @@
 //! point and in 1-byte chunks with identical output. `BLESS=1 cargo test --test pairs`
 //! rewrites the goldens in tests/fixtures/pairs/golden/; review them as diffs.
 
+use llm_gateway::config::Limits;
 use llm_gateway::llm::dialect::{self, StreamDecoder, StreamEncoder};
 use llm_gateway::llm::ir::{ClientDialect, ProviderDialect, StreamEvent};
 
@@ -88,7 +89,7 @@ fn provider_responses_encoded_for_every_client() {
 
 /// Translates a provider stream for a client, fed in the given chunks.
 fn translate(provider: ProviderDialect, client: ClientDialect, chunks: &[&[u8]]) -> (String, Vec<StreamEvent>) {
-    let mut decoder = StreamDecoder::new(provider);
+    let mut decoder = StreamDecoder::new(provider, Limits::default().max_sse_event_bytes);
     let mut encoder = StreamEncoder::new(client, true, 1_700_000_000);
     let (mut events, mut all, mut out) = (Vec::new(), Vec::new(), Vec::new());
     for chunk in chunks {

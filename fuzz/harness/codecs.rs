@@ -7,6 +7,7 @@
 
 use super::streams::fix_crcs;
 use super::{chunkings_with, json_close, must_parse, selector};
+use llm_gateway::config::Limits;
 use llm_gateway::llm::dialect::{self, StreamDecoder, StreamEncoder};
 use llm_gateway::llm::embeddings::{self, Target};
 use llm_gateway::llm::ir::{ClientDialect, ProviderDialect, ProviderError, StreamEvent, TranslateError};
@@ -209,7 +210,7 @@ fn essence(events: &[StreamEvent]) -> Vec<StreamEvent> {
 }
 
 fn decode_stream(provider: ProviderDialect, chunks: &[&[u8]]) -> Vec<StreamEvent> {
-    let mut decoder = StreamDecoder::new(provider);
+    let mut decoder = StreamDecoder::new(provider, Limits::default().max_sse_event_bytes);
     let mut events = Vec::new();
     for chunk in chunks {
         decoder.feed(chunk, &mut events);

@@ -2,7 +2,7 @@
 
 use crate::auth;
 use crate::llm::ir::{ClientDialect, TranslateError};
-use crate::llm::openai;
+use crate::llm::openai_chat::passthrough as openai;
 use crate::prompt::PromptError;
 
 /// An answer the gateway gives itself, without contacting a provider.

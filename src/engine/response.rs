@@ -5,7 +5,8 @@ use crate::json_scan;
 use crate::llm::dialect::{self, StreamDecoder, StreamEncoder};
 use crate::llm::embeddings;
 use crate::llm::ir::{ChatResponse, ClientDialect, ErrorKind, Part, ProviderDialect, ProviderError, StreamEvent};
-use crate::llm::{openai, openai_responses};
+use crate::llm::openai_chat::passthrough as openai;
+use crate::llm::openai_responses;
 use crate::prompt::{prompt_response, PromptStreamEncoder, TemplateUse};
 use crate::stream::sse::{encode_event, SseDecoder, SseEvent};
 
@@ -139,6 +140,9 @@ pub struct Observed {
     pub events: Vec<StreamEvent>,
     /// The last bytes passed to the client, to end its last event before one is appended.
     pub tail: Vec<u8>,
+    /// The stream was ended by the gateway (an event beyond `limits.max_sse_event_bytes`):
+    /// nothing more reaches the client.
+    pub cut: bool,
 }
 
 /// Keeps the last few bytes the client was sent.
@@ -284,9 +288,24 @@ impl Observed {
     /// Observes for usage; a stream the provider cut (the body ends without the dialect's end
     /// event) gets the error event the decoder produced for it, in the client's own dialect.
     fn chunk(&mut self, meter: &mut Meter, chunk: &[u8], end: bool, now_ms: u64) -> Rewrite {
+        if self.cut {
+            return Some(Vec::new());
+        }
         self.decoder.feed(chunk, &mut self.events);
+        let mut last_error = None;
         for event in self.events.drain(..) {
             meter.observe(&event, now_ms);
+            if let StreamEvent::Error(error) = event {
+                last_error = Some(error);
+            }
+        }
+        if let Some(error) = last_error.filter(|_| self.decoder.framing_failed()) {
+            // An event beyond the bound cannot be forwarded intact (as in the OpenAI
+            // passthrough): this chunk is dropped and the stream ends on the gateway's error.
+            self.cut = true;
+            let mut out = event_separator(&self.tail).to_vec();
+            encode_anthropic_stream_error(&error, &mut out);
+            return Some(out);
         }
         remember_tail(&mut self.tail, chunk);
         if !end {
@@ -297,12 +316,7 @@ impl Observed {
         for event in self.events.drain(..) {
             meter.observe(&event, now_ms);
             if let StreamEvent::Error(error) = &event {
-                let data =
-                    String::from_utf8_lossy(&dialect::encode_error(ClientDialect::Anthropic, error)).into_owned();
-                encode_event(
-                    &SseEvent { event: Some("error".to_string()), data, ..SseEvent::default() },
-                    &mut appended,
-                );
+                encode_anthropic_stream_error(error, &mut appended);
             }
         }
         if appended.is_empty() {
@@ -313,6 +327,12 @@ impl Observed {
         out.extend_from_slice(&appended);
         Some(out)
     }
+}
+
+/// An error event as Anthropic sends one mid-stream (`event: error`).
+fn encode_anthropic_stream_error(error: &ProviderError, out: &mut Vec<u8>) {
+    let data = String::from_utf8_lossy(&dialect::encode_error(ClientDialect::Anthropic, error)).into_owned();
+    encode_event(&SseEvent { event: Some("error".to_string()), data, ..SseEvent::default() }, out);
 }
 
 fn drain_finished(decoder: &mut StreamDecoder, events: &mut Vec<StreamEvent>, meter: &mut Meter, now_ms: u64) {

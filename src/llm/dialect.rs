@@ -86,12 +86,31 @@ pub enum StreamDecoder {
 }
 
 impl StreamDecoder {
-    pub fn new(provider: ProviderDialect) -> Self {
+    /// The provider's decoder, holding at most `max_event_bytes` for one event (SSE event or
+    /// event-stream message): the configured `limits.max_sse_event_bytes`, the same bound the
+    /// untranslated OpenAI passthrough applies.
+    pub fn new(provider: ProviderDialect, max_event_bytes: usize) -> Self {
         match provider {
-            ProviderDialect::OpenAi => StreamDecoder::OpenAi(openai_chat::StreamDecoder::new()),
-            ProviderDialect::Anthropic => StreamDecoder::Anthropic(anthropic::StreamDecoder::new()),
-            ProviderDialect::Gemini => StreamDecoder::Gemini(gemini::StreamDecoder::new()),
-            ProviderDialect::Bedrock => StreamDecoder::Bedrock(bedrock::StreamDecoder::new()),
+            ProviderDialect::OpenAi => {
+                StreamDecoder::OpenAi(openai_chat::StreamDecoder::with_event_limit(max_event_bytes))
+            }
+            ProviderDialect::Anthropic => {
+                StreamDecoder::Anthropic(anthropic::StreamDecoder::with_event_limit(max_event_bytes))
+            }
+            ProviderDialect::Gemini => StreamDecoder::Gemini(gemini::StreamDecoder::with_event_limit(max_event_bytes)),
+            ProviderDialect::Bedrock => {
+                StreamDecoder::Bedrock(bedrock::StreamDecoder::with_event_limit(max_event_bytes))
+            }
+        }
+    }
+
+    /// Whether the stream ended because its framing failed (an event beyond the bound).
+    pub fn framing_failed(&self) -> bool {
+        match self {
+            StreamDecoder::OpenAi(d) => d.framing_failed(),
+            StreamDecoder::Anthropic(d) => d.framing_failed(),
+            StreamDecoder::Gemini(d) => d.framing_failed(),
+            StreamDecoder::Bedrock(d) => d.framing_failed(),
         }
     }
 

@@ -554,6 +554,35 @@ pub struct ProviderError {
     pub message: String,
 }
 
+/// Characters of a provider's plain-text error body quoted in the message.
+const QUOTED_BODY_CHARS: usize = 200;
+
+impl ProviderError {
+    /// The error for a non-2xx body that is not the provider's error shape (an HTML page from
+    /// a proxy, plain text, an empty body): one wording for every provider dialect. Plain
+    /// text is quoted (control characters as spaces, at most 200 characters); HTML never.
+    pub fn unreadable_body(kind: ErrorKind, status: u16, body: &[u8]) -> ProviderError {
+        ProviderError { kind, status, message: describe_error_body(status, body) }
+    }
+}
+
+/// `provider returned HTTP <status> ...`: with an empty body, with a text/html body, or the
+/// body's text quoted (see [`ProviderError::unreadable_body`]).
+pub fn describe_error_body(status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return format!("provider returned HTTP {status} with an empty body");
+    }
+    if trimmed.starts_with('<') {
+        return format!("provider returned HTTP {status} with a text/html body");
+    }
+    let printable = || trimmed.chars().map(|c| if c.is_control() { ' ' } else { c });
+    let quoted: String = printable().take(QUOTED_BODY_CHARS).collect();
+    let more = if printable().nth(QUOTED_BODY_CHARS).is_some() { "..." } else { "" };
+    format!("provider returned HTTP {status}: {quoted}{more}")
+}
+
 /// Why a request cannot be translated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TranslateError {

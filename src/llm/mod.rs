@@ -5,7 +5,6 @@ pub mod dialect;
 pub mod embeddings;
 pub mod gemini;
 pub mod ir;
-pub mod openai;
 pub mod openai_chat;
 pub mod openai_responses;
 pub mod percent;

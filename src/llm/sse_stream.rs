@@ -4,10 +4,8 @@
 //! decoding ([`EventDecoder`]).
 
 use super::ir::{ErrorKind, ProviderError, StreamEvent};
+use crate::config::Limits;
 use crate::stream::sse::{SseDecoder, SseEvent};
-
-/// Largest single SSE event held while decoding.
-const MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// Whether the stream goes on after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +46,8 @@ pub struct SseStream<D> {
     /// Reused between feeds.
     events: Vec<SseEvent>,
     ended: bool,
+    /// The framing failed (an event beyond the bound): the stream ended on the gateway's error.
+    framing_failed: bool,
     decoder: D,
 }
 
@@ -58,8 +58,21 @@ impl<D: EventDecoder> Default for SseStream<D> {
 }
 
 impl<D: EventDecoder> SseStream<D> {
+    /// A decoder bounded by the configuration's default event size.
     pub fn new() -> Self {
-        SseStream { sse: SseDecoder::new(MAX_EVENT_BYTES), events: Vec::new(), ended: false, decoder: D::default() }
+        Self::with_event_limit(Limits::default().max_sse_event_bytes)
+    }
+
+    /// A decoder that holds at most `max_event_bytes` for one event (the configured
+    /// `limits.max_sse_event_bytes`); a larger event ends the stream with an error.
+    pub fn with_event_limit(max_event_bytes: usize) -> Self {
+        SseStream {
+            sse: SseDecoder::new(max_event_bytes),
+            events: Vec::new(),
+            ended: false,
+            framing_failed: false,
+            decoder: D::default(),
+        }
     }
 
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) {
@@ -69,8 +82,15 @@ impl<D: EventDecoder> SseStream<D> {
         let result = self.sse.feed(chunk, &mut self.events);
         self.drain(out);
         if let Err(e) = result {
+            self.framing_failed |= !self.ended;
             self.fail(out, format!("{}: {e}", D::FRAMING_ERROR));
         }
+    }
+
+    /// Whether the stream ended because its framing failed (an event beyond the bound): the
+    /// gateway's error, which a passthrough must still tell the client.
+    pub fn framing_failed(&self) -> bool {
+        self.framing_failed
     }
 
     /// The body ended: flushes what is buffered, then ends the stream if the provider did not.

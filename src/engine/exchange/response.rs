@@ -184,7 +184,7 @@ impl Exchange {
             BodyPlan::TranslateStream(shape) => {
                 let created = self.started_ms / 1000;
                 let body = ResponseBody::Translated(Box::new(Translated {
-                    decoder: StreamDecoder::new(route.dialect),
+                    decoder: StreamDecoder::new(route.dialect, self.limits.max_sse_event_bytes),
                     encoder: ShapeEncoder::new(shape, self.admission.client_wants_usage, created),
                     events: Vec::new(),
                     fallback_model: Some(route.target_model.clone()),
@@ -208,9 +208,10 @@ impl Exchange {
             }
             BodyPlan::ObserveStream => {
                 let body = ResponseBody::Observed(Box::new(Observed {
-                    decoder: StreamDecoder::new(route.dialect),
+                    decoder: StreamDecoder::new(route.dialect, self.limits.max_sse_event_bytes),
                     events: Vec::new(),
                     tail: Vec::new(),
+                    cut: false,
                 }));
                 (body, unknown_length())
             }

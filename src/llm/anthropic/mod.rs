@@ -35,20 +35,29 @@
 //!   the 5-minute rest, when known); `reasoning` = `output_tokens_details.thinking_tokens`. Stream usage is
 //!   cumulative on the wire already (`message_delta` repeats totals).
 //! - `metadata.user_id` <-> `ChatRequest::user`.
+//!
+//! The tables (stop reasons, error types, usage, effort budgets) are in `mapping.rs`, each
+//! tested row by row there. Files: `wire.rs` (serde types), `request/` (`decode.rs`: client
+//! bodies, `encode.rs`: provider bodies), `response.rs`, `stream.rs` (both directions).
 
-mod decode;
-mod encode;
+mod mapping;
 mod response;
 mod stream;
 mod wire;
+mod request {
+    pub mod decode;
+    pub mod encode;
+}
 
-pub use decode::decode_request;
-pub use encode::encode_request;
+pub use mapping::effort_budget;
+pub(crate) use mapping::{
+    cache_creation_to_wire, error_kind_from_type, error_type, stop_reason_from_wire, stop_reason_to_wire,
+    usage_from_wire, usage_to_wire,
+};
+pub use request::decode::decode_request;
+pub use request::encode::encode_request;
 pub use response::{decode_error, decode_response, encode_error, encode_response};
 pub use stream::{StreamDecoder, StreamEncoder};
-
-use crate::llm::ir::{ErrorKind, StopReason};
-use crate::usage::{Usage, UsageSource};
 
 /// Provider name used in `TranslateError::Unsupported`.
 pub const PROVIDER: &str = "anthropic";
@@ -60,118 +69,3 @@ pub const GATEWAY: &str = "llm-gateway";
 pub const API_VERSION: &str = "2023-06-01";
 /// `max_tokens` sent when the IR request has none (Anthropic requires the field).
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
-
-/// Thinking budget for an OpenAI-style reasoning effort. `Some(None)` means "thinking
-/// disabled" (effort `none`); `None` means the effort is unknown.
-pub fn effort_budget(effort: &str) -> Option<Option<u64>> {
-    match effort {
-        "none" => Some(None),
-        "minimal" | "low" => Some(Some(1024)),
-        "medium" => Some(Some(4096)),
-        "high" => Some(Some(16384)),
-        "xhigh" => Some(Some(32768)),
-        "max" => Some(Some(65536)),
-        _ => None,
-    }
-}
-
-pub(crate) fn stop_reason_from_wire(reason: &str) -> StopReason {
-    match reason {
-        "end_turn" | "stop_sequence" => StopReason::Stop,
-        "max_tokens" | "model_context_window_exceeded" => StopReason::Length,
-        "tool_use" => StopReason::ToolCalls,
-        "refusal" => StopReason::ContentFilter,
-        _ => StopReason::Other,
-    }
-}
-
-pub(crate) fn stop_reason_to_wire(reason: StopReason, stop_sequence: Option<&str>) -> &'static str {
-    match reason {
-        StopReason::Stop if stop_sequence.is_some() => "stop_sequence",
-        StopReason::Stop | StopReason::Other => "end_turn",
-        StopReason::Length => "max_tokens",
-        StopReason::ToolCalls => "tool_use",
-        StopReason::ContentFilter => "refusal",
-    }
-}
-
-pub(crate) fn error_kind_from_type(kind: &str) -> Option<ErrorKind> {
-    Some(match kind {
-        "invalid_request_error" => ErrorKind::InvalidRequest,
-        "authentication_error" => ErrorKind::Authentication,
-        "permission_error" | "billing_error" => ErrorKind::PermissionDenied,
-        "not_found_error" => ErrorKind::NotFound,
-        "request_too_large" => ErrorKind::RequestTooLarge,
-        "rate_limit_error" => ErrorKind::RateLimited,
-        "overloaded_error" => ErrorKind::Overloaded,
-        "api_error" => ErrorKind::Server,
-        "timeout_error" => ErrorKind::Timeout,
-        _ => return None,
-    })
-}
-
-pub(crate) fn error_type(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::InvalidRequest => "invalid_request_error",
-        ErrorKind::Authentication => "authentication_error",
-        ErrorKind::PermissionDenied => "permission_error",
-        ErrorKind::NotFound => "not_found_error",
-        ErrorKind::RequestTooLarge => "request_too_large",
-        ErrorKind::RateLimited => "rate_limit_error",
-        ErrorKind::Overloaded => "overloaded_error",
-        ErrorKind::Server => "api_error",
-        ErrorKind::Timeout => "timeout_error",
-    }
-}
-
-/// Anthropic usage counts (any subset) -> IR usage, given the counts already known
-/// (`message_start`) for those a `message_delta` omits.
-pub(crate) fn usage_from_wire(u: &wire::InUsage, prev: &wire::InUsage) -> (Usage, wire::InUsage) {
-    let merged = wire::InUsage {
-        input_tokens: u.input_tokens.or(prev.input_tokens),
-        output_tokens: u.output_tokens.or(prev.output_tokens),
-        cache_creation_input_tokens: u.cache_creation_input_tokens.or(prev.cache_creation_input_tokens),
-        cache_read_input_tokens: u.cache_read_input_tokens.or(prev.cache_read_input_tokens),
-        cache_creation: u.cache_creation.or(prev.cache_creation),
-        output_tokens_details: u.output_tokens_details.clone().or_else(|| prev.output_tokens_details.clone()),
-    };
-    let input = merged.input_tokens.map(|i| {
-        i.saturating_add(merged.cache_read_input_tokens.unwrap_or(0))
-            .saturating_add(merged.cache_creation_input_tokens.unwrap_or(0))
-    });
-    let usage = Usage {
-        input,
-        output: merged.output_tokens,
-        cached_input: merged.cache_read_input_tokens,
-        cache_write: merged.cache_creation_input_tokens,
-        cache_write_1h: merged.cache_creation.map(|c| {
-            // A subset of all writes, whatever the provider's figures say.
-            let written = merged.cache_creation_input_tokens.unwrap_or(c.ephemeral_1h_input_tokens);
-            c.ephemeral_1h_input_tokens.min(written)
-        }),
-        reasoning: merged.output_tokens_details.as_ref().and_then(|d| d.thinking_tokens),
-        source: UsageSource::Reported,
-    };
-    (usage, merged)
-}
-
-/// The TTL split of the cache writes, when the provider reported one.
-pub(crate) fn cache_creation_to_wire(u: &Usage) -> Option<wire::CacheCreation> {
-    let one_hour = u.cache_write_1h?;
-    let written = u.cache_write.unwrap_or(one_hour).max(one_hour);
-    Some(wire::CacheCreation { ephemeral_5m_input_tokens: written - one_hour, ephemeral_1h_input_tokens: one_hour })
-}
-
-/// IR usage -> Anthropic usage (`input_tokens` excludes the cache counts).
-pub(crate) fn usage_to_wire(u: &Usage) -> wire::OutUsage {
-    let cached = u.cached_input.unwrap_or(0);
-    let written = u.cache_write.unwrap_or(0);
-    wire::OutUsage {
-        input_tokens: u.input.unwrap_or(0).saturating_sub(cached).saturating_sub(written),
-        cache_creation_input_tokens: u.cache_write,
-        cache_read_input_tokens: u.cached_input,
-        cache_creation: cache_creation_to_wire(u),
-        output_tokens: u.output.unwrap_or(0),
-        output_tokens_details: u.reasoning.map(|thinking_tokens| wire::OutOutputDetails { thinking_tokens }),
-    }
-}

@@ -1,10 +1,12 @@
 //! Non-streamed responses and errors, both sides.
 
 use super::wire::{Block, ImageSource as WireImage, InErrorBody, InMessage, InUsage, OutMessageObject};
+use super::wire::{OutErrorBody, OutErrorObject};
 use super::{
     error_kind_from_type, error_type, stop_reason_from_wire, stop_reason_to_wire, usage_from_wire, usage_to_wire,
 };
 use crate::llm::ir::{ChatResponse, ErrorKind, ImageSource, Part, ProviderError, ToolCall};
+// json! stays for an empty tool `input`: a one-line literal.
 use serde_json::{json, Value};
 
 /// Longest provider text quoted in an error message.
@@ -65,16 +67,7 @@ pub fn decode_error(status: u16, body: &[u8]) -> ProviderError {
             return ProviderError { kind: kind.unwrap_or(by_status), status, message: truncate_long(&message) };
         }
     }
-    let trimmed = String::from_utf8_lossy(body);
-    let trimmed = trimmed.trim();
-    let message = if trimmed.is_empty() {
-        format!("provider returned HTTP {status} with an empty body")
-    } else if trimmed.starts_with('<') {
-        format!("provider returned HTTP {status} with a text/html body")
-    } else {
-        format!("provider returned HTTP {status}: {}", truncate(trimmed))
-    };
-    ProviderError { kind: by_status, status, message }
+    ProviderError::unreadable_body(by_status, status, body)
 }
 
 /// Quoted provider text, capped at [`MAX_QUOTED`] bytes (on a char boundary).
@@ -145,9 +138,14 @@ fn part_to_block(p: &Part) -> Option<Block> {
 
 /// The Anthropic error body for a client (the HTTP status is `err.status`).
 pub fn encode_error(err: &ProviderError) -> Vec<u8> {
-    serde_json::to_vec(&error_json(err)).unwrap_or_default()
+    serde_json::to_vec(&error_object(err)).unwrap_or_default()
 }
 
+fn error_object(err: &ProviderError) -> OutErrorBody<'_> {
+    OutErrorBody { kind: "error", error: OutErrorObject { kind: error_type(err.kind), message: &err.message } }
+}
+
+/// The error as a stream event's data.
 pub(crate) fn error_json(err: &ProviderError) -> Value {
-    json!({"type": "error", "error": {"type": error_type(err.kind), "message": err.message}})
+    serde_json::to_value(error_object(err)).unwrap_or_default()
 }

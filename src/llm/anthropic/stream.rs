@@ -8,6 +8,8 @@ use crate::llm::ir::{ErrorKind, FirstChoice, ProviderError, StopReason, StreamEv
 use crate::llm::sse_stream::{fail, EventDecoder, Flow, SseStream};
 use crate::stream::sse::SseEvent;
 use crate::usage::Usage;
+// json! stays for the SSE event payloads: one-line tagged objects written as events, where a
+// struct per event type would add a type each for no check the tests do not already make.
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq)]

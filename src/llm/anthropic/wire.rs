@@ -390,3 +390,18 @@ pub struct InMessageDelta {
     #[serde(default)]
     pub stop_sequence: Option<String>,
 }
+
+/// `{"type": "error", "error": {"type", "message"}}`: an error body or stream event for a client.
+#[derive(Debug, Serialize)]
+pub struct OutErrorBody<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub error: OutErrorObject<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutErrorObject<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub message: &'a str,
+}

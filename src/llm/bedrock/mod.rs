@@ -39,6 +39,7 @@
 //!   [`sigv4::sign`] takes the payload hash as a parameter so either way works once the body
 //!   is known; it is tested against AWS's SigV4 test-suite vectors and botocore.
 
+mod mapping;
 mod request;
 mod response;
 pub mod sigv4;

@@ -52,11 +52,14 @@
 //! Unsupported, see `Image::check_detail`), message names when each role has one participant
 //! (several speakers in one role are Unsupported, see `ChatRequest::check_names`).
 
+use super::wire::{OutConverseRequest, OutInferenceConfig};
 use super::PROVIDER;
 use crate::llm::ir::{
     CacheControl, ChatRequest, DocumentSource, Image, ImageSource, Part, Reasoning, ResponseFormat, Role, ToolChoice,
     TranslateError,
 };
+// json! stays for content blocks, tool specs and tool choices: Converse unions with one member
+// each (`{"text": ...}`, `{"toolUse": ...}`), one-line literals; a tool's schema passes through.
 use serde_json::{json, Map, Value};
 
 fn unsupported(field: &str, detail: impl Into<String>) -> TranslateError {
@@ -406,34 +409,27 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, TranslateError> {
     req.check_anthropic_only(PROVIDER)?;
     reject_unsupported(req)?;
     req.check_names(PROVIDER, |i| format!("messages[{i}]"))?;
-    let mut body = Map::new();
-    body.insert("messages".into(), Value::Array(messages(req)?));
+    // Messages are checked before the system prompt, as the errors have always been ordered.
+    let messages = messages(req)?;
     let system = system(req)?;
-    if !system.is_empty() {
-        body.insert("system".into(), Value::Array(system));
-    }
+    let inference = OutInferenceConfig {
+        max_tokens: req.max_tokens,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        stop_sequences: (!req.stop.is_empty()).then_some(req.stop.as_slice()),
+    };
+    let mut body = OutConverseRequest {
+        messages,
+        system: (!system.is_empty()).then_some(system),
+        inference_config: (!inference.is_empty()).then_some(inference),
+        tool_config: tool_config(req)?,
+        additional_model_request_fields: None,
+        additional_model_response_field_paths: None,
+        output_config: None,
+    };
 
-    let mut inference = Map::new();
-    if let Some(v) = req.max_tokens {
-        inference.insert("maxTokens".into(), json!(v));
-    }
-    if let Some(v) = req.temperature {
-        inference.insert("temperature".into(), json!(v));
-    }
-    if let Some(v) = req.top_p {
-        inference.insert("topP".into(), json!(v));
-    }
-    if !req.stop.is_empty() {
-        inference.insert("stopSequences".into(), json!(req.stop));
-    }
-    if !inference.is_empty() {
-        body.insert("inferenceConfig".into(), Value::Object(inference));
-    }
-
-    if let Some(tc) = tool_config(req)? {
-        body.insert("toolConfig".into(), tc);
-    }
-
+    // json! stays for `additionalModelRequestFields`: model-specific members Converse hands to
+    // the model unchecked (Nova's `inferenceConfig.topK`, Claude's `top_k` and `thinking`).
     let mut additional = Map::new();
     if let Some(k) = req.top_k {
         if is_nova(&req.model) {
@@ -472,15 +468,15 @@ pub fn encode_request(req: &ChatRequest) -> Result<Vec<u8>, TranslateError> {
         );
     }
     if !additional.is_empty() {
-        body.insert("additionalModelRequestFields".into(), Value::Object(additional));
+        body.additional_model_request_fields = Some(additional);
     }
     if !req.stop.is_empty() && is_claude(&req.model) {
-        body.insert("additionalModelResponseFieldPaths".into(), json!(["/stop_sequence"]));
+        body.additional_model_response_field_paths = Some(["/stop_sequence"]);
     }
     if !output_config.is_empty() {
-        body.insert("outputConfig".into(), Value::Object(output_config));
+        body.output_config = Some(output_config);
     }
-    serde_json::to_vec(&Value::Object(body)).map_err(|e| TranslateError::Invalid {
+    serde_json::to_vec(&body).map_err(|e| TranslateError::Invalid {
         field: "request".into(),
         message: format!("cannot serialize the Bedrock request: {e}"),
     })

@@ -1,25 +1,10 @@
-//! Converse response and error bodies -> IR.
+//! Converse response and error bodies -> IR (stop reasons, exception names and usage are the
+//! tables in `mapping.rs`).
 
+use super::mapping::{exception_kind, stop_reason, stop_sequence};
 use super::wire::{ConverseResponse, ErrorBody, OutBlock};
-use crate::llm::ir::{ChatResponse, ErrorKind, Part, ProviderError, StopReason, ToolCall};
+use crate::llm::ir::{ChatResponse, ErrorKind, Part, ProviderError, ToolCall};
 use serde_json::Value;
-
-/// Converse `stopReason` -> IR.
-pub(crate) fn stop_reason(reason: &str) -> StopReason {
-    match reason {
-        "end_turn" | "stop_sequence" => StopReason::Stop,
-        "max_tokens" | "model_context_window_exceeded" => StopReason::Length,
-        "tool_use" => StopReason::ToolCalls,
-        "guardrail_intervened" | "content_filtered" => StopReason::ContentFilter,
-        _ => StopReason::Other,
-    }
-}
-
-/// The matched stop sequence, when `additionalModelResponseFieldPaths: ["/stop_sequence"]`
-/// made Bedrock return it (Claude models).
-pub(crate) fn stop_sequence(fields: Option<&Value>) -> Option<String> {
-    fields?.get("stop_sequence")?.as_str().map(str::to_owned)
-}
 
 fn part(block: OutBlock) -> Option<Part> {
     if let Some(text) = block.text {
@@ -68,46 +53,6 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
     })
 }
 
-/// Error kind and client status of a modelled Bedrock exception name (`ThrottlingException`,
-/// `throttlingException`, `com.amazon...#ThrottlingException`, ...).
-pub(crate) fn exception_kind(name: &str) -> Option<(ErrorKind, u16)> {
-    let short = name.rsplit(['#', ':', '.']).next().unwrap_or(name);
-    let mut lower = short.to_ascii_lowercase();
-    if let Some(stripped) = lower.strip_suffix("exception") {
-        lower = stripped.to_owned();
-    }
-    Some(match lower.as_str() {
-        "validation" | "servicequotaexceeded" | "serialization" => (ErrorKind::InvalidRequest, 400),
-        "accessdenied" | "unrecognizedclient" | "invalidsignature" | "missingauthenticationtoken" => {
-            (ErrorKind::PermissionDenied, 403)
-        }
-        "expiredtoken" => (ErrorKind::Authentication, 401),
-        "resourcenotfound" => (ErrorKind::NotFound, 404),
-        "throttling" | "modelnotready" => (ErrorKind::RateLimited, 429),
-        "modeltimeout" => (ErrorKind::Timeout, 504),
-        "serviceunavailable" => (ErrorKind::Overloaded, 503),
-        "internalserver" => (ErrorKind::Server, 500),
-        "modelstreamerror" | "modelerror" => (ErrorKind::Server, 502),
-        _ => return None,
-    })
-}
-
-/// A short description of a body that is not a Bedrock error object.
-pub(crate) fn describe_body(status: u16, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return format!("provider returned HTTP {status} with an empty body");
-    }
-    let lower = trimmed.get(..trimmed.len().min(64)).unwrap_or("").to_ascii_lowercase();
-    if lower.starts_with("<!doctype html") || lower.starts_with("<html") || lower.starts_with('<') {
-        return format!("provider returned HTTP {status} with an HTML/XML body");
-    }
-    let snippet: String = trimmed.chars().filter(|c| !c.is_control()).take(200).collect();
-    let more = if trimmed.chars().count() > 200 { "..." } else { "" };
-    format!("provider returned HTTP {status} with a non-JSON body: {snippet}{more}")
-}
-
 /// Any non-2xx response. Bedrock answers `{"message": "..."}` with the exception name in the
 /// `x-amzn-ErrorType` header, which this function does not see: the kind comes from the
 /// status (408 ModelTimeout -> Timeout, 424 ModelError -> Server), or from `__type` when the
@@ -122,7 +67,7 @@ pub fn decode_error(status: u16, body: &[u8]) -> ProviderError {
         .filter(Value::is_object)
         .and_then(|v| serde_json::from_value(v).ok());
     let Some(parsed) = parsed else {
-        return ProviderError { kind: by_status, status, message: describe_body(status, body) };
+        return ProviderError::unreadable_body(by_status, status, body);
     };
     let kind = parsed.kind.as_deref().and_then(exception_kind).map_or(by_status, |(k, _)| k);
     let message = match parsed.text() {

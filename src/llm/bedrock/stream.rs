@@ -25,7 +25,7 @@
 //!   with its `Error` and without the partial block.
 //! - Not translated: citation and image deltas.
 
-use super::response::{exception_kind, stop_reason, stop_sequence};
+use super::mapping::{exception_kind, stop_reason, stop_sequence};
 use super::wire::{ContentBlockDeltaEvent, ContentBlockStartEvent, ErrorBody, MessageStopEvent, MetadataEvent};
 use crate::llm::ir::{ErrorKind, ProviderError, StreamEvent};
 use crate::stream::eventstream::{EventStreamDecoder, Message};
@@ -57,6 +57,9 @@ pub struct StreamDecoder {
     state: State,
     /// `redactedContent` pieces of the open reasoning block (contentBlockIndex, base64 strings).
     redacted: Option<(u64, Vec<String>)>,
+    /// The framing failed (a message beyond the bound, a bad CRC): the stream ended on the
+    /// gateway's error.
+    framing_failed: bool,
 }
 
 impl Default for StreamDecoder {
@@ -75,13 +78,20 @@ fn payload<T: DeserializeOwned + Default>(msg: &Message) -> T {
 
 impl StreamDecoder {
     pub fn new() -> Self {
+        Self::with_event_limit(MAX_FRAME)
+    }
+
+    /// A decoder that holds at most `max_event_bytes` for one event-stream message (the
+    /// configured `limits.max_sse_event_bytes`: one message carries one event).
+    pub fn with_event_limit(max_event_bytes: usize) -> Self {
         StreamDecoder {
-            frames: EventStreamDecoder::new(MAX_FRAME),
+            frames: EventStreamDecoder::new(max_event_bytes),
             messages: Vec::new(),
             tools: HashMap::new(),
             next_tool: 0,
             state: State::Open,
             redacted: None,
+            framing_failed: false,
         }
     }
 
@@ -100,9 +110,16 @@ impl StreamDecoder {
         if let Err(e) = result {
             if self.state != State::Over {
                 self.state = State::Over;
+                self.framing_failed = true;
                 out.push(ended_early(format!("invalid event stream from provider: {e}")));
             }
         }
+    }
+
+    /// Whether the stream ended because its framing failed: the gateway's error, which a
+    /// passthrough must still tell the client.
+    pub fn framing_failed(&self) -> bool {
+        self.framing_failed
     }
 
     pub fn finish(&mut self, out: &mut Vec<StreamEvent>) {

@@ -2,8 +2,7 @@
 //! every field defaults, unknown fields are ignored. Requests are written as JSON values in
 //! `request.rs`.
 
-use crate::usage::{Usage, UsageSource};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 #[derive(Debug, Deserialize, Default)]
@@ -77,34 +76,6 @@ pub struct TokenUsage {
 pub struct CacheDetail {
     pub input_tokens: u64,
     pub ttl: String,
-}
-
-impl TokenUsage {
-    /// To the IR convention. Bedrock's `inputTokens` counts only the input tokens that were
-    /// neither read from nor written to the prompt cache (the Bedrock prompt-caching guide;
-    /// the same split as Anthropic's `input_tokens`), so the IR `input` adds both cache counts
-    /// back in. Bedrock reports no reasoning split of `outputTokens`.
-    pub fn to_ir(&self) -> Usage {
-        let cached = self.cache_read_input_tokens;
-        let written = self.cache_write_input_tokens;
-        // Of the writes, those with a 1-hour TTL (a subset, whatever the details say).
-        let written_1h = self.cache_details.as_ref().map(|details| {
-            let one_hour =
-                details.iter().filter(|d| d.ttl == "1h").fold(0u64, |sum, d| sum.saturating_add(d.input_tokens));
-            one_hour.min(written.unwrap_or(one_hour))
-        });
-        Usage {
-            input: self
-                .input_tokens
-                .map(|i| i.saturating_add(cached.unwrap_or(0)).saturating_add(written.unwrap_or(0))),
-            output: self.output_tokens,
-            cached_input: cached,
-            cache_write: written,
-            cache_write_1h: written_1h,
-            reasoning: None,
-            source: UsageSource::Reported,
-        }
-    }
 }
 
 // ----------------------------------------------------------------------------- stream events
@@ -186,5 +157,49 @@ pub struct ErrorBody {
 impl ErrorBody {
     pub fn text(&self) -> Option<&str> {
         self.message.as_deref().or(self.message_upper.as_deref())
+    }
+}
+
+// ----------------------------------------------------------------------------- requests
+
+/// A Converse / ConverseStream request body; absent members are not sent. Messages, system
+/// blocks and the tool configuration are `Value`s built by `request.rs` (their blocks are
+/// one-member unions); `additionalModelRequestFields` and `outputConfig` are model-specific.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutConverseRequest<'a> {
+    pub messages: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<Vec<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inference_config: Option<OutInferenceConfig<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_config: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub additional_model_request_fields: Option<serde_json::Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub additional_model_response_field_paths: Option<[&'static str; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_config: Option<serde_json::Map<String, Value>>,
+}
+
+/// `inferenceConfig`: the sampling members every Converse model takes.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutInferenceConfig<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_sequences: Option<&'a [String]>,
+}
+
+impl OutInferenceConfig<'_> {
+    /// No member set: the object is not sent.
+    pub fn is_empty(&self) -> bool {
+        self.max_tokens.is_none() && self.temperature.is_none() && self.top_p.is_none() && self.stop_sequences.is_none()
     }
 }

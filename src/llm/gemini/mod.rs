@@ -16,6 +16,7 @@
 //! ids back (Gemini matches a `functionResponse` to its call by name and order), so the
 //! generated ids only need to be unique within one response.
 
+mod mapping;
 mod request;
 mod response;
 mod stream;

@@ -10,16 +10,16 @@
 //! - `finishReason`: STOP -> Stop (ToolCalls when the candidate has function calls),
 //!   MAX_TOKENS -> Length, SAFETY / RECITATION / BLOCKLIST / PROHIBITED_CONTENT / SPII /
 //!   IMAGE_SAFETY / IMAGE_PROHIBITED_CONTENT -> ContentFilter, anything else (e.g.
-//!   MALFORMED_FUNCTION_CALL, LANGUAGE, OTHER) -> Other.
+//!   MALFORMED_FUNCTION_CALL, LANGUAGE, OTHER) -> Other (the table: `mapping.rs`).
 //! - No candidates but `promptFeedback.blockReason` -> an empty ContentFilter response.
 //! - Usage: input = promptTokenCount (cached content included) + toolUsePromptTokenCount;
 //!   cached_input = cachedContentTokenCount; output = candidatesTokenCount +
-//!   thoughtsTokenCount; reasoning = thoughtsTokenCount.
+//!   thoughtsTokenCount; reasoning = thoughtsTokenCount (`mapping.rs`, with the error kinds).
 //! - `responseId` -> id, `modelVersion` -> model, `createTime` (RFC 3339) -> created.
 
-use super::wire::{Candidate, ErrorBody, ErrorEnvelope, InPart, Response, UsageMetadata};
-use crate::llm::ir::{ChatResponse, Choice, ErrorKind, Part, ProviderError, StopReason, ToolCall};
-use crate::usage::{Usage, UsageSource};
+use super::mapping::{convert_usage, error_kind, finish_reason};
+use super::wire::{Candidate, ErrorBody, ErrorEnvelope, InPart, Response};
+use crate::llm::ir::{describe_error_body, ChatResponse, Choice, ErrorKind, Part, ProviderError, StopReason, ToolCall};
 
 /// Longest provider text quoted in an error message.
 const MAX_QUOTED: usize = 200;
@@ -117,41 +117,6 @@ pub(super) fn args_text(args: Option<&serde_json::Value>) -> String {
     }
 }
 
-pub(super) fn finish_reason(reason: &str, has_calls: bool) -> StopReason {
-    match reason {
-        "STOP" if has_calls => StopReason::ToolCalls,
-        "STOP" => StopReason::Stop,
-        "MAX_TOKENS" => StopReason::Length,
-        "SAFETY"
-        | "RECITATION"
-        | "BLOCKLIST"
-        | "PROHIBITED_CONTENT"
-        | "SPII"
-        | "IMAGE_SAFETY"
-        | "IMAGE_PROHIBITED_CONTENT" => StopReason::ContentFilter,
-        _ => StopReason::Other,
-    }
-}
-
-pub(super) fn convert_usage(u: &UsageMetadata) -> Usage {
-    let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
-        (None, None) => None,
-        (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
-    };
-    let input = add(u.prompt_token_count, u.tool_use_prompt_token_count);
-    let output = add(u.candidates_token_count, u.thoughts_token_count);
-    let known = input.is_some() || output.is_some();
-    Usage {
-        input,
-        output,
-        cached_input: u.cached_content_token_count,
-        cache_write: None,
-        cache_write_1h: None,
-        reasoning: u.thoughts_token_count,
-        source: if known { UsageSource::Reported } else { UsageSource::None },
-    }
-}
-
 // ------------------------------------------------------------------------------- errors
 
 /// Any non-2xx answer. Google's shape is `{"error":{"code","message","status"}}` (a JSON
@@ -162,17 +127,10 @@ pub fn decode_error(status: u16, body: &[u8]) -> ProviderError {
     if let Some(err) = parse_error_body(body) {
         return error_from_body(err, http_status);
     }
-    let kind = ErrorKind::from_status(http_status);
-    let text = String::from_utf8_lossy(body);
-    let trimmed = text.trim();
-    let message = if trimmed.is_empty() {
-        format!("provider returned HTTP {status} with an empty body")
-    } else if trimmed.starts_with('<') {
-        format!("provider returned HTTP {status} with a text/html body")
-    } else {
-        format!("provider returned HTTP {status}: {}", truncate(trimmed))
-    };
-    ProviderError { kind, status: http_status, message }
+    let mut error = ProviderError::unreadable_body(ErrorKind::from_status(http_status), http_status, body);
+    // The message names the status the provider sent, the client gets a 4xx/5xx one.
+    error.message = describe_error_body(status, body);
+    error
 }
 
 fn parse_error_body(body: &[u8]) -> Option<ErrorBody> {
@@ -194,21 +152,7 @@ pub(super) fn error_from_body(err: ErrorBody, fallback_status: u16) -> ProviderE
         // Gemini answers a bad key with 400 INVALID_ARGUMENT; report it as what it is.
         status = ErrorKind::Authentication.status();
     }
-    let kind = if key_invalid {
-        ErrorKind::Authentication
-    } else {
-        match err.status.as_deref() {
-            Some("INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE") => ErrorKind::InvalidRequest,
-            Some("UNAUTHENTICATED") => ErrorKind::Authentication,
-            Some("PERMISSION_DENIED") => ErrorKind::PermissionDenied,
-            Some("NOT_FOUND") => ErrorKind::NotFound,
-            Some("RESOURCE_EXHAUSTED") => ErrorKind::RateLimited,
-            Some("UNAVAILABLE") => ErrorKind::Overloaded,
-            Some("DEADLINE_EXCEEDED") => ErrorKind::Timeout,
-            Some("INTERNAL" | "UNKNOWN" | "DATA_LOSS") => ErrorKind::Server,
-            _ => ErrorKind::from_status(status),
-        }
-    };
+    let kind = if key_invalid { ErrorKind::Authentication } else { error_kind(err.status.as_deref(), status) };
     let message = match (err.message.as_deref().map(str::trim).filter(|m| !m.is_empty()), err.status) {
         (Some(m), _) => m.to_string(),
         (None, Some(s)) => format!("provider error {s}"),

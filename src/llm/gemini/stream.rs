@@ -20,7 +20,8 @@
 //!   `{"error": ..}` event, a malformed event or an SSE framing error becomes an `Error`
 //!   event that ends the stream (nothing follows it, not even in `finish`).
 
-use super::response::{args_text, call_id, candidate_parts, convert_usage, error_from_body, finish_reason, truncate};
+use super::mapping::{convert_usage, finish_reason};
+use super::response::{args_text, call_id, candidate_parts, error_from_body, truncate};
 use super::wire::Response;
 use crate::llm::ir::{StopReason, StreamEvent};
 use crate::llm::sse_stream::{fail, EventDecoder, Flow, SseStream};

@@ -7,23 +7,37 @@
 //! [`decode_error`], [`StreamDecoder`].
 //!
 //! OpenAI -> OpenAI never comes here: the engine passes those bytes through and patches
-//! them (`crate::llm::openai`).
+//! them ([`passthrough`]).
 //!
 //! Reasoning text travels as `reasoning_content` (message field and stream delta), the
 //! de-facto name used by DeepSeek, vLLM, SGLang and OpenRouter-compatible servers; OpenAI
 //! itself does not return reasoning text on Chat Completions.
+//!
+//! Mapping: `finish_reason`, `usage` and the error `type`/`code` per kind are tables in
+//! `mapping.rs` (each row tested there). Files: `wire.rs` (serde types), `request/`
+//! (`decode.rs` + `messages.rs`, `encode.rs`, `fields.rs`: members read with OpenAI's own
+//! messages, shared with the Responses API), `response.rs`, `stream/` (`decode.rs`,
+//! `encode.rs`), `passthrough.rs` (what the engine reads from untranslated answers).
 
-mod decode_messages;
-mod decode_request;
-mod decode_stream;
-mod encode_request;
-mod encode_stream;
+pub(crate) mod mapping;
+pub mod passthrough;
 mod response;
-pub(crate) mod util;
 mod wire;
+mod request {
+    pub mod decode;
+    pub mod encode;
+    pub mod fields;
+    mod messages;
+}
+/// Shared with the Responses API's decoder.
+pub(crate) use request::fields;
+mod stream {
+    pub mod decode;
+    pub mod encode;
+}
 
-pub use decode_request::decode_request;
-pub use decode_stream::StreamDecoder;
-pub use encode_request::{encode_request, encode_request_with, EncodeOptions};
-pub use encode_stream::StreamEncoder;
+pub use request::decode::decode_request;
+pub use request::encode::{encode_request, encode_request_with, EncodeOptions};
 pub use response::{decode_error, decode_response, encode_error, encode_response};
+pub use stream::decode::StreamDecoder;
+pub use stream::encode::StreamEncoder;

@@ -1,12 +1,14 @@
 //! Non-streamed responses and errors, both sides.
 
-use super::util::{cap, error_body, finish_reason_from_ir, finish_reason_to_ir, provider_error_from_object, usage_out};
+use super::mapping::parse_usage_object;
+use super::mapping::{
+    cap, error_body, finish_reason_from_ir, finish_reason_to_ir, provider_error_from_object, usage_out,
+};
 use super::wire::{
     OutChoice, OutCompletion, OutFunction, OutMessage, OutToolCall, WireChoice, WireCompletion, WireErrorBody,
     WireMessage,
 };
 use crate::llm::ir::{ChatResponse, Choice, ErrorKind, Part, ProviderError, StopReason, ToolCall};
-use crate::llm::openai;
 use serde_json::Value;
 
 /// Text of a `content` value: a string, or the `text` of an array of parts.
@@ -64,7 +66,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
         .as_ref()
         .filter(|u| !u.is_null())
         .and_then(|u| serde_json::to_vec(u).ok())
-        .and_then(|raw| openai::parse_usage_object(&raw))
+        .and_then(|raw| parse_usage_object(&raw))
         .unwrap_or_default();
     Ok(ChatResponse {
         id: wire.id.unwrap_or_default(),
@@ -136,16 +138,7 @@ pub fn decode_error(status: u16, body: &[u8]) -> ProviderError {
             return ProviderError { kind, status, message: cap(&msg, 2000) };
         }
     }
-    let what = body_kind(body);
-    let mut message = format!("provider returned HTTP {status} with {what}");
-    if what == "a non-JSON body" || serde_json::from_slice::<Value>(body).is_ok() {
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim();
-        if !text.is_empty() {
-            message = format!("provider returned HTTP {status}: {}", cap(text, 200));
-        }
-    }
-    ProviderError { kind, status, message }
+    ProviderError::unreadable_body(kind, status, body)
 }
 
 /// The synthetic id for a response or stream that came without one.

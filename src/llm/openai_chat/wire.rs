@@ -9,6 +9,35 @@ use serde_json::Value;
 
 // ------------------------------------------------------------------ provider -> gateway
 
+/// A `usage` object (chat completions, chunks and embeddings).
+#[derive(Debug, Deserialize, Default)]
+pub struct WireUsage {
+    #[serde(default)]
+    pub prompt_tokens: Option<u64>,
+    #[serde(default)]
+    pub completion_tokens: Option<u64>,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    pub completion_tokens_details: Option<CompletionDetails>,
+    /// DeepSeek's own name for cached input (it sends `prompt_tokens_details` too, but only
+    /// since 2025; older deployments and some proxies of it send only this).
+    #[serde(default)]
+    pub prompt_cache_hit_tokens: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct PromptDetails {
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct CompletionDetails {
+    #[serde(default)]
+    pub reasoning_tokens: Option<u64>,
+}
+
 /// A `chat.completion` body or a `chat.completion.chunk` (same shape, `message` vs `delta`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -138,4 +167,70 @@ pub struct OutMessage<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<OutToolCall<'a>>,
     pub refusal: Option<()>,
+}
+
+/// `{"error": {"message", "type", "param", "code"}}`, in OpenAI's key order.
+#[derive(Debug, Serialize)]
+pub struct OutError<'a> {
+    pub error: OutErrorObject<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutErrorObject<'a> {
+    pub message: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub param: Option<&'a str>,
+    pub code: Option<&'a str>,
+}
+
+/// A Chat Completions request body, in the order OpenAI documents its members; absent
+/// members are not sent.
+#[derive(Debug, Serialize)]
+pub struct OutRequest<'a> {
+    pub model: &'a str,
+    pub messages: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_cache_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_cache_retention: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<OutStreamOptions>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutStreamOptions {
+    pub include_usage: bool,
 }

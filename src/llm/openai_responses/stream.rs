@@ -23,14 +23,17 @@
 //! seen) end the stream. `finish()` ends a stream that had no end as if it had completed;
 //! events after the end are ignored.
 
-use super::encode::{
-    failure_code, function_call_item, item_id, message_item, output_text_part, reasoning_item, redacted, response_id,
-    response_object, status_of, usage_json, Envelope, ResponseObject,
+use super::mapping::{failure_code, status_of, usage_json};
+use super::response::{
+    function_call_item, item_id, message_item, output_text_part, reasoning_item, redacted, response_id,
+    response_object, Envelope,
 };
+use super::wire::ResponseObject;
 use crate::llm::ir::{FirstChoice, ProviderError, StopReason, StreamEvent};
-use crate::llm::openai_chat::util::error_type_code;
+use crate::llm::openai_chat::mapping::error_type_code;
 use crate::usage::Usage;
 use serde::Serialize;
+// json! stays for event payloads: each wraps output items that are `Value`s (response.rs).
 use serde_json::{json, Value};
 
 /// The output item being streamed.

@@ -3,9 +3,9 @@
 //! Validation follows what OpenAI itself rejects (messages in OpenAI's own wording where
 //! we know it). `TranslateError::Invalid.field` is a path like `messages[2].content[0].type`.
 
-use super::decode_messages::Conversation;
-use super::util::{invalid, request_model, request_object};
-use super::util::{member, wrong_type};
+use super::fields::{invalid, request_model, request_object};
+use super::fields::{member, wrong_type};
+use super::messages::Conversation;
 use crate::llm::ir::{ChatRequest, Reasoning, ResponseFormat, Tool, ToolChoice, TranslateError};
 use serde_json::{Map, Value};
 
@@ -273,6 +273,7 @@ fn tools(obj: &Map<String, Value>) -> Result<Vec<Tool>> {
             }
         };
         let parameters = match member(f, "parameters") {
+            // json!: the IR carries a tool's schema as a `Value`; this is the empty one.
             None => serde_json::json!({"type": "object", "properties": {}}),
             Some(p @ Value::Object(_)) => p.clone(),
             Some(v) => return Err(wrong_type(&format!("{path}.function.parameters"), "an object", v)),
@@ -341,6 +342,7 @@ fn response_format(obj: &Map<String, Value>) -> Result<Option<ResponseFormat>> {
                 )
             })?;
             let schema = match member(js, "schema") {
+                // json!: the IR carries a response schema as a `Value`; none is the empty one.
                 None => serde_json::json!({}),
                 Some(s @ Value::Object(_)) => s.clone(),
                 Some(v) => return Err(wrong_type("response_format.json_schema.schema", "an object", v)),

@@ -1,9 +1,9 @@
 //! Client side: IR stream events -> a `chat.completion.chunk` SSE stream.
 
-use super::response::synthetic_id;
-use super::util::{error_body, finish_reason_from_ir, usage_out};
-use super::wire::OutUsage;
 use crate::llm::ir::StreamEvent;
+use crate::llm::openai_chat::mapping::{error_body, finish_reason_from_ir, usage_out};
+use crate::llm::openai_chat::response::synthetic_id;
+use crate::llm::openai_chat::wire::OutUsage;
 use crate::usage::Usage;
 use serde::Serialize;
 

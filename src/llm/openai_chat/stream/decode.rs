@@ -1,10 +1,10 @@
 //! Provider side: a `chat.completion.chunk` SSE stream -> IR stream events.
 
-use super::response::{arguments_text, content_text, reasoning_text};
-use super::util::{finish_reason_to_ir, provider_error_from_object};
-use super::wire::{WireCompletion, WireToolCall};
 use crate::llm::ir::StreamEvent;
-use crate::llm::openai;
+use crate::llm::openai_chat::mapping::parse_usage_object;
+use crate::llm::openai_chat::mapping::{finish_reason_to_ir, provider_error_from_object};
+use crate::llm::openai_chat::response::{arguments_text, content_text, reasoning_text};
+use crate::llm::openai_chat::wire::{WireCompletion, WireToolCall};
 use crate::llm::sse_stream::{fail, EventDecoder, Flow, SseStream};
 use crate::stream::sse::SseEvent;
 
@@ -119,7 +119,7 @@ impl Events {
             .as_ref()
             .filter(|u| !u.is_null())
             .and_then(|u| serde_json::to_vec(u).ok())
-            .and_then(|raw| openai::parse_usage_object(&raw));
+            .and_then(|raw| parse_usage_object(&raw));
         if let Some(u) = usage {
             out.push(StreamEvent::Usage(u));
         }

@@ -10,7 +10,7 @@ use crate::llm::ir::{
     ChatRequest, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
     ToolResult, TranslateError,
 };
-use crate::llm::openai_chat::util::{invalid, member, parse_data_url, request_model, request_object, wrong_type};
+use crate::llm::openai_chat::fields::{invalid, member, parse_data_url, request_model, request_object, wrong_type};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -477,6 +477,7 @@ fn tools(obj: &Map<String, Value>) -> Result<Vec<Tool>> {
             return Err(missing(&format!("{path}.name")));
         }
         let parameters = match member(t, "parameters") {
+            // json!: the IR carries a tool's schema as a `Value`; this is the empty one.
             None => serde_json::json!({"type": "object", "properties": {}}),
             Some(p @ Value::Object(_)) => p.clone(),
             Some(v) => return Err(wrong_type(&format!("{path}.parameters"), "an object", v)),

@@ -4,7 +4,10 @@ use crate::llm::ir::{
     ChatRequest, Document, DocumentSource, Image, ImageSource, Message, Part, Reasoning, ResponseFormat, Role,
     ToolChoice, ToolResult, TranslateError,
 };
+use crate::llm::openai_chat::wire::{OutRequest, OutStreamOptions};
 use base64::Engine;
+// json! stays below the top level: messages, tools and formats are `Value`s because their
+// shapes vary by content (a string or parts) and tool schemas pass through as given.
 use serde_json::{json, Map, Value};
 
 const PROVIDER: &str = "openai";
@@ -58,38 +61,32 @@ pub fn encode_request_with(req: &ChatRequest, opts: EncodeOptions) -> Result<Vec
     if req.stop.len() > 4 {
         return Err(unsupported("stop", "OpenAI accepts at most 4 stop sequences"));
     }
-    let mut body = Map::new();
-    body.insert("model".into(), json!(req.model));
-    body.insert("messages".into(), Value::Array(messages(req)?));
-    if let Some(max) = req.max_tokens {
-        let key = if opts.legacy_max_tokens { "max_tokens" } else { "max_completion_tokens" };
-        body.insert(key.into(), json!(max));
-    }
-    let mut put = |key: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            body.insert(key.into(), v);
-        }
+    let (max_tokens, max_completion_tokens) =
+        if opts.legacy_max_tokens { (req.max_tokens, None) } else { (None, req.max_tokens) };
+    let body = OutRequest {
+        model: &req.model,
+        messages: messages(req)?,
+        max_tokens,
+        max_completion_tokens,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        stop: (!req.stop.is_empty()).then_some(req.stop.as_slice()),
+        seed: req.seed,
+        frequency_penalty: req.frequency_penalty,
+        presence_penalty: req.presence_penalty,
+        n: req.n,
+        user: req.user.as_deref(),
+        reasoning_effort: reasoning_effort(req.reasoning.as_ref()),
+        tools: (!req.tools.is_empty()).then(|| tools(req)),
+        tool_choice: req.tool_choice.as_ref().map(tool_choice),
+        parallel_tool_calls: req.parallel_tool_calls,
+        response_format: req.response_format.as_ref().map(response_format),
+        prompt_cache_key: req.cache.key.as_deref(),
+        prompt_cache_retention: req.cache.retention.as_deref(),
+        stream: req.stream.then_some(true),
+        stream_options: req.stream.then_some(OutStreamOptions { include_usage: true }),
     };
-    put("temperature", req.temperature.map(|v| json!(v)));
-    put("top_p", req.top_p.map(|v| json!(v)));
-    put("stop", (!req.stop.is_empty()).then(|| json!(req.stop)));
-    put("seed", req.seed.map(|v| json!(v)));
-    put("frequency_penalty", req.frequency_penalty.map(|v| json!(v)));
-    put("presence_penalty", req.presence_penalty.map(|v| json!(v)));
-    put("n", req.n.map(|v| json!(v)));
-    put("user", req.user.as_ref().map(|v| json!(v)));
-    put("reasoning_effort", reasoning_effort(req.reasoning.as_ref()).map(|v| json!(v)));
-    put("tools", (!req.tools.is_empty()).then(|| tools(req)));
-    put("tool_choice", req.tool_choice.as_ref().map(tool_choice));
-    put("parallel_tool_calls", req.parallel_tool_calls.map(|v| json!(v)));
-    put("response_format", req.response_format.as_ref().map(response_format));
-    put("prompt_cache_key", req.cache.key.as_ref().map(|v| json!(v)));
-    put("prompt_cache_retention", req.cache.retention.as_ref().map(|v| json!(v)));
-    if req.stream {
-        put("stream", Some(json!(true)));
-        put("stream_options", Some(json!({"include_usage": true})));
-    }
-    serde_json::to_vec(&Value::Object(body)).map_err(|e| unsupported("body", e.to_string()))
+    serde_json::to_vec(&body).map_err(|e| unsupported("body", e.to_string()))
 }
 
 fn reasoning_effort(r: Option<&Reasoning>) -> Option<String> {

@@ -19,7 +19,7 @@
 //! Any other unknown top-level field is `Invalid` ("Extra inputs are not permitted"),
 //! as the real API answers. A tool's `strict` (strict tool use) is carried as `Tool::strict`.
 
-use super::GATEWAY;
+use crate::llm::anthropic::GATEWAY;
 use crate::llm::ir::{
     CacheControl, ChatRequest, Document, DocumentSource, ImageSource, Message, Part, Reasoning, ResponseFormat, Role,
     Tool, ToolCall, ToolChoice, ToolResult, TranslateError,

@@ -1,8 +1,8 @@
 //! Client side: OpenAI `messages` -> IR system parts and messages.
 
-use super::decode_request::{not_translatable, opt_str};
-use super::util::{invalid, parse_data_url};
-use super::util::{member, wrong_type};
+use super::decode::{not_translatable, opt_str};
+use super::fields::{invalid, parse_data_url};
+use super::fields::{member, wrong_type};
 use crate::llm::ir::{
     Document, DocumentSource, Image, ImageSource, Message, Part, Role, ToolCall, ToolResult, TranslateError,
 };

@@ -1,15 +1,21 @@
 //! Requests to the provider: [`encode_request`] (IR -> the body sent to api.anthropic.com).
 
 use super::decode::{invalid, role_name, R};
-use super::wire::ToolResultContent;
-use super::wire::{empty_object, Block, ImageSource as WireImage, OutMessage, OutMetadata, OutRequest, OutSystem};
-use super::wire::{DocumentSource as WireDocument, OutBlock, OutCacheControl, OutContent, OutTool, OutToolEntry};
-use super::{effort_budget, DEFAULT_MAX_TOKENS, PROVIDER};
+use crate::llm::anthropic::wire::ToolResultContent;
+use crate::llm::anthropic::wire::{
+    empty_object, Block, ImageSource as WireImage, OutMessage, OutMetadata, OutRequest, OutSystem,
+};
+use crate::llm::anthropic::wire::{
+    DocumentSource as WireDocument, OutBlock, OutCacheControl, OutContent, OutTool, OutToolEntry,
+};
+use crate::llm::anthropic::{effort_budget, DEFAULT_MAX_TOKENS, PROVIDER};
 use crate::llm::ir::{
     CacheControl, ChatRequest, Document, DocumentSource, Image, ImageSource, Message, Part, Reasoning, ResponseFormat,
     ToolCall, ToolChoice, TranslateError,
 };
 use base64::Engine;
+// json! stays for `thinking`, `tool_choice` and `output_config`: small tagged objects that
+// `OutRequest` carries as `Value`s (a tool's schema passes through as the client wrote it).
 use serde_json::{json, Value};
 
 fn unsupported(field: impl Into<String>, detail: impl Into<String>) -> TranslateError {

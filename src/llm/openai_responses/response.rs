@@ -7,11 +7,13 @@
 //! parameters are not echoed (`instructions`, `tools`... are `null`/empty), and `store` is
 //! `false`: nothing is kept.
 
-use super::decode::REDACTED_PREFIX;
-use crate::llm::ir::{ChatResponse, ErrorKind, Part, ProviderError, StopReason};
-use crate::llm::openai_chat::util::error_body;
-use crate::usage::Usage;
-use serde::Serialize;
+use super::mapping::{status_of, usage_json};
+use super::request::REDACTED_PREFIX;
+use super::wire::{Empty, FormatType, NoReasoning, ResponseObject, TextFormat};
+use crate::llm::ir::{ChatResponse, Part, ProviderError};
+use crate::llm::openai_chat::mapping::error_body;
+// json! stays for output items: they are `Value`s shared by the response object and the
+// stream's `added`/`done` events (stream.rs); typing them is its own change.
 use serde_json::{json, Value};
 
 /// `{"error": {"message", "type", "param", "code"}}`: the Responses API's HTTP errors have
@@ -36,40 +38,6 @@ pub(super) fn item_id(kind: &str, output_index: usize, response_id: &str) -> Str
     format!("{kind}_{output_index}_{}", response_id.trim_start_matches("resp_"))
 }
 
-/// The Responses usage object (`null` when the provider reported nothing).
-pub(super) fn usage_json(u: &Usage) -> Value {
-    if u.input.is_none() && u.output.is_none() {
-        return Value::Null;
-    }
-    let input = u.input.unwrap_or(0);
-    let output = u.output.unwrap_or(0);
-    json!({
-        "input_tokens": input,
-        "input_tokens_details": {"cached_tokens": u.cached_input.unwrap_or(0)},
-        "output_tokens": output,
-        "output_tokens_details": {"reasoning_tokens": u.reasoning.unwrap_or(0)},
-        "total_tokens": input.saturating_add(output),
-    })
-}
-
-/// `status` and `incomplete_details` for how generation ended.
-pub(super) fn status_of(stop: Option<StopReason>) -> (&'static str, Value) {
-    match stop {
-        Some(StopReason::Length) => ("incomplete", json!({"reason": "max_output_tokens"})),
-        Some(StopReason::ContentFilter) => ("incomplete", json!({"reason": "content_filter"})),
-        _ => ("completed", Value::Null),
-    }
-}
-
-/// The Responses `error.code` for a failure during generation.
-pub(super) fn failure_code(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::RateLimited => "rate_limit_exceeded",
-        ErrorKind::InvalidRequest => "invalid_prompt",
-        _ => "server_error",
-    }
-}
-
 /// What a `response` object says besides its output and usage.
 pub(super) struct Envelope<'a> {
     pub id: &'a str,
@@ -79,56 +47,6 @@ pub(super) struct Envelope<'a> {
     pub incomplete_details: Value,
     pub error: Value,
 }
-
-/// The `response` object, with the fields the API always sends (request parameters are not
-/// echoed: `null`, empty or the API's defaults). Serialized directly, without a JSON tree: a
-/// stream writes it three times.
-#[derive(Serialize)]
-pub(super) struct ResponseObject<'a> {
-    id: &'a str,
-    object: &'static str,
-    created_at: u64,
-    status: &'static str,
-    background: bool,
-    error: &'a Value,
-    incomplete_details: &'a Value,
-    instructions: Option<()>,
-    max_output_tokens: Option<()>,
-    model: &'a str,
-    output: &'a [Value],
-    parallel_tool_calls: bool,
-    previous_response_id: Option<()>,
-    reasoning: NoReasoning,
-    store: bool,
-    temperature: Option<()>,
-    text: TextFormat,
-    tool_choice: &'static str,
-    tools: [(); 0],
-    top_p: Option<()>,
-    truncation: &'static str,
-    usage: &'a Value,
-    metadata: Empty,
-}
-
-#[derive(Serialize)]
-struct NoReasoning {
-    effort: Option<()>,
-    summary: Option<()>,
-}
-
-#[derive(Serialize)]
-struct TextFormat {
-    format: FormatType,
-}
-
-#[derive(Serialize)]
-struct FormatType {
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-#[derive(Serialize)]
-struct Empty {}
 
 pub(super) fn response_object<'a>(
     envelope: &'a Envelope<'a>,
