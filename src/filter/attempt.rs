@@ -4,7 +4,10 @@
 //! admitted request for the target this attempt reached, marks a failed attempt for
 //! Envoy's retry, and translates the answer back; for any other request it does nothing.
 
-use super::{apply, header_in, host, reply_with, SharedStore, DEFERRED_HEADERS};
+use super::host::{self, OrWarn};
+use super::{apply, defer_headers, reply_with, SharedStore};
+use crate::effects::deferred::{self, DEFERRED_HEADERS};
+use crate::effects::header_changes::header_in;
 use crate::engine::{
     decode_attempts, decode_outcome, encode_attempts, encode_outcome, Attempt, AttemptPlan, BodyAction, Exchange,
     Gateway, HeaderOp, HopAnswer, ResponseOrigin, ATTEMPTS_STATE, DOWNSTREAM_CONTEXT_STATE, FIRST_EVENT_HOLDER_STATE,
@@ -73,15 +76,13 @@ impl AttemptStream {
         let Some(exchange) = self.exchange.as_mut() else { return Action::Continue };
         // Admitted downstream (identity, budget, prompts): only the translation is left.
         let action = exchange.on_request_body(body, host::now_ms(), None, None);
-        let deferred = exchange.deferred_headers();
-        if !deferred.is_empty() {
-            // SigV4: the applier instance after the buffer filter sets these.
-            let _ = host::set_property(&[DEFERRED_HEADERS], &crate::header_map::encode(deferred));
-        }
+        // SigV4: the applier instance after the buffer filter sets these.
+        defer_headers(exchange);
         match action {
             BodyAction::Unchanged => Action::Continue,
             BodyAction::Replace(new_body) => {
-                let _ = host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body);
+                host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body)
+                    .or_warn("replacing the request body");
                 Action::Continue
             }
             BodyAction::Reply(reply) => reply_with(&reply),
@@ -122,7 +123,7 @@ pub(super) fn report(update: impl FnOnce(&mut Attempt)) {
     if let Some(last) = attempts.last_mut() {
         update(last);
     }
-    let _ = host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes());
+    host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes()).or_warn("setting the attempt log");
 }
 
 impl AttemptStream {
@@ -187,7 +188,7 @@ impl AttemptStream {
         let raw_log = host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
         let mut attempts = decode_attempts(&raw_log);
         attempts.push(hop.attempt);
-        let _ = host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes());
+        host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes()).or_warn("setting the attempt log");
         self.hop = Some((token, hop.exchange, next));
         true
     }
@@ -198,9 +199,10 @@ impl AttemptStream {
     fn deliver(&mut self, resume_self: bool) {
         let Some(answer) = self.answer.take() else { return };
         self.held = None;
-        let _ = host::set_buffer(BufferType::HttpResponseBody, 0, self.held_size, &answer.body);
+        host::set_buffer(BufferType::HttpResponseBody, 0, self.held_size, &answer.body)
+            .or_warn("replacing the held body");
         if resume_self {
-            let _ = host::resume_response();
+            host::resume_response().or_warn("resuming the response");
         }
         self.resume_downstream(answer.status, &answer.content_type);
     }
@@ -208,7 +210,8 @@ impl AttemptStream {
     /// Resumes the downstream instance's paused response headers with this status and type
     /// (the downstream reads them from filter state when its body callback runs).
     fn resume_downstream(&self, status: u16, content_type: &str) {
-        let _ = host::set_property(&[HOP_OUTCOME_STATE], encode_outcome(status, content_type).as_bytes());
+        host::set_property(&[HOP_OUTCOME_STATE], encode_outcome(status, content_type).as_bytes())
+            .or_warn("setting the hop outcome");
         let downstream = host::property(&[DOWNSTREAM_CONTEXT_STATE])
             .ok()
             .flatten()
@@ -218,9 +221,9 @@ impl AttemptStream {
             apply(MapType::HttpResponseHeaders, HeaderOp::Set(":status".to_string(), status.to_string()));
             apply(MapType::HttpResponseHeaders, HeaderOp::Set("content-type".to_string(), content_type.to_string()));
             apply(MapType::HttpResponseHeaders, HeaderOp::Remove("content-length".to_string()));
-            let _ = host::resume_response();
+            host::resume_response().or_warn("resuming the response");
         }
-        let _ = host::set_effective_context(self.context_id);
+        host::set_effective_context(self.context_id).or_warn("restoring the effective context");
     }
 
     /// A held error body past `MAX_HELD_ERROR_BYTES` names no code worth a hop: it goes on
@@ -290,7 +293,7 @@ impl HttpContext for AttemptStream {
             }
         };
         // An earlier attempt's signature must not reach this attempt's target.
-        let _ = host::set_property(&[DEFERRED_HEADERS], b"");
+        host::set_property(&[DEFERRED_HEADERS], deferred::CLEARED).or_warn("clearing deferred headers");
         let mut exchange = start.exchange;
         let mut ops = start.ops;
         ops.extend(self.gateway.choose_key(&mut exchange, host::now_nanos(), host::now_ms(), &SharedStore));
@@ -301,7 +304,7 @@ impl HttpContext for AttemptStream {
         let mut attempts = decode_attempts(&raw);
         self.provider = start.attempt.provider.clone();
         attempts.push(start.attempt);
-        let _ = host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes());
+        host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes()).or_warn("setting the attempt log");
         self.plan = Some(plan);
         self.exchange = Some(exchange);
         Action::Continue
@@ -404,7 +407,8 @@ impl HttpContext for AttemptStream {
         if first_event {
             // The router sees no response until the watcher resumes this one; a reset before
             // then is retried by Envoy like any reset before the response.
-            let _ = host::set_property(&[FIRST_EVENT_HOLDER_STATE], self.context_id.to_string().as_bytes());
+            host::set_property(&[FIRST_EVENT_HOLDER_STATE], self.context_id.to_string().as_bytes())
+                .or_warn("setting the first-event holder");
             return Action::Pause;
         }
         Action::Continue
