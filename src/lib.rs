@@ -33,6 +33,7 @@ pub mod auth;
 pub mod calendar;
 pub mod config;
 pub mod config_base;
+pub mod effects;
 pub mod engine;
 pub mod header_map;
 pub mod json_scan;

@@ -270,3 +270,41 @@ fn unknown_model_names_in_limits_and_allow_lists_are_refused_at_their_path() {
         assert_eq!(error(&with_access(access)), expected, "for {access}");
     }
 }
+
+/// The prompt section is typed in the raw config: its shape errors surface while the plugin
+/// config is read, and name the same paths (quoted template, version, variable keys) as the
+/// section parsed alone (`Prompts::parse`).
+#[test]
+fn prompt_section_errors_name_the_same_paths_inside_the_plugin_config() {
+    let message = r#"{"role": "user", "content": "Hi {{name}}"}"#;
+    let cases = [
+        (
+            format!(r#"{{"templates": {{"t": {{"versions": {{"1": {{"messages": [{message}]}}}}}}}}}}"#),
+            r#"prompts.templates["t"].versions["1"].messages[0].content: uses undeclared variable "name""#,
+        ),
+        (
+            r#"{"templates": {"t": {"versions": {"1": {"messages": [{"role": "robot", "content": "x"}]}}}}}"#
+                .to_string(),
+            r#"prompts.templates["t"].versions["1"].messages[0].role: unknown variant `robot`"#,
+        ),
+        (
+            r#"{"templates": {"t": {"versions": {}, "colour": 1}}}"#.to_string(),
+            r#"prompts.templates["t"].colour: unknown field `colour`"#,
+        ),
+        (r#"{"guards": 7}"#.to_string(), "prompts.guards: invalid type: integer `7`"),
+    ];
+    for (prompts, expected) in cases {
+        let full = error(&format!(
+            r#"{{"providers": {{{PROVIDER}}}, "models": {{"gpt": {{"provider": "openai", "model": "m"}}}}, "prompts": {prompts}}}"#
+        ));
+        let alone = llm_gateway::prompt::Prompts::parse(prompts.as_bytes(), "prompts", &|m: &str| m == "gpt")
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(full.starts_with(expected), "{full}");
+        assert_eq!(full, alone, "the plugin config and the section alone disagree");
+    }
+    let models = r#""gpt": {"provider": "openai", "model": "m"}"#;
+    let empty = parse(&format!(r#"{{"providers": {{{PROVIDER}}}, "models": {{{models}}}, "prompts": {{}}}}"#)).unwrap();
+    assert!(empty.prompts.is_none(), "an empty section is no prompts");
+}

@@ -181,8 +181,20 @@ fn parse_raw(json: &[u8]) -> Result<RawConfig, ConfigError> {
     Ok(raw)
 }
 
-/// The maps whose keys the operator chose: their keys are quoted and bracketed.
-const NAMED_MAPS: [&str; 5] = ["providers", "models", "consumers", "plans", "prices"];
+/// The maps whose keys the operator chose: their keys are quoted and bracketed (the last
+/// five are the prompt section's, `prompt::config`).
+const NAMED_MAPS: [&str; 10] = [
+    "providers",
+    "models",
+    "consumers",
+    "plans",
+    "prices",
+    "templates",
+    "versions",
+    "variables",
+    "weights",
+    "prompt_apis",
+];
 
 fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let access = validate_access(&raw, env)?;
@@ -226,8 +238,8 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     let model_header = header_name("model_header", raw.model_header, DEFAULT_MODEL_HEADER)?;
     let limits = validate_limits(raw.limits.unwrap_or_default())?;
     let is_model = |name: &str| names.contains_key(name);
-    let prompts = match &raw.prompts {
-        Some(value) => Some(crate::prompt::config::parse_value(value, "prompts", &is_model)?),
+    let prompts = match raw.prompts {
+        Some(prompts) => Some(crate::prompt::config::validate(prompts, "prompts", &is_model)?),
         None => None,
     }
     .filter(|p| !p.is_empty());

@@ -31,9 +31,10 @@ pub struct RawConfig {
     /// Price overrides, USD per million tokens.
     #[serde(default)]
     pub prices: Option<BTreeMap<String, crate::quota::money::RawPrice>>,
-    /// Templates, decorators, guards and prompt APIs (validated by `prompt::config`).
+    /// Templates, decorators, guards and prompt APIs (typed by, and validated in,
+    /// `prompt::config`).
     #[serde(default)]
-    pub prompts: Option<serde_json::Value>,
+    pub prompts: Option<crate::prompt::config::RawPromptConfig>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,11 +4,15 @@
 //! admitted request for the target this attempt reached, marks a failed attempt for
 //! Envoy's retry, and translates the answer back; for any other request it does nothing.
 
-use super::{apply, header_in, host, reply_with, SharedStore, DEFERRED_HEADERS};
+use super::host::{self, OrWarn};
+use super::{apply, defer_headers, reply_with, SharedStore};
+use crate::effects::deferred::{self, DEFERRED_HEADERS};
+use crate::effects::header_changes::header_in;
 use crate::engine::{
-    decode_attempts, decode_outcome, encode_attempts, encode_outcome, Attempt, AttemptPlan, BodyAction, Exchange,
-    Gateway, HeaderOp, HopAnswer, ResponseOrigin, ATTEMPTS_STATE, DOWNSTREAM_CONTEXT_STATE, FIRST_EVENT_HOLDER_STATE,
-    FIRST_EVENT_WATCH_STATE, HOLD_REASON, HOP_OUTCOME_STATE, NO_FIRST_EVENT_REASON, PLAN_STATE, RETRY_HEADER,
+    decode_attempts, decode_outcome, encode_attempts, encode_outcome, Attempt, AttemptPlan, AttemptStart, BodyAction,
+    Exchange, Gateway, HeaderOp, HopAnswer, ResponseOrigin, ATTEMPTS_STATE, DOWNSTREAM_CONTEXT_STATE,
+    FIRST_EVENT_HOLDER_STATE, FIRST_EVENT_WATCH_STATE, HOLD_REASON, HOP_OUTCOME_STATE, NO_FIRST_EVENT_REASON,
+    PLAN_STATE, RETRY_HEADER,
 };
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
@@ -73,15 +77,13 @@ impl AttemptStream {
         let Some(exchange) = self.exchange.as_mut() else { return Action::Continue };
         // Admitted downstream (identity, budget, prompts): only the translation is left.
         let action = exchange.on_request_body(body, host::now_ms(), None, None);
-        let deferred = exchange.deferred_headers();
-        if !deferred.is_empty() {
-            // SigV4: the applier instance after the buffer filter sets these.
-            let _ = host::set_property(&[DEFERRED_HEADERS], &crate::header_map::encode(deferred));
-        }
+        // SigV4: the applier instance after the buffer filter sets these.
+        defer_headers(exchange);
         match action {
             BodyAction::Unchanged => Action::Continue,
             BodyAction::Replace(new_body) => {
-                let _ = host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body);
+                host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body)
+                    .or_warn("replacing the request body");
                 Action::Continue
             }
             BodyAction::Reply(reply) => reply_with(&reply),
@@ -122,7 +124,7 @@ pub(super) fn report(update: impl FnOnce(&mut Attempt)) {
     if let Some(last) = attempts.last_mut() {
         update(last);
     }
-    let _ = host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes());
+    host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes()).or_warn("setting the attempt log");
 }
 
 impl AttemptStream {
@@ -187,7 +189,7 @@ impl AttemptStream {
         let raw_log = host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
         let mut attempts = decode_attempts(&raw_log);
         attempts.push(hop.attempt);
-        let _ = host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes());
+        host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes()).or_warn("setting the attempt log");
         self.hop = Some((token, hop.exchange, next));
         true
     }
@@ -198,9 +200,10 @@ impl AttemptStream {
     fn deliver(&mut self, resume_self: bool) {
         let Some(answer) = self.answer.take() else { return };
         self.held = None;
-        let _ = host::set_buffer(BufferType::HttpResponseBody, 0, self.held_size, &answer.body);
+        host::set_buffer(BufferType::HttpResponseBody, 0, self.held_size, &answer.body)
+            .or_warn("replacing the held body");
         if resume_self {
-            let _ = host::resume_response();
+            host::resume_response().or_warn("resuming the response");
         }
         self.resume_downstream(answer.status, &answer.content_type);
     }
@@ -208,7 +211,8 @@ impl AttemptStream {
     /// Resumes the downstream instance's paused response headers with this status and type
     /// (the downstream reads them from filter state when its body callback runs).
     fn resume_downstream(&self, status: u16, content_type: &str) {
-        let _ = host::set_property(&[HOP_OUTCOME_STATE], encode_outcome(status, content_type).as_bytes());
+        host::set_property(&[HOP_OUTCOME_STATE], encode_outcome(status, content_type).as_bytes())
+            .or_warn("setting the hop outcome");
         let downstream = host::property(&[DOWNSTREAM_CONTEXT_STATE])
             .ok()
             .flatten()
@@ -218,9 +222,9 @@ impl AttemptStream {
             apply(MapType::HttpResponseHeaders, HeaderOp::Set(":status".to_string(), status.to_string()));
             apply(MapType::HttpResponseHeaders, HeaderOp::Set("content-type".to_string(), content_type.to_string()));
             apply(MapType::HttpResponseHeaders, HeaderOp::Remove("content-length".to_string()));
-            let _ = host::resume_response();
+            host::resume_response().or_warn("resuming the response");
         }
-        let _ = host::set_effective_context(self.context_id);
+        host::set_effective_context(self.context_id).or_warn("restoring the effective context");
     }
 
     /// A held error body past `MAX_HELD_ERROR_BYTES` names no code worth a hop: it goes on
@@ -233,6 +237,176 @@ impl AttemptStream {
             super::pass_response_body(exchange, size, false);
         }
         Action::Continue
+    }
+}
+
+/// What an attempt does with its response (`on_http_response_headers`).
+struct Disposition {
+    /// Envoy retries the attempt on the chain's next target.
+    fall_back: bool,
+    /// An error held until its body is read (it may name a trigger code).
+    hold: bool,
+    /// A stream held until its first event (the watcher instance resumes it).
+    first_event: bool,
+}
+
+impl Disposition {
+    /// The attempt's reason in the attempt log.
+    fn reason(&self, status: u16) -> &'static str {
+        match (self.fall_back, self.hold, self.first_event, (200..300).contains(&status)) {
+            (true, ..) => "fallback",
+            (false, true, ..) => HOLD_REASON,
+            (false, false, true, _) => NO_FIRST_EVENT_REASON,
+            (false, false, false, true) => "ok",
+            (false, false, false, false) => "error",
+        }
+    }
+}
+
+/// A response header of this attempt, read alone.
+fn response_header(name: &str) -> Option<String> {
+    host::header(MapType::HttpResponseHeaders, name).ok().flatten()
+}
+
+/// Whether a content type is JSON (`application/json`, `application/problem+json`...).
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| ct.split(';').next().unwrap_or_default().trim().ends_with("json"))
+}
+
+/// The endpoint Envoy chose for this attempt: its provider name in the host metadata.
+fn upstream_provider() -> Option<String> {
+    host::property(&["xds", "upstream_host_metadata", "filter_metadata", "llm", "provider"])
+        .ok()
+        .flatten()
+        .map(|raw| String::from_utf8_lossy(&raw).into_owned())
+}
+
+/// The content type the client gets for a held error: the exchange's own, else the
+/// provider's.
+fn held_content_type(ops: &[HeaderOp], content_type: Option<String>) -> String {
+    let set_type = ops.iter().find_map(|op| match op {
+        HeaderOp::Set(name, value) if name == "content-type" => Some(value.clone()),
+        _ => None,
+    });
+    set_type.or(content_type).unwrap_or_default()
+}
+
+impl AttemptStream {
+    /// The attempt started: its header changes (and the chosen key's) applied, its line
+    /// added to the attempt log.
+    fn begin(&mut self, plan: AttemptPlan, start: AttemptStart) {
+        let mut exchange = start.exchange;
+        let mut ops = start.ops;
+        ops.extend(self.gateway.choose_key(&mut exchange, host::now_nanos(), host::now_ms(), &SharedStore));
+        for op in ops {
+            apply(MapType::HttpRequestHeaders, op);
+        }
+        let raw = host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
+        let mut attempts = decode_attempts(&raw);
+        self.provider = start.attempt.provider.clone();
+        attempts.push(start.attempt);
+        host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes()).or_warn("setting the attempt log");
+        self.plan = Some(plan);
+        self.exchange = Some(exchange);
+    }
+
+    /// A hop's answer with a status: the key's outcome noted, the body read and translated
+    /// into what the client would get (`self.answer`). Returns the raw body.
+    fn take_hop_answer(
+        &mut self,
+        exchange: &mut Exchange,
+        status: u16,
+        headers: &[(String, String)],
+        body_size: usize,
+    ) -> Vec<u8> {
+        let now = host::now_ms();
+        let retry_after = header_in(headers, "retry-after");
+        if let Some(line) = self.gateway.key_outcome(exchange, status, retry_after, now, &SharedStore) {
+            host::log(LogLevel::Warn, &line);
+        }
+        let raw = match body_size {
+            0 => Vec::new(),
+            _ => host::buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default(),
+        };
+        let answer = crate::engine::translate_answer(exchange, status, header_in(headers, "content-type"), &raw, now);
+        if let Some(line) = exchange.take_log_line() {
+            host::log(LogLevel::Warn, &line);
+        }
+        self.answer = Some(answer);
+        raw
+    }
+
+    /// The key's outcome for this attempt's response status.
+    fn note_key_outcome(&self, status: u16, now: u64) {
+        let Some(exchange) = self.exchange.as_ref() else { return };
+        let retry_after = response_header("retry-after");
+        if let Some(line) = self.gateway.key_outcome(exchange, status, retry_after.as_deref(), now, &SharedStore) {
+            host::log(LogLevel::Warn, &line);
+        }
+    }
+
+    /// Whether the attempt falls back, holds its error, or holds its stream until the first
+    /// event; with the response's content type.
+    fn dispose(&self, plan: &AttemptPlan, status: u16, end_of_stream: bool) -> (Disposition, Option<String>) {
+        let tried = decode_attempts(&host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default());
+        let fall_back = self.gateway.should_fall_back(plan, status, &tried);
+        let content_type = response_header("content-type");
+        // An error whose body may name a trigger code (`fallback.on_error`) is held until read.
+        let json = is_json(content_type.as_deref());
+        let hold = !fall_back
+            && self.request_body.is_some()
+            && self.gateway.holds_error(plan, status, json, !end_of_stream, &tried);
+        // A stream is held until its first event when the watcher instance will resume it.
+        let watched = host::property(&[FIRST_EVENT_WATCH_STATE]).ok().flatten().is_some_and(|v| v == b"1");
+        let first_event = !fall_back
+            && !hold
+            && watched
+            && self.gateway.waits_for_first_event(plan, status, content_type.as_deref(), !end_of_stream, &tried);
+        (Disposition { fall_back, hold, first_event }, content_type)
+    }
+
+    /// The response headers through the exchange, then on to the router (or held).
+    fn respond(&mut self, status: u16, content_type: Option<String>, d: &Disposition, end_of_stream: bool) -> Action {
+        let Some(exchange) = self.exchange.as_mut() else { return Action::Continue };
+        let mut ops = exchange.on_response(status, content_type.as_deref(), &ResponseOrigin::Upstream, end_of_stream);
+        if d.hold {
+            self.held = Some((status, held_content_type(&ops, content_type)));
+        }
+        if let Some(line) = exchange.take_log_line() {
+            host::log(LogLevel::Warn, &line);
+        }
+        if let Some(reply) = exchange.take_reply() {
+            return reply_with(&reply);
+        }
+        ops.extend(self.retry_ops(status, d.fall_back));
+        for op in ops {
+            apply(MapType::HttpResponseHeaders, op);
+        }
+        if d.first_event {
+            // The router sees no response until the watcher resumes this one; a reset before
+            // then is retried by Envoy like any reset before the response.
+            host::set_property(&[FIRST_EVENT_HOLDER_STATE], self.context_id.to_string().as_bytes())
+                .or_warn("setting the first-event holder");
+            return Action::Pause;
+        }
+        Action::Continue
+    }
+
+    /// Envoy's retry policy matches the retry header (`retriable_headers`); set after the
+    /// exchange's own changes so that none removes it.
+    fn retry_ops(&self, status: u16, fall_back: bool) -> Vec<HeaderOp> {
+        let mut ops = vec![match fall_back {
+            true => HeaderOp::Set(RETRY_HEADER.to_string(), status.to_string()),
+            false => HeaderOp::Remove(RETRY_HEADER.to_string()),
+        }];
+        let no_key_left = |e: &Exchange| self.gateway.no_key_left(e, host::now_ms(), &SharedStore);
+        if fall_back && status == 429 && self.exchange.as_ref().is_some_and(no_key_left) {
+            // Outlier detection counts 5xx, not 429: a target with no key left is then
+            // ejected (where configured) and skipped by first attempts; the client never
+            // sees this status (the attempt is retried).
+            ops.push(HeaderOp::Set(":status".to_string(), "503".to_string()));
+        }
+        ops
     }
 }
 
@@ -249,22 +423,8 @@ impl Context for AttemptStream {
             self.deliver(true);
             return;
         };
-        let now = host::now_ms();
-        let retry_after = header_in(&headers, "retry-after");
-        if let Some(line) = self.gateway.key_outcome(&exchange, status, retry_after, now, &SharedStore) {
-            host::log(LogLevel::Warn, &line);
-        }
-        let raw = match body_size {
-            0 => Vec::new(),
-            _ => host::buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default(),
-        };
-        let answer =
-            crate::engine::translate_answer(&mut exchange, status, header_in(&headers, "content-type"), &raw, now);
-        if let Some(line) = exchange.take_log_line() {
-            host::log(LogLevel::Warn, &line);
-        }
+        let raw = self.take_hop_answer(&mut exchange, status, &headers, body_size);
         report(|a| a.status = Some(status));
-        self.answer = Some(answer);
         if !self.hop_on(status, &raw, &provider) {
             self.deliver(true);
         }
@@ -278,10 +438,7 @@ impl HttpContext for AttemptStream {
             // Not a fallback chain: the downstream instance did everything.
             return Action::Continue;
         };
-        let provider = host::property(&["xds", "upstream_host_metadata", "filter_metadata", "llm", "provider"])
-            .ok()
-            .flatten()
-            .map(|raw| String::from_utf8_lossy(&raw).into_owned());
+        let provider = upstream_provider();
         let start = match self.gateway.start_attempt(&plan, provider.as_deref(), host::now_ms()) {
             Ok(start) => start,
             Err(reply) => {
@@ -290,20 +447,8 @@ impl HttpContext for AttemptStream {
             }
         };
         // An earlier attempt's signature must not reach this attempt's target.
-        let _ = host::set_property(&[DEFERRED_HEADERS], b"");
-        let mut exchange = start.exchange;
-        let mut ops = start.ops;
-        ops.extend(self.gateway.choose_key(&mut exchange, host::now_nanos(), host::now_ms(), &SharedStore));
-        for op in ops {
-            apply(MapType::HttpRequestHeaders, op);
-        }
-        let raw = host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
-        let mut attempts = decode_attempts(&raw);
-        self.provider = start.attempt.provider.clone();
-        attempts.push(start.attempt);
-        let _ = host::set_property(&[ATTEMPTS_STATE], encode_attempts(&attempts).as_bytes());
-        self.plan = Some(plan);
-        self.exchange = Some(exchange);
+        host::set_property(&[DEFERRED_HEADERS], deferred::CLEARED).or_warn("clearing deferred headers");
+        self.begin(plan, start);
         Action::Continue
     }
 
@@ -333,81 +478,18 @@ impl HttpContext for AttemptStream {
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
         let _clock = host::ClockScope::enter();
-        let (Some(plan), Some(exchange)) = (self.plan.as_ref(), self.exchange.as_mut()) else {
+        let Some(plan) = self.plan.clone().filter(|_| self.exchange.is_some()) else {
             return Action::Continue;
         };
-        let status = host::header(MapType::HttpResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse::<u16>().ok())
-            .unwrap_or(0);
-        let retry_after = host::header(MapType::HttpResponseHeaders, "retry-after").ok().flatten();
-        let now = host::now_ms();
-        if let Some(line) = self.gateway.key_outcome(exchange, status, retry_after.as_deref(), now, &SharedStore) {
-            host::log(LogLevel::Warn, &line);
-        }
-        let tried = decode_attempts(&host::property(&[ATTEMPTS_STATE]).ok().flatten().unwrap_or_default());
-        let fall_back = self.gateway.should_fall_back(plan, status, &tried);
-        let content_type = host::header(MapType::HttpResponseHeaders, "content-type").ok().flatten();
-        // An error whose body may name a trigger code (`fallback.on_error`) is held until read.
-        let json =
-            content_type.as_deref().is_some_and(|ct| ct.split(';').next().unwrap_or_default().trim().ends_with("json"));
-        let hold = !fall_back
-            && self.request_body.is_some()
-            && self.gateway.holds_error(plan, status, json, !end_of_stream, &tried);
-        // A stream is held until its first event when the watcher instance will resume it.
-        let watched = host::property(&[FIRST_EVENT_WATCH_STATE]).ok().flatten().is_some_and(|v| v == b"1");
-        let first_event = !fall_back
-            && !hold
-            && watched
-            && self.gateway.waits_for_first_event(plan, status, content_type.as_deref(), !end_of_stream, &tried);
-        let reason = match (fall_back, hold, first_event, (200..300).contains(&status)) {
-            (true, ..) => "fallback",
-            (false, true, ..) => HOLD_REASON,
-            (false, false, true, _) => NO_FIRST_EVENT_REASON,
-            (false, false, false, true) => "ok",
-            (false, false, false, false) => "error",
-        };
+        let status = response_header(":status").and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
+        self.note_key_outcome(status, host::now_ms());
+        let (disposition, content_type) = self.dispose(&plan, status, end_of_stream);
+        let reason = disposition.reason(status);
         report(|attempt| {
             attempt.status = Some(status);
             attempt.reason = reason.to_string();
         });
-        let mut ops = exchange.on_response(status, content_type.as_deref(), &ResponseOrigin::Upstream, end_of_stream);
-        if hold {
-            let set_type = ops.iter().find_map(|op| match op {
-                HeaderOp::Set(name, value) if name == "content-type" => Some(value.clone()),
-                _ => None,
-            });
-            self.held = Some((status, set_type.or(content_type).unwrap_or_default()));
-        }
-        if let Some(line) = exchange.take_log_line() {
-            host::log(LogLevel::Warn, &line);
-        }
-        if let Some(reply) = exchange.take_reply() {
-            return reply_with(&reply);
-        }
-        // Envoy's retry policy matches this header (`retriable_headers`); set after the
-        // exchange's own changes so that none removes it.
-        ops.push(match fall_back {
-            true => HeaderOp::Set(RETRY_HEADER.to_string(), status.to_string()),
-            false => HeaderOp::Remove(RETRY_HEADER.to_string()),
-        });
-        if fall_back && status == 429 && self.gateway.no_key_left(exchange, now, &SharedStore) {
-            // Outlier detection counts 5xx, not 429: a target with no key left is then
-            // ejected (where configured) and skipped by first attempts; the client never
-            // sees this status (the attempt is retried).
-            ops.push(HeaderOp::Set(":status".to_string(), "503".to_string()));
-        }
-        for op in ops {
-            apply(MapType::HttpResponseHeaders, op);
-        }
-        if first_event {
-            // The router sees no response until the watcher resumes this one; a reset before
-            // then is retried by Envoy like any reset before the response.
-            let _ = host::set_property(&[FIRST_EVENT_HOLDER_STATE], self.context_id.to_string().as_bytes());
-            return Action::Pause;
-        }
-        Action::Continue
+        self.respond(status, content_type, &disposition, end_of_stream)
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {

@@ -4,7 +4,7 @@
 //! still sees, and resumes the attempt once the first event is complete or the stream ends.
 
 use super::attempt::report;
-use super::host;
+use super::host::{self, OrWarn};
 use crate::engine::{FirstEventScan, Framing, FIRST_EVENT_HOLDER_STATE, FIRST_EVENT_WATCH_STATE};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
@@ -23,7 +23,7 @@ impl Watcher {
     fn take_holder() -> Option<u32> {
         let raw = host::property(&[FIRST_EVENT_HOLDER_STATE]).ok().flatten()?;
         let id = std::str::from_utf8(&raw).ok()?.parse::<u32>().ok()?;
-        let _ = host::set_property(&[FIRST_EVENT_HOLDER_STATE], b"");
+        host::set_property(&[FIRST_EVENT_HOLDER_STATE], b"").or_warn("clearing the first-event holder");
         Some(id)
     }
 
@@ -34,9 +34,9 @@ impl Watcher {
         let Some(holder) = Self::take_holder() else { return };
         report(|a| a.reason = "ok".to_string());
         if host::set_effective_context(holder).is_ok() {
-            let _ = host::resume_response();
+            host::resume_response().or_warn("resuming the held attempt");
         }
-        let _ = host::set_effective_context(self.context_id);
+        host::set_effective_context(self.context_id).or_warn("restoring the effective context");
     }
 }
 
@@ -44,7 +44,7 @@ impl Context for Watcher {}
 
 impl HttpContext for Watcher {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let _ = host::set_property(&[FIRST_EVENT_WATCH_STATE], b"1");
+        host::set_property(&[FIRST_EVENT_WATCH_STATE], b"1").or_warn("announcing the first-event watcher");
         Action::Continue
     }
 

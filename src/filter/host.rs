@@ -401,3 +401,40 @@ pub fn set_effective_context(context_id: u32) -> HostResult<()> {
     // SAFETY: plain value.
     check(unsafe { proxy_set_effective_context(context_id) })
 }
+
+/// A host write whose failure is logged (`log::warn!`, through `logger.rs`), not swallowed.
+/// The success path makes no call; the failure's log line is one `proxy_log`, whose own
+/// status is not checked (so a failing log cannot recurse), and formats only a code.
+pub trait OrWarn {
+    fn or_warn(self, what: &str);
+}
+
+impl<T> OrWarn for HostResult<T> {
+    fn or_warn(self, what: &str) {
+        if let Err(HostError(status)) = self {
+            log::warn!("{what} failed (host status {status})");
+        }
+    }
+}
+
+/// The metric registry's host calls (`effects::metric_registry`).
+pub struct HostMetrics;
+
+impl crate::effects::metric_registry::MetricHost for HostMetrics {
+    fn define(&mut self, kind: crate::metrics::MetricKind, name: &str) -> Option<u32> {
+        let kind = match kind {
+            crate::metrics::MetricKind::Counter => MetricType::Counter,
+            crate::metrics::MetricKind::Histogram => MetricType::Histogram,
+            crate::metrics::MetricKind::Gauge => MetricType::Gauge,
+        };
+        define_metric(kind, name).ok()
+    }
+
+    fn increment(&mut self, id: u32, offset: i64) {
+        increment_metric(id, offset).or_warn("metric increment");
+    }
+
+    fn record(&mut self, id: u32, value: u64) {
+        record_metric(id, value).or_warn("metric record");
+    }
+}

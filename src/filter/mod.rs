@@ -1,25 +1,28 @@
 //! The proxy-wasm shell: moves headers and bytes between Envoy and the engine, applies
-//! what the engine decides, and records metrics and access-log fields. No decisions here.
+//! what the engine decides, and records metrics and access-log fields. No decisions here:
+//! what it applies is decided in the core (`crate::engine`, `crate::effects`).
 
 mod attempt;
-mod deferred;
 mod first_event;
 mod fleet;
 mod host;
 mod logger;
 
-use crate::auth::TrustedSource;
+use crate::effects::deferred::{self, APPLIER_CONFIG, DEFERRED_HEADERS};
+use crate::effects::header_changes::{changes, header_in, remove_untrusted};
+use crate::effects::metric_registry::MetricRegistry;
+use crate::effects::roll::Roll;
+use crate::effects::trusted::read_trusted;
 use crate::engine::{
-    BodyAction, Exchange, Gateway, HeaderOp, LocalReply, RequestAction, RequestHead, ResponseOrigin,
-    UNTRUSTED_REQUEST_HEADERS,
+    BodyAction, Exchange, Gateway, HeaderOp, LocalReply, Record, RequestAction, RequestHead, ResponseOrigin,
 };
-use crate::metrics::{self, MetricKind};
+use crate::metrics;
 use crate::quota::fleet::{ReportQueue, REPORT_METHOD};
 use crate::quota::{CasMismatch, Store};
+use host::{HostMetrics, OrWarn};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 
 proxy_wasm::main! {{
@@ -27,90 +30,11 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
-/// Per-VM cap on distinct metric names: labels are bounded by the config, this bounds
-/// even a config with thousands of models.
-const MAX_METRICS: usize = 20_000;
-
-/// Metric ids by full name, defined on first use; shared by the VM's streams.
-///
-/// Counter increments and gauge values are gathered in the VM and handed to the host on the
-/// root context's tick (`METRICS_FLUSH_TICK`): one host call per changed series per tick
-/// instead of one per request, and Prometheus shows the same sums (counters) and last values
-/// (gauges), at most a tick later. Histogram points go to the host at once: each value is a
-/// point of its own, which no aggregate could reproduce exactly.
-#[derive(Default)]
-struct Metrics {
-    ids: HashMap<String, u32>,
-    full_warned: bool,
-    /// Counter increments not yet handed to the host, by metric id.
-    counters: HashMap<u32, u64>,
-    /// The latest value of each gauge not yet handed to the host, by metric id.
-    gauges: HashMap<u32, u64>,
-}
-
-impl Metrics {
-    fn record(&mut self, point: &metrics::Point) {
-        let id = match self.ids.get(&point.name) {
-            Some(&id) => id,
-            None if self.ids.len() >= MAX_METRICS => {
-                if !self.full_warned {
-                    self.full_warned = true;
-                    host::log(LogLevel::Warn, "llm-gateway: metric limit reached; new label combinations are dropped");
-                }
-                return;
-            }
-            None => {
-                let kind = match point.kind {
-                    MetricKind::Counter => MetricType::Counter,
-                    MetricKind::Histogram => MetricType::Histogram,
-                    MetricKind::Gauge => MetricType::Gauge,
-                };
-                let Ok(id) = host::define_metric(kind, &point.name) else {
-                    return;
-                };
-                self.ids.insert(point.name.clone(), id);
-                id
-            }
-        };
-        match point.kind {
-            // Defined (so the series exists at 0) but not incremented by 0.
-            MetricKind::Counter if point.value == 0 => {}
-            MetricKind::Counter => {
-                let sum = self.counters.entry(id).or_insert(0);
-                *sum = sum.saturating_add(point.value);
-            }
-            MetricKind::Gauge => {
-                self.gauges.insert(id, point.value);
-            }
-            MetricKind::Histogram => {
-                let _ = host::record_metric(id, point.value);
-            }
-        }
-    }
-
-    /// Hands the gathered counter increments and gauge values to the host.
-    fn flush(&mut self) {
-        for (id, sum) in self.counters.drain() {
-            let _ = host::increment_metric(id, i64::try_from(sum).unwrap_or(i64::MAX));
-        }
-        for (id, value) in self.gauges.drain() {
-            let _ = host::record_metric(id, value);
-        }
-    }
-}
-
-/// Filter state carrying headers decided in the body callback (a SigV4 signature) to the
-/// module's second, header-applying instance placed after Envoy's buffer filter.
-const DEFERRED_HEADERS: &str = "llm_deferred_headers";
-
-/// The plugin configuration of that second instance.
-const APPLIER_CONFIG: &str = r#"{"role": "apply-deferred-headers"}"#;
-
 /// The VM environment variable that turns on the host-call count (measurement only).
 const COUNT_HOST_CALLS: &str = "LLM_GATEWAY_COUNT_HOST_CALLS";
 
 /// How often the root context sends the fleet reports the VM's streams queued, and hands the
-/// metrics they gathered to the host (`Metrics::flush`): counters and gauges reach
+/// metrics they gathered to the host (`MetricRegistry::flush`): counters and gauges reach
 /// Prometheus at most this much (plus the worker's own delay) after a request ends.
 const FLEET_REPORT_TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
@@ -126,66 +50,48 @@ struct Root {
     /// each exchange (`host::take_calls`).
     count_host_calls: bool,
     gateway: Option<Rc<Gateway>>,
-    metrics: Rc<RefCell<Metrics>>,
-    rng: Rc<Cell<u64>>,
+    metrics: Rc<RefCell<MetricRegistry>>,
+    roll: Rc<Cell<Roll>>,
     /// Fleet-budget reports queued by the streams, sent on the tick (`filter::fleet`).
     reports: Rc<RefCell<ReportQueue>>,
     /// Reports given up so far (logged when it grows).
     dropped_reports: u64,
 }
 
-impl Context for Root {
-    fn on_done(&mut self) -> bool {
-        // The VM goes away (a new configuration, Envoy stopping): what was gathered counts.
-        self.metrics.borrow_mut().flush();
-        true
-    }
-
-    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
-        let taken = fleet::report_taken(num_headers, body_size);
-        self.reports.borrow_mut().answered(token, taken, host::now_ms());
-    }
-}
-
-impl RootContext for Root {
-    fn on_configure(&mut self, size: usize) -> bool {
-        let json = host::buffer(BufferType::PluginConfiguration, 0, size).unwrap_or_default();
-        if deferred::is_applier_config(&json, APPLIER_CONFIG) {
+impl Root {
+    /// Takes the instance's role from its configuration: `None` for the roles that run no
+    /// gateway (applier, first-event watcher), else the gateway's configuration.
+    fn take_role(&mut self, json: Vec<u8>) -> Option<Vec<u8>> {
+        if deferred::is_role_config(&json, APPLIER_CONFIG) {
             self.applier = true;
-            return true;
+            return None;
         }
-        if deferred::is_applier_config(&json, crate::engine::FIRST_EVENT_CONFIG) {
+        if deferred::is_role_config(&json, crate::engine::FIRST_EVENT_CONFIG) {
             self.first_event = true;
-            return true;
+            return None;
         }
-        let json = match attempt::attempt_config(&json) {
+        match attempt::attempt_config(&json) {
             Some(gateway) => {
                 self.per_attempt = true;
-                gateway
+                Some(gateway)
             }
-            None => json,
-        };
-        self.count_host_calls = std::env::var_os(COUNT_HOST_CALLS).is_some();
-        match Gateway::from_json(&json, &|name| std::env::var(name).ok()) {
-            Ok(gateway) => {
-                // Only the downstream instance queues fleet reports and records metrics.
-                if !self.per_attempt {
-                    self.set_tick_period(FLEET_REPORT_TICK);
-                }
-                self.gateway = Some(Rc::new(gateway));
-                self.rng.set(host::now_nanos() | 1);
-                true
-            }
-            Err(error) => {
-                host::log(LogLevel::Critical, &format!("llm-gateway: invalid plugin configuration: {error}"));
-                false
-            }
+            None => Some(json),
         }
     }
 
-    fn on_tick(&mut self) {
-        // Shared by every request of the tick, so not counted as any one request's calls.
-        host::uncounted(|| self.metrics.borrow_mut().flush());
+    /// A valid configuration: the gateway runs (the tick only downstream: only the
+    /// downstream instance queues fleet reports and records metrics).
+    fn start(&mut self, gateway: Gateway) {
+        if !self.per_attempt {
+            self.set_tick_period(FLEET_REPORT_TICK);
+        }
+        self.gateway = Some(Rc::new(gateway));
+        self.roll.set(Roll::seeded(host::now_nanos()));
+    }
+
+    /// Sends the queued fleet reports that are due, and logs the ones given up since the
+    /// last tick.
+    fn send_fleet_reports(&mut self) {
         let Some(fleet) = self.gateway.as_ref().and_then(|g| g.fleet()) else { return };
         let mut reports = self.reports.borrow_mut();
         if let Some(error) = reports.send_waiting(host::now_ms(), |message| fleet::call(fleet, REPORT_METHOD, message))
@@ -202,6 +108,58 @@ impl RootContext for Root {
         }
     }
 
+    fn new_stream(&self, gateway: Rc<Gateway>, context_id: u32) -> Stream {
+        Stream {
+            gateway,
+            metrics: self.metrics.clone(),
+            roll: self.roll.clone(),
+            reports: self.reports.clone(),
+            exchange: None,
+            fleet_check: None,
+            count_host_calls: self.count_host_calls,
+            context_id,
+            held: false,
+            finished: false,
+        }
+    }
+}
+
+impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        // The VM goes away (a new configuration, Envoy stopping): what was gathered counts.
+        self.metrics.borrow_mut().flush(&mut HostMetrics);
+        true
+    }
+
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+        let taken = fleet::report_taken(num_headers, body_size);
+        self.reports.borrow_mut().answered(token, taken, host::now_ms());
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, size: usize) -> bool {
+        let json = host::buffer(BufferType::PluginConfiguration, 0, size).unwrap_or_default();
+        let Some(json) = self.take_role(json) else { return true };
+        self.count_host_calls = std::env::var_os(COUNT_HOST_CALLS).is_some();
+        match Gateway::from_json(&json, &|name| std::env::var(name).ok()) {
+            Ok(gateway) => {
+                self.start(gateway);
+                true
+            }
+            Err(error) => {
+                host::log(LogLevel::Critical, &format!("llm-gateway: invalid plugin configuration: {error}"));
+                false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        // Shared by every request of the tick, so not counted as any one request's calls.
+        host::uncounted(|| self.metrics.borrow_mut().flush(&mut HostMetrics));
+        self.send_fleet_reports();
+    }
+
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         if self.applier {
             return Some(Box::new(Applier));
@@ -213,18 +171,7 @@ impl RootContext for Root {
         if self.per_attempt {
             return Some(Box::new(attempt::AttemptStream::new(gateway, context_id)));
         }
-        Some(Box::new(Stream {
-            gateway,
-            metrics: self.metrics.clone(),
-            rng: self.rng.clone(),
-            reports: self.reports.clone(),
-            exchange: None,
-            fleet_check: None,
-            count_host_calls: self.count_host_calls,
-            context_id,
-            held: false,
-            finished: false,
-        }))
+        Some(Box::new(self.new_stream(gateway, context_id)))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -234,8 +181,8 @@ impl RootContext for Root {
 
 struct Stream {
     gateway: Rc<Gateway>,
-    metrics: Rc<RefCell<Metrics>>,
-    rng: Rc<Cell<u64>>,
+    metrics: Rc<RefCell<MetricRegistry>>,
+    roll: Rc<Cell<Roll>>,
     reports: Rc<RefCell<ReportQueue>>,
     exchange: Option<Exchange>,
     /// The callout token of the fleet-budget check the request waits for.
@@ -248,15 +195,39 @@ struct Stream {
     finished: bool,
 }
 
+/// The response headers as the downstream instance reads them.
+struct ResponseHead {
+    headers: Vec<(String, String)>,
+    status: u16,
+    content_type: Option<String>,
+    origin: ResponseOrigin,
+}
+
+impl ResponseHead {
+    /// One host call for every header instead of one per header read, and the response's
+    /// origin: `via_upstream` for the provider's own response; anything else is Envoy's
+    /// local reply (`upstream_reset_before_response_started{...}`, `response_timeout`...).
+    fn read() -> Self {
+        let headers = host::headers(MapType::HttpResponseHeaders).unwrap_or_default();
+        let status = header_in(&headers, ":status").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let content_type = header_in(&headers, "content-type").map(str::to_string);
+        let details = host::property(&["response", "code_details"]).ok().flatten();
+        let origin = ResponseOrigin::from_code_details(details.as_deref().map(String::from_utf8_lossy).as_deref());
+        ResponseHead { headers, status, content_type, origin }
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        header_in(&self.headers, name).map(str::to_string)
+    }
+}
+
 impl Stream {
-    /// xorshift64: weighted target choice needs spread, not secrecy.
+    /// The VM's next random roll.
     fn roll(&self) -> u64 {
-        let mut x = self.rng.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng.set(x);
-        x
+        let mut roll = self.roll.get();
+        let value = roll.next_value();
+        self.roll.set(roll);
+        value
     }
 
     fn reply(&self, reply: &LocalReply) -> Action {
@@ -271,6 +242,62 @@ impl Stream {
         bytes.map(|b| crate::header_map::decode(&b)).unwrap_or_default()
     }
 
+    /// The request's headers (untrusted ones already taken out) and its body metadata
+    /// through the gateway: the exchange and what to do with the request.
+    fn decide_request(&self, headers: &[(String, String)], end_of_stream: bool) -> (Exchange, RequestAction) {
+        let request_header = |name: &str| header_in(headers, name);
+        let metadata = self.body_metadata();
+        let metadata_string = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let trusted = self.gateway.trusted_sources();
+        let metadata_property = |path: &[&str]| host::property(path).ok().flatten();
+        let trusted_consumer = trusted.and_then(|t| read_trusted(&t.consumer, headers, metadata_property));
+        let trusted_plan =
+            trusted.and_then(|t| t.plan.as_ref()).and_then(|p| read_trusted(p, headers, metadata_property));
+        let head = RequestHead {
+            method: request_header(":method").unwrap_or_default(),
+            path: request_header(":path").unwrap_or_default(),
+            body_model: metadata_string("model"),
+            body_stream: metadata_string("stream") == Some("1"),
+            body_invalid: metadata_string("body_error").is_some(),
+            header_model: request_header(&self.gateway.config().model_header),
+            authorization: request_header("authorization"),
+            x_api_key: request_header("x-api-key"),
+            trusted_consumer: trusted_consumer.as_deref(),
+            trusted_plan: trusted_plan.as_deref(),
+            anthropic_version: request_header("anthropic-version").is_some(),
+            no_body: end_of_stream,
+        };
+        self.gateway.on_request_headers(&head, self.roll(), host::now_ms())
+    }
+
+    /// Filter state for other filters at request time. Only the consumer is filter state of
+    /// its own (RBAC, rate limits); the access log reads the whole record
+    /// (`metrics::LOG_RECORD`). A fallback chain's plan, for each attempt to read.
+    fn publish_route(&self, exchange: &Exchange) {
+        for (key, value) in exchange.route_fields() {
+            if let Some(value) = value.filter(|_| key == "llm_consumer") {
+                host::set_property(&[key], value.as_bytes()).or_warn("setting llm_consumer");
+            }
+        }
+        if let Some(plan) = exchange.attempt_plan() {
+            host::set_property(&[crate::engine::PLAN_STATE], plan.encode().as_bytes()).or_warn("setting the plan");
+            let context = self.context_id.to_string();
+            host::set_property(&[crate::engine::DOWNSTREAM_CONTEXT_STATE], context.as_bytes())
+                .or_warn("setting the downstream context");
+        }
+    }
+
+    /// A forwarded request: the exchange's header changes and the chosen key's, where they
+    /// change something.
+    fn forward(&mut self, headers: &mut Vec<(String, String)>, mut ops: Vec<HeaderOp>) -> Action {
+        let (roll, now) = (self.roll(), host::now_ms());
+        if let Some(exchange) = self.exchange.as_mut() {
+            ops.extend(self.gateway.choose_key(exchange, roll, now, &SharedStore));
+        }
+        apply_changes(MapType::HttpRequestHeaders, headers, ops);
+        Action::Continue
+    }
+
     /// The complete request body, as buffered in the host: admission, then the body the
     /// provider gets, or a local reply.
     fn admit_body(&mut self, body: &[u8]) -> Action {
@@ -279,16 +306,14 @@ impl Stream {
         };
         let action =
             exchange.on_request_body(body, host::now_ms(), self.gateway.quota(&SharedStore), self.gateway.prompts());
-        let deferred = exchange.deferred_headers();
-        if !deferred.is_empty() {
-            let _ = host::set_property(&[DEFERRED_HEADERS], &crate::header_map::encode(deferred));
-        }
+        defer_headers(exchange);
         match action {
             BodyAction::Unchanged => self.check_fleet(),
             BodyAction::Replace(new_body) => {
                 // The same bytes (nothing to patch): no replace, no host call.
                 if new_body != body {
-                    let _ = host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body);
+                    host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body)
+                        .or_warn("replacing the request body");
                 }
                 self.check_fleet()
             }
@@ -330,6 +355,60 @@ impl Stream {
         }
     }
 
+    /// At the response headers of a fallback chain: what each attempt reported, and the
+    /// target that answered; true when the headers wait for the attempt's error-code hop
+    /// (the attempt reads the error's body, may hop, and resumes them).
+    fn note_attempts(&mut self, origin: &ResponseOrigin) -> bool {
+        let Some(exchange) = self.exchange.as_mut() else { return false };
+        let Some(route) = exchange.attempt_plan().map(|plan| plan.route.clone()) else { return false };
+        let raw = host::property(&[crate::engine::ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
+        let attempts = crate::engine::decode_attempts(&raw);
+        if attempts.last().is_some_and(|a| a.reason == crate::engine::HOLD_REASON) {
+            attempt::hold_downstream(exchange);
+            self.held = true;
+            return true;
+        }
+        let answered = match origin {
+            ResponseOrigin::Upstream => self.gateway.answering_attempt(&route, &attempts),
+            ResponseOrigin::Envoy(_) => None,
+        };
+        exchange.record_attempts(attempts, answered, self.gateway.quota(&SharedStore));
+        apply(MapType::HttpResponseHeaders, HeaderOp::Remove(crate::engine::RETRY_HEADER.to_string()));
+        false
+    }
+
+    /// The response headers through the exchange: its header changes applied, or a local
+    /// reply in the response's place. `None` when the response goes on.
+    fn decide_response(&mut self, mut head: ResponseHead, end_of_stream: bool) -> Option<Action> {
+        let exchange = self.exchange.as_mut()?;
+        if exchange.reads_input_token_header() {
+            let tokens = head.header(crate::llm::embeddings::BEDROCK_INPUT_TOKENS_HEADER);
+            exchange.note_input_token_header(tokens.as_deref());
+        }
+        let mut ops = exchange.on_response(head.status, head.content_type.as_deref(), &head.origin, end_of_stream);
+        if let Some(line) = exchange.take_log_line() {
+            host::log(LogLevel::Warn, &line);
+        }
+        if let Some(reply) = exchange.take_reply() {
+            return Some(self.reply_in_place(reply, head.headers));
+        }
+        ops.extend(exchange.budget_headers(host::now_ms()));
+        apply_changes(MapType::HttpResponseHeaders, &mut head.headers, ops);
+        None
+    }
+
+    /// A response without a body to replace: the gateway answers in its place, with the
+    /// response's own headers (`x-envoy-ratelimited`, `retry-after`...). (Read before the
+    /// chain's retry mark was removed: it is dropped here too.)
+    fn reply_in_place(&self, mut reply: LocalReply, response_headers: Vec<(String, String)>) -> Action {
+        reply.headers.extend(response_headers.into_iter().filter(|(name, _)| {
+            !name.starts_with(':')
+                && !matches!(name.as_str(), "content-type" | "content-length")
+                && !name.eq_ignore_ascii_case(crate::engine::RETRY_HEADER)
+        }));
+        self.reply(&reply)
+    }
+
     /// Ends the exchange once: metrics, and access-log fields while the host still takes them.
     fn finish(&mut self) {
         // Once: `on_log` follows a response that already ended (no clock read for nothing).
@@ -340,36 +419,58 @@ impl Stream {
         let Some(record) = self.exchange.as_mut().and_then(|e| e.finish(host::now_ms(), quota)) else {
             return;
         };
-        if let (Some(fleet), Some(tokens)) = (self.gateway.fleet(), record.usage.total()) {
-            let report =
-                self.exchange.as_ref().and_then(|e| e.fleet_descriptor()).and_then(|who| fleet.report(&who, tokens));
-            if let Some(report) = report {
-                self.reports.borrow_mut().push(report, host::now_ms());
-            }
-        }
-        // The access log's one value; `llm_tokens` is also read by other filters (a rate
-        // limit's `hits_addend`), so it keeps its own.
-        let _ = host::set_property(&[metrics::LOG_RECORD], metrics::log_record(&record).as_bytes());
-        if let Some((key, tokens)) = metrics::log_fields(&record).into_iter().find(|(key, _)| *key == "llm_tokens") {
-            let _ = host::set_property(&[key], tokens.as_bytes());
-        }
-        let mut metrics = self.metrics.borrow_mut();
+        self.queue_fleet_report(&record);
+        write_log_fields(&record);
+        let mut registry = self.metrics.borrow_mut();
         for point in metrics::points(&record) {
-            metrics.record(&point);
+            registry.record(&point, &mut HostMetrics);
         }
         if self.count_host_calls {
-            let (calls, kinds) = host::take_calls();
-            let stream = if record.stream { "stream" } else { "json" };
-            let what = format!(
-                "{} {} {stream} {}",
-                record.operation.map_or("-", |o| o.as_str()),
-                record.provider.as_deref().unwrap_or("-"),
-                record.status
-            );
-            host::log(LogLevel::Info, &format!("llm-gateway host calls: {calls} ({what}) [{kinds}]"));
-            // The log line is the measurement's own call.
-            host::take_calls();
+            log_host_calls(&record);
         }
+    }
+
+    /// The exchange's tokens, for the fleet-wide budget (sent on the tick).
+    fn queue_fleet_report(&self, record: &Record) {
+        let (Some(fleet), Some(tokens)) = (self.gateway.fleet(), record.usage.total()) else { return };
+        let report =
+            self.exchange.as_ref().and_then(|e| e.fleet_descriptor()).and_then(|who| fleet.report(&who, tokens));
+        if let Some(report) = report {
+            self.reports.borrow_mut().push(report, host::now_ms());
+        }
+    }
+}
+
+/// The access log's one value; `llm_tokens` is also read by other filters (a rate limit's
+/// `hits_addend`), so it keeps its own.
+fn write_log_fields(record: &Record) {
+    host::set_property(&[metrics::LOG_RECORD], metrics::log_record(record).as_bytes())
+        .or_warn("setting the access-log record");
+    if let Some((key, tokens)) = metrics::log_fields(record).into_iter().find(|(key, _)| *key == "llm_tokens") {
+        host::set_property(&[key], tokens.as_bytes()).or_warn("setting llm_tokens");
+    }
+}
+
+/// The measurement (`LLM_GATEWAY_COUNT_HOST_CALLS`): the exchange's host calls, logged.
+fn log_host_calls(record: &Record) {
+    let (calls, kinds) = host::take_calls();
+    let stream = if record.stream { "stream" } else { "json" };
+    let what = format!(
+        "{} {} {stream} {}",
+        record.operation.map_or("-", |o| o.as_str()),
+        record.provider.as_deref().unwrap_or("-"),
+        record.status
+    );
+    host::log(LogLevel::Info, &format!("llm-gateway host calls: {calls} ({what}) [{kinds}]"));
+    // The log line is the measurement's own call.
+    host::take_calls();
+}
+
+/// Hands the headers the exchange decided in the body callback (a SigV4 signature) to the
+/// applier instance (`effects::deferred`); nothing deferred is no host call.
+fn defer_headers(exchange: &Exchange) {
+    if let Some(state) = deferred::encode(exchange.deferred_headers()) {
+        host::set_property(&[DEFERRED_HEADERS], &state).or_warn("deferring headers");
     }
 }
 
@@ -380,7 +481,7 @@ impl Context for Stream {
         self.fleet_check = None;
         let verdict = fleet::verdict(fleet, num_headers, body_size);
         if let Action::Continue = self.apply_fleet_verdict(&verdict) {
-            let _ = host::resume_request();
+            host::resume_request().or_warn("resuming the request");
         }
     }
 }
@@ -406,10 +507,8 @@ impl Context for Applier {}
 
 impl HttpContext for Applier {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        if let Ok(Some(encoded)) = host::property(&[DEFERRED_HEADERS]) {
-            for (name, value) in crate::header_map::decode(&encoded) {
-                apply(MapType::HttpRequestHeaders, HeaderOp::Set(name, value));
-            }
+        if let Ok(Some(state)) = host::property(&[DEFERRED_HEADERS]) {
+            deferred::applier_ops(&state).into_iter().for_each(|op| apply(MapType::HttpRequestHeaders, op));
         }
         Action::Continue
     }
@@ -421,36 +520,6 @@ fn reply_with(reply: &LocalReply) -> Action {
         host::log(LogLevel::Error, &format!("llm-gateway: local reply failed: {e:?}"));
     }
     Action::Pause
-}
-
-/// A header's value in a map read with `host::headers` (names are lower-case in Envoy).
-fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-}
-
-/// A value an earlier filter verified: a request header, or dynamic metadata.
-fn read_trusted(source: &TrustedSource, headers: &[(String, String)]) -> Option<String> {
-    match source {
-        TrustedSource::Header(name) => header_in(headers, name).map(str::to_string),
-        TrustedSource::Metadata(path) => {
-            let mut full: Vec<&str> = vec!["metadata", "filter_metadata"];
-            full.extend(path.iter().map(String::as_str));
-            let bytes = host::property(&full).ok()??;
-            Some(String::from_utf8_lossy(&bytes).into_owned())
-        }
-    }
-}
-
-/// Removes the headers a client may not set (`UNTRUSTED_REQUEST_HEADERS`) from the request
-/// and from `headers`, the copy the callback decides with.
-fn remove_untrusted(headers: &mut Vec<(String, String)>) {
-    headers.retain(|(name, _)| {
-        let untrusted = UNTRUSTED_REQUEST_HEADERS.iter().any(|u| name.eq_ignore_ascii_case(u));
-        if untrusted {
-            apply(MapType::HttpRequestHeaders, HeaderOp::Remove(name.clone()));
-        }
-        !untrusted
-    });
 }
 
 /// One chunk of the response body through the exchange: read, replaced when the exchange
@@ -466,7 +535,7 @@ fn pass_response_body(exchange: &mut Exchange, size: usize, end_of_stream: bool)
         // still replaced, never let through.
         BodyAction::Replace(bytes) if bytes == chunk && chunk.len() == size => {}
         BodyAction::Replace(bytes) => {
-            let _ = host::set_buffer(BufferType::HttpResponseBody, 0, size, &bytes);
+            host::set_buffer(BufferType::HttpResponseBody, 0, size, &bytes).or_warn("replacing the response body");
         }
         BodyAction::Unchanged | BodyAction::Reply(_) => {}
     }
@@ -475,29 +544,17 @@ fn pass_response_body(exchange: &mut Exchange, size: usize, end_of_stream: bool)
     }
 }
 
-/// Applies the header changes that change something: a removal of an absent header or a
-/// set to the value a header already has is no host call. `headers` is the map as read
-/// (`host::headers`), kept up to date as the ops apply, so a later op sees the earlier ones.
+/// Applies the header changes that change something (`effects::header_changes`): a removal
+/// of an absent header or a set to the value a header already has is no host call.
 fn apply_changes(map: MapType, headers: &mut Vec<(String, String)>, ops: Vec<HeaderOp>) {
-    for op in ops {
-        match &op {
-            HeaderOp::Remove(name) if header_in(headers, name).is_none() => continue,
-            HeaderOp::Set(name, value) if header_in(headers, name) == Some(value.as_str()) => continue,
-            HeaderOp::Remove(name) => headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name)),
-            HeaderOp::Set(name, value) => {
-                headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-                headers.push((name.clone(), value.clone()));
-            }
-        }
-        apply(map, op);
-    }
+    changes(headers, ops).into_iter().for_each(|op| apply(map, op));
 }
 
 fn apply(map: MapType, op: HeaderOp) {
-    let _ = match op {
-        HeaderOp::Set(name, value) => host::set_header(map, &name, &value),
-        HeaderOp::Remove(name) => host::remove_header(map, &name),
-    };
+    match op {
+        HeaderOp::Set(name, value) => host::set_header(map, &name, &value).or_warn("setting a header"),
+        HeaderOp::Remove(name) => host::remove_header(map, &name).or_warn("removing a header"),
+    }
 }
 
 impl HttpContext for Stream {
@@ -505,58 +562,13 @@ impl HttpContext for Stream {
         let _clock = host::ClockScope::enter();
         // One host call for every header instead of one per header read or removal checked.
         let mut headers = host::headers(MapType::HttpRequestHeaders).unwrap_or_default();
-        remove_untrusted(&mut headers);
-        let request_header = |name: &str| header_in(&headers, name);
-        let method = request_header(":method").unwrap_or_default();
-        let path = request_header(":path").unwrap_or_default();
-        let header_model = request_header(&self.gateway.config().model_header);
-        let metadata = self.body_metadata();
-        let metadata_string = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-        let body_model = metadata_string("model");
-        let authorization = request_header("authorization");
-        let x_api_key = request_header("x-api-key");
-        let trusted = self.gateway.trusted_sources();
-        let trusted_consumer = trusted.and_then(|t| read_trusted(&t.consumer, &headers));
-        let trusted_plan = trusted.and_then(|t| t.plan.as_ref()).and_then(|p| read_trusted(p, &headers));
-        let head = RequestHead {
-            method,
-            path,
-            body_model,
-            body_stream: metadata_string("stream") == Some("1"),
-            body_invalid: metadata_string("body_error").is_some(),
-            header_model,
-            authorization,
-            x_api_key,
-            trusted_consumer: trusted_consumer.as_deref(),
-            trusted_plan: trusted_plan.as_deref(),
-            anthropic_version: request_header("anthropic-version").is_some(),
-            no_body: end_of_stream,
-        };
-        let (exchange, action) = self.gateway.on_request_headers(&head, self.roll(), host::now_ms());
-        // Only the consumer is filter state of its own at request time, for other filters
-        // (RBAC, rate limits); the access log reads the whole record (`metrics::LOG_RECORD`).
-        for (key, value) in exchange.route_fields() {
-            if let Some(value) = value.filter(|_| key == "llm_consumer") {
-                let _ = host::set_property(&[key], value.as_bytes());
-            }
-        }
-        if let Some(plan) = exchange.attempt_plan() {
-            // A fallback chain: each attempt (the module as an upstream filter) reads it.
-            let _ = host::set_property(&[crate::engine::PLAN_STATE], plan.encode().as_bytes());
-            let context = self.context_id.to_string();
-            let _ = host::set_property(&[crate::engine::DOWNSTREAM_CONTEXT_STATE], context.as_bytes());
-        }
+        remove_untrusted(&mut headers).into_iter().for_each(|op| apply(MapType::HttpRequestHeaders, op));
+        let (exchange, action) = self.decide_request(&headers, end_of_stream);
+        self.publish_route(&exchange);
         self.exchange = Some(exchange);
         match action {
             RequestAction::Reply(reply) => self.reply(&reply),
-            RequestAction::Forward(mut ops) => {
-                let (roll, now) = (self.roll(), host::now_ms());
-                if let Some(exchange) = self.exchange.as_mut() {
-                    ops.extend(self.gateway.choose_key(exchange, roll, now, &SharedStore));
-                }
-                apply_changes(MapType::HttpRequestHeaders, &mut headers, ops);
-                Action::Continue
-            }
+            RequestAction::Forward(ops) => self.forward(&mut headers, ops),
         }
     }
 
@@ -596,58 +608,18 @@ impl HttpContext for Stream {
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
         };
-        // One host call for every header instead of one per header read.
-        let mut response_headers = host::headers(MapType::HttpResponseHeaders).unwrap_or_default();
-        let response_header = |name: &str| header_in(&response_headers, name).map(str::to_string);
-        let status = response_header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
-        let content_type = response_header("content-type");
-        // `via_upstream` for the provider's own response; anything else is Envoy's local
-        // reply (`upstream_reset_before_response_started{...}`, `response_timeout`...).
-        let details = host::property(&["response", "code_details"]).ok().flatten();
-        let origin = ResponseOrigin::from_code_details(details.as_deref().map(String::from_utf8_lossy).as_deref());
-        let retry_after = response_header("retry-after");
+        let head = ResponseHead::read();
+        let retry_after = head.header("retry-after");
         let now = host::now_ms();
-        if let Some(line) = self.gateway.key_outcome(exchange, status, retry_after.as_deref(), now, &SharedStore) {
+        if let Some(line) = self.gateway.key_outcome(exchange, head.status, retry_after.as_deref(), now, &SharedStore) {
             host::log(LogLevel::Warn, &line);
         }
-        if let Some(route) = exchange.attempt_plan().map(|plan| plan.route.clone()) {
-            // A fallback chain: what each attempt reported, and the target that answered.
-            let raw = host::property(&[crate::engine::ATTEMPTS_STATE]).ok().flatten().unwrap_or_default();
-            let attempts = crate::engine::decode_attempts(&raw);
-            if attempts.last().is_some_and(|a| a.reason == crate::engine::HOLD_REASON) {
-                // The attempt reads the error's body, may hop, and resumes these headers.
-                attempt::hold_downstream(exchange);
-                self.held = true;
-                return Action::Pause;
-            }
-            let answered = match origin {
-                ResponseOrigin::Upstream => self.gateway.answering_attempt(&route, &attempts),
-                ResponseOrigin::Envoy(_) => None,
-            };
-            exchange.record_attempts(attempts, answered, self.gateway.quota(&SharedStore));
-            apply(MapType::HttpResponseHeaders, HeaderOp::Remove(crate::engine::RETRY_HEADER.to_string()));
+        if self.note_attempts(&head.origin) {
+            return Action::Pause;
         }
-        if exchange.reads_input_token_header() {
-            let tokens = response_header(crate::llm::embeddings::BEDROCK_INPUT_TOKENS_HEADER);
-            exchange.note_input_token_header(tokens.as_deref());
+        if let Some(reply) = self.decide_response(head, end_of_stream) {
+            return reply;
         }
-        let mut ops = exchange.on_response(status, content_type.as_deref(), &origin, end_of_stream);
-        if let Some(line) = exchange.take_log_line() {
-            host::log(LogLevel::Warn, &line);
-        }
-        if let Some(mut reply) = exchange.take_reply() {
-            // A response without a body to replace: the gateway answers in its place, with
-            // the response's own headers (`x-envoy-ratelimited`, `retry-after`...).
-            // (Read before the chain's retry mark was removed: it is dropped here too.)
-            reply.headers.extend(response_headers.into_iter().filter(|(name, _)| {
-                !name.starts_with(':')
-                    && !matches!(name.as_str(), "content-type" | "content-length")
-                    && !name.eq_ignore_ascii_case(crate::engine::RETRY_HEADER)
-            }));
-            return self.reply(&reply);
-        }
-        ops.extend(exchange.budget_headers(host::now_ms()));
-        apply_changes(MapType::HttpResponseHeaders, &mut response_headers, ops);
         if end_of_stream {
             self.finish();
         }

@@ -1,0 +1,105 @@
+//! The VM's metric registry: metric ids by full name (defined on first use, shared by the
+//! VM's streams), the cap on distinct series, and the counters and gauges gathered in the VM
+//! until the root context's tick hands them to the host.
+//!
+//! Counter increments and gauge values are handed to the host on the tick: one host call per
+//! changed series per tick instead of one per request, and Prometheus shows the same sums
+//! (counters) and last values (gauges), at most a tick later. Histogram points go to the host
+//! at once: each value is a point of its own, which no aggregate could reproduce exactly.
+
+use crate::metrics::{MetricKind, Point};
+use std::collections::HashMap;
+
+/// Per-VM cap on distinct metric names: labels are bounded by the config, this bounds even a
+/// config with thousands of models.
+pub const MAX_METRICS: usize = 20_000;
+
+/// The host's metric calls (the shell's `host.rs`; a recording fake in native tests). A
+/// failed call is the implementation's to report.
+pub trait MetricHost {
+    /// Defines a metric; its id, or `None` when the host refused.
+    fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32>;
+    fn increment(&mut self, id: u32, offset: i64);
+    fn record(&mut self, id: u32, value: u64);
+}
+
+/// See the module doc.
+#[derive(Debug)]
+pub struct MetricRegistry {
+    ids: HashMap<String, u32>,
+    cap: usize,
+    full_warned: bool,
+    /// Counter increments not yet handed to the host, by metric id.
+    counters: HashMap<u32, u64>,
+    /// The latest value of each gauge not yet handed to the host, by metric id.
+    gauges: HashMap<u32, u64>,
+}
+
+impl Default for MetricRegistry {
+    fn default() -> Self {
+        MetricRegistry::with_cap(MAX_METRICS)
+    }
+}
+
+impl MetricRegistry {
+    /// A registry holding at most `cap` distinct series.
+    pub fn with_cap(cap: usize) -> Self {
+        MetricRegistry {
+            ids: HashMap::new(),
+            cap,
+            full_warned: false,
+            counters: HashMap::new(),
+            gauges: HashMap::new(),
+        }
+    }
+
+    /// Distinct series defined so far.
+    pub fn defined(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// One point of an exchange: its series defined on first use (dropped past the cap,
+    /// warned once), a counter or gauge gathered, a histogram point recorded at once.
+    pub fn record(&mut self, point: &Point, host: &mut impl MetricHost) {
+        let Some(id) = self.id(point, host) else { return };
+        match point.kind {
+            // Defined (so the series exists at 0) but not incremented by 0.
+            MetricKind::Counter if point.value == 0 => {}
+            MetricKind::Counter => {
+                let sum = self.counters.entry(id).or_insert(0);
+                *sum = sum.saturating_add(point.value);
+            }
+            MetricKind::Gauge => {
+                self.gauges.insert(id, point.value);
+            }
+            MetricKind::Histogram => host.record(id, point.value),
+        }
+    }
+
+    /// The series' id: known, newly defined, or `None` (the cap reached, or the host refused).
+    fn id(&mut self, point: &Point, host: &mut impl MetricHost) -> Option<u32> {
+        if let Some(&id) = self.ids.get(&point.name) {
+            return Some(id);
+        }
+        if self.ids.len() >= self.cap {
+            if !std::mem::replace(&mut self.full_warned, true) {
+                log::warn!("metric limit reached; new label combinations are dropped");
+            }
+            return None;
+        }
+        let id = host.define(point.kind, &point.name)?;
+        self.ids.insert(point.name.clone(), id);
+        Some(id)
+    }
+
+    /// Hands the gathered counter increments and gauge values to the host (each changed
+    /// series once) and forgets them.
+    pub fn flush(&mut self, host: &mut impl MetricHost) {
+        for (id, sum) in self.counters.drain() {
+            host.increment(id, i64::try_from(sum).unwrap_or(i64::MAX));
+        }
+        for (id, value) in self.gauges.drain() {
+            host.record(id, value);
+        }
+    }
+}
