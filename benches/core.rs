@@ -187,9 +187,9 @@ fn shell_path(c: &mut Criterion) {
     let mut request: serde_json::Value = serde_json::from_slice(CHAT_2K).unwrap();
     request["stream"] = serde_json::Value::Bool(true);
     let stream_request = serde_json::to_vec(&request).unwrap();
-    let stream = openai_stream(48);
+    let stream = openai_stream(50);
     let events: Vec<&[u8]> = split_events(&stream);
-    assert_eq!(events.len(), 51, "role + 48 content + finish + usage events, then [DONE]");
+    assert_eq!(events.len(), 54, "role + 50 content + finish + usage events and [DONE]");
     group.bench_function("stream_50_events_one_per_chunk", |b| {
         b.iter(|| shell_exchange(&gw, black_box(&stream_request), "text/event-stream", &events))
     });
@@ -203,7 +203,9 @@ fn shell_path(c: &mut Criterion) {
         body_model: Some("bench-gpt"),
         ..RequestHead::default()
     };
-    group.bench_function("step_request_headers", |b| b.iter(|| black_box(gw.on_request_headers(black_box(&head), 7, 1_000))));
+    group.bench_function("step_request_headers", |b| {
+        b.iter(|| black_box(gw.on_request_headers(black_box(&head), 7, 1_000)))
+    });
     group.bench_function("step_request_headers_and_body", |b| {
         b.iter(|| {
             let (mut ex, _) = gw.on_request_headers(&head, 7, 1_000);
@@ -211,7 +213,9 @@ fn shell_path(c: &mut Criterion) {
             ex
         })
     });
-    group.bench_function("step_inspect_2KB", |b| b.iter(|| json_scan::inspect(black_box(CHAT_2K)).unwrap().members.len()));
+    group.bench_function("step_inspect_2KB", |b| {
+        b.iter(|| json_scan::inspect(black_box(CHAT_2K)).unwrap().members.len())
+    });
     let (mut ex, _) = gw.on_request_headers(&head, 7, 1_000);
     ex.on_request_body(CHAT_2K, 1_001, None, None);
     let _ = ex.on_response_headers(200, Some("application/json"));
