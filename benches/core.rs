@@ -16,6 +16,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use llm_gateway::engine::{Gateway, RequestAction, RequestHead};
 use llm_gateway::json_scan;
+use llm_gateway::metrics;
 use llm_gateway::stream::sse::{SseDecoder, SseEvent};
 
 /// The benchmark's ~2 KB chat request (also what `make bench` sends through Envoy).
@@ -146,6 +147,99 @@ fn exchange(gw: &Gateway, request: &[u8], stream: bool, content_type: &str, resp
     n + usize::from(stream)
 }
 
+/// One exchange as the shell drives it in Envoy, end to end: [`exchange`] plus what the
+/// shell does with the record (the metric points, the access-log record and its `llm_tokens`
+/// field). Only the host calls are missing.
+fn shell_exchange(gw: &Gateway, request: &[u8], content_type: &str, response: &[&[u8]]) -> usize {
+    let head = RequestHead {
+        method: "POST",
+        path: "/v1/chat/completions",
+        body_model: Some("bench-gpt"),
+        ..RequestHead::default()
+    };
+    let (mut ex, action) = gw.on_request_headers(&head, 7, 1_000);
+    let RequestAction::Forward(ops) = action else { panic!("the bench request must be forwarded") };
+    black_box(ops);
+    black_box(ex.on_request_body(request, 1_001, None, None));
+    let _ = black_box(ex.on_response_headers(200, Some(content_type)));
+    for (i, chunk) in response.iter().enumerate() {
+        let action = ex.on_response_body(chunk, i + 1 == response.len(), 1_010 + i as u64);
+        black_box(&action);
+    }
+    let Some(record) = ex.finish(2_000, None) else { panic!("the bench exchange must end with a record") };
+    let line = metrics::log_record(&record);
+    let tokens = metrics::log_fields(&record).into_iter().find(|(key, _)| *key == "llm_tokens");
+    let points = metrics::points(&record);
+    black_box(&tokens);
+    line.len() + points.iter().map(|p| p.name.len()).sum::<usize>()
+}
+
+/// The shell's path per step, on the passthrough (2 KB request, JSON answer) and on the
+/// bench's 50-event stream (one event per chunk, as the paced provider sends them): what
+/// `make bench` measures through Envoy, without the host. The sub-steps price the parts.
+fn shell_path(c: &mut Criterion) {
+    let gw = gateway();
+    let mut group = c.benchmark_group("shell_path");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("passthrough_whole", |b| {
+        b.iter(|| shell_exchange(&gw, black_box(CHAT_2K), "application/json", &[COMPLETION]))
+    });
+    let mut request: serde_json::Value = serde_json::from_slice(CHAT_2K).unwrap();
+    request["stream"] = serde_json::Value::Bool(true);
+    let stream_request = serde_json::to_vec(&request).unwrap();
+    let stream = openai_stream(50);
+    let events: Vec<&[u8]> = split_events(&stream);
+    assert_eq!(events.len(), 54, "role + 50 content + finish + usage events and [DONE]");
+    group.bench_function("stream_50_events_one_per_chunk", |b| {
+        b.iter(|| shell_exchange(&gw, black_box(&stream_request), "text/event-stream", &events))
+    });
+    group.bench_function("stream_50_events_one_chunk", |b| {
+        b.iter(|| shell_exchange(&gw, black_box(&stream_request), "text/event-stream", &[&stream]))
+    });
+    // The sub-steps.
+    let head = RequestHead {
+        method: "POST",
+        path: "/v1/chat/completions",
+        body_model: Some("bench-gpt"),
+        ..RequestHead::default()
+    };
+    group.bench_function("step_request_headers", |b| {
+        b.iter(|| black_box(gw.on_request_headers(black_box(&head), 7, 1_000)))
+    });
+    group.bench_function("step_request_headers_and_body", |b| {
+        b.iter(|| {
+            let (mut ex, _) = gw.on_request_headers(&head, 7, 1_000);
+            black_box(ex.on_request_body(black_box(CHAT_2K), 1_001, None, None));
+            ex
+        })
+    });
+    group.bench_function("step_inspect_2KB", |b| {
+        b.iter(|| json_scan::inspect(black_box(CHAT_2K)).unwrap().members.len())
+    });
+    let (mut ex, _) = gw.on_request_headers(&head, 7, 1_000);
+    ex.on_request_body(CHAT_2K, 1_001, None, None);
+    let _ = ex.on_response_headers(200, Some("application/json"));
+    let _ = ex.on_response_body(COMPLETION, true, 1_010);
+    let record = ex.finish(2_000, None).unwrap();
+    group.bench_function("step_metric_points", |b| b.iter(|| metrics::points(black_box(&record))));
+    group.bench_function("step_log_record", |b| b.iter(|| metrics::log_record(black_box(&record))));
+    group.bench_function("step_log_fields", |b| b.iter(|| metrics::log_fields(black_box(&record))));
+    group.finish();
+}
+
+/// The stream cut after each event's blank line.
+fn split_events(stream: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, pair) in stream.windows(2).enumerate() {
+        if pair == b"\n\n" {
+            out.push(&stream[start..i + 2]);
+            start = i + 2;
+        }
+    }
+    out
+}
+
 fn engine_exchange(c: &mut Criterion) {
     let gw = gateway();
     let mut group = c.benchmark_group("engine_exchange");
@@ -165,5 +259,5 @@ fn engine_exchange(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sse_decode, json_scan_patch, engine_exchange);
+criterion_group!(benches, sse_decode, json_scan_patch, engine_exchange, shell_path);
 criterion_main!(benches);

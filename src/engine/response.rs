@@ -1,14 +1,14 @@
 //! Reading (and, when translating, rewriting) a response body chunk by chunk.
 
 use super::meter::Meter;
-use crate::json_scan;
+use crate::json_scan::{self, Member};
 use crate::llm::dialect::{self, StreamDecoder, StreamEncoder};
 use crate::llm::embeddings;
 use crate::llm::ir::{ChatResponse, ClientDialect, ErrorKind, Part, ProviderDialect, ProviderError, StreamEvent};
 use crate::llm::openai_chat::passthrough as openai;
 use crate::llm::openai_responses;
 use crate::prompt::{prompt_response, PromptStreamEncoder, TemplateUse};
-use crate::stream::sse::{encode_event, SseDecoder, SseEvent};
+use crate::stream::sse::{encode_event, encode_event_with_data, SseDecoder, SseEvent};
 
 /// How the response body is handled, chosen at response-header time.
 #[derive(Debug)]
@@ -272,7 +272,8 @@ impl ResponseBody {
                 let mut events = std::mem::take(&mut s.events);
                 let _ = s.decoder.finish(&mut events);
                 for event in &events {
-                    observe_openai_event(event, meter, now_ms, false, s.responses_api);
+                    let members = json_scan::top_level_members(event.data.as_bytes()).ok();
+                    observe_openai_event(event, members, meter, now_ms, false, s.responses_api);
                 }
             }
             ResponseBody::Observed(o) => drain_finished(&mut o.decoder, &mut o.events, meter, now_ms),
@@ -483,12 +484,14 @@ impl OpenAiSse {
         }
         let mut out = self.rewrite.then(Vec::new);
         for event in self.events.drain(..) {
-            self.terminated |= ends_openai_stream(&event, self.responses_api);
-            let keep = observe_openai_event(&event, meter, now_ms, self.rewrite, self.responses_api);
+            // One scan of the event serves both readers.
+            let members = json_scan::top_level_members(event.data.as_bytes());
+            self.terminated |= ends_openai_stream(&event, members.as_deref().ok(), self.responses_api);
+            let keep = observe_openai_event(&event, members.ok(), meter, now_ms, self.rewrite, self.responses_api);
             if let Some(out) = out.as_mut() {
                 match keep {
                     Keep::Drop => {}
-                    Keep::As(patched) => encode_event(&patched, out),
+                    Keep::As(data) => encode_event_with_data(&event, &data, out),
                     Keep::Same => encode_event(&event, out),
                 }
             }
@@ -518,18 +521,30 @@ fn encode_openai_stream_error(message: &str, out: &mut Vec<u8>) {
 }
 
 /// The event that ends an OpenAI stream: `[DONE]`, an error, or the Responses API's last event.
-fn ends_openai_stream(event: &SseEvent, responses_api: bool) -> bool {
-    let data = event.data.trim();
-    if data == "[DONE]" {
+/// `members`: the event data's top-level members, when it is a JSON object.
+fn ends_openai_stream(event: &SseEvent, members: Option<&[Member]>, responses_api: bool) -> bool {
+    let trimmed = event.data.trim();
+    if trimmed == "[DONE]" {
         return true;
     }
-    let Ok(members) = json_scan::top_level_members(data.as_bytes()) else {
-        return false;
+    // The members were scanned from the untrimmed data; data with whitespace JSON does not
+    // allow around it is scanned trimmed, as it always was.
+    let rescanned;
+    let (data, members) = match members {
+        Some(members) => (event.data.as_str(), members),
+        None if trimmed.len() != event.data.len() => match json_scan::top_level_members(trimmed.as_bytes()) {
+            Ok(members) => {
+                rescanned = members;
+                (trimmed, rescanned.as_slice())
+            }
+            Err(_) => return false,
+        },
+        None => return false,
     };
-    if json_scan::find(&members, "error").is_some() {
+    if json_scan::find(members, "error").is_some() {
         return true;
     }
-    let kind = json_scan::find(&members, "type").and_then(|m| data.as_bytes().get(m.value.clone()));
+    let kind = json_scan::find(members, "type").and_then(|m| data.as_bytes().get(m.value.clone()));
     responses_api
         && matches!(
             kind,
@@ -539,13 +554,22 @@ fn ends_openai_stream(event: &SseEvent, responses_api: bool) -> bool {
 
 enum Keep {
     Same,
-    As(SseEvent),
+    /// The event with this data instead of its own.
+    As(String),
     Drop,
 }
 
 /// Reads usage and timing off one OpenAI event. When `rewrite`, also says what to forward:
 /// the usage-only chunk the gateway asked for is dropped, and `"usage":null` removed.
-fn observe_openai_event(event: &SseEvent, meter: &mut Meter, now_ms: u64, rewrite: bool, responses_api: bool) -> Keep {
+/// `members`: the data's top-level members (`None` when it is not a JSON object).
+fn observe_openai_event(
+    event: &SseEvent,
+    members: Option<Vec<Member>>,
+    meter: &mut Meter,
+    now_ms: u64,
+    rewrite: bool,
+    responses_api: bool,
+) -> Keep {
     if responses_api {
         if let Some(usage) = openai_responses::event_usage(event) {
             meter.report(&usage);
@@ -554,7 +578,7 @@ fn observe_openai_event(event: &SseEvent, meter: &mut Meter, now_ms: u64, rewrit
         return Keep::Same;
     }
     let data = event.data.as_bytes();
-    let Ok(members) = json_scan::top_level_members(data) else {
+    let Some(members) = members else {
         return Keep::Same; // `[DONE]`, or something we leave alone.
     };
     let info = openai::inspect_chunk(data, &members);
@@ -571,7 +595,10 @@ fn observe_openai_event(event: &SseEvent, meter: &mut Meter, now_ms: u64, rewrit
     match json_scan::find(&members, "usage") {
         Some(m) if data.get(m.value.clone()) == Some(b"null") => {
             let patched = json_scan::apply_edits(data, &[json_scan::remove_member(data, &members, m)]);
-            Keep::As(SseEvent { data: String::from_utf8_lossy(&patched).into_owned(), ..event.clone() })
+            // Cutting a member out of UTF-8 at JSON token boundaries leaves UTF-8.
+            let data =
+                String::from_utf8(patched).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            Keep::As(data)
         }
         _ => Keep::Same,
     }

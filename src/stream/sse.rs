@@ -299,6 +299,12 @@ fn parse_retry(value: &[u8]) -> Option<u64> {
 /// contain line breaks on the wire. `event: Some("")` is written as an empty
 /// `event:` field, which decodes as `None`.
 pub fn encode_event(ev: &SseEvent, out: &mut Vec<u8>) {
+    encode_event_with_data(ev, &ev.data, out);
+}
+
+/// [`encode_event`] of `ev` with `data` in place of its own (an event patched without
+/// copying the rest of it).
+pub fn encode_event_with_data(ev: &SseEvent, data: &str, out: &mut Vec<u8>) {
     if let Some(event) = &ev.event {
         write_field(out, b"event", event.as_bytes());
     }
@@ -308,7 +314,7 @@ pub fn encode_event(ev: &SseEvent, out: &mut Vec<u8>) {
     if let Some(retry) = ev.retry {
         write_field(out, b"retry", retry.to_string().as_bytes());
     }
-    let mut rest = ev.data.as_bytes();
+    let mut rest = data.as_bytes();
     loop {
         let Some(pos) = rest.iter().position(is_eol) else {
             write_data_line(out, rest);

@@ -29,12 +29,6 @@ pub struct ChunkInfo {
 // Borrowed views of a chunk, read on every passthrough event: only what `inspect_chunk`
 // needs, without copying text (the translating decoder's owned types are in `wire.rs`).
 #[derive(Deserialize)]
-struct WireChunk<'a> {
-    #[serde(default, borrow)]
-    choices: Vec<WireChoice<'a>>,
-}
-
-#[derive(Deserialize)]
 struct WireChoice<'a> {
     #[serde(default, borrow)]
     delta: Option<WireDelta<'a>>,
@@ -80,9 +74,17 @@ pub fn inspect_chunk(data: &[u8], members: &[Member]) -> ChunkInfo {
     let choices_empty = json_scan::find(members, "choices")
         .and_then(|m| data.get(m.value.clone()))
         .is_some_and(|raw| raw.iter().filter(|b| !b.is_ascii_whitespace()).eq(b"[]".iter()));
-    let generated_bytes = serde_json::from_slice::<WireChunk>(data).map_or(0, |chunk| {
-        chunk
-            .choices
+    // Only `choices` is parsed (the rest of the chunk was validated by the scan that found
+    // its members); a repeated `choices` makes the chunk unreadable, as it did when the
+    // whole chunk was parsed.
+    let mut choices = members.iter().filter(|m| m.key == "choices");
+    let choices = match (choices.next(), choices.next()) {
+        (Some(m), None) => serde_json::from_slice::<Vec<WireChoice>>(data.get(m.value.clone()).unwrap_or_default()),
+        (None, _) => Ok(Vec::new()),
+        (Some(_), Some(_)) => Err(serde::de::Error::custom("duplicate field `choices`")),
+    };
+    let generated_bytes = choices.map_or(0, |choices| {
+        choices
             .iter()
             .filter_map(|c| c.delta.as_ref())
             .map(|d| {
