@@ -123,8 +123,14 @@ def test_concurrent_requests_never_overspend_and_charges_equal_usage(gateway):
         except openai.RateLimitError:
             return ("429", 0)
 
+    # The limit is per calendar minute: a run that crossed into the next minute would rightly
+    # get a second 400 tokens, so it starts well inside one minute and must end in it.
+    if time.time() % 60 > 40:
+        time.sleep(60.5 - time.time() % 60)
+    window = int(time.time() // 60)
     with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(call, range(60)))
+    assert int(time.time() // 60) == window, "the requests must all fall in one minute window"
     admitted = [tokens for status, tokens in results if status == "ok"]
     assert admitted, "some requests must be admitted"
     assert len(admitted) < 60, "the budget must refuse some"
