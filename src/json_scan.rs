@@ -60,14 +60,143 @@ pub struct Edit {
 /// escapes must form valid code points (lone surrogates are rejected). Nesting
 /// deeper than 128 containers (the top-level object included) is rejected.
 pub fn top_level_members(doc: &[u8]) -> Result<Vec<Member>, ScanError> {
-    let mut s = Scanner { doc, pos: 0 };
+    let mut members = Vec::new();
+    scan_top_level(doc, |key_start, key_end, escaped, value_start, end| {
+        let key = key_string(doc, key_start, key_end, escaped)?;
+        members.push(Member { key, span: key_start..end, value: value_start..end });
+        Ok(())
+    })?;
+    Ok(members)
+}
+
+/// A top-level member located without copying its key (see [`top_level_spans`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSpan {
+    /// The key's bytes between its quotes, escapes not decoded.
+    pub key: Range<usize>,
+    /// The key holds escapes (compare it decoded: [`MemberSpan::key_is`]).
+    pub key_escaped: bool,
+    /// From the key's opening quote to the end of the value.
+    pub span: Range<usize>,
+    /// The value's bytes, without surrounding whitespace.
+    pub value: Range<usize>,
+}
+
+impl MemberSpan {
+    /// The key, decoded, is `key`.
+    pub fn key_is(&self, doc: &[u8], key: &str) -> bool {
+        let raw = doc.get(self.key.clone()).unwrap_or_default();
+        if self.key_escaped {
+            unescape(raw).is_some_and(|k| k == key)
+        } else {
+            raw == key.as_bytes()
+        }
+    }
+}
+
+/// [`top_level_members`] without a `String` per key: the same validation, the members'
+/// spans written into `out` (cleared first, so one vector serves many documents). Returns
+/// the deepest nesting of any member's value (0 when every value is a scalar or empty).
+/// On error `out` holds the members read before it.
+pub fn top_level_spans(doc: &[u8], out: &mut Vec<MemberSpan>) -> Result<usize, ScanError> {
+    out.clear();
+    scan_top_level(doc, |key_start, key_end, key_escaped, value_start, end| {
+        out.push(MemberSpan {
+            key: key_start + 1..key_end.saturating_sub(1),
+            key_escaped,
+            span: key_start..end,
+            value: value_start..end,
+        });
+        Ok(())
+    })
+}
+
+/// The first span whose key is `key`.
+pub fn find_span<'a>(doc: &[u8], members: &'a [MemberSpan], key: &str) -> Option<&'a MemberSpan> {
+    members.iter().find(|m| m.key_is(doc, key))
+}
+
+/// The range [`remove_member`] removes for `members[index]`: the member with one adjacent
+/// comma (the following one and the whitespace up to the next member, or, for the last
+/// member, the preceding one and the whitespace after the previous value).
+pub fn removal_range(members: &[MemberSpan], index: usize) -> Option<Range<usize>> {
+    let m = members.get(index)?;
+    Some(match (members.get(index + 1), index.checked_sub(1).and_then(|p| members.get(p))) {
+        (Some(next), _) => m.span.start..next.span.start,
+        (None, Some(prev)) => prev.value.end..m.span.end,
+        (None, None) => m.span.clone(),
+    })
+}
+
+/// Length in bytes of the decoded text of the string token `token` (quotes included),
+/// which a scan has validated: what a JSON parser's string would measure. `None` when the
+/// token is not a well-formed string.
+pub fn decoded_string_len(token: &[u8]) -> Option<usize> {
+    let raw = token.strip_prefix(b"\"").and_then(|t| t.strip_suffix(b"\""))?;
+    let mut len = 0;
+    let mut i = 0;
+    while let Some(n) = raw.get(i..)?.iter().position(|&b| b == b'\\') {
+        len += n;
+        i += n;
+        let esc = *raw.get(i + 1)?;
+        i += 2;
+        if esc != b'u' {
+            len += 1;
+            continue;
+        }
+        let unit = hex4(raw.get(i..i + 4)?)?;
+        i += 4;
+        len += match unit {
+            0..=0x7f => 1,
+            0x80..=0x7ff => 2,
+            0xD800..=0xDBFF => {
+                // A validated high surrogate is followed by its low one: 4 bytes together.
+                if raw.get(i..i + 2)? != b"\\u" {
+                    return None;
+                }
+                i += 6;
+                4
+            }
+            _ => 3,
+        };
+    }
+    Some(len + raw.len().checked_sub(i)?)
+}
+
+/// End of the JSON value starting at `start` in `doc` (no leading whitespace), validated as
+/// [`top_level_members`] validates a member's value; `None` when it is not one.
+pub fn value_end(doc: &[u8], start: usize) -> Option<usize> {
+    let mut s = Scanner { doc, pos: start, deepest: 0 };
+    s.scan_value().ok()?;
+    Some(s.pos)
+}
+
+/// End of the string token starting at `start` (its opening quote), and whether it holds
+/// escapes; `None` when it is not a valid string.
+pub fn string_end(doc: &[u8], start: usize) -> Option<(usize, bool)> {
+    if doc.get(start) != Some(&b'"') {
+        return None;
+    }
+    let mut s = Scanner { doc, pos: start, deepest: 0 };
+    let escaped = s.scan_string().ok()?;
+    Some((s.pos, escaped))
+}
+
+/// Validates `doc` as an object (see [`top_level_members`]) and reports each top-level
+/// member: key token start and end (quotes included), whether the key holds escapes, value
+/// start, value end. Returns the deepest nesting of any value.
+#[inline]
+fn scan_top_level(
+    doc: &[u8],
+    mut member: impl FnMut(usize, usize, bool, usize, usize) -> Result<(), ScanError>,
+) -> Result<usize, ScanError> {
+    let mut s = Scanner { doc, pos: 0, deepest: 0 };
     s.skip_ws();
     if s.peek() != Some(b'{') {
         return Err(s.err("expected a JSON object"));
     }
     s.pos += 1;
     s.skip_ws();
-    let mut members = Vec::new();
     if s.peek() == Some(b'}') {
         s.pos += 1;
     } else {
@@ -76,13 +205,13 @@ pub fn top_level_members(doc: &[u8]) -> Result<Vec<Member>, ScanError> {
             let key_start = s.pos;
             s.check_key_start(comma)?;
             let escaped = s.scan_string()?;
-            let key = key_string(doc, key_start, s.pos, escaped)?;
+            let key_end = s.pos;
             s.skip_ws();
             s.expect_colon()?;
             s.skip_ws();
             let value_start = s.pos;
             s.scan_value()?;
-            members.push(Member { key, span: key_start..s.pos, value: value_start..s.pos });
+            member(key_start, key_end, escaped, value_start, s.pos)?;
             s.skip_ws();
             match s.peek() {
                 Some(b',') => {
@@ -102,7 +231,7 @@ pub fn top_level_members(doc: &[u8]) -> Result<Vec<Member>, ScanError> {
     if s.pos != doc.len() {
         return Err(s.err("trailing characters after the object"));
     }
-    Ok(members)
+    Ok(s.deepest)
 }
 
 /// Finds the first member with this key.
@@ -348,6 +477,8 @@ fn find_string_special(bytes: &[u8], seen: &mut u8) -> Option<usize> {
 struct Scanner<'a> {
     doc: &'a [u8],
     pos: usize,
+    /// The deepest nesting `scan_value` opened (containers inside one value).
+    deepest: usize,
 }
 
 impl Scanner<'_> {
@@ -424,6 +555,7 @@ impl Scanner<'_> {
                         self.pos += 1;
                     } else {
                         depth += 1;
+                        self.deepest = self.deepest.max(depth);
                         kinds = (kinds << 1) | u128::from(is_object);
                         if is_object {
                             self.scan_key_colon(None)?;
@@ -735,7 +867,7 @@ fn unescaped_key(doc: &[u8], start: usize, end: usize, escaped: bool) -> Result<
 /// last), so a body with one cannot be read the same way by everyone on its path.
 /// Linear time: keys are compared in place until an object grows past 16 keys, then hashed.
 pub fn inspect(doc: &[u8]) -> Result<BodyFacts, InspectError> {
-    let mut s = Scanner { doc, pos: 0 };
+    let mut s = Scanner { doc, pos: 0, deepest: 0 };
     s.skip_ws();
     if s.peek() != Some(b'{') {
         return Err(s.err("expected a JSON object").into());

@@ -1,14 +1,14 @@
 //! Reading (and, when translating, rewriting) a response body chunk by chunk.
 
 use super::meter::Meter;
-use crate::json_scan::{self, Member};
+use crate::json_scan::{self, MemberSpan};
 use crate::llm::dialect::{self, StreamDecoder, StreamEncoder};
 use crate::llm::embeddings;
 use crate::llm::ir::{ChatResponse, ClientDialect, ErrorKind, Part, ProviderDialect, ProviderError, StreamEvent};
 use crate::llm::openai_chat::passthrough as openai;
 use crate::llm::openai_responses;
 use crate::prompt::{prompt_response, PromptStreamEncoder, TemplateUse};
-use crate::stream::sse::{encode_event, encode_event_with_data, SseDecoder, SseEvent};
+use crate::stream::sse::{encode_event, encode_event_with_data, RawEvent, SseDecoder, SseEvent};
 
 /// How the response body is handled, chosen at response-header time.
 #[derive(Debug)]
@@ -132,6 +132,8 @@ pub struct OpenAiSse {
     pub tail: Vec<u8>,
     pub events: Vec<SseEvent>,
     pub responses_api: bool,
+    /// The current event's top-level members (one vector for the whole stream).
+    members: Vec<MemberSpan>,
 }
 
 #[derive(Debug)]
@@ -272,8 +274,8 @@ impl ResponseBody {
                 let mut events = std::mem::take(&mut s.events);
                 let _ = s.decoder.finish(&mut events);
                 for event in &events {
-                    let members = json_scan::top_level_members(event.data.as_bytes()).ok();
-                    observe_openai_event(event, members, meter, now_ms, false, s.responses_api);
+                    let depth = json_scan::top_level_spans(event.data.as_bytes(), &mut s.members).ok();
+                    s.observe(event.event.as_deref(), event.data.as_bytes(), depth, meter, now_ms);
                 }
             }
             ResponseBody::Observed(o) => drain_finished(&mut o.decoder, &mut o.events, meter, now_ms),
@@ -471,6 +473,23 @@ fn generated_bytes(response: &ChatResponse) -> usize {
 }
 
 impl OpenAiSse {
+    pub fn new(max_event_bytes: usize, rewrite: bool, responses_api: bool) -> Self {
+        OpenAiSse {
+            decoder: SseDecoder::new(max_event_bytes),
+            rewrite,
+            broken: false,
+            terminated: false,
+            tail: Vec::new(),
+            events: Vec::new(),
+            responses_api,
+            members: Vec::new(),
+        }
+    }
+
+    /// Events in the form the encoder writes (one `data:` line, LF endings: what OpenAI
+    /// sends) are read where they lie: the data scanned in place, an unchanged event copied
+    /// as it came, a `"usage":null` cut out of it. Others are decoded and re-encoded. Both
+    /// give the client the same bytes (re-encoding such an event reproduces it).
     fn chunk(&mut self, meter: &mut Meter, chunk: &[u8], end: bool, now_ms: u64) -> Rewrite {
         if self.broken {
             return Some(Vec::new());
@@ -478,23 +497,25 @@ impl OpenAiSse {
         if !self.rewrite {
             remember_tail(&mut self.tail, chunk);
         }
-        let mut failed = self.decoder.feed(chunk, &mut self.events).err();
+        let mut out = self.rewrite.then(|| Vec::with_capacity(chunk.len()));
+        let mut rest = chunk;
+        let mut failed = None;
+        while !rest.is_empty() && failed.is_none() {
+            match self.decoder.next_raw(&mut rest, &mut self.events) {
+                Ok(Some(raw)) => {
+                    if !self.raw_event(&raw, meter, now_ms, out.as_mut()) {
+                        // Not UTF-8: decoded (lossily) like any other event.
+                        failed = self.decoder.feed(raw.block, &mut self.events).err();
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => failed = Some(error),
+            }
+            self.decoded_events(meter, now_ms, out.as_mut());
+        }
         if end && failed.is_none() {
             failed = self.decoder.finish(&mut self.events).err();
-        }
-        let mut out = self.rewrite.then(Vec::new);
-        for event in self.events.drain(..) {
-            // One scan of the event serves both readers.
-            let members = json_scan::top_level_members(event.data.as_bytes());
-            self.terminated |= ends_openai_stream(&event, members.as_deref().ok(), self.responses_api);
-            let keep = observe_openai_event(&event, members.ok(), meter, now_ms, self.rewrite, self.responses_api);
-            if let Some(out) = out.as_mut() {
-                match keep {
-                    Keep::Drop => {}
-                    Keep::As(data) => encode_event_with_data(&event, &data, out),
-                    Keep::Same => encode_event(&event, out),
-                }
-            }
+            self.decoded_events(meter, now_ms, out.as_mut());
         }
         if let Some(error) = failed {
             // An event beyond the bound cannot be forwarded intact: end the stream cleanly.
@@ -512,6 +533,100 @@ impl OpenAiSse {
 
         out
     }
+
+    /// One event read in place; false (nothing observed) when its data is not UTF-8.
+    fn raw_event(&mut self, raw: &RawEvent<'_>, meter: &mut Meter, now_ms: u64, out: Option<&mut Vec<u8>>) -> bool {
+        let depth = json_scan::top_level_spans(raw.data, &mut self.members).ok();
+        // A scanned object is UTF-8; anything else is checked.
+        if depth.is_none() && std::str::from_utf8(raw.data).is_err() {
+            return false;
+        }
+        let keep = self.observe(raw.event, raw.data, depth, meter, now_ms);
+        if let Some(out) = out {
+            match keep {
+                Keep::Drop => {}
+                Keep::Same => out.extend_from_slice(raw.block),
+                Keep::Cut(cut) => {
+                    let (start, end) = (raw.data_start + cut.start, raw.data_start + cut.end);
+                    out.extend_from_slice(raw.block.get(..start).unwrap_or_default());
+                    out.extend_from_slice(raw.block.get(end..).unwrap_or_default());
+                }
+            }
+        }
+        true
+    }
+
+    /// The events the decoder completed, observed and (when rewriting) re-encoded.
+    fn decoded_events(&mut self, meter: &mut Meter, now_ms: u64, mut out: Option<&mut Vec<u8>>) {
+        if self.events.is_empty() {
+            return;
+        }
+        let mut events = std::mem::take(&mut self.events);
+        for event in events.drain(..) {
+            let data = event.data.as_bytes();
+            let depth = json_scan::top_level_spans(data, &mut self.members).ok();
+            let keep = self.observe(event.event.as_deref(), data, depth, meter, now_ms);
+            if let Some(out) = out.as_deref_mut() {
+                match keep {
+                    Keep::Drop => {}
+                    Keep::Same => encode_event(&event, out),
+                    Keep::Cut(cut) => {
+                        let mut patched = String::with_capacity(data.len());
+                        patched.push_str(event.data.get(..cut.start).unwrap_or_default());
+                        patched.push_str(event.data.get(cut.end..).unwrap_or_default());
+                        encode_event_with_data(&event, &patched, out);
+                    }
+                }
+            }
+        }
+        self.events = events;
+    }
+
+    /// Reads usage, timing and the stream's end off one event (`kind`: its `event:` type;
+    /// `data`: UTF-8; `depth`: [`json_scan::top_level_spans`] of it, which left its members
+    /// in `self.members`, when it is a JSON object). When rewriting, also says what to
+    /// forward: the usage-only chunk the gateway asked for is dropped, and `"usage":null`
+    /// removed.
+    fn observe(
+        &mut self,
+        kind: Option<&str>,
+        data: &[u8],
+        depth: Option<usize>,
+        meter: &mut Meter,
+        now_ms: u64,
+    ) -> Keep {
+        let members = depth.map(|_| self.members.as_slice());
+        self.terminated |= ends_openai_stream(data, members, self.responses_api);
+        if self.responses_api {
+            if let Some(usage) = openai_responses::event_usage(kind, data) {
+                meter.report(&usage);
+            }
+            let scanned = members.zip(depth);
+            meter.generated(openai_responses::event_text_bytes(kind, data, scanned), now_ms);
+            return Keep::Same;
+        }
+        let (Some(members), Some(depth)) = (members, depth) else {
+            return Keep::Same; // `[DONE]`, or something we leave alone.
+        };
+        let info = openai::inspect_chunk_spans(data, members, depth);
+        if let Some(reported) = &info.usage {
+            meter.report(reported);
+        }
+        meter.generated(info.generated_bytes, now_ms);
+        if !self.rewrite {
+            return Keep::Same;
+        }
+        if info.usage_only {
+            return Keep::Drop;
+        }
+        match members.iter().position(|m| m.key_is(data, "usage")) {
+            Some(i) if members.get(i).and_then(|m| data.get(m.value.clone())) == Some(b"null") => {
+                // Cutting a member out at JSON token boundaries leaves UTF-8.
+                json_scan::removal_range(members, i).map_or(Keep::Same, Keep::Cut)
+            }
+            _ => Keep::Same,
+        }
+    }
 }
 
 /// An error event as OpenAI sends one mid-stream (`data: {"error": {...}}`).
@@ -521,30 +636,34 @@ fn encode_openai_stream_error(message: &str, out: &mut Vec<u8>) {
 }
 
 /// The event that ends an OpenAI stream: `[DONE]`, an error, or the Responses API's last event.
-/// `members`: the event data's top-level members, when it is a JSON object.
-fn ends_openai_stream(event: &SseEvent, members: Option<&[Member]>, responses_api: bool) -> bool {
-    let trimmed = event.data.trim();
-    if trimmed == "[DONE]" {
-        return true;
-    }
+/// `data`: the event's data (UTF-8); `members`: its top-level members, when it is a JSON
+/// object.
+fn ends_openai_stream(data: &[u8], members: Option<&[MemberSpan]>, responses_api: bool) -> bool {
     // The members were scanned from the untrimmed data; data with whitespace JSON does not
     // allow around it is scanned trimmed, as it always was.
     let rescanned;
     let (data, members) = match members {
-        Some(members) => (event.data.as_str(), members),
-        None if trimmed.len() != event.data.len() => match json_scan::top_level_members(trimmed.as_bytes()) {
-            Ok(members) => {
-                rescanned = members;
-                (trimmed, rescanned.as_slice())
+        Some(members) => (data, members),
+        None => {
+            let trimmed = std::str::from_utf8(data).map_or(data, |text| text.trim().as_bytes());
+            if trimmed == b"[DONE]" {
+                return true;
             }
-            Err(_) => return false,
-        },
-        None => return false,
+            if trimmed.len() == data.len() {
+                return false;
+            }
+            let mut spans = Vec::new();
+            if json_scan::top_level_spans(trimmed, &mut spans).is_err() {
+                return false;
+            }
+            rescanned = spans;
+            (trimmed, rescanned.as_slice())
+        }
     };
-    if json_scan::find(members, "error").is_some() {
+    if json_scan::find_span(data, members, "error").is_some() {
         return true;
     }
-    let kind = json_scan::find(members, "type").and_then(|m| data.as_bytes().get(m.value.clone()));
+    let kind = json_scan::find_span(data, members, "type").and_then(|m| data.get(m.value.clone()));
     responses_api
         && matches!(
             kind,
@@ -554,52 +673,7 @@ fn ends_openai_stream(event: &SseEvent, members: Option<&[Member]>, responses_ap
 
 enum Keep {
     Same,
-    /// The event with this data instead of its own.
-    As(String),
+    /// The event with this byte range cut out of its data.
+    Cut(std::ops::Range<usize>),
     Drop,
-}
-
-/// Reads usage and timing off one OpenAI event. When `rewrite`, also says what to forward:
-/// the usage-only chunk the gateway asked for is dropped, and `"usage":null` removed.
-/// `members`: the data's top-level members (`None` when it is not a JSON object).
-fn observe_openai_event(
-    event: &SseEvent,
-    members: Option<Vec<Member>>,
-    meter: &mut Meter,
-    now_ms: u64,
-    rewrite: bool,
-    responses_api: bool,
-) -> Keep {
-    if responses_api {
-        if let Some(usage) = openai_responses::event_usage(event) {
-            meter.report(&usage);
-        }
-        meter.generated(openai_responses::event_text_bytes(event), now_ms);
-        return Keep::Same;
-    }
-    let data = event.data.as_bytes();
-    let Some(members) = members else {
-        return Keep::Same; // `[DONE]`, or something we leave alone.
-    };
-    let info = openai::inspect_chunk(data, &members);
-    if let Some(reported) = &info.usage {
-        meter.report(reported);
-    }
-    meter.generated(info.generated_bytes, now_ms);
-    if !rewrite {
-        return Keep::Same;
-    }
-    if info.usage_only {
-        return Keep::Drop;
-    }
-    match json_scan::find(&members, "usage") {
-        Some(m) if data.get(m.value.clone()) == Some(b"null") => {
-            let patched = json_scan::apply_edits(data, &[json_scan::remove_member(data, &members, m)]);
-            // Cutting a member out of UTF-8 at JSON token boundaries leaves UTF-8.
-            let data =
-                String::from_utf8(patched).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            Keep::As(data)
-        }
-        _ => Keep::Same,
-    }
 }

@@ -277,6 +277,104 @@ impl SseDecoder {
     }
 }
 
+/// A complete event found in the raw bytes in exactly the form [`encode_event`] writes:
+/// an optional `event: <type>` line, one `data: <data>` line, a blank line, LF line
+/// endings. Decoding it and encoding the result gives `block` back, so an unchanged event
+/// can be forwarded as `block` without either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawEvent<'a> {
+    /// The whole event, blank line included.
+    pub block: &'a [u8],
+    /// The `event:` type (non-empty, UTF-8).
+    pub event: Option<&'a str>,
+    /// The data (non-empty, without CR or LF). Not checked for UTF-8: an event whose data
+    /// is not UTF-8 decodes lossily, so it must go through [`SseDecoder::feed`] instead.
+    pub data: &'a [u8],
+    /// Where `data` starts in `block`.
+    pub data_start: usize,
+}
+
+const EVENT_PREFIX: &[u8] = b"event: ";
+const DATA_PREFIX: &[u8] = b"data: ";
+
+impl SseDecoder {
+    /// Reads the next piece of `rest` (at least one byte of a non-empty `rest`) and
+    /// advances past it. Between events, a complete event in [`RawEvent`] form is returned
+    /// undecoded (and counted as decoded: the decoder is where it would be after it).
+    /// Anything else is decoded as by [`SseDecoder::feed`], one line at a time, the events
+    /// it completes appended to `out`. Calling this until `rest` is empty delivers the
+    /// same events, errors included, in the same order, as one `feed` of it, whatever the
+    /// chunk boundaries (an event split across chunks is decoded).
+    pub fn next_raw<'a>(
+        &mut self,
+        rest: &mut &'a [u8],
+        out: &mut Vec<SseEvent>,
+    ) -> Result<Option<RawEvent<'a>>, SseError> {
+        if self.failed {
+            return Err(self.error());
+        }
+        if self.is_idle() {
+            if let Some(raw) = self.match_raw(rest) {
+                *rest = rest.get(raw.block.len()..).unwrap_or_default();
+                self.at_stream_start = false;
+                return Ok(Some(raw));
+            }
+        }
+        let line = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |lf| lf + 1);
+        let (segment, after) = rest.split_at_checked(line).unwrap_or((rest, &[]));
+        *rest = after;
+        self.feed(segment, out)?;
+        Ok(None)
+    }
+
+    /// No partial line and no pending field: the next byte starts a new event.
+    fn is_idle(&self) -> bool {
+        !self.failed
+            && !self.pending_cr
+            && self.line.is_empty()
+            && self.data.is_empty()
+            && self.event.is_empty()
+            && self.id.is_none()
+            && self.retry.is_none()
+    }
+
+    /// A [`RawEvent`] at the start of `rest`, if one is there complete and within the
+    /// bound (what would exceed it is left to `feed`, which refuses it).
+    fn match_raw<'a>(&self, rest: &'a [u8]) -> Option<RawEvent<'a>> {
+        let mut start = 0;
+        let mut event = None;
+        if let Some(after) = rest.strip_prefix(EVENT_PREFIX) {
+            let end = line_end(after)?;
+            let name = after.get(..end)?;
+            if name.is_empty() || EVENT_PREFIX.len() + end > self.max_event_bytes {
+                return None;
+            }
+            event = Some(std::str::from_utf8(name).ok()?);
+            start = EVENT_PREFIX.len() + end + 1;
+        }
+        let data_line = rest.get(start..)?.strip_prefix(DATA_PREFIX)?;
+        let end = line_end(data_line)?;
+        let data = data_line.get(..end)?;
+        // The blank line, and the bound: the data line plus the pending event type.
+        if data.is_empty()
+            || data_line.get(end + 1) != Some(&b'\n')
+            || DATA_PREFIX.len() + end + event.map_or(0, str::len) > self.max_event_bytes
+        {
+            return None;
+        }
+        let data_start = start + DATA_PREFIX.len();
+        Some(RawEvent { block: rest.get(..data_start + end + 2)?, event, data, data_start })
+    }
+}
+
+/// Offset of the LF that ends the line starting `bytes`; `None` when the line is not
+/// complete or ends with CR.
+#[inline]
+fn line_end(bytes: &[u8]) -> Option<usize> {
+    let end = bytes.iter().position(is_eol)?;
+    (bytes.get(end) == Some(&b'\n')).then_some(end)
+}
+
 /// `retry` value: ASCII digits only, at least one. Values that overflow
 /// `u64` are ignored like any other invalid value.
 fn parse_retry(value: &[u8]) -> Option<u64> {

@@ -12,7 +12,6 @@ use crate::engine::{HeaderOp, Operation};
 use crate::llm::dialect::{self, StreamDecoder};
 use crate::llm::ir::{ClientDialect, ErrorKind, ProviderError};
 use crate::prompt::TemplateUse;
-use crate::stream::sse::SseDecoder;
 
 /// How the response body is read, chosen from the response headers.
 #[derive(Debug, Clone)]
@@ -195,15 +194,11 @@ impl Exchange {
                 (self.buffered(route, Some(shape), error_status), set_type("application/json"))
             }
             BodyPlan::ObserveOpenAiStream { rewrite } => {
-                let body = ResponseBody::OpenAiSse(Box::new(OpenAiSse {
-                    decoder: SseDecoder::new(self.limits.max_sse_event_bytes),
+                let body = ResponseBody::OpenAiSse(Box::new(OpenAiSse::new(
+                    self.limits.max_sse_event_bytes,
                     rewrite,
-                    broken: false,
-                    terminated: false,
-                    tail: Vec::new(),
-                    events: Vec::new(),
-                    responses_api: self.request.operation == Some(Operation::Responses),
-                }));
+                    self.request.operation == Some(Operation::Responses),
+                )));
                 (body, unknown_length())
             }
             BodyPlan::ObserveStream => {

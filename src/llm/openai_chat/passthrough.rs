@@ -3,7 +3,7 @@
 
 use super::mapping::parse_usage_object;
 use super::wire::{OutError, OutErrorObject};
-use crate::json_scan::{self, Member};
+use crate::json_scan::{self, Member, MemberSpan};
 use crate::usage::Usage;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -78,12 +78,44 @@ pub fn inspect_chunk(data: &[u8], members: &[Member]) -> ChunkInfo {
     // its members); a repeated `choices` makes the chunk unreadable, as it did when the
     // whole chunk was parsed.
     let mut choices = members.iter().filter(|m| m.key == "choices");
-    let choices = match (choices.next(), choices.next()) {
-        (Some(m), None) => serde_json::from_slice::<Vec<WireChoice>>(data.get(m.value.clone()).unwrap_or_default()),
-        (None, _) => Ok(Vec::new()),
-        (Some(_), Some(_)) => Err(serde::de::Error::custom("duplicate field `choices`")),
+    let generated_bytes = match (choices.next(), choices.next()) {
+        (Some(m), None) => serde_generated_bytes(data.get(m.value.clone()).unwrap_or_default()),
+        _ => 0,
     };
-    let generated_bytes = choices.map_or(0, |choices| {
+    ChunkInfo { usage_only: usage.is_some() && choices_empty, usage, generated_bytes }
+}
+
+/// [`inspect_chunk`] for members found by [`json_scan::top_level_spans`] (keys not copied);
+/// `depth` is what that scan returned. The generated text is counted by a scan of `choices`
+/// that gives exactly what serde gives, serde deciding only a `choices` of unusual shape.
+pub fn inspect_chunk_spans(data: &[u8], members: &[MemberSpan], depth: usize) -> ChunkInfo {
+    let mut usage = None;
+    let mut choices = None;
+    let mut repeated_choices = false;
+    for m in members {
+        if usage.is_none() && m.key_is(data, "usage") {
+            usage = Some(m);
+        } else if m.key_is(data, "choices") {
+            repeated_choices |= choices.is_some();
+            choices = choices.or(Some(m));
+        }
+    }
+    let usage =
+        usage.and_then(|m| data.get(m.value.clone())).filter(|raw| *raw != b"null").and_then(parse_usage_object);
+    let choices = choices.and_then(|m| data.get(m.value.clone()));
+    let choices_empty = choices.is_some_and(|raw| raw.iter().filter(|b| !b.is_ascii_whitespace()).eq(b"[]".iter()));
+    let generated_bytes = match choices {
+        Some(_) if repeated_choices => 0,
+        Some(raw) => scanned_generated_bytes(raw, depth).unwrap_or_else(|| serde_generated_bytes(raw)),
+        None => 0,
+    };
+    ChunkInfo { usage_only: usage.is_some() && choices_empty, usage, generated_bytes }
+}
+
+/// Bytes of generated text (content, reasoning, refusal, tool names and arguments) in a
+/// chunk's `choices` value, read with serde; 0 when serde refuses it.
+pub fn serde_generated_bytes(choices: &[u8]) -> usize {
+    serde_json::from_slice::<Vec<WireChoice>>(choices).map_or(0, |choices| {
         choices
             .iter()
             .filter_map(|c| c.delta.as_ref())
@@ -98,8 +130,222 @@ pub fn inspect_chunk(data: &[u8], members: &[Member]) -> ChunkInfo {
                 text_len(&d.content) + text_len(&d.reasoning_content) + text_len(&d.refusal) + tools
             })
             .sum()
-    });
-    ChunkInfo { usage_only: usage.is_some() && choices_empty, usage, generated_bytes }
+    })
+}
+
+/// Nesting past which the scan leaves `choices` to serde (whose depth limit then decides).
+const SCANNED_DEPTH: usize = 64;
+
+/// [`serde_generated_bytes`] of a validated `choices` value without serde: the same walk
+/// over the fields `WireChoice` reads, each string measured decoded. `None` for anything
+/// serde might read differently (a key with escapes, a field twice, a value of another
+/// type, a struct written as an array, deep nesting); the caller then asks serde.
+pub fn scanned_generated_bytes(choices: &[u8], depth: usize) -> Option<usize> {
+    if depth > SCANNED_DEPTH {
+        return None;
+    }
+    let mut c = Cursor { doc: choices, pos: 0 };
+    c.ws();
+    c.eat(b'[')?;
+    let mut total = 0;
+    c.elements(|c| {
+        total += c.choice()?;
+        Some(())
+    })?;
+    c.ws();
+    (c.pos == choices.len()).then_some(total)
+}
+
+/// A reader over validated JSON that gives up (`None`) on what it does not expect.
+struct Cursor<'a> {
+    doc: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn ws(&mut self) {
+        while self.doc.get(self.pos).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.doc.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek() == Some(byte)).then(|| self.pos += 1)
+    }
+
+    /// The elements of the array whose `[` was just read, up to its `]`.
+    fn elements(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.ws();
+        if self.eat(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            element(self)?;
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                b']' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The members of the object starting here (`{`); `member` reads each value.
+    fn members(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        self.ws();
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            let (end, escaped) = json_scan::string_end(self.doc, self.pos)?;
+            if escaped {
+                return None;
+            }
+            let key = self.doc.get(self.pos + 1..end - 1)?;
+            self.pos = end;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            member(self, key)?;
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                b'}' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn skip(&mut self) -> Option<()> {
+        self.pos = json_scan::value_end(self.doc, self.pos)?;
+        Some(())
+    }
+
+    /// `null`, or the start of a value of the kind `open` begins; `None` for anything else.
+    fn null_or(&mut self, open: u8) -> Option<bool> {
+        match self.peek()? {
+            b'n' => {
+                self.skip()?;
+                Some(false)
+            }
+            b if b == open => Some(true),
+            _ => None,
+        }
+    }
+
+    /// An `Option<Cow<str>>` field, read once: its decoded length (0 for `null`).
+    fn text(&mut self, seen: &mut bool) -> Option<usize> {
+        if std::mem::replace(seen, true) {
+            return None; // a field twice: serde refuses the chunk
+        }
+        if !self.null_or(b'"')? {
+            return Some(0);
+        }
+        let (end, _) = json_scan::string_end(self.doc, self.pos)?;
+        let len = json_scan::decoded_string_len(self.doc.get(self.pos..end)?)?;
+        self.pos = end;
+        Some(len)
+    }
+
+    fn choice(&mut self) -> Option<usize> {
+        let mut delta = None;
+        self.members(|c, key| {
+            if key == b"delta" {
+                if delta.is_some() {
+                    return None;
+                }
+                delta = Some(if c.null_or(b'{')? { c.delta()? } else { 0 });
+                Some(())
+            } else {
+                c.skip()
+            }
+        })?;
+        Some(delta.unwrap_or(0))
+    }
+
+    fn delta(&mut self) -> Option<usize> {
+        let (mut content, mut reasoning, mut refusal, mut tools) = (false, false, false, false);
+        let mut total = 0;
+        self.members(|c, key| {
+            total += match key {
+                b"content" => c.text(&mut content)?,
+                b"reasoning_content" => c.text(&mut reasoning)?,
+                b"refusal" => c.text(&mut refusal)?,
+                b"tool_calls" => {
+                    if std::mem::replace(&mut tools, true) {
+                        return None;
+                    }
+                    if c.null_or(b'[')? {
+                        c.pos += 1;
+                        let mut sum = 0;
+                        c.elements(|c| {
+                            sum += c.tool_call()?;
+                            Some(())
+                        })?;
+                        sum
+                    } else {
+                        0
+                    }
+                }
+                _ => {
+                    c.skip()?;
+                    0
+                }
+            };
+            Some(())
+        })?;
+        Some(total)
+    }
+
+    fn tool_call(&mut self) -> Option<usize> {
+        let mut function = None;
+        self.members(|c, key| {
+            if key == b"function" {
+                if function.is_some() {
+                    return None;
+                }
+                function = Some(if c.null_or(b'{')? { c.function()? } else { 0 });
+                Some(())
+            } else {
+                c.skip()
+            }
+        })?;
+        Some(function.unwrap_or(0))
+    }
+
+    fn function(&mut self) -> Option<usize> {
+        let (mut name, mut arguments) = (false, false);
+        let mut total = 0;
+        self.members(|c, key| {
+            total += match key {
+                b"name" => c.text(&mut name)?,
+                b"arguments" => c.text(&mut arguments)?,
+                _ => {
+                    c.skip()?;
+                    0
+                }
+            };
+            Some(())
+        })?;
+        Some(total)
+    }
 }
 
 /// An error body in OpenAI's shape: `{"error":{"message","type","param","code"}}`.

@@ -4,7 +4,7 @@
 
 use super::mapping::to_usage;
 use super::wire::{WireEvent, WireResponse};
-use crate::stream::sse::SseEvent;
+use crate::json_scan::{self, MemberSpan};
 use crate::usage::Usage;
 
 /// Usage of a complete response object.
@@ -14,12 +14,12 @@ pub fn response_usage(body: &[u8]) -> Option<Usage> {
 
 const FINAL_EVENTS: [&str; 3] = ["response.completed", "response.incomplete", "response.failed"];
 
-/// Usage carried by a final stream event.
-pub fn event_usage(event: &SseEvent) -> Option<Usage> {
-    if !event.event.as_deref().is_none_or(|e| FINAL_EVENTS.contains(&e)) {
+/// Usage carried by a final stream event (`kind`: its SSE `event:` type).
+pub fn event_usage(kind: Option<&str>, data: &[u8]) -> Option<Usage> {
+    if !kind.is_none_or(|e| FINAL_EVENTS.contains(&e)) {
         return None;
     }
-    let wire: WireEvent = serde_json::from_str(&event.data).ok()?;
+    let wire: WireEvent = serde_json::from_slice(data).ok()?;
     if !wire.kind.is_some_and(|k| FINAL_EVENTS.contains(&k)) {
         return None;
     }
@@ -27,10 +27,53 @@ pub fn event_usage(event: &SseEvent) -> Option<Usage> {
 }
 
 /// Bytes of generated text in a delta event (for estimates and time to first token).
-pub fn event_text_bytes(event: &SseEvent) -> usize {
-    let Some(kind) = event.event.as_deref() else { return 0 };
+/// `scanned`: the data's top-level members and nesting depth, when a scan
+/// ([`json_scan::top_level_spans`]) validated it: the `delta` string is then measured in
+/// place, serde reading only an event of unusual shape.
+pub fn event_text_bytes(kind: Option<&str>, data: &[u8], scanned: Option<(&[MemberSpan], usize)>) -> usize {
+    let Some(kind) = kind else { return 0 };
     if !kind.ends_with(".delta") || kind.starts_with("response.audio") {
         return 0;
     }
-    serde_json::from_str::<WireEvent>(&event.data).ok().and_then(|w| w.delta).map_or(0, |d| d.len())
+    scanned
+        .and_then(|(members, depth)| scanned_delta_len(data, members, depth))
+        .unwrap_or_else(|| serde_json::from_slice::<WireEvent>(data).ok().and_then(|w| w.delta).map_or(0, |d| d.len()))
+}
+
+/// What serde reads as `WireEvent::delta`'s length, from a validated event's members; `None`
+/// where serde might differ (keys with escapes, a field twice, a `type` or `delta` that is
+/// not a plain string or null, a `response` object to parse, deep nesting).
+fn scanned_delta_len(data: &[u8], members: &[MemberSpan], depth: usize) -> Option<usize> {
+    if depth > 64 {
+        return None;
+    }
+    let (mut kind, mut response, mut delta) = (false, false, None);
+    for m in members {
+        if m.key_escaped {
+            return None;
+        }
+        let value = data.get(m.value.clone())?;
+        match data.get(m.key.clone())? {
+            b"type" => {
+                // Borrowed `&str`: a string with escapes is serde's error.
+                let plain = value == b"null" || (value.first() == Some(&b'"') && !value.contains(&b'\\'));
+                if std::mem::replace(&mut kind, true) || !plain {
+                    return None;
+                }
+            }
+            b"response" if std::mem::replace(&mut response, true) || value != b"null" => return None,
+            b"delta" => {
+                if delta.is_some() {
+                    return None;
+                }
+                delta = Some(match value.first()? {
+                    b'n' => 0,
+                    b'"' => json_scan::decoded_string_len(value)?,
+                    _ => return None,
+                });
+            }
+            _ => {}
+        }
+    }
+    Some(delta.unwrap_or(0))
 }
