@@ -182,6 +182,29 @@ pub fn string_end(doc: &[u8], start: usize) -> Option<(usize, bool)> {
     Some((s.pos, escaped))
 }
 
+/// [`string_end`] for a document a scan has already validated: the closing quote found
+/// without checking the string again. `None` when no string starts at `start` or it is not
+/// well formed after all.
+pub fn validated_string_end(doc: &[u8], start: usize) -> Option<(usize, bool)> {
+    if doc.get(start) != Some(&b'"') {
+        return None;
+    }
+    let mut pos = start + 1;
+    let mut escaped = false;
+    let mut seen = 0;
+    loop {
+        pos += find_string_special(doc.get(pos..)?, &mut seen)?;
+        match doc.get(pos)? {
+            b'"' => return Some((pos + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                pos += 2;
+            }
+            _ => return None,
+        }
+    }
+}
+
 /// Validates `doc` as an object (see [`top_level_members`]) and reports each top-level
 /// member: key token start and end (quotes included), whether the key holds escapes, value
 /// start, value end. Returns the deepest nesting of any value.

@@ -5,7 +5,7 @@ use crate::json_scan::{self, MemberSpan};
 use crate::llm::dialect::{self, StreamDecoder, StreamEncoder};
 use crate::llm::embeddings;
 use crate::llm::ir::{ChatResponse, ClientDialect, ErrorKind, Part, ProviderDialect, ProviderError, StreamEvent};
-use crate::llm::openai_chat::passthrough as openai;
+use crate::llm::openai_chat::passthrough::{self as openai, ChunkKeys};
 use crate::llm::openai_responses;
 use crate::prompt::{prompt_response, PromptStreamEncoder, TemplateUse};
 use crate::stream::sse::{encode_event, encode_event_with_data, RawEvent, SseDecoder, SseEvent};
@@ -596,7 +596,8 @@ impl OpenAiSse {
         now_ms: u64,
     ) -> Keep {
         let members = depth.map(|_| self.members.as_slice());
-        self.terminated |= ends_openai_stream(data, members, self.responses_api);
+        let keys = members.map(|m| ChunkKeys::find(data, m));
+        self.terminated |= ends_openai_stream(data, members.zip(keys), self.responses_api);
         if self.responses_api {
             if let Some(usage) = openai_responses::event_usage(kind, data) {
                 meter.report(&usage);
@@ -605,10 +606,10 @@ impl OpenAiSse {
             meter.generated(openai_responses::event_text_bytes(kind, data, scanned), now_ms);
             return Keep::Same;
         }
-        let (Some(members), Some(depth)) = (members, depth) else {
+        let (Some(members), Some(keys), Some(depth)) = (members, keys, depth) else {
             return Keep::Same; // `[DONE]`, or something we leave alone.
         };
-        let info = openai::inspect_chunk_spans(data, members, depth);
+        let info = openai::inspect_chunk_spans(data, members, &keys, depth);
         if let Some(reported) = &info.usage {
             meter.report(reported);
         }
@@ -619,7 +620,7 @@ impl OpenAiSse {
         if info.usage_only {
             return Keep::Drop;
         }
-        match members.iter().position(|m| m.key_is(data, "usage")) {
+        match keys.usage {
             Some(i) if members.get(i).and_then(|m| data.get(m.value.clone())) == Some(b"null") => {
                 // Cutting a member out at JSON token boundaries leaves UTF-8.
                 json_scan::removal_range(members, i).map_or(Keep::Same, Keep::Cut)
@@ -638,12 +639,12 @@ fn encode_openai_stream_error(message: &str, out: &mut Vec<u8>) {
 /// The event that ends an OpenAI stream: `[DONE]`, an error, or the Responses API's last event.
 /// `data`: the event's data (UTF-8); `members`: its top-level members, when it is a JSON
 /// object.
-fn ends_openai_stream(data: &[u8], members: Option<&[MemberSpan]>, responses_api: bool) -> bool {
+fn ends_openai_stream(data: &[u8], scanned: Option<(&[MemberSpan], ChunkKeys)>, responses_api: bool) -> bool {
     // The members were scanned from the untrimmed data; data with whitespace JSON does not
     // allow around it is scanned trimmed, as it always was.
     let rescanned;
-    let (data, members) = match members {
-        Some(members) => (data, members),
+    let (data, members, keys) = match scanned {
+        Some((members, keys)) => (data, members, keys),
         None => {
             let trimmed = std::str::from_utf8(data).map_or(data, |text| text.trim().as_bytes());
             if trimmed == b"[DONE]" {
@@ -657,13 +658,13 @@ fn ends_openai_stream(data: &[u8], members: Option<&[MemberSpan]>, responses_api
                 return false;
             }
             rescanned = spans;
-            (trimmed, rescanned.as_slice())
+            (trimmed, rescanned.as_slice(), ChunkKeys::find(trimmed, &rescanned))
         }
     };
-    if json_scan::find_span(data, members, "error").is_some() {
+    if keys.error.is_some() {
         return true;
     }
-    let kind = json_scan::find_span(data, members, "type").and_then(|m| data.get(m.value.clone()));
+    let kind = keys.kind.and_then(|i| members.get(i)).and_then(|m| data.get(m.value.clone()));
     responses_api
         && matches!(
             kind,

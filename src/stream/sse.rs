@@ -371,8 +371,25 @@ impl SseDecoder {
 /// complete or ends with CR.
 #[inline]
 fn line_end(bytes: &[u8]) -> Option<usize> {
-    let end = bytes.iter().position(is_eol)?;
+    let end = find_eol(bytes)?;
     (bytes.get(end) == Some(&b'\n')).then_some(end)
+}
+
+/// Index of the first CR or LF, 8 bytes at a time (SWAR) before finishing byte by byte.
+#[inline]
+fn find_eol(bytes: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    let mut offset = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        if has_zero(w ^ (LO * u64::from(b'\n'))) | has_zero(w ^ (LO * u64::from(b'\r'))) != 0 {
+            break;
+        }
+        offset += 8;
+    }
+    bytes.get(offset..)?.iter().position(is_eol).map(|n| offset + n)
 }
 
 /// `retry` value: ASCII digits only, at least one. Values that overflow

@@ -85,27 +85,62 @@ pub fn inspect_chunk(data: &[u8], members: &[Member]) -> ChunkInfo {
     ChunkInfo { usage_only: usage.is_some() && choices_empty, usage, generated_bytes }
 }
 
-/// [`inspect_chunk`] for members found by [`json_scan::top_level_spans`] (keys not copied);
-/// `depth` is what that scan returned. The generated text is counted by a scan of `choices`
-/// that gives exactly what serde gives, serde deciding only a `choices` of unusual shape.
-pub fn inspect_chunk_spans(data: &[u8], members: &[MemberSpan], depth: usize) -> ChunkInfo {
-    let mut usage = None;
-    let mut choices = None;
-    let mut repeated_choices = false;
-    for m in members {
-        if usage.is_none() && m.key_is(data, "usage") {
-            usage = Some(m);
-        } else if m.key_is(data, "choices") {
-            repeated_choices |= choices.is_some();
-            choices = choices.or(Some(m));
+/// Where the members a streamed chunk is read for are (indexes into its members; the first
+/// of each key, as [`json_scan::find`] finds it), found in one pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkKeys {
+    pub usage: Option<usize>,
+    pub choices: Option<usize>,
+    /// `choices` appears more than once (serde refuses such a chunk).
+    pub repeated_choices: bool,
+    pub error: Option<usize>,
+    /// `type` (the Responses API's event type).
+    pub kind: Option<usize>,
+}
+
+impl ChunkKeys {
+    pub fn find(data: &[u8], members: &[MemberSpan]) -> Self {
+        let mut keys = ChunkKeys::default();
+        for (i, m) in members.iter().enumerate() {
+            let slot = if m.key_escaped {
+                // Rare: compared decoded.
+                ["usage", "choices", "error", "type"].into_iter().position(|k| m.key_is(data, k))
+            } else {
+                match data.get(m.key.clone()) {
+                    Some(b"usage") => Some(0),
+                    Some(b"choices") => Some(1),
+                    Some(b"error") => Some(2),
+                    Some(b"type") => Some(3),
+                    _ => None,
+                }
+            };
+            let first = match slot {
+                Some(0) => &mut keys.usage,
+                Some(1) => {
+                    keys.repeated_choices |= keys.choices.is_some();
+                    &mut keys.choices
+                }
+                Some(2) => &mut keys.error,
+                Some(3) => &mut keys.kind,
+                _ => continue,
+            };
+            first.get_or_insert(i);
         }
+        keys
     }
-    let usage =
-        usage.and_then(|m| data.get(m.value.clone())).filter(|raw| *raw != b"null").and_then(parse_usage_object);
-    let choices = choices.and_then(|m| data.get(m.value.clone()));
+}
+
+/// [`inspect_chunk`] for members found by [`json_scan::top_level_spans`] (keys not copied;
+/// `keys` from [`ChunkKeys::find`], `depth` what the scan returned). The generated text is
+/// counted by a scan of `choices` that gives exactly what serde gives, serde deciding only
+/// a `choices` of unusual shape.
+pub fn inspect_chunk_spans(data: &[u8], members: &[MemberSpan], keys: &ChunkKeys, depth: usize) -> ChunkInfo {
+    let value = |i: Option<usize>| i.and_then(|i| members.get(i)).and_then(|m| data.get(m.value.clone()));
+    let usage = value(keys.usage).filter(|raw| *raw != b"null").and_then(parse_usage_object);
+    let choices = value(keys.choices);
     let choices_empty = choices.is_some_and(|raw| raw.iter().filter(|b| !b.is_ascii_whitespace()).eq(b"[]".iter()));
     let generated_bytes = match choices {
-        Some(_) if repeated_choices => 0,
+        Some(_) if keys.repeated_choices => 0,
         Some(raw) => scanned_generated_bytes(raw, depth).unwrap_or_else(|| serde_generated_bytes(raw)),
         None => 0,
     };
@@ -156,7 +191,8 @@ pub fn scanned_generated_bytes(choices: &[u8], depth: usize) -> Option<usize> {
     (c.pos == choices.len()).then_some(total)
 }
 
-/// A reader over validated JSON that gives up (`None`) on what it does not expect.
+/// A reader over validated JSON (strings are not checked again) that gives up (`None`) on
+/// what it does not expect.
 struct Cursor<'a> {
     doc: &'a [u8],
     pos: usize,
@@ -208,7 +244,7 @@ impl<'a> Cursor<'a> {
             return Some(());
         }
         loop {
-            let (end, escaped) = json_scan::string_end(self.doc, self.pos)?;
+            let (end, escaped) = json_scan::validated_string_end(self.doc, self.pos)?;
             if escaped {
                 return None;
             }
@@ -258,8 +294,12 @@ impl<'a> Cursor<'a> {
         if !self.null_or(b'"')? {
             return Some(0);
         }
-        let (end, _) = json_scan::string_end(self.doc, self.pos)?;
-        let len = json_scan::decoded_string_len(self.doc.get(self.pos..end)?)?;
+        let (end, escaped) = json_scan::validated_string_end(self.doc, self.pos)?;
+        let len = if escaped {
+            json_scan::decoded_string_len(self.doc.get(self.pos..end)?)?
+        } else {
+            end.checked_sub(self.pos + 2)?
+        };
         self.pos = end;
         Some(len)
     }
