@@ -483,7 +483,10 @@ fn find_string_special(bytes: &[u8], seen: &mut u8) -> Option<usize> {
             | (w.wrapping_sub(LO * 0x20) & !w & HI);
         acc |= w;
         if special != 0 {
-            break;
+            // Each test flags its lowest matching byte exactly (false positives only above
+            // it), so the lowest flag of all three is the first special byte.
+            *seen |= acc.to_le_bytes().iter().fold(0, |a, b| a | b);
+            return Some(offset + (special.trailing_zeros() / 8) as usize);
         }
         offset += 8;
     }

@@ -375,7 +375,7 @@ fn line_end(bytes: &[u8]) -> Option<usize> {
     (bytes.get(end) == Some(&b'\n')).then_some(end)
 }
 
-/// Index of the first CR or LF, 8 bytes at a time (SWAR) before finishing byte by byte.
+/// Index of the first CR or LF, 8 bytes at a time (SWAR), the last few byte by byte.
 #[inline]
 fn find_eol(bytes: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
@@ -384,8 +384,10 @@ fn find_eol(bytes: &[u8]) -> Option<usize> {
     let mut offset = 0;
     for chunk in bytes.chunks_exact(8) {
         let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        if has_zero(w ^ (LO * u64::from(b'\n'))) | has_zero(w ^ (LO * u64::from(b'\r'))) != 0 {
-            break;
+        let found = has_zero(w ^ (LO * u64::from(b'\n'))) | has_zero(w ^ (LO * u64::from(b'\r')));
+        if found != 0 {
+            // Exact for the lowest matching byte (false positives only above it).
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
         }
         offset += 8;
     }
