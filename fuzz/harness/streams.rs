@@ -13,6 +13,8 @@ pub fn sse(data: &[u8]) {
         let whole = decode_sse(limit, &[data]);
         for chunks in chunkings(data) {
             assert_eq!(decode_sse(limit, &chunks), whole, "SSE split {:?} differs from one feed", lens(&chunks));
+            // Read with `next_raw` (what the OpenAI passthrough does): the same events.
+            assert_eq!(decode_sse_raw(limit, &chunks), whole, "SSE next_raw split {:?} differs", lens(&chunks));
         }
         if let (events, Ok(())) = &whole {
             // Decoded events re-encode to the same events.
@@ -46,6 +48,39 @@ fn decode_sse(limit: usize, chunks: &[&[u8]]) -> (Vec<SseEvent>, Result<(), SseE
             return (events, Err(e));
         }
         assert!(decoder.held_bytes() <= limit, "SSE holds {} bytes over its limit {limit}", decoder.held_bytes());
+    }
+    let end = decoder.finish(&mut events);
+    (events, end)
+}
+
+/// [`decode_sse`] through `SseDecoder::next_raw`, each raw event taken as the event it
+/// stands for (and, when UTF-8, re-encoding to its own bytes).
+fn decode_sse_raw(limit: usize, chunks: &[&[u8]]) -> (Vec<SseEvent>, Result<(), SseError>) {
+    let mut decoder = SseDecoder::new(limit);
+    let mut events = Vec::new();
+    for chunk in chunks {
+        let mut rest = *chunk;
+        while !rest.is_empty() {
+            match decoder.next_raw(&mut rest, &mut events) {
+                Ok(Some(raw)) => {
+                    let event = SseEvent {
+                        event: raw.event.map(str::to_string),
+                        data: String::from_utf8_lossy(raw.data).into_owned(),
+                        id: None,
+                        retry: None,
+                    };
+                    if std::str::from_utf8(raw.data).is_ok() {
+                        let mut wire = Vec::new();
+                        encode_event(&event, &mut wire);
+                        assert_eq!(wire, raw.block, "a raw SSE event re-encodes to its own bytes");
+                    }
+                    events.push(event);
+                }
+                Ok(None) => {}
+                Err(e) => return (events, Err(e)),
+            }
+            assert!(decoder.held_bytes() <= limit, "SSE holds {} bytes over its limit {limit}", decoder.held_bytes());
+        }
     }
     let end = decoder.finish(&mut events);
     (events, end)
