@@ -367,14 +367,16 @@ impl Buffered {
         match (&self.translate, self.error_status) {
             (None, Some(_)) => flushed,
             (None, None) => {
-                let usage = if self.overflowed {
-                    None
-                } else if self.responses_api {
-                    openai_responses::response_usage(&body)
-                } else if self.provider == ProviderDialect::OpenAi {
-                    openai::response_usage(&body)
-                } else {
-                    dialect::decode_response(self.provider, &body).ok().map(|r| r.usage)
+                // One scan of the top level: whether a held answer is complete JSON, and
+                // where an OpenAI answer's usage is.
+                let members = (!self.overflowed).then(|| json_scan::top_level_members(&body));
+                let usage = match &members {
+                    None => None,
+                    Some(_) if self.responses_api => openai_responses::response_usage(&body),
+                    Some(scan) if self.provider == ProviderDialect::OpenAi => {
+                        scan.as_ref().ok().and_then(|members| openai::usage_member(&body, members))
+                    }
+                    Some(_) => dialect::decode_response(self.provider, &body).ok().map(|r| r.usage),
                 };
                 let usage = usage.filter(|u| u.input.is_some() || u.output.is_some());
                 // No output count: the estimate is what reached the client.
@@ -386,7 +388,7 @@ impl Buffered {
                 }
                 match self.hold {
                     None => flushed,
-                    Some(_) if json_scan::top_level_members(&body).is_ok() => Some(body),
+                    Some(_) if members.as_ref().is_some_and(Result::is_ok) => Some(body),
                     Some(client) => {
                         let error = ProviderError {
                             kind: ErrorKind::Server,
