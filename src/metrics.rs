@@ -272,14 +272,14 @@ pub fn log_fields(record: &Record) -> Vec<(&'static str, String)> {
         out.extend(record.provider.clone().map(|p| ("llm_provider", p)));
         out.extend(record.target_model.clone().map(|m| ("llm_target_model", m)));
     }
-    // The tokens an identified consumer's request consumed, for the access log and for other
-    // filters (`%FILTER_STATE(wasm.llm_tokens:PLAIN)%`); fleet budgets use `quota.fleet`.
-    if record.consumer.is_some() {
-        if let Some(total) = u.total() {
-            out.push(("llm_tokens", total.to_string()));
-        }
-    }
+    out.extend(consumer_tokens(record).map(|total| ("llm_tokens", total.to_string())));
     out
+}
+
+/// The tokens an identified consumer's request consumed, for the access log and for other
+/// filters (`%FILTER_STATE(wasm.llm_tokens:PLAIN)%`); fleet budgets use `quota.fleet`.
+pub fn consumer_tokens(record: &Record) -> Option<u64> {
+    record.consumer.as_ref().and(record.usage.total())
 }
 
 #[cfg(test)]

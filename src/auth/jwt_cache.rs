@@ -11,8 +11,8 @@
 //! one token for another), and the cache is bounded in entries and bytes.
 
 use super::jwt::VerifiedClaims;
-use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 
 /// At most this many tokens per VM.
 pub const MAX_ENTRIES: usize = 1024;
@@ -27,10 +27,11 @@ pub struct Accepted {
     pub nbf: Option<u64>,
 }
 
-/// See the module doc.
+/// See the module doc. (A `Mutex` only so the gateway stays `Sync` for native tests and
+/// fuzzing; a VM is single-threaded and never waits on it.)
 #[derive(Debug, Default)]
 pub struct VerifiedCache {
-    inner: RefCell<Entries>,
+    inner: Mutex<Entries>,
 }
 
 #[derive(Debug, Default)]
@@ -40,15 +41,20 @@ struct Entries {
 }
 
 impl VerifiedCache {
+    fn entries(&self) -> MutexGuard<'_, Entries> {
+        // Nothing under the lock can panic; if something did, the entries are still whole.
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The verdict kept for exactly this token, if any.
     pub fn get(&self, token: &str) -> Option<Accepted> {
-        self.inner.borrow().by_token.get(token).cloned()
+        self.entries().by_token.get(token).cloned()
     }
 
     /// Keeps an accepted token. When full, the tokens expired by `now_secs` go first; if
     /// that is not enough, all of them (the next uses verify again and refill it).
     pub fn insert(&self, token: &str, accepted: Accepted, now_secs: u64) {
-        let mut entries = self.inner.borrow_mut();
+        let mut entries = self.entries();
         if entries.by_token.contains_key(token) {
             return;
         }
@@ -69,7 +75,7 @@ impl VerifiedCache {
 
     /// Tokens kept.
     pub fn len(&self) -> usize {
-        self.inner.borrow().by_token.len()
+        self.entries().by_token.len()
     }
 
     /// Whether no token is kept.
@@ -118,7 +124,7 @@ mod tests {
         let big = "x".repeat(100 * 1024);
         for i in 0..20 {
             cache.insert(&format!("{i}{big}"), accepted(500), 100);
-            assert!(cache.inner.borrow().bytes <= MAX_BYTES);
+            assert!(cache.entries().bytes <= MAX_BYTES);
         }
         assert!(cache.len() <= MAX_BYTES / big.len());
     }

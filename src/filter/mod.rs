@@ -211,7 +211,9 @@ impl ResponseHead {
         let headers = host::headers(MapType::HttpResponseHeaders).unwrap_or_default();
         let status = header_in(&headers, ":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let content_type = header_in(&headers, "content-type").map(str::to_string);
-        let details = host::property(&["response", "code_details"]).ok().flatten();
+        let details = ResponseOrigin::needs_code_details(status)
+            .then(|| host::property(&["response", "code_details"]).ok().flatten())
+            .flatten();
         let origin = ResponseOrigin::from_code_details(details.as_deref().map(String::from_utf8_lossy).as_deref());
         ResponseHead { headers, status, content_type, origin }
     }
@@ -446,8 +448,8 @@ impl Stream {
 fn write_log_fields(record: &Record) {
     host::set_property(&[metrics::LOG_RECORD], metrics::log_record(record).as_bytes())
         .or_warn("setting the access-log record");
-    if let Some((key, tokens)) = metrics::log_fields(record).into_iter().find(|(key, _)| *key == "llm_tokens") {
-        host::set_property(&[key], tokens.as_bytes()).or_warn("setting llm_tokens");
+    if let Some(tokens) = metrics::consumer_tokens(record) {
+        host::set_property(&["llm_tokens"], tokens.to_string().as_bytes()).or_warn("setting llm_tokens");
     }
 }
 
