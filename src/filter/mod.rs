@@ -7,6 +7,7 @@ mod first_event;
 mod fleet;
 mod host;
 mod logger;
+mod profile;
 
 use crate::effects::deferred::{self, APPLIER_CONFIG, DEFERRED_HEADERS};
 use crate::effects::header_changes::{changes, header_in, remove_untrusted};
@@ -20,6 +21,7 @@ use crate::metrics;
 use crate::quota::fleet::{ReportQueue, REPORT_METHOD};
 use crate::quota::{CasMismatch, Store};
 use host::{HostMetrics, OrWarn};
+use profile::Phase;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use std::cell::{Cell, RefCell};
@@ -422,7 +424,11 @@ impl Stream {
             return;
         };
         self.queue_fleet_report(&record);
-        write_log_fields(&record);
+        {
+            let _profile = profile::scope(Phase::LogRecord);
+            write_log_fields(&record);
+        }
+        let _profile = profile::scope(Phase::MetricPoints);
         let mut registry = self.metrics.borrow_mut();
         for point in metrics::points(&record) {
             registry.record(&point, &mut HostMetrics);
@@ -561,6 +567,7 @@ fn apply(map: MapType, op: HeaderOp) {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        let _profile = profile::scope(Phase::RequestHeaders);
         let _clock = host::ClockScope::enter();
         // One host call for every header instead of one per header read or removal checked.
         let mut headers = host::headers(MapType::HttpRequestHeaders).unwrap_or_default();
@@ -575,6 +582,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let _profile = profile::scope(Phase::RequestBody);
         let _clock = host::ClockScope::enter();
         let Some(exchange) = self.exchange.as_mut().filter(|e| e.awaits_body()) else {
             return Action::Continue;
@@ -606,6 +614,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        let _profile = profile::scope(Phase::ResponseHeaders);
         let _clock = host::ClockScope::enter();
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
@@ -629,6 +638,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let _profile = profile::scope(Phase::ResponseBody);
         let _clock = host::ClockScope::enter();
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
@@ -644,6 +654,7 @@ impl HttpContext for Stream {
     }
 
     fn on_log(&mut self) {
+        let _profile = profile::scope(Phase::Log);
         let _clock = host::ClockScope::enter();
         // The client may have gone away mid-stream: what was seen still counts.
         self.finish();
