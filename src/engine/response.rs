@@ -344,6 +344,12 @@ fn drain_finished(decoder: &mut StreamDecoder, events: &mut Vec<StreamEvent>, me
 }
 
 impl Buffered {
+    /// Whether the client gets nothing of this body before its end: a translated body, or a
+    /// passthrough answer still held (the hold is dropped when the body outgrows the copy).
+    pub fn holds_back(&self) -> bool {
+        self.translate.is_some() || self.hold.is_some()
+    }
+
     fn chunk(&mut self, meter: &mut Meter, chunk: &[u8], end: bool, max_copy: usize) -> Rewrite {
         self.seen = self.seen.saturating_add(chunk.len());
         let mut flushed = None;

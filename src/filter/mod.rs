@@ -530,6 +530,37 @@ fn reply_with(reply: &LocalReply) -> Action {
     Action::Pause
 }
 
+/// One response body callback, as both instances (downstream and attempt) take it: the
+/// chunk through the exchange. While the body is held back the callback pauses, so Envoy's
+/// (emptied) buffer stays open for an answer that ends with trailers ([`complete_held_body`]).
+fn response_body(exchange: &mut Exchange, size: usize, end_of_stream: bool) -> Action {
+    pass_response_body(exchange, size, end_of_stream);
+    if !end_of_stream && exchange.response_held_back() {
+        Action::Pause
+    } else {
+        Action::Continue
+    }
+}
+
+/// Response trailers: the body ended without an end of stream in a body callback (an
+/// HTTP/2 answer, or HTTP/1.1 chunked with trailers). A held-back body is completed here:
+/// its callbacks paused, so Envoy's buffer is open (and empty: the module holds the body),
+/// and the answer is written there. Otherwise the held answer would be lost.
+fn complete_held_body(exchange: &mut Exchange) {
+    if !exchange.response_held_back() {
+        return;
+    }
+    let buffered = host::buffer(BufferType::HttpResponseBody, 0, usize::MAX).unwrap_or_default();
+    let now = if exchange.response_needs_clock() { host::now_ms() } else { 0 };
+    if let BodyAction::Replace(bytes) = exchange.on_response_body(&buffered, true, now) {
+        host::set_buffer(BufferType::HttpResponseBody, 0, buffered.len(), &bytes)
+            .or_warn("writing the answer before the trailers");
+    }
+    if let Some(line) = exchange.take_log_line() {
+        host::log(LogLevel::Warn, &line);
+    }
+}
+
 /// One chunk of the response body through the exchange: read, replaced when the exchange
 /// rewrites it (translation, usage injection), its log line written.
 fn pass_response_body(exchange: &mut Exchange, size: usize, end_of_stream: bool) {
@@ -646,8 +677,17 @@ impl HttpContext for Stream {
         if std::mem::take(&mut self.held) {
             attempt::resume_held(&self.gateway, exchange);
         }
-        pass_response_body(exchange, size, end_of_stream);
+        let action = response_body(exchange, size, end_of_stream);
         if end_of_stream {
+            self.finish();
+        }
+        action
+    }
+
+    fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
+        let _clock = host::ClockScope::enter();
+        if let Some(exchange) = self.exchange.as_mut() {
+            complete_held_body(exchange);
             self.finish();
         }
         Action::Continue
