@@ -1,0 +1,240 @@
+"""The Envoy path equals the native core, on the files the native tests use.
+
+The native golden tests (tests/pairs.rs) state, for the recorded provider answers and client
+requests in tests/fixtures/, what each becomes in every other dialect: a client request
+encoded for each provider (`pairs/golden/<set>_<fixture>.to_<provider>.txt`, or `400: why`),
+a provider answer or stream encoded for each client (`...to_<client>.json` / `.sse`). Here
+the same files go through the real Envoy with the real .wasm, one Envoy for the module:
+
+- answers: the fake provider replays the fixture byte for byte (`x-fake-replay`, see
+  integration/fake_provider.py), and the client must receive exactly the golden's bytes
+  (raw HTTP), and the official SDK must read it into the golden's values;
+- requests: the client sends the fixture (only `model` renamed to a routed name), and the
+  body the provider receives must be exactly the golden's (the compact bytes whose
+  pretty-printed form the golden holds), or the client gets the golden's 400 and nothing
+  goes upstream.
+
+Where the Envoy path rightly differs from the native encoder, the test says so instead of
+skipping:
+- the clock: the native goldens fix `created` at 1700000000 (and the ids derived from it);
+  the module uses the request's start time, so the golden is compared with that time put in;
+- Bedrock names no model: the native goldens leave it empty, the module names the routed
+  model (`target-model`);
+- same-dialect answers (OpenAI to an OpenAI client, Anthropic to an Anthropic client) are a
+  passthrough in the module: the client gets the provider's bytes unchanged (plus, for a
+  stream the provider cut, the module's error event, the golden's last event), not the
+  IR re-encoding the native golden shows.
+The gateway has `prompts` configured (an unused template), so chat requests of the same
+dialect take the IR path too and every request golden applies; the byte passthrough of
+requests is tested in test_gateway.py and test_translation.py. Responses-API clients are
+routed to an OpenAI-compatible provider (`groq`) for the OpenAI dialect: to OpenAI itself
+they are a passthrough to `/v1/responses`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+import harness
+
+FIXTURES = harness.REPO_ROOT / "tests" / "fixtures"
+PAIRS = FIXTURES / "pairs" / "golden"
+# Fixture sets, longest first (`openai_responses_request_x` is set openai_responses).
+SETS = ("openai_responses", "openai", "anthropic", "gemini", "bedrock")
+# The client dialect of each request fixture set, and the set each client dialect's answers are in.
+CLIENT_OF_SET = {"openai": "openai", "anthropic": "anthropic", "openai_responses": "responses"}
+SAME_DIALECT = {("openai", "openai"), ("anthropic", "anthropic")}
+TARGET = "target-model"  # the provider model of every route, as in tests/pairs.rs
+GOLDEN_CLOCK = "1700000000"
+
+PROVIDERS = {
+    **harness.fake_providers("oa", "an", "ge", "br"),
+    "gq": {"kind": "groq", "cluster": "fake_openai", "auth": {"type": "bearer", "env": "TEST_OPENAI_KEY"}},
+}
+ROUTES = {"r-openai": "oa", "r-compat": "gq", "r-anthropic": "an", "r-gemini": "ge", "r-bedrock": "br"}
+CONFIG = {
+    "providers": PROVIDERS,
+    "models": {name: {"provider": p, "model": TARGET} for name, p in ROUTES.items()},
+    # Any prompt configuration sends same-dialect chat requests through the IR (see above).
+    "prompts": {"templates": {"unused": {"versions": {"1": {"messages": [
+        {"role": "system", "content": "never selected"}]}}}}},
+}
+# What the fake answers a request test with, per provider dialect: (JSON, stream).
+ANSWERS = {
+    "openai": ("openai/chat_completion.json", "openai/chat_stream_include_usage.sse"),
+    "anthropic": ("anthropic/response_text.json", "anthropic/stream_basic.sse"),
+    "gemini": ("gemini/generate_content_text.json", "gemini/stream_text.sse"),
+    "bedrock": ("bedrock/converse_text.json", "bedrock/stream_text.eventstream"),
+}
+
+
+def model_for(provider: str, client: str) -> str:
+    if provider == "openai":
+        return "r-compat" if client == "responses" else "r-openai"
+    return f"r-{provider}"
+
+
+def split_golden(name: str) -> tuple[str, str, str, str]:
+    """`<set>_<stem>.to_<dialect>.<ext>` -> (set, stem, dialect, ext)."""
+    head, ext = name.rsplit(".", 1)
+    head, dialect = head.rsplit(".to_", 1)
+    fixture_set = next(s for s in SETS if head.startswith(s + "_"))
+    return fixture_set, head[len(fixture_set) + 1:], dialect, ext
+
+
+def goldens(*exts: str) -> list[str]:
+    names = sorted(p.name for p in PAIRS.iterdir() if p.name.rsplit(".", 1)[-1] in exts)
+    assert names, f"no goldens *.{exts} in {PAIRS}"
+    return names
+
+
+def provider_fixture(fixture_set: str, stem: str, ext: str) -> str:
+    """The provider answer a response golden was made from (Bedrock streams are binary)."""
+    candidates = [".json"] if ext == "json" else [".sse", ".eventstream"]
+    for suffix in candidates:
+        if (FIXTURES / fixture_set / (stem + suffix)).is_file():
+            return f"{fixture_set}/{stem}{suffix}"
+    raise AssertionError(f"no fixture {fixture_set}/{stem}{candidates}")
+
+
+# ----------------------------------------------------------------------------- the client side
+
+
+def client_request(client: str, model: str, stream: bool) -> tuple[str, dict, dict]:
+    """(path, headers, body) of a plain request in the client's dialect."""
+    headers = {"authorization": "Bearer sk-replay-client"}
+    if client == "openai":
+        body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+        if stream:  # the native stream goldens are encoded for a client that asked for usage
+            body.update(stream=True, stream_options={"include_usage": True})
+        return "/v1/chat/completions", headers, body
+    if client == "anthropic":
+        headers["anthropic-version"] = "2023-06-01"
+        return "/v1/messages", headers, {"model": model, "max_tokens": 64, "stream": stream,
+                                         "messages": [{"role": "user", "content": "hi"}]}
+    return "/v1/responses", headers, {"model": model, "input": "hi", "stream": stream}
+
+
+def canonical(raw: bytes) -> dict:
+    """The JSON value of `raw`, which must be compact canonical JSON (what serde_json writes)."""
+    value = json.loads(raw)
+    assert json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode() == raw, raw[:200]
+    return value
+
+
+def pretty(value) -> str:
+    """The form of the native JSON goldens (serde_json's pretty printer, final newline)."""
+    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+
+
+def with_gateway_clock(golden: str, received: str, started: int, ended: int) -> str:
+    """The golden with the module's clock (the request's start, a second in [started, ended])
+    where the native encoder was given 1700000000."""
+    for t in range(started, ended + 1):
+        if str(t) in received:
+            return golden.replace(GOLDEN_CLOCK, str(t))
+    return golden
+
+
+def named_model(golden: str, fixture_set: str) -> str:
+    """Bedrock answers name no model: the module names the routed one."""
+    if fixture_set != "bedrock":
+        return golden
+    return golden.replace('"model": ""', f'"model": "{TARGET}"').replace('"model":""', f'"model":"{TARGET}"')
+
+
+@pytest.fixture(scope="module")
+def gw(shared_gateway):
+    return shared_gateway(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def http(gw):
+    with httpx.Client(base_url=gw.base_url, timeout=10) as c:
+        yield c
+
+
+def replayed(http, client: str, model: str, fixture: str, stream: bool) -> tuple[httpx.Response, int, int]:
+    path, headers, body = client_request(client, model, stream)
+    headers["x-fake-replay"] = fixture
+    started = int(time.time())
+    reply = http.post(path, headers=headers, json=body)
+    return reply, started, int(time.time())
+
+
+# ----------------------------------------------------------------------------- answers
+
+
+def answer_cases() -> list:
+    cases = []
+    for name in goldens("json", "sse"):
+        fixture_set, stem, client, ext = split_golden(name)
+        cases.append(pytest.param(name, provider_fixture(fixture_set, stem, ext), id=name))
+    return cases
+
+
+@pytest.mark.parametrize(("golden", "fixture"), answer_cases())
+def test_answer_reaches_the_client_as_the_native_golden(http, golden, fixture):
+    fixture_set, _, client, ext = split_golden(golden)
+    stream = ext == "sse"
+    reply, started, ended = replayed(http, client, model_for(fixture_set, client), fixture, stream)
+    assert reply.status_code == 200, reply.text
+    content_type = reply.headers["content-type"]
+    assert content_type.startswith("text/event-stream" if stream else "application/json"), content_type
+    recorded = (FIXTURES / fixture).read_bytes()
+    expected = (PAIRS / golden).read_text()
+    if (fixture_set, client) in SAME_DIALECT:
+        # Passthrough: the provider's bytes; a stream the provider cut gets the module's end.
+        assert reply.content.startswith(recorded), reply.text
+        appended = reply.content[len(recorded):].decode()
+        if appended:
+            last_event = expected.rstrip("\n").rsplit("\n\n", 1)[-1] + "\n\n"
+            assert appended.lstrip("\n") == last_event, appended
+        return
+    expected = named_model(with_gateway_clock(expected, reply.text, started, ended), fixture_set)
+    if stream:
+        assert reply.text == expected
+    else:
+        assert pretty(canonical(reply.content)) == expected
+
+
+# ----------------------------------------------------------------------------- requests
+
+
+def request_cases() -> list:
+    return [pytest.param(name, id=name) for name in goldens("txt")]
+
+
+def renamed(raw: bytes, model: str) -> bytes:
+    """The fixture's bytes with its top-level `model` value replaced (nothing else moves)."""
+    out, n = re.subn(rb'"model"(\s*):(\s*)"[^"]*"', b'"model"\\1:\\2"' + model.encode() + b'"', raw, count=1)
+    assert n == 1 and json.loads(out)["model"] == model
+    return out
+
+
+@pytest.mark.parametrize("golden", request_cases())
+def test_request_reaches_the_provider_as_the_native_golden(http, fake_requests, golden):
+    fixture_set, stem, provider, _ = split_golden(golden)
+    client = CLIENT_OF_SET[fixture_set]
+    raw = (FIXTURES / fixture_set / f"{stem}.json").read_bytes()
+    stream = json.loads(raw).get("stream") is True
+    path, headers, _ = client_request(client, "", stream)
+    headers.update({"content-type": "application/json", "x-fake-replay": ANSWERS[provider][stream]})
+    reply = http.post(path, headers=headers, content=renamed(raw, model_for(provider, client)))
+    expected = (PAIRS / golden).read_text()
+    if expected.startswith("400: "):
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["error"]["message"] == expected[len("400: "):].rstrip("\n")
+        assert fake_requests() == [], "a refused request never reaches the provider"
+        return
+    assert reply.status_code == 200, reply.text
+    upstream = fake_requests.last()
+    assert pretty(canonical(upstream["raw"].encode())) == expected
