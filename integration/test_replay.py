@@ -238,3 +238,71 @@ def test_request_reaches_the_provider_as_the_native_golden(http, fake_requests, 
     assert reply.status_code == 200, reply.text
     upstream = fake_requests.last()
     assert pretty(canonical(upstream["raw"].encode())) == expected
+
+
+# ----------------------------------------------------------------------------- the official SDKs
+
+
+def sdk_call(gw, client: str, model: str, fixture: str, stream: bool):
+    """The SDK's answer object, or its iterator of stream events."""
+    replay = {"x-fake-replay": fixture}
+    messages = [{"role": "user", "content": "hi"}]
+    if client == "anthropic":
+        c = anthropic.Anthropic(base_url=gw.base_url, api_key="sk-replay-client", max_retries=0)
+        return c.messages.create(model=model, max_tokens=64, messages=messages, stream=stream, extra_headers=replay)
+    c = openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="sk-replay-client", max_retries=0)
+    if client == "responses":
+        return c.responses.create(model=model, input="hi", stream=stream, extra_headers=replay)
+    extra = {"stream_options": {"include_usage": True}} if stream else {}
+    return c.chat.completions.create(model=model, messages=messages, stream=stream, extra_headers=replay, **extra)
+
+
+def sse_events(text: str, client: str) -> list[dict]:
+    """The JSON data of each event a client's SDK yields (not OpenAI's `[DONE]`, not
+    Anthropic's `ping`, which the SDKs consume themselves)."""
+    out = []
+    for block in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "data" in fields and fields["data"] != "[DONE]" and fields.get("event") != "ping":
+            out.append(json.loads(fields["data"]))
+    return out
+
+
+def dumped(obj) -> dict:
+    """An SDK object as the JSON it was read from (the members the wire had)."""
+    return obj.model_dump(mode="json", exclude_unset=True)
+
+
+@pytest.mark.parametrize(("golden", "fixture"), answer_cases())
+def test_sdk_reads_the_native_golden(gw, golden, fixture):
+    """The official SDK of the client dialect reads every answer into the golden's values; a
+    stream's error event becomes the SDK's error, with the event as its body."""
+    fixture_set, _, client, ext = split_golden(golden)
+    stream = ext == "sse"
+    started = int(time.time())
+    answer = sdk_call(gw, client, model_for(fixture_set, client), fixture, stream)
+    if (fixture_set, client) in SAME_DIALECT:
+        expected = (FIXTURES / fixture).read_text()
+    else:
+        expected = named_model((PAIRS / golden).read_text(), fixture_set)
+    clock = lambda text: with_gateway_clock(expected, text, started, int(time.time()))  # noqa: E731
+    if not stream:
+        got = dumped(answer)
+        assert got == json.loads(clock(json.dumps(got)))
+        return
+    got, raised = [], None
+    try:
+        for event in answer:
+            got.append(dumped(event))
+    except (openai.APIError, anthropic.APIError) as err:
+        raised = err
+    want = sse_events(clock(json.dumps(got)), client)
+    if (fixture_set, client) in SAME_DIALECT and "truncated" in fixture:
+        want.append(sse_events((PAIRS / golden).read_text(), client)[-1])  # the module's end
+    assert got == want[: len(got)]
+    if raised is None:
+        assert len(got) == len(want)
+    else:
+        assert len(got) < len(want), raised
+        event = want[len(got)]  # the SDK's error holds the error event (OpenAI: its `error`)
+        assert raised.body in (event, event.get("error")), (raised.body, event)
