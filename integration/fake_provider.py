@@ -23,7 +23,8 @@ URL" error.
 
 Replay (any path, any dialect; integration/test_replay.py): ``x-fake-replay: <set>/<file>``
 answers with the bytes of ``tests/fixtures/<set>/<file>``, the recorded provider answers the
-native tests decode, without looking at the request. The content type follows the
+native tests decode, once the request passes the validation of the API its path names (the
+same as below and in fake_dialects/; else 400 with the validator's message). The content type follows the
 extension: ``.json`` application/json, ``.sse`` text/event-stream (sent chunked in pieces of
 ``x-fake-replay-chunk`` bytes, default 64, each flushed, so Envoy hands the module the
 stream in several parts), ``.eventstream`` application/vnd.amazon.eventstream (Bedrock's
@@ -439,7 +440,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self._control(path)
             self._record(path, query, raw)
             if self.headers.get("x-fake-replay"):
-                return self._replay(self.headers["x-fake-replay"])
+                return self._replay(self.headers["x-fake-replay"], path, raw)
             dialect_endpoint = fake_dialects.route(self.command, path)
             if dialect_endpoint is not None:
                 return dialect_endpoint(self, path, query, raw)
@@ -481,8 +482,17 @@ class Handler(BaseHTTPRequestHandler):
             return self._send_json(200, {"cleared": True})
         raise ApiError(404, f"Invalid URL ({self.command} {path})")
 
-    def _replay(self, name: str):
-        """``x-fake-replay``: a fixture's bytes, as recorded from the provider."""
+    def _replay(self, name: str, request_path: str, raw: bytes):
+        """``x-fake-replay``: a fixture's bytes, as recorded from the provider, once the
+        request passes the API's validation."""
+        problem = fake_dialects.request_problem(request_path, raw)
+        if problem is None and request_path.endswith("/chat/completions"):
+            try:
+                validate_chat(parse_json_object(raw))
+            except ApiError as err:
+                problem = str(err)
+        if problem is not None:
+            raise ApiError(400, f"x-fake-replay: the API would refuse this request: {problem}")
         path = (FIXTURES / name).resolve()
         if FIXTURES not in path.parents or path.suffix not in REPLAY_TYPES or not path.is_file():
             raise ApiError(404, f"x-fake-replay: no fixture tests/fixtures/{name}")

@@ -11,8 +11,8 @@ the same files go through the real Envoy with the real .wasm, one Envoy for the 
   (raw HTTP), and the official SDK must read it into the golden's values;
 - requests: the client sends the fixture (only `model` renamed to a routed name), and the
   body the provider receives must be exactly the golden's (the compact bytes whose
-  pretty-printed form the golden holds), or the client gets the golden's 400 and nothing
-  goes upstream.
+  pretty-printed form the golden holds) and pass the fake's validation of that API, or the
+  client gets the golden's 400 and nothing goes upstream.
 
 Where the Envoy path rightly differs from the native encoder, the test says so instead of
 skipping:
@@ -209,8 +209,23 @@ def test_answer_reaches_the_client_as_the_native_golden(http, golden, fixture):
 # ----------------------------------------------------------------------------- requests
 
 
+# Goldens the provider's API would refuse (the fake validates a replayed request like the
+# real API, see fake_provider.py): findings, each marked strict, so fixing the codec fails the
+# test until the mark goes.
+REFUSED_BY_THE_API = {
+    "openai_responses_request_tool_roundtrip.to_anthropic.txt":
+        "reasoning effort medium becomes budget_tokens 4096 under max_output_tokens 2048; Anthropic "
+        "requires max_tokens > budget_tokens (src/llm/anthropic/request/encode.rs, encode_reasoning)",
+}
+
+
 def request_cases() -> list:
-    return [pytest.param(name, id=name) for name in goldens("txt")]
+    cases = []
+    for name in goldens("txt"):
+        refused = REFUSED_BY_THE_API.get(name)
+        marks = [pytest.mark.xfail(strict=True, raises=AssertionError, reason=refused)] if refused else []
+        cases.append(pytest.param(name, id=name, marks=marks))
+    return cases
 
 
 def renamed(raw: bytes, model: str) -> bytes:
@@ -235,9 +250,9 @@ def test_request_reaches_the_provider_as_the_native_golden(http, fake_requests, 
         assert reply.json()["error"]["message"] == expected[len("400: "):].rstrip("\n")
         assert fake_requests() == [], "a refused request never reaches the provider"
         return
-    assert reply.status_code == 200, reply.text
     upstream = fake_requests.last()
     assert pretty(canonical(upstream["raw"].encode())) == expected
+    assert reply.status_code == 200, reply.text  # and the API would take it
 
 
 # ----------------------------------------------------------------------------- the official SDKs
