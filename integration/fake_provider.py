@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""A deterministic fake of OpenAI's HTTP API, for integration tests. Stdlib only.
+"""The fake provider of the integration tests and the demo: OpenAI's HTTP API here, Anthropic,
+Gemini and Bedrock in fake_dialects/, deterministic; and the replay of recorded provider
+answers from tests/fixtures (below). Stdlib only.
 
     python integration/fake_provider.py --port 18080 [--host 127.0.0.1] [--verbose]
 
@@ -9,11 +11,12 @@ Endpoints (any path prefix is accepted, e.g. /v1/..., /openai/v1/...):
   POST <prefix>/embeddings         OpenAI Embeddings (float or base64 encoding_format)
   GET  /__fake/health              200 "ok"
   GET  /__fake/requests            JSON list of the requests received since the last clear:
-                                   {method, path, query, headers, body}; ``path`` has no query
-                                   string, ``query`` is the raw query string ("" if none),
+                                   {method, path, query, headers, body, raw}; ``path`` has no
+                                   query string, ``query`` is the raw query string ("" if none),
                                    ``headers`` is a dict with lower-cased names (repeated
                                    headers joined with ", "), ``body`` is the parsed JSON if the
-                                   body parses as JSON, else the raw text ("" when empty).
+                                   body parses as JSON, else the raw text ("" when empty);
+                                   ``raw`` is the body's exact text (the bytes as UTF-8).
                                    /__fake/* requests themselves are not recorded.
   DELETE /__fake/requests          clears the recorded requests
 
@@ -23,9 +26,9 @@ URL" error.
 
 Replay (any path, any dialect; integration/test_replay.py): ``x-fake-replay: <set>/<file>``
 answers with the bytes of ``tests/fixtures/<set>/<file>``, the recorded provider answers the
-native tests decode, once the request passes the validation of the API its path names (the
-same as below and in fake_dialects/; else 400 with the validator's message). The content type follows the
-extension: ``.json`` application/json, ``.sse`` text/event-stream (sent chunked in pieces of
+native tests decode, once the request passes the validation of the API its path names (as
+below and in fake_dialects/; else 400 with the validator's message). The content type
+follows the extension: ``.json`` application/json, ``.sse`` text/event-stream (sent chunked in pieces of
 ``x-fake-replay-chunk`` bytes, default 64, each flushed, so Envoy hands the module the
 stream in several parts), ``.eventstream`` application/vnd.amazon.eventstream (Bedrock's
 binary frames, chunked the same way), ``.html`` text/html. The status is 200, or
@@ -97,7 +100,6 @@ import struct
 import sys
 import threading
 import time
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit

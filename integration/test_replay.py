@@ -24,6 +24,14 @@ skipping:
   passthrough in the module: the client gets the provider's bytes unchanged (plus, for a
   stream the provider cut, the module's error event, the golden's last event), not the
   IR re-encoding the native golden shows.
+A request golden the provider's API would refuse (by the fake's validation) is a finding,
+listed in REFUSED_BY_THE_API with a strict xfail: it fails once the codec is fixed.
+
+Why replay: the computed fakes answer only what their Python writes; the fixtures hold what
+the providers really sent (thinking signatures, cut streams, Bedrock's binary frames, error
+events), and the native goldens say what the core makes of them. One set of files, both paths;
+a fixture or golden added for the native tests is picked up here by its name.
+
 The gateway has `prompts` configured (an unused template), so chat requests of the same
 dialect take the IR path too and every request golden applies; the byte passthrough of
 requests is tested in test_gateway.py and test_translation.py. Responses-API clients are
@@ -36,7 +44,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 
 import anthropic
 import httpx
