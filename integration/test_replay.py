@@ -12,7 +12,9 @@ the same files go through the real Envoy with the real .wasm, one Envoy for the 
 - requests: the client sends the fixture (only `model` renamed to a routed name), and the
   body the provider receives must be exactly the golden's (the compact bytes whose
   pretty-printed form the golden holds) and pass the fake's validation of that API, or the
-  client gets the golden's 400 and nothing goes upstream.
+  client gets the golden's 400 and nothing goes upstream; the same for the per-dialect codec
+  goldens of the OpenAI and Anthropic request fixtures (`<set>/golden/request_*.upstream.json`,
+  the fixture sent as it is, to a provider of its own dialect).
 
 Where the Envoy path rightly differs from the native encoder, the test says so instead of
 skipping:
@@ -67,9 +69,21 @@ PROVIDERS = {
     "gq": {"kind": "groq", "cluster": "fake_openai", "auth": {"type": "bearer", "env": "TEST_OPENAI_KEY"}},
 }
 ROUTES = {"r-openai": "oa", "r-compat": "gq", "r-anthropic": "an", "r-gemini": "ge", "r-bedrock": "br"}
+# Same-dialect codec goldens (`<set>/golden/request_*.upstream.json`): the client fixture is sent
+# as it is, routed by its own model name to a provider of its own dialect under that name.
+CODEC_SETS = {"openai": "oa", "anthropic": "an"}
+CODEC_REQUESTS = sorted(
+    (fixture_set, golden.name.removesuffix(".upstream.json"))
+    for fixture_set in CODEC_SETS
+    for golden in (FIXTURES / fixture_set / "golden").glob("request_*.upstream.json")
+    if (FIXTURES / fixture_set / golden.name.replace(".upstream.json", ".json")).is_file())
 CONFIG = {
     "providers": PROVIDERS,
-    "models": {name: {"provider": p, "model": TARGET} for name, p in ROUTES.items()},
+    "models": {
+        **{name: {"provider": p, "model": TARGET} for name, p in ROUTES.items()},
+        **{model: {"provider": CODEC_SETS[fixture_set], "model": model} for fixture_set, stem in CODEC_REQUESTS
+           for model in [json.loads((FIXTURES / fixture_set / f"{stem}.json").read_bytes())["model"]]},
+    },
     # Any prompt configuration sends same-dialect chat requests through the IR (see above).
     "prompts": {"templates": {"unused": {"versions": {"1": {"messages": [
         {"role": "system", "content": "never selected"}]}}}}},
@@ -328,3 +342,17 @@ def test_sdk_reads_the_native_golden(gw, golden, fixture):
         assert len(got) < len(want), raised
         event = want[len(got)]  # the SDK's error holds the error event (OpenAI: its `error`)
         assert raised.body in (event, event.get("error")), (raised.body, event)
+
+
+@pytest.mark.parametrize(("fixture_set", "stem"), [pytest.param(*case, id="/".join(case)) for case in CODEC_REQUESTS])
+def test_same_dialect_request_reaches_the_provider_as_the_codec_golden(http, fake_requests, fixture_set, stem):
+    """The per-dialect codec goldens (the IR re-encoded for a provider of the client's own
+    dialect), with the fixture sent byte for byte."""
+    raw = (FIXTURES / fixture_set / f"{stem}.json").read_bytes()
+    stream = json.loads(raw).get("stream") is True
+    path, headers, _ = client_request(CLIENT_OF_SET[fixture_set], "", stream)
+    headers.update({"content-type": "application/json", "x-fake-replay": ANSWERS[fixture_set][stream]})
+    reply = http.post(path, headers=headers, content=raw)
+    upstream = fake_requests.last()
+    assert pretty(canonical(upstream["raw"].encode())) == (FIXTURES / fixture_set / "golden" / f"{stem}.upstream.json").read_text()
+    assert reply.status_code == 200, reply.text
