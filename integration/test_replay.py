@@ -58,7 +58,7 @@ FIXTURES = harness.REPO_ROOT / "tests" / "fixtures"
 PAIRS = FIXTURES / "pairs" / "golden"
 # Fixture sets, longest first (`openai_responses_request_x` is set openai_responses).
 SETS = ("openai_responses", "openai", "anthropic", "gemini", "bedrock")
-# The client dialect of each request fixture set, and the set each client dialect's answers are in.
+# The client dialect of each request fixture set.
 CLIENT_OF_SET = {"openai": "openai", "anthropic": "anthropic", "openai_responses": "responses"}
 SAME_DIALECT = {("openai", "openai"), ("anthropic", "anthropic")}
 TARGET = "target-model"  # the provider model of every route, as in tests/pairs.rs
