@@ -113,24 +113,29 @@ impl MetricRegistry {
     /// One point of an exchange: its series defined on first use (dropped past the cap,
     /// warned once), a counter or gauge gathered, a histogram point recorded at once.
     pub fn record(&mut self, point: &Point, host: &mut impl MetricHost) {
-        let Some(id) = self.id(point, host) else { return };
-        match point.kind {
+        self.record_named(point.kind, &point.name, point.value, host);
+    }
+
+    /// [`MetricRegistry::record`] of a point given by its parts (`metrics::each_point`).
+    pub fn record_named(&mut self, kind: MetricKind, name: &str, value: u64, host: &mut impl MetricHost) {
+        let Some(id) = self.id(kind, name, host) else { return };
+        match kind {
             // Defined (so the series exists at 0) but not incremented by 0.
-            MetricKind::Counter if point.value == 0 => {}
+            MetricKind::Counter if value == 0 => {}
             MetricKind::Counter => {
                 let sum = self.counters.entry(id).or_insert(0);
-                *sum = sum.saturating_add(point.value);
+                *sum = sum.saturating_add(value);
             }
             MetricKind::Gauge => {
-                self.gauges.insert(id, point.value);
+                self.gauges.insert(id, value);
             }
-            MetricKind::Histogram => host.record(id, point.value),
+            MetricKind::Histogram => host.record(id, value),
         }
     }
 
     /// The series' id: known, newly defined, or `None` (the cap reached, or the host refused).
-    fn id(&mut self, point: &Point, host: &mut impl MetricHost) -> Option<u32> {
-        if let Some(&id) = self.ids.get(&point.name) {
+    fn id(&mut self, kind: MetricKind, name: &str, host: &mut impl MetricHost) -> Option<u32> {
+        if let Some(&id) = self.ids.get(name) {
             return Some(id);
         }
         if self.ids.len() >= self.cap {
@@ -139,8 +144,8 @@ impl MetricRegistry {
             }
             return None;
         }
-        let id = host.define(point.kind, &point.name)?;
-        self.ids.insert(point.name.clone(), id);
+        let id = host.define(kind, name)?;
+        self.ids.insert(name.to_string(), id);
         Some(id)
     }
 

@@ -430,9 +430,7 @@ impl Stream {
         }
         let _profile = profile::scope(Phase::MetricPoints);
         let mut registry = self.metrics.borrow_mut();
-        for point in metrics::points(&record) {
-            registry.record(&point, &mut HostMetrics);
-        }
+        metrics::each_point(&record, |kind, name, value| registry.record_named(kind, name, value, &mut HostMetrics));
         if self.count_host_calls {
             log_host_calls(&record);
         }
