@@ -44,6 +44,7 @@ test:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
+	cargo clippy --target wasm32-wasip1 --lib --features callback-profile -- -D warnings
 	cargo test
 	# Exact token counts (feature tiktoken, off by default): linted, and the library and the
 	# tests using it run.

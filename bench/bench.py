@@ -21,7 +21,8 @@ Settings (environment):
                                        bench/probe-filter (scenarios.PROBE)
   BENCH_ENVOY_CPU=1 BENCH_LOAD_CPU=0   cores for the proxy and for wrk + nginx
   BENCH_WASM_B=path/to/other.wasm      A/B: every load scenario with the module runs a twin
-                                       `<id>-B` with this module instead, in the same rounds
+                                       `<id>-B` with this module instead, in the same rounds;
+                                       a comma-separated list adds `<id>-B2`, `<id>-B3`...
                                        (interleaved), e.g. the main branch's build
   BENCH_NICE (bench/run.sh)            niceness of every process, default -20 as root
 """
@@ -89,8 +90,12 @@ S = {
 ONLY = {x.strip() for x in os.environ.get("BENCH_ONLY", "").split(",") if x.strip()}
 SKIP_LITELLM = os.environ.get("BENCH_SKIP_LITELLM", "") not in ("", "0")
 PROBE = os.environ.get("BENCH_PROBE", "") not in ("", "0")
-WASM_B = Path(os.environ["BENCH_WASM_B"]).resolve() if os.environ.get("BENCH_WASM_B") else None
-WASM_B_RUN = RUN / "llm_gateway_b.wasm"  # the copy of WASM_B that a run measures
+# Modules B, B2, B3...: each scenario with the module has a twin per entry.
+WASM_BS = [Path(p).resolve() for p in os.environ.get("BENCH_WASM_B", "").split(",") if p]
+WASM_B = WASM_BS[0] if WASM_BS else None
+# The copies of the B modules that a run measures.
+WASM_B_RUNS = [RUN / f"llm_gateway_b{i + 1 if i else ''}.wasm" for i in range(len(WASM_BS))]
+WASM_B_RUN = WASM_B_RUNS[0] if WASM_B_RUNS else None
 CHAT_PATH = "/v1/chat/completions"
 REJECTED = "Failed to configure base Wasm plugin"
 
@@ -250,8 +255,9 @@ def render_envoy(sc: dict, upstream_port: int, tag: str) -> tuple[Path, int, int
         elif f == "noop":
             parts.append(_snippet("wasm", NAME="noop", WASM_PATH=NOOP_WASM,
                                   PLUGIN_CONFIG_JSON='""', ENV_KEY_VALUES="{}"))
-        elif f == "gateway_b":
-            parts.append(_snippet("wasm", NAME="llm_gateway", WASM_PATH=WASM_B_RUN,
+        elif f.startswith("gateway_b"):
+            index = int(f.removeprefix("gateway_b") or "1") - 1
+            parts.append(_snippet("wasm", NAME="llm_gateway", WASM_PATH=WASM_B_RUNS[index],
                                   PLUGIN_CONFIG_JSON=harness.plugin_config_scalar(sc["plugin"]),
                                   ENV_KEY_VALUES=json.dumps(scenarios.GATEWAY_ENV)))
         elif f == "probe":
@@ -689,8 +695,11 @@ def with_b_twins(scs: list[dict]) -> list[dict]:
     for sc in scs:
         out.append(sc)
         if "gateway" in sc.get("filters", []):
-            out.append({**sc, "id": f"{sc['id']}-B", "title": f"{sc['title']} [module B]",
-                        "filters": ["gateway_b" if f == "gateway" else f for f in sc["filters"]]})
+            for i in range(len(WASM_BS)):
+                tag = f"B{i + 1 if i else ''}"
+                out.append({**sc, "id": f"{sc['id']}-{tag}", "title": f"{sc['title']} [module {tag}]",
+                            "filters": [f"gateway_b{i + 1 if i else ''}" if f == "gateway" else f
+                                        for f in sc["filters"]]})
     return out
 
 
@@ -706,8 +715,8 @@ def main() -> int:
     # Every scenario loads this copy of the release artifact, so a rebuild of target/ during
     # the run (e.g. by another `make build`) cannot mix two modules in one set of figures.
     shutil.copyfile(WASM, WASM_RUN)
-    if WASM_B:
-        shutil.copyfile(WASM_B, WASM_B_RUN)
+    for wasm_b, wasm_b_run in zip(WASM_BS, WASM_B_RUNS):
+        shutil.copyfile(wasm_b, wasm_b_run)
     envoy_version = subprocess.run([harness.envoy_binary(), "--version"], stdout=subprocess.PIPE,
                                    check=False).stdout.decode()
     m = re.search(r"version: \S+/([\d.]+)", envoy_version)
@@ -725,6 +734,9 @@ def main() -> int:
             "wasm_b": ({"path": str(WASM_B), "bytes": WASM_B_RUN.stat().st_size,
                         "sha256": hashlib.sha256(WASM_B_RUN.read_bytes()).hexdigest()}
                        if WASM_B else None),
+            "wasm_bs": [{"path": str(b), "bytes": r.stat().st_size,
+                         "sha256": hashlib.sha256(r.read_bytes()).hexdigest()}
+                        for b, r in zip(WASM_BS, WASM_B_RUNS)],
             "settings": S,
             "placement": (f"Envoy (--concurrency {S['envoy_concurrency']}: 1 worker thread; the "
                           f"main thread shares the core) and LiteLLM pinned to core "

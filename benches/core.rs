@@ -22,6 +22,8 @@ use llm_gateway::stream::sse::{SseDecoder, SseEvent};
 /// The benchmark's ~2 KB chat request (also what `make bench` sends through Envoy).
 const CHAT_2K: &[u8] = include_bytes!("../bench/bodies/chat_request.json");
 const COMPLETION: &[u8] = include_bytes!("../bench/bodies/upstream_chat_completion.json");
+/// What the bench's Anthropic upstream answers (`make bench` scenario d).
+const ANTHROPIC_MESSAGE: &[u8] = include_bytes!("../bench/bodies/upstream_anthropic_message.json");
 
 const CONFIG: &str = r#"{
   "providers": {"bench-openai": {"kind": "openai", "cluster": "upstream",
@@ -120,8 +122,19 @@ fn json_scan_patch(c: &mut Criterion) {
     group.finish();
 }
 
+/// `make bench` scenario d: the OpenAI client's `bench-gpt` served by an Anthropic provider.
+const CONFIG_TRANSLATING: &str = r#"{
+  "providers": {"bench-anthropic": {"kind": "anthropic", "cluster": "upstream",
+                 "auth": {"type": "header", "name": "x-api-key", "env": "BENCH_UPSTREAM_KEY"}}},
+  "models": {"bench-gpt": {"provider": "bench-anthropic", "model": "claude-sonnet-4-5"}}
+}"#;
+
 fn gateway() -> Gateway {
-    Gateway::from_json(CONFIG.as_bytes(), &|k| (k == "BENCH_UPSTREAM_KEY").then(|| "sk-bench".to_string())).unwrap()
+    gateway_from(CONFIG)
+}
+
+fn gateway_from(config: &str) -> Gateway {
+    Gateway::from_json(config.as_bytes(), &|k| (k == "BENCH_UPSTREAM_KEY").then(|| "sk-bench".to_string())).unwrap()
 }
 
 /// One exchange; returns the bytes the client would receive (so nothing is optimized away).
@@ -168,10 +181,11 @@ fn shell_exchange(gw: &Gateway, request: &[u8], content_type: &str, response: &[
     }
     let Some(record) = ex.finish(2_000, None) else { panic!("the bench exchange must end with a record") };
     let line = metrics::log_record(&record);
-    let tokens = metrics::log_fields(&record).into_iter().find(|(key, _)| *key == "llm_tokens");
-    let points = metrics::points(&record);
+    let tokens = metrics::consumer_tokens(&record);
+    let mut names = 0;
+    metrics::each_point(&record, |_, name, _| names += name.len());
     black_box(&tokens);
-    line.len() + points.iter().map(|p| p.name.len()).sum::<usize>()
+    line.len() + names
 }
 
 /// The shell's path per step, on the passthrough (2 KB request, JSON answer) and on the
@@ -183,6 +197,10 @@ fn shell_path(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("passthrough_whole", |b| {
         b.iter(|| shell_exchange(&gw, black_box(CHAT_2K), "application/json", &[COMPLETION]))
+    });
+    let translating = gateway_from(CONFIG_TRANSLATING);
+    group.bench_function("translation_whole", |b| {
+        b.iter(|| shell_exchange(&translating, black_box(CHAT_2K), "application/json", &[ANTHROPIC_MESSAGE]))
     });
     let mut request: serde_json::Value = serde_json::from_slice(CHAT_2K).unwrap();
     request["stream"] = serde_json::Value::Bool(true);
@@ -221,7 +239,13 @@ fn shell_path(c: &mut Criterion) {
     let _ = ex.on_response_headers(200, Some("application/json"));
     let _ = ex.on_response_body(COMPLETION, true, 1_010);
     let record = ex.finish(2_000, None).unwrap();
-    group.bench_function("step_metric_points", |b| b.iter(|| metrics::points(black_box(&record))));
+    group.bench_function("step_metric_points", |b| {
+        b.iter(|| {
+            let mut names = 0;
+            metrics::each_point(black_box(&record), |_, name, _| names += name.len());
+            names
+        })
+    });
     group.bench_function("step_log_record", |b| b.iter(|| metrics::log_record(black_box(&record))));
     group.bench_function("step_log_fields", |b| b.iter(|| metrics::log_fields(black_box(&record))));
     group.finish();

@@ -6,7 +6,7 @@ Fixtures
                                 .requests(), .clear()
     fake_requests    (function) clears the fake's recorded requests before the test; call it
                                 for the list: fake_requests() -> [{method, path, query,
-                                headers, body}], also .last(), .clear(), .wait_for(n)
+                                headers, body, raw}], also .last(), .clear(), .wait_for(n)
     gateway          (function) factory: gateway(plugin_config: dict | str, *, template=...,
                                 concurrency=2) -> harness.Gateway, stopped at teardown.
                                 A str plugin_config is used verbatim (to test bad JSON).

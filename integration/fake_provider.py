@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""A deterministic fake of OpenAI's HTTP API, for integration tests. Stdlib only.
+"""The fake provider of the integration tests and the demo: OpenAI's HTTP API here, Anthropic,
+Gemini and Bedrock in fake_dialects/, deterministic; and the replay of recorded provider
+answers from tests/fixtures (below). Stdlib only.
 
     python integration/fake_provider.py --port 18080 [--host 127.0.0.1] [--verbose]
 
@@ -9,16 +11,31 @@ Endpoints (any path prefix is accepted, e.g. /v1/..., /openai/v1/...):
   POST <prefix>/embeddings         OpenAI Embeddings (float or base64 encoding_format)
   GET  /__fake/health              200 "ok"
   GET  /__fake/requests            JSON list of the requests received since the last clear:
-                                   {method, path, query, headers, body}; ``path`` has no query
-                                   string, ``query`` is the raw query string ("" if none),
+                                   {method, path, query, headers, body, raw}; ``path`` has no
+                                   query string, ``query`` is the raw query string ("" if none),
                                    ``headers`` is a dict with lower-cased names (repeated
                                    headers joined with ", "), ``body`` is the parsed JSON if the
-                                   body parses as JSON, else the raw text ("" when empty).
+                                   body parses as JSON, else the raw text ("" when empty);
+                                   ``raw`` is the body's exact text (the bytes as UTF-8).
                                    /__fake/* requests themselves are not recorded.
   DELETE /__fake/requests          clears the recorded requests
 
-Order of checks for an API request: record it -> ``x-fake-status`` -> authentication ->
-body validation -> reply. Anything else answers 404 with OpenAI's "Invalid URL" error.
+Order of checks for an API request: record it -> ``x-fake-replay`` -> ``x-fake-status`` ->
+authentication -> body validation -> reply. Anything else answers 404 with OpenAI's "Invalid
+URL" error.
+
+Replay (any path, any dialect; integration/test_replay.py): ``x-fake-replay: <set>/<file>``
+answers with the bytes of ``tests/fixtures/<set>/<file>``, the recorded provider answers the
+native tests decode, once the request passes the validation of the API its path names (as
+below and in fake_dialects/; else 400 with the validator's message). The content type
+follows the extension: ``.json`` application/json, ``.sse`` text/event-stream (sent chunked in pieces of
+``x-fake-replay-chunk`` bytes, default 64, each flushed, so Envoy hands the module the
+stream in several parts), ``.eventstream`` application/vnd.amazon.eventstream (Bedrock's
+binary frames, chunked the same way), ``.html`` text/html. The status is 200, or
+``x-fake-replay-status: S`` (a recorded error body). A name outside tests/fixtures/ or a
+missing file answers 404. This is how a provider's exact bytes (thinking signatures, cut
+streams, mid-stream errors, binary frames) reach the gateway; the computed answers below
+are for the tests that need an answer to follow from the request.
 
 Authentication: ``Authorization: Bearer <key>`` with any non-empty key, else 401 with
 ``code: "invalid_api_key"``. The key is recorded with the headers, so tests can check which
@@ -83,12 +100,16 @@ import struct
 import sys
 import threading
 import time
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fake_dialects  # noqa: E402
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+REPLAY_TYPES = {".json": "application/json", ".sse": "text/event-stream",
+                ".eventstream": "application/vnd.amazon.eventstream", ".html": "text/html"}
 
 VALID_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 SYSTEM_FINGERPRINT = "fp_fake"
@@ -354,7 +375,7 @@ class Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             body = text
         entry = {"method": self.command, "path": path, "query": query,
-                 "headers": self._headers_dict(), "body": body}
+                 "headers": self._headers_dict(), "body": body, "raw": text}
         with _lock:
             _recorded.append(entry)
 
@@ -420,6 +441,8 @@ class Handler(BaseHTTPRequestHandler):
             if path.startswith("/__fake/"):
                 return self._control(path)
             self._record(path, query, raw)
+            if self.headers.get("x-fake-replay"):
+                return self._replay(self.headers["x-fake-replay"], path, raw)
             dialect_endpoint = fake_dialects.route(self.command, path)
             if dialect_endpoint is not None:
                 return dialect_endpoint(self, path, query, raw)
@@ -460,6 +483,30 @@ class Handler(BaseHTTPRequestHandler):
                 _recorded.clear()
             return self._send_json(200, {"cleared": True})
         raise ApiError(404, f"Invalid URL ({self.command} {path})")
+
+    def _replay(self, name: str, request_path: str, raw: bytes):
+        """``x-fake-replay``: a fixture's bytes, as recorded from the provider, once the
+        request passes the API's validation."""
+        problem = fake_dialects.request_problem(request_path, raw)
+        if problem is None and request_path.endswith("/chat/completions"):
+            try:
+                validate_chat(parse_json_object(raw))
+            except ApiError as err:
+                problem = str(err)
+        if problem is not None:
+            raise ApiError(400, f"x-fake-replay: the API would refuse this request: {problem}")
+        path = (FIXTURES / name).resolve()
+        if FIXTURES not in path.parents or path.suffix not in REPLAY_TYPES or not path.is_file():
+            raise ApiError(404, f"x-fake-replay: no fixture tests/fixtures/{name}")
+        body = path.read_bytes()
+        status = self._int_header("x-fake-replay-status") or 200
+        if path.suffix not in (".sse", ".eventstream"):
+            return self._send(status, body, REPLAY_TYPES[path.suffix])
+        size = max(self._int_header("x-fake-replay-chunk") or 64, 1)
+        self.start_stream(REPLAY_TYPES[path.suffix], status)
+        for i in range(0, len(body), size):
+            self.write_chunk(body[i:i + size])
+        self.end_stream()
 
     def _azure_deployment(self, path: str, query: str) -> str | None:
         """Azure OpenAI: /openai/deployments/{name}/...?api-version=..., key in `api-key`."""

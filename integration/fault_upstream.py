@@ -19,6 +19,8 @@ Faults (MODES):
   no_usage              a normal answer without any usage report
   slow_drip             a normal answer sent a few bytes at a time with pauses
   auth_401              401 with OpenAI's message quoting fragments of the provider key
+  trailers              a normal answer sent chunked, ending with a trailer section (the
+                        test Envoy's cluster passes upstream trailers: enable_trailers)
 
 More faults for fallback chains (integration/test_fallback.py), outside MODES so that the
 fault matrix of test_faults.py stays as it is:
@@ -45,7 +47,7 @@ import time
 
 CHAIN_MODES = ["rate_limited_429", "server_500", "overloaded_529", "dies_before_first_event"]
 MODES = ["ok", "reset_before_headers", "reset_mid_body", "stall", "truncated", "non_json_200",
-         "html_502", "huge", "no_usage", "slow_drip", "auth_401"]
+         "html_502", "huge", "no_usage", "slow_drip", "auth_401", "trailers"]
 STALL_SECONDS = 3.0
 HUGE_TEXT_BYTES = 300_000
 HUGE_ERROR_BYTES = 100_000
@@ -195,6 +197,10 @@ def head(status: str, content_type: str, length: int | None = None) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+# The last chunk of a chunked body with a trailer field after it.
+TRAILER_SECTION = b"0\r\nx-provider-trailer: 1\r\n\r\n"
+
+
 def chunk(data: bytes) -> bytes:
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
@@ -269,14 +275,14 @@ def respond(sock: socket.socket, mode: str, anthropic: bool, stream: bool, model
             sock.sendall(chunk(b"".join(events[: len(events) // 2])))
             time.sleep(0.05)
             return reset(sock)
-        for i, event in enumerate(events):
+        for event in events:
             if mode == "slow_drip":
                 for j in range(0, len(event), 64):
                     sock.sendall(chunk(event[j:j + 64]))
                     time.sleep(0.005)
             else:
                 sock.sendall(chunk(event))
-        sock.sendall(b"0\r\n\r\n")
+        sock.sendall(TRAILER_SECTION if mode == "trailers" else b"0\r\n\r\n")
         return sock.close()
     body = (anthropic_json if anthropic else openai_json)(model, text, usage)
     if mode == "truncated":
@@ -285,6 +291,10 @@ def respond(sock: socket.socket, mode: str, anthropic: bool, stream: bool, model
         sock.sendall(head("200 OK", "application/json", len(body)) + body[: len(body) // 2])
         time.sleep(0.05)
         return reset(sock)
+    if mode == "trailers":
+        half = len(body) // 2
+        sock.sendall(head("200 OK", "application/json") + chunk(body[:half]) + chunk(body[half:]) + TRAILER_SECTION)
+        return sock.close()
     if mode == "slow_drip":
         sock.sendall(head("200 OK", "application/json", len(body)))
         for j in range(0, len(body), 64):

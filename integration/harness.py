@@ -150,7 +150,7 @@ class FakeProvider:
         self.base_url = f"http://127.0.0.1:{port}"
 
     def requests(self) -> list[dict]:
-        """Requests recorded since the last clear: {method, path, query, headers, body}."""
+        """Requests recorded since the last clear: {method, path, query, headers, body, raw}."""
         status, body = http_get(self.base_url + "/__fake/requests")
         if status != 200:
             raise HarnessError(f"fake provider /__fake/requests answered {status}")

@@ -44,6 +44,13 @@ STREAMS = [False, True]
 MODES = [m for m in fault_upstream.MODES if m != "ok"]
 CELLS = [(m, c, p, s) for m in MODES for c in CLIENTS for p in PATHS for s in STREAMS]
 RESULTS: dict[tuple, str] = {}
+TRAILERS_ENABLED = """\
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http_protocol_options: {enable_trailers: true}
+"""
 
 
 def cell_id(cell) -> str:
@@ -84,7 +91,12 @@ def fault_gw(wasm_path, tmp_path_factory):
     template = workdir / "envoy.faults.yaml.tmpl"
     text = Path(harness.TEMPLATE).read_text()
     assert "timeout: 300s" in text
-    template.write_text(text.replace("timeout: 300s", f"timeout: {ROUTE_TIMEOUT_S}s"))
+    text = text.replace("timeout: 300s", f"timeout: {ROUTE_TIMEOUT_S}s")
+    # Upstream HTTP/1.1 trailers reach the module (Envoy drops them without enable_trailers).
+    cluster = "  - name: fake_openai\n    type: STATIC\n"
+    assert cluster in text
+    text = text.replace(cluster, cluster + TRAILERS_ENABLED, 1)
+    template.write_text(text)
     factory = harness.GatewayFactory(server.server_address[1], wasm_path, workdir)
     gw = factory.start(plugin_config(), template=str(template), concurrency=1)
     yield gw
@@ -245,6 +257,8 @@ EXPECTED = {
     "no_usage": {"answer", "stream answer"},
     "slow_drip": {"answer", "stream answer"},
     "auth_401": {"error 502"},
+    # An answer ending with trailers is read, counted and delivered like any other.
+    "trailers": {"answer", "stream answer"},
 }
 ANSWERED = {"answer", "stream answer", "stream error event", "cut", "error 200"}
 

@@ -144,7 +144,8 @@ def test_provider_errors_in_openais_error_shape(gw, model):
 
 
 def test_a_provider_error_mid_stream_fails_the_response(gw):
-    c = openai_client(gw, **{"x-fake-stream-error": "overloaded"})
+    # Anthropic's recorded stream: a text delta, then `event: error` (overloaded_error).
+    c = openai_client(gw, **{"x-fake-replay": "anthropic/stream_error_overloaded.sse"})
     with c.responses.stream(model="t-claude", input="one two three") as stream:
         events = list(stream)
     kinds = [e.type for e in events]

@@ -6,6 +6,7 @@
 //! fixed set, so cardinality is bounded by the config, never by client input.
 
 use crate::engine::Record;
+use std::fmt::Write;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
@@ -65,9 +66,18 @@ const NONE: &str = "none";
 
 /// The points one finished exchange produces.
 pub fn points(record: &Record) -> Vec<Point> {
-    // Names are joined from their parts (one allocation each): `format!` costs several times
-    // more per name, and a request formats 6 to 10 of them.
-    let base = concat(&[
+    let mut out = Vec::with_capacity(12);
+    each_point(record, |kind, name, value| out.push(Point { kind, name: name.to_string(), value }));
+    out
+}
+
+/// The points one finished exchange produces, each handed to `visit` with its name built in
+/// one buffer the call reuses: no allocation per name (the registry looks names up by `&str`
+/// and copies one only to define it). In V8 the names' allocations and copies were most of
+/// the end of an exchange (3.5 us of 4.4 for 7 points; the 5 host calls 0.9).
+pub fn each_point(record: &Record, mut visit: impl FnMut(MetricKind, &str, u64)) {
+    let status = status_label(record.status);
+    let base = [
         ";gen_ai_operation_name=",
         record.operation.map_or(NONE, |o| o.as_str()),
         ";gen_ai_provider_name=",
@@ -76,61 +86,58 @@ pub fn points(record: &Record) -> Vec<Point> {
         record.model.as_deref().unwrap_or(NONE),
         ";gen_ai_target_model=",
         record.target_model.as_deref().unwrap_or(NONE),
-    ]);
-    let status = concat(&[";http_status_code=", &status_label(record.status)]);
-    let consumer = concat(&[";llm_consumer=", record.consumer_label.as_deref().unwrap_or(NONE)]);
+    ];
+    let status = [";http_status_code=", status.as_str()];
+    let consumer = [";llm_consumer=", record.consumer_label.as_deref().unwrap_or(NONE)];
     // `name@version` from the config: versions' token use and error rates side by side.
     let template = match &record.template {
-        Some((name, version)) => concat(&[";llm_prompt_template=", name, "@", version]),
-        None => concat(&[";llm_prompt_template=", NONE]),
+        Some((name, version)) => [";llm_prompt_template=", name.as_str(), "@", version.as_str()],
+        None => [";llm_prompt_template=", NONE, "", ""],
     };
-    let mut out = Vec::with_capacity(12);
-    out.push(Point {
-        kind: MetricKind::Counter,
-        name: concat(&[REQUESTS, &base, &consumer, &template, &status]),
-        value: 1,
-    });
-    out.push(Point {
-        kind: MetricKind::Histogram,
-        name: concat(&[REQUEST_DURATION, &base, &status]),
-        value: record.duration_ms,
-    });
+    let mut name = Name(String::with_capacity(320));
+    visit(MetricKind::Counter, name.of(&[&[REQUESTS], &base, &consumer, &template, &status]), 1);
+    visit(MetricKind::Histogram, name.of(&[&[REQUEST_DURATION], &base, &status]), record.duration_ms);
     let source = record.usage.source.as_str();
     for (token_type, count) in record.usage.by_type() {
-        let labels = concat(&[&base, ";gen_ai_token_type=", token_type, ";usage_source=", source]);
-        out.push(Point { kind: MetricKind::Histogram, name: concat(&[TOKEN_USAGE, &labels]), value: count });
-        let name = concat(&[TOKEN_COUNT, &labels, &consumer, &template]);
-        out.push(Point { kind: MetricKind::Counter, name, value: count });
+        let labels = [";gen_ai_token_type=", token_type, ";usage_source=", source];
+        visit(MetricKind::Histogram, name.of(&[&[TOKEN_USAGE], &base, &labels]), count);
+        visit(MetricKind::Counter, name.of(&[&[TOKEN_COUNT], &base, &labels, &consumer, &template]), count);
     }
     if let Some(cost) = record.cost_micros {
-        out.push(Point { kind: MetricKind::Counter, name: concat(&[COST, &base, &consumer]), value: cost });
+        visit(MetricKind::Counter, name.of(&[&[COST], &base, &consumer]), cost);
     }
     if let Some((reason, rule)) = &record.rejection {
-        let rule = rule.as_deref().unwrap_or(NONE);
-        let name = format!("{REJECTIONS}{base}{consumer};llm_reason={reason};llm_guard_rule={rule}");
-        out.push(Point { kind: MetricKind::Counter, name, value: 1 });
+        let rule = [";llm_reason=", *reason, ";llm_guard_rule=", rule.as_deref().unwrap_or(NONE)];
+        visit(MetricKind::Counter, name.of(&[&[REJECTIONS], &base, &consumer, &rule]), 1);
     }
     for (limit, remaining) in &record.budget_remaining {
-        let name = format!("{BUDGET_REMAINING}{consumer};llm_limit={limit}");
-        out.push(Point { kind: MetricKind::Gauge, name, value: *remaining });
+        visit(
+            MetricKind::Gauge,
+            name.of(&[&[BUDGET_REMAINING], &consumer, &[";llm_limit=", limit.as_str()]]),
+            *remaining,
+        );
     }
     if let Some(ttft) = record.time_to_first_token_ms {
-        out.push(Point { kind: MetricKind::Histogram, name: concat(&[TIME_TO_FIRST_TOKEN, &base]), value: ttft });
+        visit(MetricKind::Histogram, name.of(&[&[TIME_TO_FIRST_TOKEN], &base]), ttft);
     }
     if let Some(tpot) = record.time_per_output_token_ms {
-        out.push(Point { kind: MetricKind::Histogram, name: concat(&[TIME_PER_OUTPUT_TOKEN, &base]), value: tpot });
+        visit(MetricKind::Histogram, name.of(&[&[TIME_PER_OUTPUT_TOKEN], &base]), tpot);
     }
-    out.extend(attempt_points(record));
-    out
+    for point in attempt_points(record) {
+        visit(point.kind, &point.name, point.value);
+    }
 }
 
-/// The parts joined, in one allocation of the exact size.
-fn concat(parts: &[&str]) -> String {
-    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for part in parts {
-        out.push_str(part);
+/// The buffer metric names are built in.
+struct Name(String);
+
+impl Name {
+    /// The groups' parts joined, in the buffer (valid until the next call).
+    fn of(&mut self, groups: &[&[&str]]) -> &str {
+        self.0.clear();
+        groups.iter().flat_map(|group| group.iter()).for_each(|part| self.0.push_str(part));
+        &self.0
     }
-    out
 }
 
 /// One counter per attempt of a fallback chain, and the request's fallbacks.
@@ -174,61 +181,91 @@ fn status_label(status: u16) -> String {
 /// V8). The access log prints it with `%FILTER_STATE(wasm.llm_log:PLAIN)%`.
 pub const LOG_RECORD: &str = "llm_log";
 
-/// The record's fields in the order they are printed, with the name each has in the line.
-const LOG_RECORD_FIELDS: [(&str, &str); 16] = [
-    ("model", "llm_model"),
-    ("provider", "llm_provider"),
-    ("target", "llm_target_model"),
-    ("input_tokens", "llm_input_tokens"),
-    ("output_tokens", "llm_output_tokens"),
-    ("total_tokens", "llm_total_tokens"),
-    ("usage", "llm_usage_source"),
-    ("llm_ms", "llm_duration_ms"),
-    ("ttft_ms", "llm_ttft_ms"),
-    ("consumer", "llm_consumer"),
-    ("cost_usd_micros", "llm_cost_usd_micros"),
-    ("template", "llm_template"),
-    ("cached_tokens", "llm_cached_tokens"),
-    ("reasoning_tokens", "llm_reasoning_tokens"),
-    ("attempts", "llm_attempts"),
-    ("fallbacks", "llm_fallbacks"),
-];
-
 /// The access-log record: `model=gpt-4o provider=openai ... fallbacks=-`, every field always
 /// present (`-` when it has no value, as Envoy prints missing filter state), so a line keeps
 /// one shape. Values come from the configuration and the module's own numbers; whitespace in
 /// one (a model name from the client) becomes `_` so the line stays one record of `key=value`.
+/// Written straight into the line (no value formatted apart first: allocations cost in V8).
 pub fn log_record(record: &Record) -> String {
-    let mut fields = log_fields(record);
-    let named = [
-        ("llm_model", record.requested_model.clone()),
-        ("llm_provider", record.provider.clone()),
-        ("llm_target_model", record.target_model.clone()),
-        ("llm_consumer", record.consumer.clone()),
-    ];
-    for (key, value) in named {
-        if let Some(value) = value.filter(|_| !fields.iter().any(|(k, _)| *k == key)) {
-            fields.push((key, value));
-        }
+    let u = &record.usage;
+    let mut line = LogLine(String::with_capacity(320));
+    line.text("model", &[record.requested_model.as_deref().unwrap_or_default()]);
+    line.text("provider", &[record.provider.as_deref().unwrap_or_default()]);
+    line.text("target", &[record.target_model.as_deref().unwrap_or_default()]);
+    line.number("input_tokens", u.input);
+    line.number("output_tokens", u.output);
+    line.number("total_tokens", u.total());
+    line.text("usage", &[u.source.as_str()]);
+    line.number("llm_ms", Some(record.duration_ms));
+    line.number("ttft_ms", record.time_to_first_token_ms);
+    line.text("consumer", &[record.consumer.as_deref().unwrap_or_default()]);
+    line.number("cost_usd_micros", record.cost_micros);
+    match &record.template {
+        Some((template, version)) => line.text("template", &[template, "@", version]),
+        None => line.text("template", &[]),
     }
-    let mut line = String::with_capacity(320);
-    for (name, key) in LOG_RECORD_FIELDS {
-        let value = fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
-        if !line.is_empty() {
-            line.push(' ');
+    line.number("cached_tokens", u.cached_input);
+    line.number("reasoning_tokens", u.reasoning);
+    if record.attempts.is_empty() {
+        line.text("attempts", &[]);
+        line.text("fallbacks", &[]);
+    } else {
+        line.text("attempts", &[&attempts_value(record)]);
+        line.number("fallbacks", u64::try_from(record.attempts.len().saturating_sub(1)).ok());
+    }
+    line.0
+}
+
+/// The access-log line being written.
+struct LogLine(String);
+
+impl LogLine {
+    fn key(&mut self, key: &str) {
+        if !self.0.is_empty() {
+            self.0.push(' ');
         }
-        line.push_str(name);
-        line.push('=');
-        match value {
-            // Printable ASCII (nearly every value) is copied as it is.
-            Some(value) if value.bytes().all(|b| b.is_ascii_graphic()) => line.push_str(value),
-            Some(value) => {
-                line.extend(value.chars().map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c }))
+        self.0.push_str(key);
+        self.0.push('=');
+    }
+
+    /// A text value from its parts; `-` when it is empty.
+    fn text(&mut self, key: &str, parts: &[&str]) {
+        self.key(key);
+        if parts.iter().all(|p| p.is_empty()) {
+            self.0.push('-');
+        }
+        for part in parts {
+            if part.bytes().all(|b| b.is_ascii_graphic()) {
+                // Printable ASCII (nearly every value) is copied as it is.
+                self.0.push_str(part);
+            } else {
+                self.0.extend(part.chars().map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c }));
             }
-            None => line.push('-'),
         }
     }
-    line
+
+    fn number(&mut self, key: &str, value: Option<u64>) {
+        self.key(key);
+        match value {
+            Some(n) => {
+                let _ = write!(self.0, "{n}");
+            }
+            None => self.0.push('-'),
+        }
+    }
+}
+
+/// `provider/model:status:reason` for each attempt of a fallback chain, oldest first.
+fn attempts_value(record: &Record) -> String {
+    let attempts: Vec<String> = record
+        .attempts
+        .iter()
+        .map(|a| {
+            let status = a.status.map_or_else(|| "-".to_string(), |s| s.to_string());
+            format!("{}/{}:{status}:{}", a.provider, a.target_model, a.reason)
+        })
+        .collect();
+    attempts.join(",")
 }
 
 /// Access-log fields for the end of the exchange, by their filter-state names (the record's
@@ -258,28 +295,19 @@ pub fn log_fields(record: &Record) -> Vec<(&'static str, String)> {
         out.push(("llm_template", format!("{template}@{version}")));
     }
     if !record.attempts.is_empty() {
-        // provider/model:status:reason for each attempt, oldest first.
-        let attempts: Vec<String> = record
-            .attempts
-            .iter()
-            .map(|a| {
-                let status = a.status.map_or_else(|| "-".to_string(), |s| s.to_string());
-                format!("{}/{}:{status}:{}", a.provider, a.target_model, a.reason)
-            })
-            .collect();
-        out.push(("llm_attempts", attempts.join(",")));
+        out.push(("llm_attempts", attempts_value(record)));
         out.push(("llm_fallbacks", record.attempts.len().saturating_sub(1).to_string()));
         out.extend(record.provider.clone().map(|p| ("llm_provider", p)));
         out.extend(record.target_model.clone().map(|m| ("llm_target_model", m)));
     }
-    // The tokens an identified consumer's request consumed, for the access log and for other
-    // filters (`%FILTER_STATE(wasm.llm_tokens:PLAIN)%`); fleet budgets use `quota.fleet`.
-    if record.consumer.is_some() {
-        if let Some(total) = u.total() {
-            out.push(("llm_tokens", total.to_string()));
-        }
-    }
+    out.extend(consumer_tokens(record).map(|total| ("llm_tokens", total.to_string())));
     out
+}
+
+/// The tokens an identified consumer's request consumed, for the access log and for other
+/// filters (`%FILTER_STATE(wasm.llm_tokens:PLAIN)%`); fleet budgets use `quota.fleet`.
+pub fn consumer_tokens(record: &Record) -> Option<u64> {
+    record.consumer.as_ref().and(record.usage.total())
 }
 
 #[cfg(test)]
@@ -317,6 +345,34 @@ mod tests {
             "model=my_model provider=oa target=gpt-4o input_tokens=4 output_tokens=3 total_tokens=7 \
              usage=reported llm_ms=12 ttft_ms=- consumer=alice cost_usd_micros=9 template=- cached_tokens=- \
              reasoning_tokens=- attempts=- fallbacks=-"
+        );
+    }
+
+    #[test]
+    fn templates_attempts_and_unprintable_values_in_the_log_record() {
+        use crate::engine::Attempt;
+        let attempt = |provider: &str, status: Option<u16>, reason: &str| Attempt {
+            provider: provider.to_string(),
+            target_model: "m".to_string(),
+            status,
+            reason: reason.to_string(),
+        };
+        let chained = Record {
+            requested_model: Some("tab\tand\u{7f}del".to_string()),
+            template: Some(("sum mary".to_string(), "2".to_string())),
+            time_to_first_token_ms: Some(0),
+            attempts: vec![
+                attempt("a", Some(429), "fallback"),
+                attempt("b", None, "no_response"),
+                attempt("c", Some(200), "ok"),
+            ],
+            ..record()
+        };
+        assert_eq!(
+            log_record(&chained),
+            "model=tab_and_del provider=oa target=gpt-4o input_tokens=4 output_tokens=3 total_tokens=7 \
+             usage=reported llm_ms=12 ttft_ms=0 consumer=alice cost_usd_micros=9 template=sum_mary@2 cached_tokens=- \
+             reasoning_tokens=- attempts=a/m:429:fallback,b/m:-:no_response,c/m:200:ok fallbacks=2"
         );
     }
 

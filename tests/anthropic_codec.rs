@@ -312,6 +312,16 @@ fn encode_request_reasoning_table() {
     assert_eq!(think(Reasoning::Effort("none".into()), None), (json!({"type": "disabled"}), 4096));
     assert_eq!(think(Reasoning::BudgetTokens(2000), Some(3000)), (enabled(2000), 3000));
     assert_eq!(think(Reasoning::Disabled, None), (json!({"type": "disabled"}), 4096));
+    // An effort's budget fits under the client's cap (Anthropic: max_tokens > budget_tokens,
+    // budget >= 1024); a cap too small for any budget leaves thinking off.
+    assert_eq!(think(Reasoning::Effort("medium".into()), Some(2048)), (enabled(2047), 2048));
+    assert_eq!(think(Reasoning::Effort("medium".into()), Some(4096)), (enabled(4095), 4096));
+    assert_eq!(think(Reasoning::Effort("medium".into()), Some(4097)), (enabled(4096), 4097));
+    assert_eq!(think(Reasoning::Effort("low".into()), Some(1025)), (enabled(1024), 1025));
+    assert_eq!(think(Reasoning::Effort("low".into()), Some(1024)), (Value::Null, 1024));
+    assert_eq!(think(Reasoning::Effort("high".into()), Some(500)), (Value::Null, 500));
+    // An explicit budget is the client's own: sent as given.
+    assert_eq!(think(Reasoning::BudgetTokens(4096), Some(2048)), (enabled(4096), 2048));
 }
 
 #[test]

@@ -284,6 +284,55 @@ fn leeway_is_applied_to_exp_and_nbf() {
     assert_eq!(jwt_error(&gw, &sign(Algorithm::HS256, Some("hs"), &c)), JwtError::NotYetValid);
 }
 
+/// The VM keeps accepted tokens (`auth::jwt_cache`): a token seen again is accepted
+/// without its signature being checked again, but its time claims still are.
+fn auth_at(gw: &Authenticator, token: &str, now: u64) -> AuthOutcome {
+    let authorization = bearer(token);
+    let creds = Credentials { authorization: Some(&authorization), ..Credentials::default() };
+    gw.authenticate(&creds, KeyHeader::Authorization, now)
+}
+
+#[test]
+fn an_accepted_token_seen_again_still_expires_and_waits_for_nbf() {
+    let gw = gateway();
+    let mut c = claims("bob");
+    c["exp"] = json!(NOW + 100);
+    c["nbf"] = json!(NOW - 10);
+    let token = sign(Algorithm::HS256, Some("hs"), &c);
+    // Accepted (and kept), accepted again from the cache, then refused when it expires
+    // (leeway 30 s) and before nbf, exactly as a first verification would.
+    assert!(matches!(auth_at(&gw, &token, NOW), AuthOutcome::Consumer(_)));
+    assert!(matches!(auth_at(&gw, &token, NOW + 129), AuthOutcome::Consumer(_)));
+    assert_eq!(auth_at(&gw, &token, NOW + 130), AuthOutcome::Invalid(AuthError::Jwt(JwtError::Expired)));
+    assert_eq!(auth_at(&gw, &token, NOW - 41), AuthOutcome::Invalid(AuthError::Jwt(JwtError::NotYetValid)));
+    // Same answers from a fresh verifier: the cache changes no verdict.
+    let fresh = gateway();
+    assert_eq!(auth_at(&fresh, &token, NOW + 130), AuthOutcome::Invalid(AuthError::Jwt(JwtError::Expired)));
+    assert_eq!(auth_at(&fresh, &token, NOW - 41), AuthOutcome::Invalid(AuthError::Jwt(JwtError::NotYetValid)));
+}
+
+#[test]
+fn a_kept_token_lends_nothing_to_a_forged_one() {
+    let gw = gateway();
+    let token = sign(Algorithm::HS256, Some("hs"), &claims("bob"));
+    assert!(matches!(auth_at(&gw, &token, NOW), AuthOutcome::Consumer(_)));
+    // The same header and payload with another signature, a cut or padded token: each is
+    // verified on its own bytes.
+    let (signed, _) = token.rsplit_once('.').unwrap();
+    let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(b"not the signature"));
+    assert_eq!(jwt_error(&gw, &forged), JwtError::BadSignature);
+    assert!(matches!(jwt_error(&gw, &token[..token.len() - 2]), JwtError::BadSignature | JwtError::Malformed(_)));
+    // Another payload with the kept token's signature.
+    let mut c = claims("bob");
+    c["sub"] = json!("alice");
+    let other = sign(Algorithm::HS256, Some("hs"), &c);
+    let (other_signed, _) = other.rsplit_once('.').unwrap();
+    let (_, kept_signature) = token.rsplit_once('.').unwrap();
+    assert_eq!(jwt_error(&gw, &format!("{other_signed}.{kept_signature}")), JwtError::BadSignature);
+    // A refused token is never kept: refused again.
+    assert_eq!(jwt_error(&gw, &forged), JwtError::BadSignature);
+}
+
 // ---------------------------------------------------------------- JWT: the attack matrix
 
 #[test]

@@ -4,6 +4,9 @@
 //! Streams: each provider stream fixture translated for every client, re-fed at every split
 //! point and in 1-byte chunks with identical output. `BLESS=1 cargo test --test pairs`
 //! rewrites the goldens in tests/fixtures/pairs/golden/; review them as diffs.
+//! integration/test_replay.py holds the module in Envoy to the same goldens: the fake provider
+//! replays these fixtures, the client must get the golden's bytes, the provider the golden's
+//! body (goldens are found by name there, so a new one here is tested there too).
 
 use llm_gateway::config::Limits;
 use llm_gateway::llm::dialect::{self, StreamDecoder, StreamEncoder};

@@ -272,6 +272,14 @@ fn item10_the_upstream_origin_is_told_by_code_details() {
         ResponseOrigin::from_code_details(Some("response_timeout")),
         ResponseOrigin::Envoy("response_timeout".to_string())
     );
+    // Only a response that is not a success has its origin read (one host call fewer on
+    // every success): Envoy's own replies are 4xx/5xx.
+    for status in [200, 201, 204, 299] {
+        assert!(!ResponseOrigin::needs_code_details(status), "{status}");
+    }
+    for status in [0, 100, 302, 400, 401, 404, 413, 429, 500, 502, 503, 504] {
+        assert!(ResponseOrigin::needs_code_details(status), "{status}");
+    }
 }
 
 #[test]

@@ -294,7 +294,7 @@ fn credentials_debug_hides_secrets() {
 }
 
 /// A request signed by this module with the fake provider's default secret; the Python test
-/// integration/test_fake_bedrock.py replays it against the fake, which verifies it with its
+/// integration/test_fakes.py replays it against the fake, which verifies it with its
 /// own (independent) SigV4 code.
 #[test]
 fn request_for_the_fake_provider() {
@@ -325,6 +325,6 @@ fn request_for_the_fake_provider() {
     }
     let out = serde_json::json!({"signed_host": host, "path": path, "body": body, "headers": h});
     let text = serde_json::to_string_pretty(&out).unwrap() + "\n";
-    // Read by integration/test_fake_bedrock.py too, hence a name outside the stage scheme.
+    // Read by integration/test_fakes.py too, hence a name outside the stage scheme.
     Fixtures("bedrock").golden("sigv4_fake_request.json", &text);
 }

@@ -17,6 +17,7 @@ Modules are discovered by file name, so adding a dialect is adding a file.
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 
 DIALECTS = [
@@ -31,4 +32,22 @@ def route(method: str, path: str):
         endpoint = dialect.route(method, path)
         if endpoint is not None:
             return endpoint
+    return None
+
+
+def request_problem(path: str, raw: bytes) -> str | None:
+    """What the dialect's API would refuse in a chat request to `path` (its validator's
+    message), or None; for replayed answers, which skip the endpoints (fake_provider.py)."""
+    from . import anthropic, bedrock, gemini
+    checks = [(anthropic.route("POST", path) is anthropic.messages_endpoint, anthropic.validate),
+              (gemini.PATH_RE.match(path) is not None, gemini.validate),
+              (bedrock.PATH_RE.match(path) is not None, bedrock.validate)]
+    for applies, validate in checks:
+        if applies:
+            try:
+                validate(json.loads(raw))
+            except (anthropic.AnthropicError, gemini.GeminiError, bedrock.BedrockError) as err:
+                return str(err)
+            except ValueError as err:
+                return f"not JSON: {err}"
     return None

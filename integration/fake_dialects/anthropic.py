@@ -1,8 +1,7 @@
 """Anthropic Messages dialect of the fake provider: ``POST <prefix>/v1/messages``.
 
-Order of checks: ``x-fake-status`` -> ``x-api-key`` or ``Authorization: Bearer`` (the
-official Python SDK 2.x sends its API key as a bearer token) (401 authentication_error) ->
-``anthropic-version`` (400) -> body validation (400) -> reply. Every error has Anthropic's
+Order of checks: ``x-fake-status`` -> ``x-api-key`` (401 authentication_error; the gateway
+sends the provider key there) -> ``anthropic-version`` (400) -> body validation (400) -> reply. Every error has Anthropic's
 shape ``{"type": "error", "error": {"type", "message"}, "request_id"}`` and a
 ``request-id`` header.
 
@@ -31,9 +30,6 @@ Deterministic content and usage (counts comparable with the OpenAI fake's):
   cache_creation    = the writes by TTL ({ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}):
                       all 1-hour when every ``cache_control`` of the request has ``"ttl": "1h"``,
                       else ``x-fake-cache-write-1h`` of them (default 0)
-  stop_sequences    : the reply is cut before the first stop sequence it contains ->
-                      stop_reason "stop_sequence" with that sequence
-  max_tokens        : a reply longer than max_tokens words is cut -> "max_tokens"
   thinking          : with thinking enabled/adaptive, a thinking block "thinking about: <last
                       user text>" with signature "fake-sig-<sha256 prefix>" comes first
 
@@ -42,17 +38,15 @@ message_start (usage input/cache counts, output_tokens 1), per block content_blo
 ping (after the first block start), content_block_delta (text_delta per word /
 thinking_delta per word + signature_delta / input_json_delta in 3 pieces after an empty
 one), content_block_stop, message_delta (stop_reason, cumulative usage incl. input counts),
-message_stop.
+message_stop. Recorded answers (stop sequences, mid-stream errors, HTML error pages, cut
+streams) are replayed from tests/fixtures/anthropic/ (``x-fake-replay``, see fake_provider.py).
 
 Test controls (request headers):
   x-fake-status: S            answer S with the matching Anthropic error type
-  x-fake-error-body: html     with x-fake-status, answer a text/html body instead
   x-fake-words: N             reply "w1 ... wN"
   x-fake-chunk-delay-ms: N    sleep between stream events
   x-fake-tool-call: NAME      answer with a tool_use of NAME (must be in ``tools``),
                               input {"query": <last user text>}, stop_reason tool_use
-  x-fake-stream-error: overloaded   after the first content delta, send
-                              ``event: error`` (overloaded_error) and end the stream
   x-fake-cache-read / x-fake-cache-write: N   cache usage counts
   x-fake-cache-write-1h: N    of the writes, N with the 1-hour TTL (mixed TTLs)
 """
@@ -373,14 +367,6 @@ def _plan(h, body: dict) -> dict:
         n = h.int_header("x-fake-words")
         reply = " ".join(f"w{i}" for i in range(1, max(n, 0) + 1)) if n is not None \
             else "echo: " + user_text
-        for s in body.get("stop_sequences") or []:
-            pos = reply.find(s) if s else -1
-            if pos >= 0:
-                reply, stop_reason, stop_sequence = reply[:pos], "stop_sequence", s
-                break
-        if words(reply) > body["max_tokens"]:
-            reply = " ".join(reply.split()[: body["max_tokens"]])
-            stop_reason, stop_sequence = "max_tokens", None
         blocks.append({"type": "text", "text": reply})
         out_words += words(reply)
     sys_text = system_text(body.get("system"))
@@ -425,14 +411,8 @@ def messages_endpoint(h, path: str, query: str, raw: bytes) -> None:
     try:
         status = h.int_header("x-fake-status")
         if status is not None and 100 <= status <= 599:
-            if (h.headers.get("x-fake-error-body") or "").lower() == "html":
-                page = (f"<html><head><title>{status}</title></head><body><center><h1>{status}"
-                        "</h1></center></body></html>").encode()
-                return h.send_bytes(status, page, "text/html")
             raise AnthropicError(status, f"Fake error {status} (x-fake-status).")
-        scheme, _, bearer = (h.headers.get("authorization") or "").partition(" ")
-        has_bearer = scheme.lower() == "bearer" and bearer.strip()
-        if not (h.headers.get("x-api-key") or "").strip() and not has_bearer:
+        if not (h.headers.get("x-api-key") or "").strip():
             raise AnthropicError(401, "x-api-key header is required")
         if not (h.headers.get("anthropic-version") or "").strip():
             raise AnthropicError(400, "anthropic-version: header is required")
@@ -446,7 +426,7 @@ def messages_endpoint(h, path: str, query: str, raw: bytes) -> None:
         return send_error(h, err, request_id)
     msg_id = _next("msg")
     if body.get("stream") is True:
-        return _stream(h, body["model"], msg_id, request_id, plan)
+        return _stream(h, body["model"], msg_id, plan)
     h.send_json(200, {
         "id": msg_id,
         "type": "message",
@@ -467,9 +447,8 @@ def _pieces(text: str) -> list[str]:
     return pieces
 
 
-def _stream(h, model: str, msg_id: str, request_id: str, plan: dict) -> None:
+def _stream(h, model: str, msg_id: str, plan: dict) -> None:
     delay = max(h.int_header("x-fake-chunk-delay-ms") or 0, 0) / 1000.0
-    fail = (h.headers.get("x-fake-stream-error") or "").lower() == "overloaded"
     usage = plan["usage"]
     start_usage = dict(usage, output_tokens=1)
     events = [("message_start", {"type": "message_start", "message": {
@@ -503,11 +482,6 @@ def _stream(h, model: str, msg_id: str, request_id: str, plan: dict) -> None:
         "usage": {k: usage[k] for k in ("input_tokens", "cache_creation_input_tokens",
                                         "cache_read_input_tokens", "output_tokens")}}))
     events.append(("message_stop", {"type": "message_stop"}))
-    if fail:
-        cut = next((i for i, (n, _) in enumerate(events) if n == "content_block_delta"), 1)
-        events = events[: cut + 1] + [("error", {
-            "type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"},
-            "request_id": request_id})]
     h.start_stream("text/event-stream; charset=utf-8")
     for i, (name, data) in enumerate(events):
         if i > 0 and delay > 0:

@@ -29,9 +29,8 @@ Bedrock's InvokeModel answers have), Cohere's body has no count (Bedrock's has n
 
 ``modelId`` is one percent-encoded path segment (ARNs arrive as ``arn%3Aaws%3A...%2F...``).
 
-Authentication (checked after ``x-fake-status``), either:
-  * ``Authorization: Bearer <key>`` (Bedrock API keys): any non-empty key; or
-  * SigV4: ``Authorization: AWS4-HMAC-SHA256 Credential=<akid>/<date>/<region>/bedrock/
+Authentication (checked after ``x-fake-status``): SigV4, the only Bedrock auth the gateway
+has. ``Authorization: AWS4-HMAC-SHA256 Credential=<akid>/<date>/<region>/bedrock/
     aws4_request, SignedHeaders=..., Signature=...`` plus ``x-amz-date``. The fake knows the
     secret (env ``FAKE_AWS_SECRET``, default ``fake-secret``; any access key id) and verifies
     the signature fully, like a non-S3 AWS service: the payload hash is the SHA-256 of the
@@ -40,7 +39,8 @@ Authentication (checked after ``x-fake-status``), either:
     src/llm/bedrock/mod.rs). The canonical URI is the received path encoded a second time,
     segment by segment (non-S3 rule). ``host`` and ``x-amz-date`` must be signed.
   Failures: 403 ``{"message": ...}`` with ``x-amzn-ErrorType`` MissingAuthenticationTokenException,
-  IncompleteSignatureException or InvalidSignatureException.
+  IncompleteSignatureException or InvalidSignatureException. integration/test_fakes.py checks
+  that the Rust signer's golden request verifies and a tampered one does not.
 
 Validation (400 ValidationException, ``{"message": ...}``), like the real API as far as we
 know it: body a JSON object with only known top-level members; ``messages`` a non-empty list;
@@ -77,9 +77,10 @@ Deterministic content (same conventions as the OpenAI fake):
 
 Streaming: messageStart, (text) one contentBlockDelta per word piece (they concatenate to the
 reply) or (tool) contentBlockStart + two input fragments, contentBlockStop, messageStop,
-metadata {usage, metrics}. Every payload has Bedrock's ``p`` padding field. Controls:
-``x-fake-chunk-delay-ms`` between frames, ``x-fake-stream-exception: <type>`` (e.g.
-throttlingException) sends that exception message after the first delta and ends the stream.
+metadata {usage, metrics}. Every payload has Bedrock's ``p`` padding field.
+``x-fake-chunk-delay-ms`` sleeps between frames. Recorded streams (reasoning, exceptions, cut
+frames) are replayed from tests/fixtures/bedrock/*.eventstream (``x-fake-replay``, see
+fake_provider.py), which make_eventstreams.py builds with ``encode_message`` below.
 
 Errors: ``x-fake-status: S`` answers S with the matching exception name in
 ``x-amzn-ErrorType`` and ``{"message": ...}``.
@@ -123,26 +124,10 @@ _ids = itertools.count(1)
 # ----------------------------------------------------------------------------- event stream
 
 
-def encode_header(name: str, value) -> bytes:
-    """One header. ``value`` is a str (type 7), bytes (6), bool (0/1), or a (type, value)
-    tuple for the numeric types: (2, i8), (3, i16), (4, i32), (5, i64), (8, ms), (9, uuid16)."""
-    raw = name.encode("utf-8")
-    out = struct.pack(">B", len(raw)) + raw
-    if isinstance(value, bool):
-        return out + (b"\x00" if value else b"\x01")
-    if isinstance(value, str):
-        data = value.encode("utf-8")
-        return out + struct.pack(">BH", 7, len(data)) + data
-    if isinstance(value, (bytes, bytearray)):
-        return out + struct.pack(">BH", 6, len(value)) + bytes(value)
-    ty, v = value
-    fmt = {2: ">b", 3: ">h", 4: ">i", 5: ">q", 8: ">q"}.get(ty)
-    if fmt:
-        return out + struct.pack(">B", ty) + struct.pack(fmt, v)
-    if ty == 9:
-        assert len(v) == 16
-        return out + b"\x09" + bytes(v)
-    raise ValueError(f"unknown header type {ty}")
+def encode_header(name: str, value: str) -> bytes:
+    """One header of string type (7), the only type Bedrock's event headers use."""
+    raw, data = name.encode("utf-8"), value.encode("utf-8")
+    return struct.pack(">B", len(raw)) + raw + struct.pack(">BH", 7, len(data)) + data
 
 
 def encode_message(headers: list, payload: bytes) -> bytes:
@@ -161,14 +146,6 @@ def event_frame(event_type: str, payload: dict) -> bytes:
         [(":event-type", event_type), (":content-type", "application/json"),
          (":message-type", "event")],
         json.dumps(payload, separators=(",", ":")).encode("utf-8"),
-    )
-
-
-def exception_frame(exception_type: str, message: str) -> bytes:
-    return encode_message(
-        [(":exception-type", exception_type), (":content-type", "application/json"),
-         (":message-type", "exception")],
-        json.dumps({"message": message}, separators=(",", ":")).encode("utf-8"),
     )
 
 
@@ -228,10 +205,6 @@ AUTH_RE = re.compile(
 
 def check_auth(h, path: str, query: str, raw: bytes):
     auth = h.headers.get("Authorization", "")
-    if auth.startswith("Bearer "):
-        if auth[len("Bearer "):].strip():
-            return
-        raise BedrockError(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
     if not auth:
         raise BedrockError(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
     m = AUTH_RE.match(auth)
@@ -655,7 +628,7 @@ def converse(h, path: str, query: str, raw: bytes):
             "stopReason": stop,
             "usage": usage,
             "metrics": {"latencyMs": 42},
-        }, {"x-amzn-RequestId": "fake-request-id", "x-fake-model-id": model_id})
+        }, {"x-amzn-RequestId": "fake-request-id"})
 
     pad = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
     frames = [event_frame("messageStart", {"p": pad[:8], "role": "assistant"})]
@@ -679,10 +652,6 @@ def converse(h, path: str, query: str, raw: bytes):
     frames.append(event_frame("contentBlockStop", {"contentBlockIndex": 0, "p": pad[:6]}))
     frames.append(event_frame("messageStop", {"p": pad[:10], "stopReason": stop}))
     frames.append(event_frame("metadata", {"metrics": {"latencyMs": 42}, "p": pad[:3], "usage": usage}))
-
-    exception = h.headers.get("x-fake-stream-exception")
-    if exception:
-        frames = frames[:2] + [exception_frame(exception, f"Fake {exception} (x-fake-stream-exception).")]
 
     delay = max(h.int_header("x-fake-chunk-delay-ms") or 0, 0) / 1000.0
     h.start_stream(EVENT_STREAM)

@@ -5,8 +5,8 @@ Endpoints (any prefix before ``/models/``, e.g. ``/v1beta/models/...``):
   POST <prefix>/models/{model}:generateContent         one GenerateContentResponse
   POST <prefix>/models/{model}:streamGenerateContent   with ``?alt=sse``: SSE, one
         ``data: {GenerateContentResponse}\\r\\n\\r\\n`` event per chunk (CRLF, like Google), no
-        terminator, the stream just ends; without ``alt=sse``: like the real API, a JSON array
-        of the same chunks (sent whole here, not incrementally).
+        terminator, the stream just ends; without ``alt=sse`` (the real API's JSON array,
+        which the gateway never asks for): 400.
 
 Order of checks: ``x-fake-status`` -> authentication -> body validation -> reply.
 Errors use Google's shape ``{"error": {"code", "message", "status"}}``.
@@ -52,14 +52,13 @@ Deterministic content (mirrors the OpenAI fake):
                    call part); candidatesTokenCount = 1 + words in the query.
   Every response has finishReason STOP, modelVersion = the model of the path, a responseId.
 
-Embeddings (``POST <prefix>/models/{model}:batchEmbedContents`` and ``:embedContent``), like
-the real API: ``batchEmbedContents`` takes ``{"requests": [EmbedContentRequest]}`` (1 to 100),
+Embeddings (``POST <prefix>/models/{model}:batchEmbedContents``, the call the gateway makes),
+like the real API: it takes ``{"requests": [EmbedContentRequest]}`` (1 to 100),
 each with ``model`` equal to ``models/{model}`` of the path, ``content.parts`` of text (non-empty
 text), optional ``taskType`` (RETRIEVAL_QUERY, RETRIEVAL_DOCUMENT, SEMANTIC_SIMILARITY,
 CLASSIFICATION, CLUSTERING, QUESTION_ANSWERING, FACT_VERIFICATION, CODE_RETRIEVAL_QUERY), ``title``
 and ``outputDimensionality`` (1..3072); unknown fields refused. Answer
-``{"embeddings": [{"values": [...]}]}`` in request order (``embedContent``:
-``{"embedding": {"values"}}``), no token counts (the real API reports none); each vector has
+``{"embeddings": [{"values": [...]}]}`` in request order, no token counts (the real API reports none); each vector has
 ``outputDimensionality`` values (default 3072), from SHA-256 of the text (its first 8 equal the
 OpenAI fake's vector of the same text).
 
@@ -141,7 +140,7 @@ def route(method: str, path: str):
     return None
 
 
-EMBED_RE = re.compile(r"^(?P<prefix>.*)/models/(?P<model>[^/:]+):(?P<method>batchEmbedContents|embedContent)$")
+EMBED_RE = re.compile(r"^(?P<prefix>.*)/models/(?P<model>[^/:]+):batchEmbedContents$")
 EMBED_FIELDS = {"model", "content", "taskType", "title", "outputDimensionality"}
 TASK_TYPES = {"RETRIEVAL_QUERY", "RETRIEVAL_DOCUMENT", "SEMANTIC_SIMILARITY", "CLASSIFICATION",
               "CLUSTERING", "QUESTION_ANSWERING", "FACT_VERIFICATION", "CODE_RETRIEVAL_QUERY"}
@@ -161,8 +160,6 @@ def embed_endpoint(h, path: str, query: str, raw: bytes):
                               "consumer identity to call this API.", "PERMISSION_DENIED")
         body = _parse(raw)
         model = m.group("model")
-        if m.group("method") == "embedContent":
-            return h.send_json(200, {"embedding": {"values": _embed_one(body, model, "", single=True)}})
         unknown = set(body) - {"requests"}
         if unknown:
             raise _unknown(sorted(unknown)[0], "")
@@ -171,7 +168,7 @@ def embed_endpoint(h, path: str, query: str, raw: bytes):
             raise _bad("* BatchEmbedContentsRequest.requests: requests must not be empty.")
         if len(requests) > 100:
             raise _bad("* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch")
-        embeddings = [{"values": _embed_one(r, model, f"requests[{i}]", single=False)}
+        embeddings = [{"values": _embed_one(r, model, f"requests[{i}]")}
                       for i, r in enumerate(requests)]
         h.send_json(200, {"embeddings": embeddings})
     except GeminiError as err:
@@ -180,14 +177,14 @@ def embed_endpoint(h, path: str, query: str, raw: bytes):
         h.close_connection = True
 
 
-def _embed_one(req, model: str, where: str, single: bool) -> list[float]:
+def _embed_one(req, model: str, where: str) -> list[float]:
     if not isinstance(req, dict):
         raise _bad(f"Invalid value at '{where}': expected an EmbedContentRequest object")
     for name in req:
         if name not in EMBED_FIELDS:
             raise _unknown(name, where)
     named = req.get("model")
-    if named is None and not single:
+    if named is None:
         raise _bad(f"* BatchEmbedContentsRequest.{where}.model: model is required")
     if named is not None and named != f"models/{model}":
         raise _bad(f"* BatchEmbedContentsRequest.{where}.model: Model in the request ({named}) does not "
@@ -231,7 +228,7 @@ def endpoint(h, path: str, query: str, raw: bytes):
         if m.group("method") == "generateContent":
             return h.send_json(200, merge(chunks))
         if (params.get("alt") or [""])[0] != "sse":
-            return h.send_json(200, chunks)
+            raise _bad("the fake streams only with ?alt=sse (the gateway always asks for it)")
         _stream(h, chunks)
     except GeminiError as err:
         h.send_json(err.code, err.body)

@@ -393,6 +393,7 @@ fn validate_jwt(path: &str, raw: &RawJwt, env: &dyn Fn(&str) -> Option<String>) 
         consumer_claim,
         plan_claim,
         plan_claim_overrides: raw.plan_claim_overrides,
+        cache: Default::default(),
     })
 }
 

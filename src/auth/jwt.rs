@@ -13,6 +13,7 @@
 //!
 //! Error values never contain the token or any part of it.
 
+use super::jwt_cache::{Accepted, VerifiedCache};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
@@ -134,6 +135,8 @@ pub struct JwtVerifier {
     pub plan_claim: Option<String>,
     /// Whether the plan claim replaces a listed consumer's configured plan.
     pub plan_claim_overrides: bool,
+    /// Tokens accepted before (`auth::jwt_cache`).
+    pub cache: VerifiedCache,
 }
 
 fn segment(part: &str, what: &'static str) -> Result<Vec<u8>, JwtError> {
@@ -157,8 +160,19 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, 
 }
 
 impl JwtVerifier {
-    /// Verifies `token` at `now_secs` and returns the consumer and plan it names.
+    /// Verifies `token` at `now_secs` and returns the consumer and plan it names. A token
+    /// accepted before has only its time claims checked again (`auth::jwt_cache`).
     pub fn verify(&self, token: &str, now_secs: u64) -> Result<VerifiedClaims, JwtError> {
+        if let Some(accepted) = self.cache.get(token) {
+            self.check_times(accepted.exp, accepted.nbf, now_secs)?;
+            return Ok(accepted.claims);
+        }
+        let accepted = self.verify_uncached(token, now_secs)?;
+        self.cache.insert(token, accepted.clone(), now_secs);
+        Ok(accepted.claims)
+    }
+
+    fn verify_uncached(&self, token: &str, now_secs: u64) -> Result<Accepted, JwtError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(JwtError::TooLarge);
         }
@@ -224,17 +238,23 @@ impl JwtVerifier {
         self.check_claims(&claims, now_secs)
     }
 
-    fn check_claims(&self, claims: &Map<String, Value>, now_secs: u64) -> Result<VerifiedClaims, JwtError> {
-        // RFC 7519: valid while now < exp (plus leeway); from nbf on (minus leeway).
-        let exp = numeric_date(claims, "exp")?.ok_or(JwtError::MissingExp)?;
+    /// RFC 7519: valid while now < exp (plus leeway); from nbf on (minus leeway).
+    fn check_times(&self, exp: u64, nbf: Option<u64>, now_secs: u64) -> Result<(), JwtError> {
         if now_secs >= exp.saturating_add(self.leeway_secs) {
             return Err(JwtError::Expired);
         }
-        if let Some(nbf) = numeric_date(claims, "nbf")? {
-            if now_secs.saturating_add(self.leeway_secs) < nbf {
-                return Err(JwtError::NotYetValid);
-            }
+        match nbf {
+            Some(nbf) if now_secs.saturating_add(self.leeway_secs) < nbf => Err(JwtError::NotYetValid),
+            _ => Ok(()),
         }
+    }
+
+    fn check_claims(&self, claims: &Map<String, Value>, now_secs: u64) -> Result<Accepted, JwtError> {
+        let exp = numeric_date(claims, "exp")?.ok_or(JwtError::MissingExp)?;
+        // An expired token is refused as expired before its other claims are read.
+        self.check_times(exp, None, now_secs)?;
+        let nbf = numeric_date(claims, "nbf")?;
+        self.check_times(exp, nbf, now_secs)?;
         if !self.issuers.is_empty() {
             match claims.get("iss") {
                 Some(Value::String(iss)) if self.issuers.iter().any(|i| i == iss) => {}
@@ -264,6 +284,6 @@ impl JwtVerifier {
                 Some(_) => return Err(JwtError::InvalidClaim(claim.clone())),
             },
         };
-        Ok(VerifiedClaims { consumer, plan })
+        Ok(Accepted { claims: VerifiedClaims { consumer, plan }, exp, nbf })
     }
 }

@@ -17,6 +17,7 @@
 pub mod api_key;
 pub mod config;
 pub mod jwt;
+pub mod jwt_cache;
 
 pub use api_key::KeyHeader;
 pub use config::{ConsumerEntry, Consumers, JwtSubject, TrustedConfig, TrustedSource};

@@ -346,6 +346,12 @@ fn drain_finished(decoder: &mut StreamDecoder, events: &mut Vec<StreamEvent>, me
 }
 
 impl Buffered {
+    /// Whether the client gets nothing of this body before its end: a translated body, or a
+    /// passthrough answer still held (the hold is dropped when the body outgrows the copy).
+    pub fn holds_back(&self) -> bool {
+        self.translate.is_some() || self.hold.is_some()
+    }
+
     fn chunk(&mut self, meter: &mut Meter, chunk: &[u8], end: bool, max_copy: usize) -> Rewrite {
         self.seen = self.seen.saturating_add(chunk.len());
         let mut flushed = None;
@@ -369,14 +375,16 @@ impl Buffered {
         match (&self.translate, self.error_status) {
             (None, Some(_)) => flushed,
             (None, None) => {
-                let usage = if self.overflowed {
-                    None
-                } else if self.responses_api {
-                    openai_responses::response_usage(&body)
-                } else if self.provider == ProviderDialect::OpenAi {
-                    openai::response_usage(&body)
-                } else {
-                    dialect::decode_response(self.provider, &body).ok().map(|r| r.usage)
+                // One scan of the top level: whether a held answer is complete JSON, and
+                // where an OpenAI answer's usage is.
+                let members = (!self.overflowed).then(|| json_scan::top_level_members(&body));
+                let usage = match &members {
+                    None => None,
+                    Some(_) if self.responses_api => openai_responses::response_usage(&body),
+                    Some(scan) if self.provider == ProviderDialect::OpenAi => {
+                        scan.as_ref().ok().and_then(|members| openai::usage_member(&body, members))
+                    }
+                    Some(_) => dialect::decode_response(self.provider, &body).ok().map(|r| r.usage),
                 };
                 let usage = usage.filter(|u| u.input.is_some() || u.output.is_some());
                 // No output count: the estimate is what reached the client.
@@ -388,7 +396,7 @@ impl Buffered {
                 }
                 match self.hold {
                     None => flushed,
-                    Some(_) if json_scan::top_level_members(&body).is_ok() => Some(body),
+                    Some(_) if members.as_ref().is_some_and(Result::is_ok) => Some(body),
                     Some(client) => {
                         let error = ProviderError {
                             kind: ErrorKind::Server,

@@ -509,7 +509,14 @@ impl HttpContext for AttemptStream {
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
         };
-        super::pass_response_body(exchange, size, end_of_stream);
+        super::response_body(exchange, size, end_of_stream)
+    }
+
+    fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
+        let _clock = host::ClockScope::enter();
+        if let Some(exchange) = self.exchange.as_mut().filter(|_| self.held.is_none()) {
+            super::complete_held_body(exchange);
+        }
         Action::Continue
     }
 }

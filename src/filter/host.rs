@@ -234,6 +234,18 @@ impl Drop for ClockScope {
     }
 }
 
+/// The host clock in nanoseconds, read each time and not counted as a call of the exchange:
+/// only `filter::profile` (feature `callback-profile`) times itself with it.
+#[cfg(feature = "callback-profile")]
+pub fn raw_nanos() -> u64 {
+    let mut nanos = 0u64;
+    // SAFETY: writes one u64 we own.
+    match unsafe { proxy_get_current_time_nanoseconds(&mut nanos) } {
+        OK => nanos,
+        _ => 0,
+    }
+}
+
 /// Host wall clock in milliseconds since the epoch (0 if the host refuses).
 pub fn now_ms() -> u64 {
     now_nanos() / 1_000_000

@@ -7,6 +7,7 @@ mod first_event;
 mod fleet;
 mod host;
 mod logger;
+mod profile;
 
 use crate::effects::deferred::{self, APPLIER_CONFIG, DEFERRED_HEADERS};
 use crate::effects::header_changes::{changes, header_in, remove_untrusted};
@@ -20,6 +21,7 @@ use crate::metrics;
 use crate::quota::fleet::{ReportQueue, REPORT_METHOD};
 use crate::quota::{CasMismatch, Store};
 use host::{HostMetrics, OrWarn};
+use profile::Phase;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use std::cell::{Cell, RefCell};
@@ -211,7 +213,9 @@ impl ResponseHead {
         let headers = host::headers(MapType::HttpResponseHeaders).unwrap_or_default();
         let status = header_in(&headers, ":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let content_type = header_in(&headers, "content-type").map(str::to_string);
-        let details = host::property(&["response", "code_details"]).ok().flatten();
+        let details = ResponseOrigin::needs_code_details(status)
+            .then(|| host::property(&["response", "code_details"]).ok().flatten())
+            .flatten();
         let origin = ResponseOrigin::from_code_details(details.as_deref().map(String::from_utf8_lossy).as_deref());
         ResponseHead { headers, status, content_type, origin }
     }
@@ -420,11 +424,13 @@ impl Stream {
             return;
         };
         self.queue_fleet_report(&record);
-        write_log_fields(&record);
-        let mut registry = self.metrics.borrow_mut();
-        for point in metrics::points(&record) {
-            registry.record(&point, &mut HostMetrics);
+        {
+            let _profile = profile::scope(Phase::LogRecord);
+            write_log_fields(&record);
         }
+        let _profile = profile::scope(Phase::MetricPoints);
+        let mut registry = self.metrics.borrow_mut();
+        metrics::each_point(&record, |kind, name, value| registry.record_named(kind, name, value, &mut HostMetrics));
         if self.count_host_calls {
             log_host_calls(&record);
         }
@@ -446,8 +452,8 @@ impl Stream {
 fn write_log_fields(record: &Record) {
     host::set_property(&[metrics::LOG_RECORD], metrics::log_record(record).as_bytes())
         .or_warn("setting the access-log record");
-    if let Some((key, tokens)) = metrics::log_fields(record).into_iter().find(|(key, _)| *key == "llm_tokens") {
-        host::set_property(&[key], tokens.as_bytes()).or_warn("setting llm_tokens");
+    if let Some(tokens) = metrics::consumer_tokens(record) {
+        host::set_property(&["llm_tokens"], tokens.to_string().as_bytes()).or_warn("setting llm_tokens");
     }
 }
 
@@ -522,6 +528,37 @@ fn reply_with(reply: &LocalReply) -> Action {
     Action::Pause
 }
 
+/// One response body callback, as both instances (downstream and attempt) take it: the
+/// chunk through the exchange. While the body is held back the callback pauses, so Envoy's
+/// (emptied) buffer stays open for an answer that ends with trailers ([`complete_held_body`]).
+fn response_body(exchange: &mut Exchange, size: usize, end_of_stream: bool) -> Action {
+    pass_response_body(exchange, size, end_of_stream);
+    if !end_of_stream && exchange.response_held_back() {
+        Action::Pause
+    } else {
+        Action::Continue
+    }
+}
+
+/// Response trailers: the body ended without an end of stream in a body callback (an
+/// HTTP/2 answer, or HTTP/1.1 chunked with trailers). A held-back body is completed here:
+/// its callbacks paused, so Envoy's buffer is open (and empty: the module holds the body),
+/// and the answer is written there. Otherwise the held answer would be lost.
+fn complete_held_body(exchange: &mut Exchange) {
+    if !exchange.response_held_back() {
+        return;
+    }
+    let buffered = host::buffer(BufferType::HttpResponseBody, 0, usize::MAX).unwrap_or_default();
+    let now = if exchange.response_needs_clock() { host::now_ms() } else { 0 };
+    if let BodyAction::Replace(bytes) = exchange.on_response_body(&buffered, true, now) {
+        host::set_buffer(BufferType::HttpResponseBody, 0, buffered.len(), &bytes)
+            .or_warn("writing the answer before the trailers");
+    }
+    if let Some(line) = exchange.take_log_line() {
+        host::log(LogLevel::Warn, &line);
+    }
+}
+
 /// One chunk of the response body through the exchange: read, replaced when the exchange
 /// rewrites it (translation, usage injection), its log line written.
 fn pass_response_body(exchange: &mut Exchange, size: usize, end_of_stream: bool) {
@@ -559,6 +596,7 @@ fn apply(map: MapType, op: HeaderOp) {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        let _profile = profile::scope(Phase::RequestHeaders);
         let _clock = host::ClockScope::enter();
         // One host call for every header instead of one per header read or removal checked.
         let mut headers = host::headers(MapType::HttpRequestHeaders).unwrap_or_default();
@@ -573,6 +611,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let _profile = profile::scope(Phase::RequestBody);
         let _clock = host::ClockScope::enter();
         let Some(exchange) = self.exchange.as_mut().filter(|e| e.awaits_body()) else {
             return Action::Continue;
@@ -604,6 +643,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        let _profile = profile::scope(Phase::ResponseHeaders);
         let _clock = host::ClockScope::enter();
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
@@ -627,6 +667,7 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        let _profile = profile::scope(Phase::ResponseBody);
         let _clock = host::ClockScope::enter();
         let Some(exchange) = self.exchange.as_mut() else {
             return Action::Continue;
@@ -634,14 +675,24 @@ impl HttpContext for Stream {
         if std::mem::take(&mut self.held) {
             attempt::resume_held(&self.gateway, exchange);
         }
-        pass_response_body(exchange, size, end_of_stream);
+        let action = response_body(exchange, size, end_of_stream);
         if end_of_stream {
+            self.finish();
+        }
+        action
+    }
+
+    fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
+        let _clock = host::ClockScope::enter();
+        if let Some(exchange) = self.exchange.as_mut() {
+            complete_held_body(exchange);
             self.finish();
         }
         Action::Continue
     }
 
     fn on_log(&mut self) {
+        let _profile = profile::scope(Phase::Log);
         let _clock = host::ClockScope::enter();
         // The client may have gone away mid-stream: what was seen still counts.
         self.finish();

@@ -114,6 +114,14 @@ pub enum ResponseOrigin {
 }
 
 impl ResponseOrigin {
+    /// Whether a response with this status needs `response.code_details` read to know its
+    /// origin. A 2xx is taken as the provider's: Envoy's own replies on the way to one (no
+    /// route, no healthy host, reset, timeout, overflow, a filter's refusal) are 4xx/5xx,
+    /// and the property read is a host call (about 1.5 us in V8) saved on every success.
+    pub fn needs_code_details(status: u16) -> bool {
+        !(200..300).contains(&status)
+    }
+
     /// From the `response.code_details` property, when the host gives it.
     pub fn from_code_details(details: Option<&str>) -> Self {
         match details.map(str::trim) {

@@ -267,6 +267,16 @@ impl Exchange {
         ]
     }
 
+    /// Whether the client gets nothing of the response body before its end (a held-back
+    /// JSON body, each chunk copied by the module and emptied in the host). The shell keeps
+    /// the host's (empty) buffer open meanwhile, a paused body, so an answer that ends with
+    /// trailers instead of an end of stream in a body callback can still be written there.
+    /// (The chunks are copied as they come, not left in the host's buffer: a provider that
+    /// resets mid-answer still has what it sent counted.)
+    pub fn response_held_back(&self) -> bool {
+        matches!(&self.response.body, ResponseBody::Json(b) if b.holds_back())
+    }
+
     /// Whether `on_response_body` needs the time: only until the first token is seen (the
     /// time to first token); later chunks take any `now_ms` (a host clock read saved each).
     pub fn response_needs_clock(&self) -> bool {

@@ -10,8 +10,12 @@ use std::borrow::Cow;
 
 /// Usage of a complete (non-streamed) response body, if it reports any.
 pub fn response_usage(body: &[u8]) -> Option<Usage> {
-    let members = json_scan::top_level_members(body).ok()?;
-    let usage = json_scan::find(&members, "usage")?;
+    usage_member(body, &json_scan::top_level_members(body).ok()?)
+}
+
+/// Usage of a complete response body whose top level was scanned into `members`.
+pub fn usage_member(body: &[u8], members: &[Member]) -> Option<Usage> {
+    let usage = json_scan::find(members, "usage")?;
     parse_usage_object(body.get(usage.value.clone())?)
 }
 

@@ -61,7 +61,7 @@ pub fn encode_request(req: &ChatRequest) -> R<Vec<u8>> {
             Some(json!({"format": {"type": "json_schema", "schema": schema}}))
         }
     };
-    let (thinking, budget) = encode_reasoning(req.reasoning.as_ref())?;
+    let (thinking, budget) = encode_reasoning(req.reasoning.as_ref(), req.max_tokens)?;
     let max_tokens = req.max_tokens.unwrap_or(match budget {
         Some(b) => b.saturating_add(DEFAULT_MAX_TOKENS),
         None => DEFAULT_MAX_TOKENS,
@@ -116,14 +116,34 @@ fn encode_tools(req: &ChatRequest) -> Vec<OutToolEntry> {
     out
 }
 
-fn encode_reasoning(r: Option<&Reasoning>) -> R<(Option<Value>, Option<u64>)> {
+/// The smallest thinking budget Anthropic accepts.
+const MIN_THINKING_BUDGET: u64 = 1024;
+
+/// `thinking` and its budget. A budget derived from an OpenAI-style effort must fit under
+/// the client's output cap, as Anthropic requires (`max_tokens` > `budget_tokens`; both
+/// OpenAI's `max_output_tokens`/`max_completion_tokens` and Anthropic's `max_tokens` count
+/// the reasoning): it is lowered to the cap minus one, and thinking is left off when that
+/// is below Anthropic's minimum. An explicit budget (an Anthropic client's) is sent as given.
+fn encode_reasoning(r: Option<&Reasoning>, max_tokens: Option<u64>) -> R<(Option<Value>, Option<u64>)> {
     let budget = match r {
         None => return Ok((None, None)),
         Some(Reasoning::Disabled) | Some(Reasoning::BudgetTokens(0)) => None,
         Some(Reasoning::BudgetTokens(b)) => Some(*b),
-        Some(Reasoning::Effort(e)) => effort_budget(e).ok_or_else(|| {
-            unsupported("reasoning_effort", format!("no thinking budget is defined for effort `{e}`"))
-        })?,
+        Some(Reasoning::Effort(e)) => {
+            let budget = effort_budget(e).ok_or_else(|| {
+                unsupported("reasoning_effort", format!("no thinking budget is defined for effort `{e}`"))
+            })?;
+            match (budget, max_tokens) {
+                (Some(b), Some(cap)) if b >= cap => {
+                    let fitted = cap.saturating_sub(1);
+                    if fitted < MIN_THINKING_BUDGET {
+                        return Ok((None, None));
+                    }
+                    Some(fitted)
+                }
+                (budget, _) => budget,
+            }
+        }
     };
     Ok(match budget {
         Some(b) => (Some(json!({"type": "enabled", "budget_tokens": b})), Some(b)),
