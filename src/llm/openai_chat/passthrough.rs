@@ -308,20 +308,26 @@ impl<'a> Cursor<'a> {
         Some(len)
     }
 
-    fn choice(&mut self) -> Option<usize> {
-        let mut delta = None;
-        self.members(|c, key| {
-            if key == b"delta" {
-                if delta.is_some() {
+    /// What `read` gives for the object's member `key` (an object; null or absent: 0), the
+    /// other members skipped; a second `key` fails (serde decides such an event).
+    fn one_object_member(&mut self, key: &[u8], read: fn(&mut Self) -> Option<usize>) -> Option<usize> {
+        let mut found = None;
+        self.members(|c, k| {
+            if k == key {
+                if found.is_some() {
                     return None;
                 }
-                delta = Some(if c.null_or(b'{')? { c.delta()? } else { 0 });
+                found = Some(if c.null_or(b'{')? { read(c)? } else { 0 });
                 Some(())
             } else {
                 c.skip()
             }
         })?;
-        Some(delta.unwrap_or(0))
+        Some(found.unwrap_or(0))
+    }
+
+    fn choice(&mut self) -> Option<usize> {
+        self.one_object_member(b"delta", Self::delta)
     }
 
     fn delta(&mut self) -> Option<usize> {
@@ -359,19 +365,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn tool_call(&mut self) -> Option<usize> {
-        let mut function = None;
-        self.members(|c, key| {
-            if key == b"function" {
-                if function.is_some() {
-                    return None;
-                }
-                function = Some(if c.null_or(b'{')? { c.function()? } else { 0 });
-                Some(())
-            } else {
-                c.skip()
-            }
-        })?;
-        Some(function.unwrap_or(0))
+        self.one_object_member(b"function", Self::function)
     }
 
     fn function(&mut self) -> Option<usize> {
